@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * unwind_abi.h - the contract between the BPF programs (bpf/) and userspace (unwind/, src/).
+ *
+ * Everything here is shared verbatim by both sides: map value layouts, the compact unwind
+ * table row format, the rule format, the encoding of a frame in a recorded stack, and the
+ * reasons an unwind ends. docs/unwind-table-format.md explains the format in prose.
+ *
+ * Only fixed-width types: this header is included by clang -target bpf (with vmlinux.h)
+ * and by the C17 userspace (with <stdint.h> via the typedefs below).
+ */
+#ifndef LUA_PERF_UNWIND_ABI_H
+#define LUA_PERF_UNWIND_ABI_H
+
+#ifndef __VMLINUX_H__
+#include <stdint.h>
+typedef uint8_t __u8;
+typedef uint16_t __u16;
+typedef uint32_t __u32;
+typedef uint64_t __u64;
+typedef int16_t __s16;
+typedef int32_t __s32;
+typedef int64_t __s64;
+#endif
+
+/* ---- sizes (bounded memory; userspace may lower the table sizes with bpf_map__set_max_entries) */
+#define MAX_STACK_FRAMES 256     /* frames recorded per stack (native + Lua, later) */
+#define MAX_NATIVE_FRAMES 192    /* native frames unwound per sample (bpf_loop iterations) */
+#define MAX_PROC_MAPPINGS 512    /* executable mappings tracked per process */
+#define MAX_FILES 4096           /* distinct files (by build-id/content hash) with tables */
+#define MAX_TARGET_PROCS 1024    /* processes profiled at once */
+#define DEFAULT_MAX_ROWS (1u << 22)  /* unwind rows over all files: 4 Mi rows, 32 MiB */
+#define DEFAULT_MAX_PAGES (1u << 18) /* page index entries over all files */
+#define MAX_RULES (1u << 16)     /* distinct (deduplicated) unwind rules over all files */
+#define MAX_STACKS 16384         /* distinct user stacks kept in the kernel */
+#define MAX_SAMPLE_KEYS 65536    /* distinct (process, user stack, kernel stack, end) counters */
+#define KERNEL_STACK_DEPTH 127   /* bpf_get_stackid limit (sysctl kernel.perf_event_max_stack) */
+
+/* Page index granularity: one entry per 4 KiB of a file's covered text (see lookup below). */
+#define UNWIND_PAGE_SHIFT 12
+/* Bounded binary search steps: 2^16 rows in one page is far beyond anything compilers emit. */
+#define UNWIND_SEARCH_STEPS 16
+/* Binary search over a process's sorted mappings: 2^10 > MAX_PROC_MAPPINGS. */
+#define MAPPING_SEARCH_STEPS 10
+
+/*
+ * ---- Unwind table: one row per change of unwind rule inside a file.
+ *
+ * A file's rows are sorted by pc_off and stored contiguously in the global `unwind_rows`
+ * array at [file.row_start, file.row_start + file.row_count). pc_off is relative to
+ * file.text_start (an ELF virtual address). The row in effect for a pc is the last row
+ * with pc_off <= pc - text_start. 8 bytes per row: the rule itself lives once in the
+ * global `unwind_rules` array (compilers reuse a few hundred distinct rules per binary).
+ * Rule id 0 is UNWIND_RULE_GAP: a pc there has no unwind information (a gap between FDEs,
+ * or past the end of the last FDE): the unwinder stops with END_NO_ROW, never guesses.
+ */
+struct unwind_row {
+	__u32 pc_off;
+	__u32 rule_id;
+};
+
+#define UNWIND_RULE_GAP 0u
+
+/* How the Canonical Frame Address (the caller's rsp) is computed. */
+enum cfa_type {
+	CFA_GAP = 0,          /* no unwind info: stop (END_NO_ROW) */
+	CFA_REG_OFF = 1,      /* cfa = reg[cfa_reg] + cfa_off */
+	CFA_DEREF_REG_OFF = 2,/* cfa = *(u64 *)(reg[cfa_reg] + cfa_off): realigned stacks
+			       * (gcc: DW_CFA_def_cfa_expression DW_OP_breg6 -8; DW_OP_deref) */
+	CFA_PLT = 3,          /* cfa = rsp + cfa_off + ((rip & 15) >= cfa_reg ? 8 : 0): the standard
+			       * x86_64 PLT expression (binutils elf_x86_64_eh_frame_plt), cfa_reg
+			       * holds the threshold (11 for lazy PLT0-style entries, 10 for others) */
+	CFA_SIGNAL = 4,       /* signal trampoline (FDE augmentation 'S', __restore_rt): all
+			       * registers come from the kernel's struct rt_sigframe at rsp */
+	CFA_UNSUPPORTED = 5,  /* a DWARF expression or register rule we do not evaluate */
+};
+
+/* Indices into unwind_rule.reg_off: callee-saved registers and the return address. */
+enum saved_reg {
+	SREG_RBP = 0,
+	SREG_RBX = 1,
+	SREG_R12 = 2,
+	SREG_R13 = 3,
+	SREG_R14 = 4,
+	SREG_R15 = 5,
+	SREG_RA = 6,
+	SREG_COUNT = 7,
+};
+
+/* reg_off values: 0 = register unchanged in the caller ("same value", also the default for
+ * callee-saved registers with no rule); REG_UNDEFINED = value unknown in the caller (for the
+ * return address: the outermost frame, the stack ends cleanly); anything else = the caller's
+ * value is saved at memory address cfa + reg_off. */
+#define REG_SAME 0
+#define REG_UNDEFINED (-32768)
+
+struct unwind_rule {
+	__u8 cfa_type;  /* enum cfa_type */
+	__u8 cfa_reg;   /* DWARF register number (x86_64: 6 rbp, 7 rsp, 10 r10...) or PLT threshold */
+	__u8 pad[2];
+	__s32 cfa_off;
+	__s16 reg_off[SREG_COUNT];
+	__u16 pad2;
+};
+
+/* DWARF register numbers, x86_64 psABI figure 3.36. */
+enum dwarf_reg {
+	DW_RAX = 0, DW_RDX = 1, DW_RCX = 2, DW_RBX = 3, DW_RSI = 4, DW_RDI = 5, DW_RBP = 6, DW_RSP = 7,
+	DW_R8 = 8, DW_R9 = 9, DW_R10 = 10, DW_R11 = 11, DW_R12 = 12, DW_R13 = 13, DW_R14 = 14,
+	DW_R15 = 15, DW_RIP = 16, DW_REG_COUNT = 17,
+};
+
+/* Per file (global `unwind_files` array, index = file id, shared by every process mapping the
+ * file). page_index[page_start + p] is the index (relative to row_start) of the row in effect at
+ * text_start + (p << UNWIND_PAGE_SHIFT); there are page_count = pages + 1 entries, the last one a
+ * sentinel equal to row_count - 1. A lookup for pc in page p binary-searches rows
+ * [page_index[p], page_index[p + 1]] only: bounded, never a linear scan. */
+struct unwind_file {
+	__u64 text_start;
+	__u64 text_end;     /* pcs in [text_start, text_end) are covered by rows */
+	__u32 row_start;
+	__u32 row_count;
+	__u32 page_start;
+	__u32 page_count;
+	__u32 flags;        /* FILE_* */
+	__u32 pad;
+};
+
+#define FILE_LOADED 1u   /* rows and page index are valid */
+
+/* ---- Process mappings (hash `proc_mappings`, key = tgid): executable mappings sorted by start.
+ * An ELF vaddr is pc - bias. */
+struct exec_mapping {
+	__u64 start;
+	__u64 end;
+	__u64 bias;
+	__u32 file_id;      /* index into unwind_files; meaningful when kind == MAP_FILE */
+	__u32 kind;         /* enum mapping_kind */
+};
+
+enum mapping_kind {
+	MAP_FILE = 0,       /* file-backed (or the vdso), file_id names its table */
+	MAP_ANON = 1,       /* executable anonymous memory (JIT code): no unwind info */
+	MAP_NO_TABLE = 2,   /* a file userspace could not build a table for */
+};
+
+struct proc_mappings {
+	__u32 count;
+	__u32 generation;   /* bumped by userspace on every refresh */
+	struct exec_mapping maps[MAX_PROC_MAPPINGS];
+};
+
+/* ---- Recorded frames: one u64 each, process independent so that stacks from many workers of
+ * the same binary aggregate and symbolize after the process has exited.
+ *   bits 63..60 kind, bit 59 FRAME_RETADDR (the pc is a return address: symbolize pc - 1),
+ *   FRAME_NATIVE: bits 58..44 file id, bits 43..0 ELF vaddr within that file;
+ *   FRAME_ANON:   bits 47..0 the absolute address (no mapping or no file). */
+#define FRAME_KIND_SHIFT 60
+#define FRAME_NATIVE 1ull
+#define FRAME_ANON 2ull
+#define FRAME_RETADDR (1ull << 59)
+#define FRAME_FILE_SHIFT 44
+#define FRAME_FILE_MASK 0x7fffull
+#define FRAME_ADDR_MASK ((1ull << 44) - 1)
+#define FRAME_ANON_MASK ((1ull << 48) - 1)
+
+struct stack_trace {
+	__u32 len;
+	__u32 pad;
+	__u64 frames[MAX_STACK_FRAMES];  /* frames[0] is the leaf */
+};
+
+/* Why an unwind ended. END_COMPLETE is the only clean end (outermost frame reached). */
+enum unwind_end {
+	END_COMPLETE = 0,      /* return address undefined: _start, clone3, thread start */
+	END_NO_MAPPING = 1,    /* pc outside every executable mapping known for the process */
+	END_NO_TABLE = 2,      /* pc in a mapping whose file has no table (yet, or could not build) */
+	END_NO_ROW = 3,        /* pc in a gap between FDEs or outside the covered text */
+	END_UNSUPPORTED = 4,   /* a CFA or register rule the unwinder does not evaluate */
+	END_REG_UNKNOWN = 5,   /* the CFA needs a register whose value is not recoverable */
+	END_READ_FAILED = 6,   /* reading the user stack failed (paged out, bad address) */
+	END_DEPTH = 7,         /* MAX_NATIVE_FRAMES / MAX_STACK_FRAMES reached */
+	END_BAD_FRAME = 8,     /* return address 0 or the stack pointer did not move up */
+	END_ANON_CODE = 9,     /* pc in anonymous executable memory (JIT code, no unwind info) */
+	END_NO_USER_REGS = 10, /* no user registers (kernel thread) */
+	END_PROC_UNKNOWN = 11, /* the process has no mappings loaded yet */
+	END_REASON_COUNT = 12,
+};
+
+/* ---- Aggregation in the kernel: hash `sample_counts`, key -> u64 count. */
+struct sample_key {
+	__u32 tgid;
+	__s32 kernel_stack_id;  /* into `kernel_stacks` (BPF_MAP_TYPE_STACK_TRACE), < 0 when none */
+	__u64 user_stack_id;    /* 64-bit hash of the frames, key into `user_stacks`; 0 = empty */
+	__u32 end_reason;       /* enum unwind_end */
+	__u32 pad;
+};
+
+/* ---- Global counters (per-CPU array `counters`): what never reaches sample_counts is counted
+ * here, so that nothing is dropped silently. */
+enum counter {
+	CNT_SAMPLES = 0,            /* perf events that hit a target process */
+	CNT_COUNTS_FULL = 1,        /* sample lost: sample_counts full */
+	CNT_STACKS_FULL = 2,        /* stack lost (counted without user frames): user_stacks full */
+	CNT_KSTACK_FAILED = 3,      /* kernel stack not recorded (bpf_get_stackid error) */
+	CNT_REFRESH_REQUESTS = 4,   /* unknown-mapping notifications sent to userspace */
+	CNT_REFRESH_LOST = 5,       /* notifications lost (ring buffer full) */
+	CNT_COUNT = 6,
+};
+
+/* ---- Ring buffer events (rare, never per sample in the common path). */
+enum event_type {
+	EVENT_UNKNOWN_MAPPING = 1,  /* a pc fell outside every known mapping: reread the maps */
+};
+
+struct profiler_event {
+	__u32 type;
+	__u32 tgid;
+	__u64 addr;
+};
+
+#endif

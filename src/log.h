@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+/* log.h - messages on stderr. Library code returns negative errno values and says why with
+ * lp_warn/lp_debug; only the CLI decides to exit. */
+#ifndef LUA_PERF_LOG_H
+#define LUA_PERF_LOG_H
+
+#include <stdarg.h>
+
+enum log_level { LOG_QUIET = 0, LOG_INFO = 1, LOG_DEBUG = 2 };
+
+void lp_set_log_level(enum log_level level);
+enum log_level lp_log_level(void);
+/* "lua-perf: error: ..." / "lua-perf: warning: ..." / "lua-perf: ..." (info) / debug. */
+void lp_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void lp_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void lp_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void lp_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

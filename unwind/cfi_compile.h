@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/* cfi_compile.h - turns a file's call frame information (.eh_frame, and .debug_frame when
+ * present) into the compact rows the BPF unwinder uses (bpf/unwind_abi.h, struct unwind_rule).
+ * The CFA programs are interpreted by libdwarf; this module maps each row's CFA rule and the
+ * rules of rbp, rbx, r12-r15 and the return address onto struct unwind_rule. */
+#ifndef LUA_PERF_CFI_COMPILE_H
+#define LUA_PERF_CFI_COMPILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bpf/unwind_abi.h"
+#include "unwind/elf_image.h"
+
+struct cfi_row {
+	uint64_t pc;              /* ELF vaddr where this rule starts to apply */
+	struct unwind_rule rule;  /* rule.cfa_type == CFA_GAP: no information from pc on */
+};
+
+struct cfi_stats {
+	size_t fdes;              /* FDEs read */
+	size_t unsupported_rows;  /* rows compiled to CFA_UNSUPPORTED */
+	size_t debug_frame_fdes;  /* FDEs taken from .debug_frame for ranges .eh_frame misses */
+};
+
+struct cfi_table {
+	struct cfi_row *rows;     /* sorted by pc, no two adjacent rows with equal rules */
+	size_t count;
+	size_t capacity;
+	struct cfi_stats stats;
+};
+
+/* Compile every FDE of img. Rows are sorted by pc; where one FDE ends and the next does not start
+ * at the same address, a CFA_GAP row marks the gap; the table ends with a CFA_GAP row at the end
+ * of the last FDE. A file with no CFI at all yields 0 rows and returns 0. */
+int cfi_table_build(const struct elf_image *img, struct cfi_table *out);
+void cfi_table_free(struct cfi_table *table);
+/* The row in effect at pc, or NULL (before the first row). */
+const struct cfi_row *cfi_table_lookup(const struct cfi_table *table, uint64_t pc);
+
+#endif
