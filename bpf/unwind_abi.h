@@ -7,20 +7,13 @@
  * reasons an unwind ends. docs/unwind-table-format.md explains the format in prose.
  *
  * Only fixed-width types: this header is included by clang -target bpf (with vmlinux.h)
- * and by the C17 userspace (with <stdint.h> via the typedefs below).
+ * and by the C17 userspace (with <linux/types.h>).
  */
 #ifndef LUA_PERF_UNWIND_ABI_H
 #define LUA_PERF_UNWIND_ABI_H
 
 #ifndef __VMLINUX_H__
-#include <stdint.h>
-typedef uint8_t __u8;
-typedef uint16_t __u16;
-typedef uint32_t __u32;
-typedef uint64_t __u64;
-typedef int16_t __s16;
-typedef int32_t __s32;
-typedef int64_t __s64;
+#include <linux/types.h>
 #endif
 
 /* ---- sizes (bounded memory; userspace may lower the table sizes with bpf_map__set_max_entries) */
@@ -29,12 +22,12 @@ typedef int64_t __s64;
 #define MAX_PROC_MAPPINGS 512    /* executable mappings tracked per process */
 #define MAX_FILES 4096           /* distinct files (by build-id/content hash) with tables */
 #define MAX_TARGET_PROCS 1024    /* processes profiled at once */
-#define DEFAULT_MAX_ROWS (1u << 22)  /* unwind rows over all files: 4 Mi rows, 32 MiB */
+#define DEFAULT_MAX_ROWS (1u << 21)  /* unwind rows over all files: 2 Mi rows, 16 MiB (nginx + libs: 171 Ki) */
 #define DEFAULT_MAX_PAGES (1u << 18) /* page index entries over all files */
 #define MAX_RULES (1u << 16)     /* distinct (deduplicated) unwind rules over all files */
 #define MAX_STACKS 16384         /* distinct user stacks kept in the kernel */
 #define MAX_SAMPLE_KEYS 65536    /* distinct (process, user stack, kernel stack, end) counters */
-#define KERNEL_STACK_DEPTH 127   /* bpf_get_stackid limit (sysctl kernel.perf_event_max_stack) */
+#define MAX_KERNEL_FRAMES 64     /* kernel frames recorded per sample (bpf_get_stack) */
 
 /* Page index granularity: one entry per 4 KiB of a file's covered text (see lookup below). */
 #define UNWIND_PAGE_SHIFT 12
@@ -110,11 +103,18 @@ enum dwarf_reg {
 	DW_R15 = 15, DW_RIP = 16, DW_REG_COUNT = 17,
 };
 
+/* Page index entry: the rows to search for a pc in one 4 KiB page of a file's text are
+ * [first, last] (indices relative to the file's row_start): `first` is the row in effect at the
+ * start of the page, `last` the one in effect at its end. A lookup binary-searches only those:
+ * bounded, never a linear scan. (8 bytes: BPF array elements are rounded up to 8 anyway.) */
+struct unwind_page {
+	__u32 first;
+	__u32 last;
+};
+
 /* Per file (global `unwind_files` array, index = file id, shared by every process mapping the
- * file). page_index[page_start + p] is the index (relative to row_start) of the row in effect at
- * text_start + (p << UNWIND_PAGE_SHIFT); there are page_count = pages + 1 entries, the last one a
- * sentinel equal to row_count - 1. A lookup for pc in page p binary-searches rows
- * [page_index[p], page_index[p + 1]] only: bounded, never a linear scan. */
+ * file). Page p of the file is unwind_pages[page_start + p], covering
+ * [text_start + (p << UNWIND_PAGE_SHIFT), text_start + ((p + 1) << UNWIND_PAGE_SHIFT)). */
 struct unwind_file {
 	__u64 text_start;
 	__u64 text_end;     /* pcs in [text_start, text_end) are covered by rows */
@@ -134,14 +134,14 @@ struct exec_mapping {
 	__u64 start;
 	__u64 end;
 	__u64 bias;
-	__u32 file_id;      /* index into unwind_files; meaningful when kind == MAP_FILE */
+	__u32 file_id;      /* index into unwind_files; meaningful when kind == MAPPING_FILE */
 	__u32 kind;         /* enum mapping_kind */
 };
 
 enum mapping_kind {
-	MAP_FILE = 0,       /* file-backed (or the vdso), file_id names its table */
-	MAP_ANON = 1,       /* executable anonymous memory (JIT code): no unwind info */
-	MAP_NO_TABLE = 2,   /* a file userspace could not build a table for */
+	MAPPING_FILE = 0,       /* file-backed (or the vdso), file_id names its table */
+	MAPPING_ANON = 1,       /* executable anonymous memory (JIT code): no unwind info */
+	MAPPING_NO_TABLE = 2,   /* a file userspace could not build a table for */
 };
 
 struct proc_mappings {
@@ -154,10 +154,13 @@ struct proc_mappings {
  * the same binary aggregate and symbolize after the process has exited.
  *   bits 63..60 kind, bit 59 FRAME_RETADDR (the pc is a return address: symbolize pc - 1),
  *   FRAME_NATIVE: bits 58..44 file id, bits 43..0 ELF vaddr within that file;
- *   FRAME_ANON:   bits 47..0 the absolute address (no mapping or no file). */
+ *   FRAME_ANON:   bits 47..0 the absolute address (no mapping or no file);
+ *   FRAME_KERNEL: bits 59..0 the low bits of a kernel address (the top 4 bits are all ones). */
 #define FRAME_KIND_SHIFT 60
 #define FRAME_NATIVE 1ull
 #define FRAME_ANON 2ull
+#define FRAME_KERNEL 3ull
+#define FRAME_KERNEL_MASK ((1ull << 60) - 1)
 #define FRAME_RETADDR (1ull << 59)
 #define FRAME_FILE_SHIFT 44
 #define FRAME_FILE_MASK 0x7fffull
@@ -167,7 +170,7 @@ struct proc_mappings {
 struct stack_trace {
 	__u32 len;
 	__u32 pad;
-	__u64 frames[MAX_STACK_FRAMES];  /* frames[0] is the leaf */
+	__u64 frames[MAX_STACK_FRAMES];  /* frames[0] is the leaf: kernel frames, then user frames */
 };
 
 /* Why an unwind ended. END_COMPLETE is the only clean end (outermost frame reached). */
@@ -190,10 +193,8 @@ enum unwind_end {
 /* ---- Aggregation in the kernel: hash `sample_counts`, key -> u64 count. */
 struct sample_key {
 	__u32 tgid;
-	__s32 kernel_stack_id;  /* into `kernel_stacks` (BPF_MAP_TYPE_STACK_TRACE), < 0 when none */
-	__u64 user_stack_id;    /* 64-bit hash of the frames, key into `user_stacks`; 0 = empty */
-	__u32 end_reason;       /* enum unwind_end */
-	__u32 pad;
+	__u32 end_reason;       /* enum unwind_end: how the user part of the stack ended */
+	__u64 stack_id;         /* 64-bit hash of the frames, key into `stacks`; 0 = no frames */
 };
 
 /* ---- Global counters (per-CPU array `counters`): what never reaches sample_counts is counted
@@ -201,8 +202,8 @@ struct sample_key {
 enum counter {
 	CNT_SAMPLES = 0,            /* perf events that hit a target process */
 	CNT_COUNTS_FULL = 1,        /* sample lost: sample_counts full */
-	CNT_STACKS_FULL = 2,        /* stack lost (counted without user frames): user_stacks full */
-	CNT_KSTACK_FAILED = 3,      /* kernel stack not recorded (bpf_get_stackid error) */
+	CNT_STACKS_FULL = 2,        /* stack lost (sample counted without frames): `stacks` full */
+	CNT_KSTACK_FAILED = 3,      /* kernel stack not recorded (bpf_get_stack error) */
 	CNT_REFRESH_REQUESTS = 4,   /* unknown-mapping notifications sent to userspace */
 	CNT_REFRESH_LOST = 5,       /* notifications lost (ring buffer full) */
 	CNT_COUNT = 6,

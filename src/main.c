@@ -1,2 +1,91 @@
 /* SPDX-License-Identifier: MIT */
-int main(void) { return 1; }
+/* lua-perf: mixed C/Lua CPU profiler. main() checks what can be checked before touching BPF:
+ * privileges, then that every PID is a live user-space process. */
+#include <linux/capability.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "src/cli.h"
+#include "src/log.h"
+#include "src/proc_maps.h"
+#include "src/session.h"
+
+#ifndef CAP_PERFMON
+#define CAP_PERFMON 38 /* include/uapi/linux/capability.h, Linux 5.8 */
+#endif
+#ifndef CAP_BPF
+#define CAP_BPF 39
+#endif
+
+static bool has_capability(const struct __user_cap_data_struct data[2], int cap)
+{
+	return data[cap / 32].effective & (1u << (cap % 32));
+}
+
+/* BPF programs and maps: CAP_BPF; perf events on every CPU: CAP_PERFMON; reading the targets'
+ * memory and mapped files: CAP_SYS_PTRACE. CAP_SYS_ADMIN implies the first two. */
+static bool has_privileges(void)
+{
+	struct __user_cap_header_struct header = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct data[2] = {0};
+
+	if (syscall(SYS_capget, &header, data) != 0)
+		return geteuid() == 0;
+	bool admin = has_capability(data, CAP_SYS_ADMIN);
+	return (admin || (has_capability(data, CAP_BPF) && has_capability(data, CAP_PERFMON))) &&
+	       has_capability(data, CAP_SYS_PTRACE);
+}
+
+static int check_targets(const struct session_options *opts)
+{
+	for (size_t i = 0; i < opts->pid_count; i++) {
+		pid_t pid = opts->pids[i];
+
+		switch (proc_check(pid)) {
+		case PROC_USER:
+			break;
+		case PROC_MISSING:
+			lp_error("no such process: PID %d", (int)pid);
+			return -1;
+		case PROC_KERNEL_THREAD:
+			lp_error("PID %d is a kernel thread: only user-space processes can be profiled", (int)pid);
+			return -1;
+		case PROC_NO_ACCESS:
+			lp_error("PID %d: permission denied reading /proc/%d", (int)pid, (int)pid);
+			return -1;
+		}
+		pid_t tgid = proc_tgid(pid);
+		if (tgid > 0 && tgid != pid) {
+			lp_error("PID %d is a thread of process %d: give the process ID", (int)pid, (int)tgid);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct session_options opts;
+	int exit_code = 1;
+
+	switch (cli_parse(argc, argv, &opts)) {
+	case CLI_EXIT_OK:
+		free(opts.pids);
+		return 0;
+	case CLI_EXIT_ERROR:
+		free(opts.pids);
+		return 2;
+	case CLI_RUN:
+		break;
+	}
+	if (!has_privileges())
+		lp_error("insufficient privileges: run as root (needs CAP_BPF, CAP_PERFMON and "
+			 "CAP_SYS_PTRACE, or CAP_SYS_ADMIN and CAP_SYS_PTRACE)");
+	else if (check_targets(&opts) == 0)
+		exit_code = session_run(&opts);
+	free(opts.pids);
+	return exit_code;
+}

@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Cost of lua-perf's native profiler; the figures go into docs/benchmarks.md.
+
+usage: bench/native_bench.py BUILD_DIR [--rounds N]   (as root)
+
+Measures, at 1000 Hz:
+  * BPF time per sample (kernel.bpf_stats_enabled: run_time_ns / run_cnt of on_sample) for a
+    ~40-frame and a ~120-frame native stack (bench_stack_depth);
+  * slowdown of that fixed-work program: no profiler, lua-perf, and `perf record -F 1000` with no
+    call graph (the bare cost of the timer interrupt), in interleaved rounds, median of each;
+  * unwind table build time and memory for stock nginx and all its libraries.
+"""
+import argparse
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+
+
+def bpf_stats(prog_name="on_sample"):
+    out = subprocess.run(["bpftool", "prog", "show", "-j"], capture_output=True, text=True, check=True)
+    for prog in json.loads(out.stdout):
+        if prog.get("name") == prog_name and "run_cnt" in prog:
+            return prog["run_time_ns"], prog["run_cnt"]
+    return None
+
+
+def run_workload(build, depth, rounds, mode, tmp):
+    """Returns (workload seconds, BPF ns per sample or None)."""
+    work = subprocess.Popen([os.path.join(build, "bench_stack_depth"), str(depth), str(rounds)],
+                            stdout=subprocess.PIPE, text=True)
+    profiler = None
+    if mode == "lua-perf":
+        profiler = subprocess.Popen([os.path.join(build, "lua-perf"), "-p", str(work.pid), "-q",
+                                     "-o", os.path.join(tmp, "bench.fold")],
+                                    stderr=subprocess.DEVNULL)
+    elif mode == "perf":
+        profiler = subprocess.Popen(["perf", "record", "-q", "-F", "1000", "-e", "cpu-clock", "-p",
+                                     str(work.pid), "-o", os.path.join(tmp, "perf.data")],
+                                    stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    last = None
+    while work.poll() is None:
+        if mode == "lua-perf":
+            last = bpf_stats() or last
+        time.sleep(0.2)
+    seconds = float(work.stdout.read().strip())
+    if profiler:
+        try:
+            profiler.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait()
+    per_sample = last[0] / last[1] if last and last[1] else None
+    return seconds, per_sample
+
+
+def bench_depth(build, depth, work_rounds, bench_rounds, tmp):
+    times = {"none": [], "lua-perf": [], "perf": []}
+    ns = []
+    for _ in range(bench_rounds):
+        for mode in times:  # interleaved, so that machine noise hits every mode alike
+            seconds, per_sample = run_workload(build, depth, work_rounds, mode, tmp)
+            times[mode].append(seconds)
+            if per_sample:
+                ns.append(per_sample)
+    base = statistics.median(times["none"])
+    row = {"depth": depth, "base_s": base, "bpf_ns_per_sample": statistics.median(ns) if ns else None}
+    for mode in ("lua-perf", "perf"):
+        row[mode + "_slowdown_pct"] = 100.0 * (statistics.median(times[mode]) / base - 1.0)
+    return row
+
+
+NGINX_CONF = """worker_processes 2;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/t; proxy_temp_path {d}/t; fastcgi_temp_path {d}/t;
+  uwsgi_temp_path {d}/t; scgi_temp_path {d}/t;
+  server {{ listen 127.0.0.1:{port}; root {d}; }}
+}}
+"""
+
+
+def peak_rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def bench_nginx_tables(build, tmp):
+    d = os.path.join(tmp, "nginx")
+    os.makedirs(os.path.join(d, "t"), exist_ok=True)
+    with open(os.path.join(d, "nginx.conf"), "w") as f:
+        f.write(NGINX_CONF.format(d=d, port=18931))
+    subprocess.run(["nginx", "-c", os.path.join(d, "nginx.conf"), "-p", d], check=True)
+    try:
+        time.sleep(0.5)
+        master = int(open(os.path.join(d, "nginx.pid")).read())
+        workers = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout.split()
+        args = [os.path.join(build, "lua-perf"), "-d", "2", "-o", os.path.join(tmp, "nginx.fold")]
+        for pid in [str(master)] + workers:
+            args += ["-p", pid]
+        # Drop the page cache first: the build time of a first run on a server is the honest one.
+        subprocess.run(["sync"])
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+        prof = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+        rss = None
+        while prof.poll() is None:
+            rss = peak_rss_kib(prof.pid) or rss
+            time.sleep(0.1)
+        err = prof.stderr.read()
+    finally:
+        subprocess.run(["nginx", "-c", os.path.join(d, "nginx.conf"), "-p", d, "-s", "stop"])
+    m = re.search(r"unwind tables: (\d+) files .*?, (\d+) rows \(([\d.]+) MiB\), (\d+) rules, built in ([\d.]+) s", err)
+    if not m:
+        raise SystemExit("lua-perf printed no table summary:\n" + err)
+    return {"files": int(m[1]), "rows": int(m[2]), "rows_mib": float(m[3]), "rules": int(m[4]),
+            "build_s": float(m[5]), "lua_perf_peak_rss_mib": (rss or 0) / 1024.0}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("build")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--work", type=int, default=1_500_000_000, help="LCG steps per workload run")
+    args = ap.parse_args()
+    build = os.path.abspath(args.build)
+    with open("/proc/sys/kernel/bpf_stats_enabled") as f:
+        stats_before = f.read().strip()
+    with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+        f.write("1\n")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            print(f"kernel {os.uname().release}, {os.cpu_count()} CPUs")
+            print("| native frames | no profiler (s) | lua-perf slowdown | perf -F 1000 (no -g) slowdown | lua-perf BPF ns/sample |")
+            print("|---|---|---|---|---|")
+            for depth in (36, 116):  # + main, libc start frames, work: ~40 and ~120 frames
+                r = bench_depth(build, depth, args.work, args.rounds, tmp)
+                ns = f"{r['bpf_ns_per_sample']:.0f}" if r["bpf_ns_per_sample"] else "n/a"
+                print(f"| ~{depth + 4} | {r['base_s']:.3f} | {r['lua-perf_slowdown_pct']:+.2f}% | "
+                      f"{r['perf_slowdown_pct']:+.2f}% | {ns} |", flush=True)
+            t = bench_nginx_tables(build, tmp)
+            print()
+            print("| nginx + libraries | files | rows | row memory | rules | build (cold cache) | lua-perf peak RSS |")
+            print("|---|---|---|---|---|---|---|")
+            print(f"| master + 2 workers | {t['files']} | {t['rows']} | {t['rows_mib']:.2f} MiB | {t['rules']} | "
+                  f"{t['build_s']:.3f} s | {t['lua_perf_peak_rss_mib']:.1f} MiB |")
+    finally:
+        with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+            f.write(stats_before + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/* A fixed amount of CPU work done at a chosen native stack depth, for bench/native_bench.py.
+ * Usage: bench_stack_depth DEPTH ROUNDS  -> prints the seconds the work took.
+ * Built -O2 -fomit-frame-pointer like distro code; each level is a real frame (noipa, and a
+ * volatile store after the call so that it is not a tail call). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static volatile unsigned long sink;
+
+__attribute__((noinline, noipa)) static void work(unsigned long rounds)
+{
+	unsigned long x = sink;
+
+	for (unsigned long i = 0; i < rounds; i++)
+		x = x * 6364136223846793005ul + 1442695040888963407ul;
+	sink = x;
+}
+
+__attribute__((noinline, noipa)) static void descend(int depth, unsigned long rounds)
+{
+	if (depth <= 1)
+		work(rounds);
+	else
+		descend(depth - 1, rounds);
+	sink += 1;
+}
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 3) {
+		fprintf(stderr, "usage: %s DEPTH ROUNDS\n", argv[0]);
+		return 2;
+	}
+	int depth = atoi(argv[1]);
+	unsigned long rounds = strtoul(argv[2], NULL, 10);
+	double start = now_seconds();
+
+	/* main + libc start frames + descend levels + work: about depth + 4 frames */
+	for (int i = 0; i < 100; i++)
+		descend(depth, rounds / 100);
+	printf("%.6f\n", now_seconds() - start);
+	return 0;
+}

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Installs everything lua-perf needs to build, run its example and run its tests on Debian 12.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends \
+  build-essential cmake pkg-config clang llvm bpftool \
+  libbpf-dev libelf-dev libdwarf-dev libcapstone-dev zlib1g-dev \
+  binutils python3 procps util-linux \
+  nginx-light wrk lua5.4 libluajit2-5.1-2 linux-perf

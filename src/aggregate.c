@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: MIT */
+#include "src/aggregate.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "native_unwind.skel.h"
+#include "src/frame_names.h"
+#include "src/log.h"
+
+static const char *const end_reason_names[END_REASON_COUNT] = {
+	[END_COMPLETE] = "complete",
+	[END_NO_MAPPING] = "pc outside known mappings",
+	[END_NO_TABLE] = "file without unwind table",
+	[END_NO_ROW] = "pc without unwind row (gap between FDEs)",
+	[END_UNSUPPORTED] = "unsupported CFA rule",
+	[END_REG_UNKNOWN] = "CFA register unknown",
+	[END_READ_FAILED] = "stack read failed",
+	[END_DEPTH] = "depth limit",
+	[END_BAD_FRAME] = "bad frame (return address 0 or stack not growing)",
+	[END_ANON_CODE] = "anonymous executable memory",
+	[END_NO_USER_REGS] = "no user registers",
+	[END_PROC_UNKNOWN] = "process mappings not loaded yet",
+};
+
+struct folded_line {
+	char *text;
+	uint64_t count;
+};
+
+struct fold_result {
+	struct folded_line *lines;
+	size_t count;
+	size_t capacity;
+	uint64_t samples;
+	uint64_t by_reason[END_REASON_COUNT];
+	uint64_t without_stack; /* stack lost (stacks map full) */
+};
+
+static int read_counters(struct native_unwind_bpf *skel, uint64_t totals[CNT_COUNT])
+{
+	int cpus = libbpf_num_possible_cpus();
+	uint64_t *values;
+
+	if (cpus <= 0)
+		return -EINVAL;
+	values = calloc((size_t)cpus, sizeof(*values));
+	if (!values)
+		return -ENOMEM;
+	for (uint32_t key = 0; key < CNT_COUNT; key++) {
+		totals[key] = 0;
+		if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.counters), &key, values) != 0)
+			continue;
+		for (int cpu = 0; cpu < cpus; cpu++)
+			totals[key] += values[cpu];
+	}
+	free(values);
+	return 0;
+}
+
+/* Root first: the recorded trace is leaf first (kernel frames, then user frames). */
+static void append_frames(struct frame_namer *namer, int stacks_fd, uint64_t stack_id,
+			  struct strbuf *sb)
+{
+	static struct stack_trace trace; /* 2 KiB: keep it off the stack */
+
+	if (stack_id == 0 || bpf_map_lookup_elem(stacks_fd, &stack_id, &trace) != 0)
+		return;
+	uint32_t len = trace.len < MAX_STACK_FRAMES ? trace.len : MAX_STACK_FRAMES;
+	for (uint32_t i = len; i-- > 0;) {
+		uint64_t frame = trace.frames[i];
+
+		if (sb->len)
+			strbuf_append(sb, ";");
+		if (frame >> FRAME_KIND_SHIFT == FRAME_KERNEL)
+			frame_name_kernel(namer, frame | ~FRAME_KERNEL_MASK, sb);
+		else
+			frame_name_user(namer, frame, sb);
+	}
+}
+
+static int add_line(struct fold_result *res, char *text, uint64_t count)
+{
+	if (res->count == res->capacity) {
+		size_t cap = res->capacity ? res->capacity * 2 : 256;
+		struct folded_line *grown = realloc(res->lines, cap * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		res->lines = grown;
+		res->capacity = cap;
+	}
+	res->lines[res->count++] = (struct folded_line){.text = text, .count = count};
+	return 0;
+}
+
+static int fold_one(const struct aggregate_input *in, struct frame_namer *namer,
+		    const struct sample_key *key, uint64_t count, struct fold_result *res)
+{
+	struct strbuf sb = {0};
+	struct native_unwind_bpf *skel = in->skel;
+
+	res->samples += count;
+	if (key->end_reason < END_REASON_COUNT)
+		res->by_reason[key->end_reason] += count;
+	if (key->stack_id == 0)
+		res->without_stack += count;
+	append_frames(namer, bpf_map__fd(skel->maps.stacks), key->stack_id, &sb);
+	if (sb.len == 0)
+		strbuf_append(&sb, "[no stack]");
+	char *text = strbuf_take(&sb);
+	if (!text || add_line(res, text, count) < 0) {
+		free(text);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int compare_lines(const void *a, const void *b)
+{
+	return strcmp(((const struct folded_line *)a)->text, ((const struct folded_line *)b)->text);
+}
+
+/* Sort, then merge lines that symbolize to the same text (different return addresses in the
+ * same functions, or the same stack in several processes). */
+static void merge_equal_lines(struct fold_result *res)
+{
+	size_t out = 0;
+
+	qsort(res->lines, res->count, sizeof(*res->lines), compare_lines);
+	for (size_t i = 0; i < res->count; i++) {
+		if (out > 0 && strcmp(res->lines[out - 1].text, res->lines[i].text) == 0) {
+			res->lines[out - 1].count += res->lines[i].count;
+			free(res->lines[i].text);
+			continue;
+		}
+		res->lines[out++] = res->lines[i];
+	}
+	res->count = out;
+}
+
+static int collect(const struct aggregate_input *in, struct fold_result *res)
+{
+	int counts_fd = bpf_map__fd(in->skel->maps.sample_counts);
+	struct sample_key key, next;
+	struct frame_namer namer;
+	void *prev = NULL;
+	int rc = 0;
+
+	frame_namer_init(&namer, in->files);
+	while (rc == 0 && bpf_map_get_next_key(counts_fd, prev, &next) == 0) {
+		uint64_t count;
+
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(counts_fd, &key, &count) == 0 && count > 0)
+			rc = fold_one(in, &namer, &key, count, res);
+	}
+	frame_namer_free(&namer);
+	if (rc == 0)
+		merge_equal_lines(res);
+	return rc;
+}
+
+static int write_folded(const char *path, const struct fold_result *res)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f) {
+		lp_error("cannot write %s: %s", path, strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < res->count; i++)
+		fprintf(f, "%s %llu\n", res->lines[i].text, (unsigned long long)res->lines[i].count);
+	if (ferror(f) | (fclose(f) != 0)) {
+		lp_error("cannot write %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static double percent(uint64_t part, uint64_t whole)
+{
+	return whole ? 100.0 * (double)part / (double)whole : 0.0;
+}
+
+static void print_summary(const struct aggregate_input *in, const struct fold_result *res,
+			  const uint64_t counters[CNT_COUNT])
+{
+	uint64_t lost = counters[CNT_COUNTS_FULL];
+
+	fprintf(stderr,
+		"lua-perf: %llu samples in %.2f s at %u Hz; %llu lost (sample map full), %llu without "
+		"stack (stack map full); complete stacks: %.1f%%\n",
+		(unsigned long long)res->samples, in->elapsed, in->frequency, (unsigned long long)lost,
+		(unsigned long long)res->without_stack,
+		percent(res->by_reason[END_COMPLETE], res->samples));
+	if (counters[CNT_KSTACK_FAILED])
+		fprintf(stderr, "lua-perf: %llu kernel stacks not recorded\n",
+			(unsigned long long)counters[CNT_KSTACK_FAILED]);
+	if (in->mappings_dropped)
+		fprintf(stderr, "lua-perf: %u executable mappings beyond %d per process were ignored\n",
+			in->mappings_dropped, MAX_PROC_MAPPINGS);
+	if (!in->stats)
+		return;
+	fprintf(stderr, "lua-perf: how user stacks ended:\n");
+	for (int r = 0; r < END_REASON_COUNT; r++)
+		if (res->by_reason[r])
+			fprintf(stderr, "  %-52s %10llu  %5.1f%%\n", end_reason_names[r],
+				(unsigned long long)res->by_reason[r], percent(res->by_reason[r], res->samples));
+	fprintf(stderr, "  %-52s %10llu\n", "mapping refreshes requested by BPF",
+		(unsigned long long)counters[CNT_REFRESH_REQUESTS]);
+	fprintf(stderr, "  %-52s %10llu\n", "refresh requests lost (ring buffer full)",
+		(unsigned long long)counters[CNT_REFRESH_LOST]);
+}
+
+int aggregate_and_write(const struct aggregate_input *in)
+{
+	struct fold_result res = {0};
+	uint64_t counters[CNT_COUNT] = {0};
+	int rc = read_counters(in->skel, counters);
+
+	if (rc == 0)
+		rc = collect(in, &res);
+	if (rc < 0)
+		lp_error("cannot read the samples: %s", strerror(-rc));
+	else
+		rc = write_folded(in->output, &res);
+	if (rc == 0) {
+		print_summary(in, &res, counters);
+		lp_info("wrote %zu stacks to %s", res.count, in->output);
+	}
+	for (size_t i = 0; i < res.count; i++)
+		free(res.lines[i].text);
+	free(res.lines);
+	return rc;
+}

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: MIT */
+/* aggregate.h - after sampling: read the kernel's counts, symbolize the stacks once each, fold them
+ * (root first, flamegraph.pl's format), write the output and the summary on stderr. */
+#ifndef LUA_PERF_AGGREGATE_H
+#define LUA_PERF_AGGREGATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct native_unwind_bpf;
+struct mapped_files;
+
+struct aggregate_input {
+	struct native_unwind_bpf *skel;
+	const struct mapped_files *files;
+	bool stats;
+	double elapsed;
+	unsigned frequency;
+	const char *output;
+	uint32_t mappings_dropped;
+};
+
+int aggregate_and_write(const struct aggregate_input *in);
+
+#endif

@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: MIT */
+/* cli.h - command line of lua-perf (see `lua-perf --help` and README.md). */
+#ifndef LUA_PERF_CLI_H
+#define LUA_PERF_CLI_H
+
+#include "src/session.h"
+
+enum cli_result { CLI_RUN = 0, CLI_EXIT_OK = 1, CLI_EXIT_ERROR = 2 };
+
+/* Parse argv into opts (opts->pids is malloc'ed: free it). Messages go to stdout/stderr. */
+enum cli_result cli_parse(int argc, char **argv, struct session_options *opts);
+
+#endif

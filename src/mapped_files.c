@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: MIT */
+#include "src/mapped_files.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "src/log.h"
+
+int mapped_files_init(struct mapped_files *mf, struct table_store *store)
+{
+	memset(mf, 0, sizeof(*mf));
+	mf->store = store;
+	mf->files = calloc(MAX_FILES, sizeof(*mf->files));
+	return mf->files ? 0 : -ENOMEM;
+}
+
+void mapped_files_free(struct mapped_files *mf)
+{
+	if (!mf->files)
+		return;
+	for (uint32_t i = 0; i < mf->count; i++) {
+		free(mf->files[i].name);
+		free(mf->files[i].loads);
+		symbol_table_free(&mf->files[i].symbols);
+	}
+	free(mf->files);
+	memset(mf, 0, sizeof(*mf));
+}
+
+const struct mapped_file *mapped_files_get(const struct mapped_files *mf, uint32_t file_id)
+{
+	return file_id < mf->count && mf->files[file_id].name ? &mf->files[file_id] : NULL;
+}
+
+static char *format_path(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *format_path(const char *fmt, ...)
+{
+	va_list ap;
+	char *path = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&path, fmt, ap) < 0)
+		path = NULL;
+	va_end(ap);
+	return path;
+}
+
+/* The mapped file itself: /proc/PID/map_files/ names exactly the mapped inode (also when deleted
+ * or inside another mount namespace); /proc/PID/root/PATH is the fallback without
+ * CAP_SYS_ADMIN / CAP_CHECKPOINT_RESTORE (fs/proc/base.c, proc_map_files_get_link). */
+static int open_mapped_file(pid_t pid, const struct proc_exec_map *map)
+{
+	char *path = format_path("/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid, map->start, map->end);
+	int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+
+	free(path);
+	if (fd >= 0 || map->path[0] != '/')
+		return fd;
+	path = format_path("/proc/%d/root%s", (int)pid, map->path);
+	fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	free(path);
+	return fd;
+}
+
+/* The vdso has no file: copy it out of the process into a memfd and read it as an ELF. */
+static int open_vdso_copy(pid_t pid, const struct proc_exec_map *map)
+{
+	size_t len = map->end - map->start;
+	char *path = format_path("/proc/%d/mem", (int)pid);
+	int mem = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	int fd = -1;
+	void *buf = NULL;
+
+	free(path);
+	if (mem < 0 || len == 0 || len > (1u << 20))
+		goto out;
+	buf = malloc(len);
+	if (!buf || pread(mem, buf, len, (off_t)map->start) != (ssize_t)len)
+		goto out;
+	fd = memfd_create("lua-perf-vdso", MFD_CLOEXEC);
+	if (fd >= 0 && write(fd, buf, len) != (ssize_t)len) {
+		close(fd);
+		fd = -1;
+	}
+out:
+	free(buf);
+	if (mem >= 0)
+		close(mem);
+	return fd;
+}
+
+static int find_cached(const struct mapped_files *mf, dev_t dev, ino_t ino)
+{
+	for (uint32_t i = 0; i < mf->count; i++)
+		if (mf->files[i].name && mf->files[i].dev == dev && mf->files[i].ino == ino && dev != 0)
+			return (int)i;
+	return -1;
+}
+
+static int remember_file(struct mapped_files *mf, uint32_t id, const struct elf_image *img,
+			 const char *name, pid_t pid, dev_t dev, ino_t ino)
+{
+	struct mapped_file *f = &mf->files[id];
+	char *root = format_path("/proc/%d/root", (int)pid);
+
+	f->name = strdup(name);
+	f->loads = img->load_count ? calloc(img->load_count, sizeof(*f->loads)) : NULL;
+	if (!root || !f->name || (img->load_count && !f->loads)) {
+		free(root);
+		return -ENOMEM;
+	}
+	const char *slash = strrchr(f->name, '/');
+	f->basename = slash ? slash + 1 : f->name;
+	if (img->load_count)
+		memcpy(f->loads, img->loads, img->load_count * sizeof(*f->loads));
+	f->load_count = img->load_count;
+	f->dev = dev;
+	f->ino = ino;
+	f->has_table = table_store_has_table(mf->store, id);
+	if (symbol_table_load_elf(&f->symbols, img, name, root) < 0)
+		lp_debug("%s: no symbols", name);
+	free(root);
+	if (id >= mf->count)
+		mf->count = id + 1;
+	return 0;
+}
+
+/* The file id of a mapping's file, registering the file on first sight. */
+static int file_for_mapping(struct mapped_files *mf, pid_t pid, const struct proc_exec_map *map,
+			    uint32_t *file_id)
+{
+	bool is_vdso = strcmp(map->path, "[vdso]") == 0;
+	int fd = is_vdso ? open_vdso_copy(pid, map) : open_mapped_file(pid, map);
+	struct stat st = {0};
+	struct elf_image img;
+	bool is_new;
+	int rc, cached;
+
+	if (fd < 0)
+		return -errno;
+	if (!is_vdso && fstat(fd, &st) == 0 && (cached = find_cached(mf, st.st_dev, st.st_ino)) >= 0) {
+		close(fd);
+		*file_id = (uint32_t)cached;
+		return 0;
+	}
+	rc = elf_image_open_fd(&img, fd, map->path);
+	if (rc < 0)
+		return rc;
+	rc = table_store_add(mf->store, &img, map->path, file_id, &is_new);
+	if (rc == 0 && is_new)
+		rc = remember_file(mf, *file_id, &img, map->path, pid, is_vdso ? 0 : st.st_dev,
+				   is_vdso ? 0 : st.st_ino);
+	elf_image_close(&img);
+	return rc;
+}
+
+/* bias such that ELF vaddr = address - bias. ld.so maps each PT_LOAD from its page-aligned file
+ * offset (p_vaddr and p_offset agree modulo the page size, ELF gABI), so the mapping that holds
+ * file offset `map->offset` at `map->start` puts p_offset at start + (p_offset - offset). */
+static int mapping_bias(const struct mapped_file *f, const struct proc_exec_map *map, uint64_t *bias)
+{
+	for (size_t i = 0; i < f->load_count; i++) {
+		const struct elf_segment *seg = &f->loads[i];
+		uint64_t page_offset = seg->offset & ~0xfffull;
+
+		if (map->offset >= page_offset && map->offset < seg->offset + seg->filesz + 0x1000) {
+			*bias = map->start + (seg->offset - map->offset) - seg->vaddr;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+static bool is_anonymous(const char *path)
+{
+	return path[0] == '\0' || (path[0] == '[' && strcmp(path, "[vdso]") != 0);
+}
+
+static void describe_mapping(struct mapped_files *mf, pid_t pid, const struct proc_exec_map *map,
+			     struct exec_mapping *out)
+{
+	uint32_t file_id;
+	int rc;
+
+	out->start = map->start;
+	out->end = map->end;
+	out->kind = MAPPING_ANON;
+	if (is_anonymous(map->path))
+		return;
+	rc = file_for_mapping(mf, pid, map, &file_id);
+	if (rc < 0) {
+		lp_debug("pid %d: cannot read %s: %s", (int)pid, map->path, strerror(-rc));
+		out->kind = MAPPING_NO_TABLE;
+		out->file_id = UINT32_MAX;
+		return;
+	}
+	const struct mapped_file *f = &mf->files[file_id];
+	out->file_id = file_id;
+	out->kind = f->has_table ? MAPPING_FILE : MAPPING_NO_TABLE;
+	uint64_t bias;
+	if (mapping_bias(f, map, &bias) < 0) {
+		lp_debug("%s: mapping at offset 0x%" PRIx64 " matches no PT_LOAD", map->path, map->offset);
+		out->kind = MAPPING_NO_TABLE;
+		return;
+	}
+	out->bias = bias;
+}
+
+int mapped_files_build_process(struct mapped_files *mf, pid_t pid, const struct proc_exec_maps *maps,
+			       struct proc_mappings *out)
+{
+	out->count = 0;
+	for (size_t i = 0; i < maps->count; i++) {
+		const struct proc_exec_map *map = &maps->maps[i];
+
+		if (strcmp(map->path, "[vsyscall]") == 0)
+			continue; /* fixed kernel-provided page above user space */
+		if (out->count >= MAX_PROC_MAPPINGS) {
+			mf->mappings_dropped++;
+			continue;
+		}
+		describe_mapping(mf, pid, map, &out->maps[out->count++]);
+	}
+	out->generation++;
+	return 0;
+}

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/* mapped_files.h - every file the targets map executable: its identity and unwind table (through
+ * the table store), its load segments (to turn a mapping into a load bias), its display name and
+ * its symbols. Turns a process's /proc/PID/maps into the BPF `proc_mappings` value. */
+#ifndef LUA_PERF_MAPPED_FILES_H
+#define LUA_PERF_MAPPED_FILES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "bpf/unwind_abi.h"
+#include "src/proc_maps.h"
+#include "src/symbolize.h"
+#include "unwind/unwind_table_store.h"
+
+struct mapped_file {
+	char *name;                 /* path as the process sees it, or "[vdso]" */
+	const char *basename;       /* into name */
+	struct elf_segment *loads;
+	size_t load_count;
+	struct symbol_table symbols;
+	dev_t dev;                  /* for the open-file cache; 0 for the vdso */
+	ino_t ino;
+	bool has_table;
+};
+
+struct mapped_files {
+	struct table_store *store;
+	struct mapped_file *files;  /* index = file id from the table store */
+	uint32_t count;
+	uint32_t mappings_dropped;  /* beyond MAX_PROC_MAPPINGS in one process */
+};
+
+int mapped_files_init(struct mapped_files *mf, struct table_store *store);
+void mapped_files_free(struct mapped_files *mf);
+/* Fill *out (sorted executable mappings of pid) from maps, registering new files. */
+int mapped_files_build_process(struct mapped_files *mf, pid_t pid, const struct proc_exec_maps *maps,
+			       struct proc_mappings *out);
+const struct mapped_file *mapped_files_get(const struct mapped_files *mf, uint32_t file_id);
+
+#endif

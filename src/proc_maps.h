@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/* proc_maps.h - what lua-perf reads about a target process from /proc: existence, kernel threads,
+ * executable mappings. */
+#ifndef LUA_PERF_PROC_MAPS_H
+#define LUA_PERF_PROC_MAPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct proc_exec_map {
+	uint64_t start;
+	uint64_t end;
+	uint64_t offset;   /* file offset of start */
+	char *path;        /* as the process sees it: "/usr/lib/...", "[vdso]", "" for anonymous */
+	int deleted;       /* the path ended in " (deleted)" (stripped from path) */
+};
+
+struct proc_exec_maps {
+	struct proc_exec_map *maps;  /* sorted by start (the kernel lists them in order) */
+	size_t count;
+	uint64_t content_hash;       /* of the executable lines: cheap change detection */
+};
+
+enum proc_state { PROC_USER = 0, PROC_MISSING = -1, PROC_KERNEL_THREAD = -2, PROC_NO_ACCESS = -3 };
+
+/* Whether pid names a live user-space process (its thread-group leader). */
+enum proc_state proc_check(pid_t pid);
+/* The thread-group id of a thread id, or -1. */
+pid_t proc_tgid(pid_t tid);
+/* Executable mappings of pid. Returns 0 or a negative errno (-ESRCH when it has exited). */
+int proc_read_exec_maps(pid_t pid, struct proc_exec_maps *out);
+void proc_exec_maps_free(struct proc_exec_maps *maps);
+/* The command name (/proc/PID/comm) into a malloc'ed string, or NULL. */
+char *proc_comm(pid_t pid);
+
+#endif

@@ -1,0 +1,387 @@
+/* SPDX-License-Identifier: MIT */
+#include "src/session.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <linux/perf_event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "native_unwind.skel.h"
+#include "src/aggregate.h"
+#include "src/log.h"
+#include "src/mapped_files.h"
+#include "src/proc_maps.h"
+
+#define POLL_INTERVAL_MS 100
+#define RESCAN_INTERVAL_S 1.0
+
+struct target {
+	pid_t pid;
+	bool alive;
+	uint64_t maps_hash;
+	bool refresh_requested;
+};
+
+struct session {
+	const struct session_options *opts;
+	struct native_unwind_bpf *skel;
+	struct table_store *store;
+	struct mapped_files files;
+	struct target *targets;
+	size_t target_count;
+	struct bpf_link **links;
+	int *perf_fds;
+	int cpu_count;
+	struct ring_buffer *events;
+	void *rows_mem, *pages_mem, *rules_mem;
+	size_t rows_len, pages_len, rules_len;
+	struct proc_mappings *scratch_mappings;
+	double started;
+};
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* An mmap()ed BPF array: elements are value_size rounded up to 8 bytes (kernel/bpf/arraymap.c,
+ * elem_size), which every table entry type already is. */
+static void *mmap_map(struct bpf_map *map, size_t *len)
+{
+	if (bpf_map__value_size(map) % 8 != 0) {
+		errno = EINVAL;
+		return NULL;
+	}
+	*len = (size_t)bpf_map__value_size(map) * bpf_map__max_entries(map);
+	void *mem = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(map), 0);
+	return mem == MAP_FAILED ? NULL : mem;
+}
+
+static int open_table_store(struct session *s)
+{
+	struct native_unwind_bpf *skel = s->skel;
+
+	s->rows_mem = mmap_map(skel->maps.unwind_rows, &s->rows_len);
+	s->pages_mem = mmap_map(skel->maps.unwind_pages, &s->pages_len);
+	s->rules_mem = mmap_map(skel->maps.unwind_rules, &s->rules_len);
+	if (!s->rows_mem || !s->pages_mem || !s->rules_mem) {
+		lp_error("cannot map the unwind tables: %s", strerror(errno));
+		return -1;
+	}
+	struct table_store_maps maps = {
+		.files_fd = bpf_map__fd(skel->maps.unwind_files),
+		.rows = s->rows_mem,
+		.max_rows = bpf_map__max_entries(skel->maps.unwind_rows),
+		.pages = s->pages_mem,
+		.max_pages = bpf_map__max_entries(skel->maps.unwind_pages),
+		.rules = s->rules_mem,
+		.max_rules = bpf_map__max_entries(skel->maps.unwind_rules),
+	};
+	s->store = table_store_new(&maps);
+	if (!s->store || mapped_files_init(&s->files, s->store) < 0) {
+		lp_error("out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* Read pid's executable mappings and publish them (and any new unwind tables) to BPF. */
+static int publish_process(struct session *s, struct target *t, bool force)
+{
+	struct proc_exec_maps maps;
+	int rc = proc_read_exec_maps(t->pid, &maps);
+
+	if (rc < 0)
+		return rc;
+	if (force || maps.content_hash != t->maps_hash) {
+		rc = mapped_files_build_process(&s->files, t->pid, &maps, s->scratch_mappings);
+		if (rc == 0 && bpf_map__update_elem(s->skel->maps.proc_mappings, &t->pid, sizeof(t->pid),
+						    s->scratch_mappings, sizeof(*s->scratch_mappings),
+						    BPF_ANY) != 0)
+			rc = -errno;
+		if (rc == 0)
+			t->maps_hash = maps.content_hash;
+	}
+	proc_exec_maps_free(&maps);
+	return rc;
+}
+
+static int add_targets(struct session *s)
+{
+	__u8 one = 1;
+
+	s->targets = calloc(s->opts->pid_count, sizeof(*s->targets));
+	if (!s->targets)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->opts->pid_count; i++) {
+		struct target *t = &s->targets[s->target_count++];
+		int rc;
+
+		t->pid = s->opts->pids[i];
+		t->alive = true;
+		rc = publish_process(s, t, true);
+		if (rc < 0) {
+			lp_error("cannot read the mappings of PID %d: %s", (int)t->pid, strerror(-rc));
+			return rc;
+		}
+		if (bpf_map__update_elem(s->skel->maps.targets, &t->pid, sizeof(t->pid), &one,
+					 sizeof(one), BPF_ANY) != 0) {
+			lp_error("cannot add PID %d to the BPF target map: %s", (int)t->pid, strerror(errno));
+			return -errno;
+		}
+	}
+	return 0;
+}
+
+static int open_cpu_clock(int cpu, unsigned frequency)
+{
+	struct perf_event_attr attr = {
+		.type = PERF_TYPE_SOFTWARE,
+		.size = sizeof(attr),
+		.config = PERF_COUNT_SW_CPU_CLOCK,
+		.freq = 1,
+		.sample_freq = frequency,
+	};
+
+	return (int)syscall(__NR_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+}
+
+static int attach_perf_events(struct session *s)
+{
+	int attached = 0;
+
+	s->cpu_count = libbpf_num_possible_cpus();
+	if (s->cpu_count <= 0) {
+		lp_error("cannot count CPUs: %s", strerror(-s->cpu_count));
+		return -1;
+	}
+	s->perf_fds = calloc((size_t)s->cpu_count, sizeof(*s->perf_fds));
+	s->links = calloc((size_t)s->cpu_count, sizeof(*s->links));
+	if (!s->perf_fds || !s->links)
+		return -ENOMEM;
+	for (int cpu = 0; cpu < s->cpu_count; cpu++) {
+		s->perf_fds[cpu] = open_cpu_clock(cpu, s->opts->frequency);
+		if (s->perf_fds[cpu] < 0) {
+			if (errno == ENODEV)
+				continue; /* offline CPU */
+			lp_error("perf_event_open(cpu-clock, %u Hz, CPU %d): %s%s", s->opts->frequency, cpu,
+				 strerror(errno),
+				 errno == EINVAL ? " (above kernel.perf_event_max_sample_rate?)" : "");
+			return -1;
+		}
+		s->links[cpu] = bpf_program__attach_perf_event(s->skel->progs.on_sample, s->perf_fds[cpu]);
+		if (!s->links[cpu]) {
+			lp_error("cannot attach the BPF program to CPU %d: %s", cpu, strerror(errno));
+			return -1;
+		}
+		attached++;
+	}
+	return attached > 0 ? 0 : -1;
+}
+
+static void detach_perf_events(struct session *s)
+{
+	for (int cpu = 0; s->links && cpu < s->cpu_count; cpu++) {
+		bpf_link__destroy(s->links[cpu]);
+		s->links[cpu] = NULL;
+	}
+	for (int cpu = 0; s->perf_fds && cpu < s->cpu_count; cpu++) {
+		if (s->perf_fds[cpu] > 0)
+			close(s->perf_fds[cpu]);
+		s->perf_fds[cpu] = -1;
+	}
+}
+
+static struct target *find_target(struct session *s, pid_t pid)
+{
+	for (size_t i = 0; i < s->target_count; i++)
+		if (s->targets[i].pid == pid)
+			return &s->targets[i];
+	return NULL;
+}
+
+static int on_event(void *ctx, void *data, size_t size)
+{
+	struct session *s = ctx;
+	const struct profiler_event *event = data;
+
+	if (size < sizeof(*event) || event->type != EVENT_UNKNOWN_MAPPING)
+		return 0;
+	struct target *t = find_target(s, (pid_t)event->tgid);
+	if (t)
+		t->refresh_requested = true;
+	return 0;
+}
+
+/* Reread mappings where BPF asked for it or (every RESCAN_INTERVAL_S) where they changed;
+ * notice targets that exited. */
+static void refresh_targets(struct session *s, bool periodic)
+{
+	for (size_t i = 0; i < s->target_count; i++) {
+		struct target *t = &s->targets[i];
+		bool requested = t->refresh_requested;
+
+		if (!t->alive || (!requested && !periodic))
+			continue;
+		t->refresh_requested = false;
+		int rc = publish_process(s, t, false);
+		if (rc == -ESRCH || rc == -ENOENT) {
+			t->alive = false;
+			lp_info("PID %d exited", (int)t->pid);
+		} else if (rc < 0) {
+			lp_warn("PID %d: cannot refresh mappings: %s", (int)t->pid, strerror(-rc));
+		}
+		if (requested)
+			bpf_map__delete_elem(s->skel->maps.refresh_pending, &t->pid, sizeof(t->pid), 0);
+	}
+}
+
+static bool any_target_alive(const struct session *s)
+{
+	for (size_t i = 0; i < s->target_count; i++)
+		if (s->targets[i].alive)
+			return true;
+	return false;
+}
+
+static void run_loop(struct session *s)
+{
+	double last_rescan = now_seconds();
+
+	while (!stop_requested) {
+		int rc = ring_buffer__poll(s->events, POLL_INTERVAL_MS);
+		double now = now_seconds();
+
+		if (rc < 0 && rc != -EINTR) {
+			lp_warn("ring buffer poll failed: %s", strerror(-rc));
+			break;
+		}
+		bool periodic = now - last_rescan >= RESCAN_INTERVAL_S;
+		if (periodic)
+			last_rescan = now;
+		refresh_targets(s, periodic);
+		if (!any_target_alive(s)) {
+			lp_info("all target processes exited");
+			break;
+		}
+		if (s->opts->duration > 0 && now - s->started >= s->opts->duration)
+			break;
+	}
+}
+
+static int load_program(struct session *s)
+{
+	s->skel = native_unwind_bpf__open();
+	if (!s->skel) {
+		lp_error("cannot open the BPF program: %s", strerror(errno));
+		return -1;
+	}
+	s->skel->rodata->collect_kernel_stacks = s->opts->kernel_stacks;
+	int rc = native_unwind_bpf__load(s->skel);
+	if (rc < 0) {
+		lp_error("cannot load the BPF program: %s (needs a kernel >= 5.17 with BTF, BPF and perf "
+			 "events)", strerror(-rc));
+		return -1;
+	}
+	s->events = ring_buffer__new(bpf_map__fd(s->skel->maps.events), on_event, s, NULL);
+	if (!s->events) {
+		lp_error("cannot open the BPF ring buffer: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void session_free(struct session *s)
+{
+	detach_perf_events(s);
+	ring_buffer__free(s->events);
+	mapped_files_free(&s->files);
+	table_store_free(s->store);
+	if (s->rows_mem)
+		munmap(s->rows_mem, s->rows_len);
+	if (s->pages_mem)
+		munmap(s->pages_mem, s->pages_len);
+	if (s->rules_mem)
+		munmap(s->rules_mem, s->rules_len);
+	native_unwind_bpf__destroy(s->skel);
+	free(s->scratch_mappings);
+	free(s->targets);
+	free(s->links);
+	free(s->perf_fds);
+}
+
+static void install_signal_handlers(void)
+{
+	struct sigaction sa = {.sa_handler = on_stop_signal};
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
+static void print_table_summary(const struct session *s)
+{
+	struct table_store_stats st = table_store_stats(s->store);
+
+	lp_info("unwind tables: %u files (%u without table), %u rows (%.1f MiB), %u rules, built in %.3f s",
+		st.files, st.files_without_table, st.rows_used,
+		(double)st.rows_used * sizeof(struct unwind_row) / (1024.0 * 1024.0), st.rules_used,
+		st.build_seconds);
+}
+
+int session_run(const struct session_options *opts)
+{
+	struct session s = {.opts = opts};
+	int exit_code = 1;
+
+	s.scratch_mappings = calloc(1, sizeof(*s.scratch_mappings));
+	if (!s.scratch_mappings) {
+		lp_error("out of memory");
+		return 1;
+	}
+	install_signal_handlers();
+	if (load_program(&s) < 0 || open_table_store(&s) < 0 || add_targets(&s) < 0)
+		goto out;
+	print_table_summary(&s);
+	s.started = now_seconds();
+	if (attach_perf_events(&s) < 0)
+		goto out;
+	lp_info("profiling %zu process%s at %u Hz%s", s.target_count, s.target_count == 1 ? "" : "es",
+		opts->frequency, opts->duration > 0 ? "" : "; Ctrl-C to stop");
+	run_loop(&s);
+	detach_perf_events(&s);
+
+	struct aggregate_input input = {
+		.skel = s.skel,
+		.files = &s.files,
+		.stats = opts->stats,
+		.elapsed = now_seconds() - s.started,
+		.frequency = opts->frequency,
+		.output = opts->output,
+		.mappings_dropped = s.files.mappings_dropped,
+	};
+	exit_code = aggregate_and_write(&input) == 0 ? 0 : 1;
+out:
+	session_free(&s);
+	return exit_code;
+}

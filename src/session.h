@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: MIT */
+/* session.h - one profiling run: load the BPF program, publish the targets' mappings and unwind
+ * tables, sample with cpu-clock perf events on every CPU, keep mappings current (dlopen), stop on
+ * signal / duration / exit of every target, then aggregate and write the output. */
+#ifndef LUA_PERF_SESSION_H
+#define LUA_PERF_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct session_options {
+	pid_t *pids;
+	size_t pid_count;
+	unsigned frequency;     /* Hz, per CPU */
+	double duration;        /* seconds; 0 = until SIGINT/SIGTERM */
+	const char *output;     /* folded output path */
+	bool kernel_stacks;
+	bool stats;             /* per-reason unwind failure counts in the summary */
+};
+
+/* Returns the process exit code: 0 on success. Errors are reported on stderr. */
+int session_run(const struct session_options *opts);
+
+#endif

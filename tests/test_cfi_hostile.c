@@ -1,0 +1,470 @@
+/* SPDX-License-Identifier: MIT */
+/* test_cfi_hostile - elf_image_open + cfi_table_build on hostile inputs must fail cleanly or give
+ * a well-formed table, never crash, hang or leak (run it under -DLUA_PERF_SANITIZE=ON).
+ *
+ * Usage: test_cfi_hostile LIBC_PATH WORK_DIR
+ * Inputs: an empty file, random bytes, truncated copies of libc, ELF headers claiming huge
+ * section / program header counts, a .eh_frame whose size lies, a libc whose .eh_frame is
+ * renamed (no CFI: 0 rows), libc with randomly corrupted .eh_frame bytes, and libc itself; and
+ * the content hash that names a file without a build-id. */
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "src/log.h"
+#include "unwind/cfi_compile.h"
+#include "unwind/elf_image.h"
+
+static int failures;
+
+#define CHECK(cond, ...)                                                                         \
+	do {                                                                                     \
+		if (!(cond)) {                                                                   \
+			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);          \
+			fprintf(stderr, __VA_ARGS__);                                            \
+			fputc('\n', stderr);                                                     \
+			failures++;                                                              \
+		}                                                                                \
+	} while (0)
+
+/* ---- files */
+
+struct blob {
+	uint8_t *data;
+	size_t size;
+};
+
+static int read_file(const char *path, struct blob *out)
+{
+	memset(out, 0, sizeof(*out));
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	int err = 0;
+	if (fstat(fd, &st) != 0)
+		err = -errno;
+	else if (st.st_size <= 0)
+		err = -EINVAL;
+	if (!err) {
+		out->size = (size_t)st.st_size;
+		out->data = malloc(out->size);
+		if (!out->data)
+			err = -ENOMEM;
+	}
+	size_t done = 0;
+	while (!err && done < out->size) {
+		ssize_t n = pread(fd, out->data + done, out->size - done, (off_t)done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			err = n < 0 ? -errno : -EIO;
+		else
+			done += (size_t)n;
+	}
+	close(fd);
+	if (err) {
+		free(out->data);
+		memset(out, 0, sizeof(*out));
+	}
+	return err;
+}
+
+static int write_file(const char *path, const uint8_t *data, size_t size)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	int err = 0;
+	size_t done = 0;
+	while (done < size) {
+		ssize_t n = write(fd, data + done, size - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			err = n < 0 ? -errno : -EIO;
+			break;
+		}
+		done += (size_t)n;
+	}
+	if (close(fd) != 0 && !err)
+		err = -errno;
+	return err;
+}
+
+/* ---- the property under test */
+
+static void check_table_shape(const char *what, const struct cfi_table *t)
+{
+	if (t->count == 0)
+		return;
+	CHECK(t->rows[0].rule.cfa_type != CFA_GAP, "%s: first row is a gap", what);
+	CHECK(t->rows[t->count - 1].rule.cfa_type == CFA_GAP, "%s: last row is not a gap", what);
+	for (size_t i = 0; i < t->count; i++) {
+		const struct cfi_row *row = &t->rows[i];
+		CHECK(row->rule.cfa_type <= CFA_UNSUPPORTED, "%s: row %zu bad cfa_type %u", what, i,
+		      (unsigned)row->rule.cfa_type);
+		CHECK(cfi_table_lookup(t, row->pc) == row, "%s: lookup of row %zu", what, i);
+		if (i == 0)
+			continue;
+		CHECK(row->pc > t->rows[i - 1].pc, "%s: row %zu not after row %zu", what, i, i - 1);
+		CHECK(memcmp(&row->rule, &t->rows[i - 1].rule, sizeof(row->rule)) != 0,
+		      "%s: rows %zu and %zu have the same rule", what, i - 1, i);
+	}
+	CHECK(cfi_table_lookup(t, t->rows[0].pc - 1) == NULL || t->rows[0].pc == 0, "%s: lookup before start",
+	      what);
+}
+
+/* Open + compile; returns the row count, or -1 when either step failed (which is fine). */
+static long try_file(const char *what, const char *path)
+{
+	struct elf_image img;
+	if (elf_image_open(&img, path) != 0)
+		return -1;
+	CHECK(img.id_len > 0 && img.id_len <= ELF_ID_MAX, "%s: id_len %zu", what, img.id_len);
+	struct cfi_table table;
+	int err = cfi_table_build(&img, &table);
+	long rows = -1;
+	if (err == 0) {
+		check_table_shape(what, &table);
+		rows = (long)table.count;
+		cfi_table_free(&table);
+	} else {
+		CHECK(err < 0 && table.count == 0 && table.rows == NULL, "%s: failed build left rows", what);
+	}
+	elf_image_close(&img);
+	return rows;
+}
+
+static long try_blob(const char *what, const char *path, const uint8_t *data, size_t size)
+{
+	if (write_file(path, data, size) != 0) {
+		CHECK(false, "%s: cannot write %s", what, path);
+		return -1;
+	}
+	return try_file(what, path);
+}
+
+/* ---- a tiny deterministic PRNG (xorshift64*, Vigna 2014) so that failures reproduce */
+
+static uint64_t rng_state = 0x2545f4914f6cdd1dull;
+
+static uint64_t rng_next(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545f4914f6cdd1dull;
+}
+
+/* ---- section lookup in the pristine libc copy (trusted input) */
+
+struct section_loc {
+	uint64_t shdr_offset; /* file offset of its Elf64_Shdr */
+	uint64_t offset;
+	uint64_t size;
+	uint64_t name_offset; /* file offset of its name in .shstrtab */
+};
+
+static int locate_section(const char *path, const char *name, struct section_loc *loc)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int err = -ENOENT;
+	Elf *elf = elf_begin(fd, ELF_C_READ, NULL);
+	GElf_Ehdr ehdr;
+	size_t shstrndx;
+	if (elf && gelf_getehdr(elf, &ehdr) && elf_getshdrstrndx(elf, &shstrndx) == 0) {
+		GElf_Shdr strtab;
+		Elf_Scn *strscn = elf_getscn(elf, shstrndx);
+		Elf_Scn *scn = NULL;
+		while (strscn && gelf_getshdr(strscn, &strtab) && (scn = elf_nextscn(elf, scn)) != NULL) {
+			GElf_Shdr shdr;
+			const char *n = gelf_getshdr(scn, &shdr) ? elf_strptr(elf, shstrndx, shdr.sh_name) : NULL;
+			if (n && strcmp(n, name) == 0) {
+				loc->shdr_offset = ehdr.e_shoff + elf_ndxscn(scn) * (uint64_t)ehdr.e_shentsize;
+				loc->offset = shdr.sh_offset;
+				loc->size = shdr.sh_size;
+				loc->name_offset = strtab.sh_offset + shdr.sh_name;
+				err = 0;
+				break;
+			}
+		}
+	}
+	if (elf)
+		elf_end(elf);
+	close(fd);
+	return err;
+}
+
+/* ---- the cases */
+
+static void test_empty_and_random(const char *dir, char *path, size_t path_size)
+{
+	snprintf(path, path_size, "%s/empty", dir);
+	CHECK(try_blob("empty file", path, NULL, 0) == -1, "empty file opened");
+
+	uint8_t random_bytes[65536];
+	for (size_t i = 0; i < sizeof(random_bytes); i++)
+		random_bytes[i] = (uint8_t)rng_next();
+	snprintf(path, path_size, "%s/random", dir);
+	CHECK(try_blob("random bytes", path, random_bytes, sizeof(random_bytes)) == -1, "random bytes opened");
+	/* Random bytes behind a valid-looking ELF identification. */
+	static const uint8_t ident[] = {0x7f, 'E', 'L', 'F', ELFCLASS64, ELFDATA2LSB, EV_CURRENT};
+	memcpy(random_bytes, ident, sizeof(ident));
+	try_blob("random bytes with ELF magic", path, random_bytes, sizeof(random_bytes));
+}
+
+static void test_truncated(const char *dir, char *path, size_t path_size, const struct blob *libc,
+			   const struct section_loc *eh)
+{
+	size_t lengths[] = {1, 4, 16, 63, 64, 65, 200, 4096, 0x10000, (size_t)eh->offset, (size_t)eh->offset + 1,
+			    (size_t)(eh->offset + eh->size / 2), (size_t)(eh->offset + eh->size - 1),
+			    libc->size / 2, libc->size - 64, libc->size - 1};
+	snprintf(path, path_size, "%s/truncated", dir);
+	for (size_t i = 0; i < sizeof(lengths) / sizeof(lengths[0]); i++) {
+		if (lengths[i] == 0 || lengths[i] >= libc->size)
+			continue;
+		char what[64];
+		snprintf(what, sizeof(what), "libc truncated to %zu", lengths[i]);
+		try_blob(what, path, libc->data, lengths[i]);
+	}
+	for (int i = 0; i < 24; i++) { /* random lengths */
+		size_t len = 1 + (size_t)(rng_next() % (libc->size - 1));
+		char what[64];
+		snprintf(what, sizeof(what), "libc truncated to %zu", len);
+		try_blob(what, path, libc->data, len);
+	}
+}
+
+static void put_le16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Elf64_Ehdr field offsets (gABI): e_phoff 32, e_shoff 40, e_phnum 56, e_shnum 60, e_shstrndx 62. */
+static void test_huge_counts(const char *dir, char *path, size_t path_size, const struct blob *libc)
+{
+	uint8_t buf[8192];
+	memset(buf, 0, sizeof(buf));
+	memcpy(buf, libc->data, 64);
+	snprintf(path, path_size, "%s/huge_counts", dir);
+
+	put_le16(buf + 60, 0xffff); /* e_shnum */
+	put_le64(buf + 40, 64);     /* e_shoff */
+	put_le16(buf + 56, 0xffff); /* e_phnum */
+	put_le64(buf + 32, 64);     /* e_phoff */
+	CHECK(try_blob("huge e_shnum/e_phnum", path, buf, sizeof(buf)) <= 0, "huge counts gave rows");
+
+	/* Extended numbering: e_shnum 0 and section 0's sh_size holds the real count (gABI). */
+	put_le16(buf + 60, 0);
+	put_le16(buf + 62, 0xffff);       /* SHN_XINDEX: real index in section 0's sh_link */
+	put_le64(buf + 64 + 32, UINT64_MAX); /* shdr[0].sh_size */
+	buf[64 + 40] = 0xff;              /* shdr[0].sh_link */
+	CHECK(try_blob("extended section count", path, buf, sizeof(buf)) <= 0, "extended count gave rows");
+
+	/* Headers pointing past the end of the file. */
+	put_le64(buf + 40, UINT64_MAX - 8);
+	put_le64(buf + 32, UINT64_MAX - 8);
+	put_le16(buf + 60, 3);
+	put_le16(buf + 56, 3);
+	CHECK(try_blob("headers past EOF", path, buf, sizeof(buf)) <= 0, "headers past EOF gave rows");
+}
+
+static void test_lying_eh_frame(const char *dir, char *path, size_t path_size, const struct blob *libc,
+				const struct section_loc *eh)
+{
+	uint8_t *copy = malloc(libc->size);
+	if (!copy) {
+		CHECK(false, "out of memory");
+		return;
+	}
+	snprintf(path, path_size, "%s/lying", dir);
+	uint64_t lies[] = {UINT64_MAX, libc->size, libc->size - eh->offset + 1, 0, 7};
+	for (size_t i = 0; i < sizeof(lies) / sizeof(lies[0]); i++) {
+		memcpy(copy, libc->data, libc->size);
+		put_le64(copy + eh->shdr_offset + 32, lies[i]); /* Elf64_Shdr.sh_size */
+		char what[64];
+		snprintf(what, sizeof(what), ".eh_frame sh_size %#llx", (unsigned long long)lies[i]);
+		try_blob(what, path, copy, libc->size);
+	}
+	memcpy(copy, libc->data, libc->size);
+	put_le64(copy + eh->shdr_offset + 24, UINT64_MAX - 16); /* sh_offset */
+	try_blob(".eh_frame sh_offset past EOF", path, copy, libc->size);
+
+	/* No CFI at all: rename the section; the build succeeds with 0 rows. */
+	memcpy(copy, libc->data, libc->size);
+	copy[eh->name_offset + 1] = 'x'; /* ".eh_frame" -> ".xh_frame" */
+	CHECK(try_blob("no .eh_frame", path, copy, libc->size) == 0, "a file without CFI must give 0 rows");
+	free(copy);
+}
+
+static void test_corrupted_eh_frame(const char *dir, char *path, size_t path_size, const struct blob *libc,
+				    const struct section_loc *eh)
+{
+	uint8_t *copy = malloc(libc->size);
+	if (!copy) {
+		CHECK(false, "out of memory");
+		return;
+	}
+	snprintf(path, path_size, "%s/corrupted", dir);
+	int compiled = 0;
+	for (int round = 0; round < 48; round++) {
+		memcpy(copy, libc->data, libc->size);
+		/* One byte mostly breaks a single FDE (libdwarf then rejects that FDE only); many bytes
+		 * usually hit a length field, and libdwarf rejects the whole section. */
+		int flips = round < 24 ? 1 : 1 + (int)(rng_next() % 64);
+		for (int i = 0; i < flips; i++) {
+			uint64_t at = eh->offset + rng_next() % eh->size;
+			copy[at] = (uint8_t)rng_next();
+		}
+		char what[64];
+		snprintf(what, sizeof(what), "corrupted .eh_frame round %d", round);
+		if (try_blob(what, path, copy, libc->size) > 0)
+			compiled++;
+	}
+	CHECK(compiled > 0, "no corrupted copy compiled at all: the per-FDE error path went untested");
+	free(copy);
+}
+
+/* The small accessors of elf_image on a well-formed file. */
+static void test_accessors(const char *libc_path)
+{
+	struct elf_image img;
+	if (elf_image_open(&img, libc_path) != 0) {
+		CHECK(false, "cannot open %s", libc_path);
+		return;
+	}
+	CHECK(img.id_is_build_id && img.id_len == 20, "libc has a 20-byte build-id, got %zu", img.id_len);
+	CHECK(img.load_count > 0, "no PT_LOAD");
+	for (size_t i = 0; i < img.load_count; i++) {
+		const struct elf_segment *seg = &img.loads[i];
+		uint64_t vaddr = 0;
+		if (seg->filesz == 0)
+			continue;
+		CHECK(elf_image_offset_to_vaddr(&img, seg->offset + seg->filesz - 1, &vaddr) == 0 &&
+			      vaddr == seg->vaddr + seg->filesz - 1,
+		      "offset_to_vaddr in PT_LOAD %zu", i);
+	}
+	uint64_t vaddr;
+	CHECK(elf_image_offset_to_vaddr(&img, UINT64_MAX, &vaddr) == -ENOENT, "offset past the file mapped");
+	char hex[2 * ELF_ID_MAX + 1];
+	elf_image_id_hex(&img, hex, sizeof(hex));
+	CHECK(strlen(hex) == 2 * img.id_len, "id hex '%s'", hex);
+	char small[7];
+	elf_image_id_hex(&img, small, sizeof(small));
+	CHECK(strlen(small) == 6 && strncmp(small, hex, 6) == 0, "short id hex '%s'", small);
+	const char *link = elf_image_debuglink(&img);
+	CHECK(!link || (strlen(link) > 6 && strcmp(link + strlen(link) - 6, ".debug") == 0), "debuglink '%s'",
+	      link ? link : "");
+	GElf_Shdr shdr;
+	CHECK(elf_image_section(&img, ".eh_frame", &shdr) != NULL && shdr.sh_size > 0, "no .eh_frame");
+	CHECK(elf_image_section(&img, ".no_such_section", &shdr) == NULL, "found a missing section");
+	elf_image_close(&img);
+	elf_image_close(&img); /* closing twice is harmless */
+}
+
+static int open_id(const char *path, struct elf_image *img)
+{
+	int err = elf_image_open(img, path);
+	CHECK(err == 0, "%s: cannot open: %d", path, err);
+	return err;
+}
+
+/* Without NT_GNU_BUILD_ID the id is a 16-byte content hash: stable, and sensitive to one byte. */
+static void test_content_hash(const char *dir, char *path, size_t path_size, const struct blob *libc,
+			      const char *libc_path)
+{
+	struct section_loc note;
+	if (locate_section(libc_path, ".note.gnu.build-id", &note) != 0 || note.offset + 12 > libc->size) {
+		CHECK(false, "libc has no .note.gnu.build-id to remove");
+		return;
+	}
+	uint8_t *copy = malloc(libc->size);
+	if (!copy) {
+		CHECK(false, "out of memory");
+		return;
+	}
+	memcpy(copy, libc->data, libc->size);
+	copy[note.offset + 8] = 0x99; /* Elf64_Nhdr.n_type: no longer NT_GNU_BUILD_ID */
+	snprintf(path, path_size, "%s/no_build_id", dir);
+	struct elf_image a, b;
+	if (write_file(path, copy, libc->size) == 0 && open_id(path, &a) == 0) {
+		CHECK(!a.id_is_build_id && a.id_len == 16, "expected a content hash, got %zu bytes", a.id_len);
+		struct cfi_table table;
+		CHECK(cfi_table_build(&a, &table) == 0 && table.count > 1000, "no rows without a build-id");
+		cfi_table_free(&table);
+		if (open_id(path, &b) == 0) {
+			CHECK(memcmp(a.id, b.id, 16) == 0, "content hash is not stable");
+			elf_image_close(&b);
+		}
+		copy[libc->size - 1] ^= 1;
+		if (write_file(path, copy, libc->size) == 0 && open_id(path, &b) == 0) {
+			CHECK(memcmp(a.id, b.id, 16) != 0, "content hash missed a one-bit change");
+			elf_image_close(&b);
+		}
+		elf_image_close(&a);
+	}
+	free(copy);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 3) {
+		fprintf(stderr, "usage: test_cfi_hostile LIBC_PATH WORK_DIR\n");
+		return 2;
+	}
+	lp_set_log_level(LOG_QUIET); /* hostile inputs warn a lot; the verdict is the checks */
+	const char *libc_path = argv[1], *dir = argv[2];
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+		fprintf(stderr, "%s: %s\n", dir, strerror(errno));
+		return 1;
+	}
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return 1;
+	struct blob libc;
+	struct section_loc eh = {0};
+	if (read_file(libc_path, &libc) != 0 || locate_section(libc_path, ".eh_frame", &eh) != 0 ||
+	    eh.size == 0 || eh.offset + eh.size > libc.size) {
+		fprintf(stderr, "%s: cannot read it or its .eh_frame\n", libc_path);
+		return 1;
+	}
+	size_t path_size = strlen(dir) + 64;
+	char *path = malloc(path_size);
+	if (!path)
+		return 1;
+
+	test_accessors(libc_path);
+	long rows = try_file("pristine libc", libc_path);
+	CHECK(rows > 1000, "pristine libc gave %ld rows", rows);
+	test_empty_and_random(dir, path, path_size);
+	test_truncated(dir, path, path_size, &libc, &eh);
+	test_huge_counts(dir, path, path_size, &libc);
+	test_lying_eh_frame(dir, path, path_size, &libc, &eh);
+	test_corrupted_eh_frame(dir, path, path_size, &libc, &eh);
+	test_content_hash(dir, path, path_size, &libc, libc_path);
+
+	free(path);
+	free(libc.data);
+	if (failures) {
+		fprintf(stderr, "%d check(s) failed\n", failures);
+		return 1;
+	}
+	printf("all hostile-input checks passed\n");
+	return 0;
+}
