@@ -7,4 +7,4 @@ apt-get install -y -q --no-install-recommends \
   build-essential cmake pkg-config clang llvm bpftool \
   libbpf-dev libelf-dev libdwarf-dev libcapstone-dev zlib1g-dev \
   binutils python3 procps util-linux \
-  nginx-light wrk lua5.4 libluajit2-5.1-2 linux-perf
+  nginx-light wrk lua5.4 libluajit2-5.1-2 linux-perf libc6-dbg

@@ -166,14 +166,8 @@ static int collect(const struct aggregate_input *in, struct fold_result *res)
 	return rc;
 }
 
-static int write_folded(const char *path, const struct fold_result *res)
+static int write_folded(FILE *f, const char *path, const struct fold_result *res)
 {
-	FILE *f = fopen(path, "w");
-
-	if (!f) {
-		lp_error("cannot write %s: %s", path, strerror(errno));
-		return -1;
-	}
 	for (size_t i = 0; i < res->count; i++)
 		fprintf(f, "%s %llu\n", res->lines[i].text, (unsigned long long)res->lines[i].count);
 	if (ferror(f) | (fclose(f) != 0)) {
@@ -226,10 +220,11 @@ int aggregate_and_write(const struct aggregate_input *in)
 
 	if (rc == 0)
 		rc = collect(in, &res);
-	if (rc < 0)
+	if (rc < 0) {
 		lp_error("cannot read the samples: %s", strerror(-rc));
-	else
-		rc = write_folded(in->output, &res);
+		fclose(in->output_file);
+	} else
+		rc = write_folded(in->output_file, in->output, &res);
 	if (rc == 0) {
 		print_summary(in, &res, counters);
 		lp_info("wrote %zu stacks to %s", res.count, in->output);

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct native_unwind_bpf;
 struct mapped_files;
@@ -16,7 +17,8 @@ struct aggregate_input {
 	bool stats;
 	double elapsed;
 	unsigned frequency;
-	const char *output;
+	const char *output;     /* path, for messages */
+	FILE *output_file;      /* opened before sampling started; closed here */
 	uint32_t mappings_dropped;
 };
 

@@ -354,9 +354,16 @@ int session_run(const struct session_options *opts)
 	struct session s = {.opts = opts};
 	int exit_code = 1;
 
+	/* Before any BPF work: an unwritable output must not cost a whole profiling run. */
+	FILE *output = fopen(opts->output, "we");
+	if (!output) {
+		lp_error("cannot write %s: %s", opts->output, strerror(errno));
+		return 1;
+	}
 	s.scratch_mappings = calloc(1, sizeof(*s.scratch_mappings));
 	if (!s.scratch_mappings) {
 		lp_error("out of memory");
+		fclose(output);
 		return 1;
 	}
 	install_signal_handlers();
@@ -378,10 +385,14 @@ int session_run(const struct session_options *opts)
 		.elapsed = now_seconds() - s.started,
 		.frequency = opts->frequency,
 		.output = opts->output,
+		.output_file = output,
 		.mappings_dropped = s.files.mappings_dropped,
 	};
 	exit_code = aggregate_and_write(&input) == 0 ? 0 : 1;
+	output = NULL; /* closed by aggregate_and_write */
 out:
+	if (output)
+		fclose(output);
 	session_free(&s);
 	return exit_code;
 }

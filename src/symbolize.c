@@ -10,7 +10,13 @@
  *      weak rank equal on purpose: glibc makes the public name the weak one);
  *   5. the shorter name wins, then the strcmp-smaller one, then the larger size.
  * Unsized symbols that start inside a sized one (labels in hand-written assembly) are dropped so
- * the enclosing function keeps its whole range. */
+ * the enclosing function keeps its whole range. Sized symbols nested in sized ones are kept as
+ * they are (Debian 12's libc and nginx have none): past the inner one's end, lookup gives NULL.
+ *
+ * Debug files, first one found wins: <root>/usr/lib/debug/.build-id/xx/rest.debug (its build-id
+ * must match), then the .gnu_debuglink name (its CRC32 must match) in the file's directory, in
+ * its .debug/ subdirectory, and in <root>/usr/lib/debug/<directory>. `path` may be the path inside
+ * root (as /proc/PID/maps shows it) or a host path that starts with root. */
 #include "src/symbolize.h"
 
 #include <errno.h>
@@ -62,6 +68,9 @@ static int raw_push(struct raw_vec *vec, const struct raw_sym *sym)
 	vec->items[vec->count++] = *sym;
 	return 0;
 }
+
+/* -errno of a failed call, never 0 (callers test for success with 0). */
+static int neg_errno(void) { return errno > 0 ? -errno : -EIO; }
 
 /* ---- Choosing among aliases and building the final table. */
 
@@ -408,7 +417,7 @@ static int file_crc32(const char *path, uint32_t *crc_out)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return -errno;
+		return neg_errno();
 	unsigned char *buf = malloc(CRC_CHUNK);
 	if (!buf) {
 		close(fd);
@@ -421,7 +430,7 @@ static int file_crc32(const char *path, uint32_t *crc_out)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			err = -errno;
+			err = neg_errno();
 		if (n <= 0)
 			break;
 		crc = crc32(crc, buf, (uInt)n);
@@ -541,6 +550,51 @@ static int open_debug_file(const struct elf_image *img, const char *path, const 
 	return err;
 }
 
+/* Stripped executables still say where _start is: the ELF entry point (e_entry). Named only when
+ * no symbol already covers it, so that a stripped program's outermost frame reads `_start`.
+ * Sized, or it would cover the whole stripped text: glibc's x86_64 _start (sysdeps/x86_64/start.S)
+ * is 38 bytes, musl's shorter. */
+#define ENTRY_POINT_SIZE 48
+/* A program rather than a library: ET_EXEC, or a PIE (DF_1_PIE in DT_FLAGS_1; libc.so.6 is
+ * ET_DYN with an entry point too, but is no PIE). */
+static bool is_executable(Elf *elf, const GElf_Ehdr *ehdr)
+{
+	if (ehdr->e_type == ET_EXEC)
+		return true;
+	for (size_t i = 0; i < ehdr->e_phnum; i++) {
+		GElf_Phdr phdr;
+
+		if (!gelf_getphdr(elf, (int)i, &phdr) || phdr.p_type != PT_DYNAMIC)
+			continue;
+		Elf_Data *data = elf_getdata_rawchunk(elf, (int64_t)phdr.p_offset, phdr.p_filesz, ELF_T_DYN);
+		GElf_Dyn dyn;
+		for (int j = 0; data && gelf_getdyn(data, j, &dyn); j++)
+			if (dyn.d_tag == DT_FLAGS_1)
+				return dyn.d_un.d_val & DF_1_PIE;
+	}
+	return false;
+}
+
+static int add_entry_point(struct raw_vec *vec, Elf *elf)
+{
+	static const char name[] = "_start";
+	GElf_Ehdr ehdr;
+
+	if (!gelf_getehdr(elf, &ehdr) || ehdr.e_entry == 0 || !is_executable(elf, &ehdr))
+		return 0;
+	for (size_t i = 0; i < vec->count; i++) {
+		const struct raw_sym *sym = &vec->items[i];
+
+		if (sym->addr == ehdr.e_entry ||
+		    (sym->addr < ehdr.e_entry && ehdr.e_entry - sym->addr < sym->size))
+			return 0;
+	}
+	struct raw_sym entry = {
+		.addr = ehdr.e_entry, .size = ENTRY_POINT_SIZE, .name = name, .name_len = sizeof(name) - 1,
+	};
+	return raw_push(vec, &entry);
+}
+
 int symbol_table_load_elf(struct symbol_table *table, const struct elf_image *img, const char *path,
 			  const char *root)
 {
@@ -561,6 +615,8 @@ int symbol_table_load_elf(struct symbol_table *table, const struct elf_image *im
 	}
 	if (!err && have_dbg)
 		err = collect_elf_symbols(&vec, dbg.elf, file);
+	if (!err)
+		err = add_entry_point(&vec, img->elf);
 	if (!err) /* names still point into dbg's data: build before closing it */
 		err = build_table(table, &vec);
 	if (have_dbg)
@@ -577,11 +633,15 @@ static int read_whole_file(const char *path, char **out, size_t *out_len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return -errno;
-	size_t len = 0, capacity = 1 << 20;
+		return neg_errno();
+	size_t len = 0, capacity = 1 << 20; /* /proc files report size 0: grow as needed */
 	char *buf = malloc(capacity + 1);
-	int err = buf ? 0 : -ENOMEM;
-	while (!err) {
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	int err = 0;
+	for (;;) {
 		if (len == capacity) {
 			char *bigger = capacity <= (SIZE_MAX - 1) / 2 ? realloc(buf, capacity * 2 + 1) : NULL;
 			if (!bigger) {
@@ -595,7 +655,7 @@ static int read_whole_file(const char *path, char **out, size_t *out_len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			err = -errno;
+			err = neg_errno();
 		if (n <= 0)
 			break;
 		len += (size_t)n;
