@@ -347,16 +347,22 @@ static __always_inline __u32 unwind_frame(struct unwinder_state *st, struct unwi
 	if (bpf_probe_read_user(&ra, sizeof(ra), (void *)(cfa + ra_off)))
 		return END_READ_FAILED;
 
-	/* Caller-saved registers are unknown in the caller; callee-saved ones follow their rule. */
+	/* Caller-saved registers are unknown in the caller; callee-saved ones follow their rule,
+	 * with slots relative to the CFA or (rbp_based) to this frame's rbp, read before the loop
+	 * replaces it with the caller's. */
 	__u32 valid = st->valid & CALLEE_SAVED_MASK;
+	__u64 frame_rbp = st->regs[DW_RBP];
+	bool frame_rbp_known = st->valid & REG_BIT(DW_RBP);
 	for (int i = 0; i < SREG_COUNT - 1; i++) {
 		__s16 off = rule->reg_off[i];
 		__u32 reg = saved_reg_dwarf[i];
+		bool rbp_based = rule->rbp_based & (1u << i);
+		__u64 base = rbp_based ? frame_rbp : cfa;
 
-		if (off == REG_SAME)
+		if (off == REG_SAME && !rbp_based)
 			continue;
-		if (off == REG_UNDEFINED ||
-		    bpf_probe_read_user(&saved, sizeof(saved), (void *)(cfa + off))) {
+		if ((off == REG_UNDEFINED && !rbp_based) || (rbp_based && !frame_rbp_known) ||
+		    bpf_probe_read_user(&saved, sizeof(saved), (void *)(base + off))) {
 			valid &= ~REG_BIT(reg);
 			continue;
 		}

@@ -83,14 +83,18 @@ enum saved_reg {
 /* reg_off values: 0 = register unchanged in the caller ("same value", also the default for
  * callee-saved registers with no rule); REG_UNDEFINED = value unknown in the caller (for the
  * return address: the outermost frame, the stack ends cleanly); anything else = the caller's
- * value is saved at memory address cfa + reg_off. */
+ * value is saved at memory address cfa + reg_off.
+ * When bit i of rbp_based is set, register i is instead saved at this frame's rbp + reg_off (any
+ * value, 0 included): gcc's stack-realigning prologues describe their saves that way
+ * (DW_CFA_expression: DW_OP_breg6 N), since the CFA is then *(rbp - 8), not rbp + constant. */
 #define REG_SAME 0
 #define REG_UNDEFINED (-32768)
 
 struct unwind_rule {
 	__u8 cfa_type;  /* enum cfa_type */
 	__u8 cfa_reg;   /* DWARF register number (x86_64: 6 rbp, 7 rsp, 10 r10...) or PLT threshold */
-	__u8 pad[2];
+	__u8 rbp_based; /* bit i: reg_off[i] is relative to this frame's rbp, not to the CFA */
+	__u8 pad;
 	__s32 cfa_off;
 	__s16 reg_off[SREG_COUNT];
 	__u16 pad2;

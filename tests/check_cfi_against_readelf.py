@@ -50,6 +50,8 @@ PLT_EXPR_RE = re.compile(
 DEREF_EXPR_RE = re.compile(r"^DW_OP_breg(\d+) \(\w+\): (-?\d+); DW_OP_deref$")
 CFA_REG_OFF_RE = re.compile(r"^([a-z0-9]+)([+-]\d+)$")
 SAVED_AT_CFA_RE = re.compile(r"^c([+-]\d+)$")
+REG_EXPR_OPERAND_RE = re.compile(r"^\s*r\d+ \(\w+\) \((.*)\)$")
+RBP_SLOT_EXPR_RE = re.compile(r"^DW_OP_breg6 \(rbp\): (-?\d+)$")
 
 # Instructions that give a register a rule other than "undefined".
 RULE_SETTERS = ("DW_CFA_offset", "DW_CFA_offset_extended", "DW_CFA_offset_extended_sf",
@@ -133,15 +135,16 @@ def parse_readelf(text, interpreted):
 
 
 class UndefinedTracker:
-    """Replays an FDE's raw instructions for the two things frames-interp does not show:
-    which registers are explicitly undefined, and the CFA expression text."""
+    """Replays an FDE's raw instructions for what frames-interp does not show: which registers
+    are explicitly undefined, the CFA expression text, and register expression texts."""
 
     def __init__(self, cie_entry):
-        self.undefined, self.cfa_expr = set(), None
+        self.undefined, self.cfa_expr, self.reg_exprs = set(), None, {}
         for line in cie_entry.lines:
             self.step(line, None)
         self.cie_undefined = set(self.undefined)
         self.cie_cfa_expr = self.cfa_expr
+        self.cie_reg_exprs = dict(self.reg_exprs)
 
     def step(self, line, stack):
         op, _, operands = line.partition(":")
@@ -150,17 +153,27 @@ class UndefinedTracker:
         reg = int(reg_m.group(1)) if reg_m else None
         if op == "DW_CFA_undefined" and reg is not None:
             self.undefined.add(reg)
+            self.reg_exprs.pop(reg, None)
         elif op in RULE_SETTERS and reg is not None:
             self.undefined.discard(reg)
+            expr_m = REG_EXPR_OPERAND_RE.match(operands) if op == "DW_CFA_expression" else None
+            if expr_m:
+                self.reg_exprs[reg] = expr_m.group(1)
+            else:
+                self.reg_exprs.pop(reg, None)
         elif op in ("DW_CFA_restore", "DW_CFA_restore_extended") and reg is not None:
             if reg in self.cie_undefined:
                 self.undefined.add(reg)
             else:
                 self.undefined.discard(reg)
+            if reg in self.cie_reg_exprs:
+                self.reg_exprs[reg] = self.cie_reg_exprs[reg]
+            else:
+                self.reg_exprs.pop(reg, None)
         elif op == "DW_CFA_remember_state" and stack is not None:
-            stack.append((set(self.undefined), self.cfa_expr))
+            stack.append((set(self.undefined), self.cfa_expr, dict(self.reg_exprs)))
         elif op == "DW_CFA_restore_state" and stack:
-            self.undefined, self.cfa_expr = stack.pop()
+            self.undefined, self.cfa_expr, self.reg_exprs = stack.pop()
         elif line.startswith("DW_CFA_def_cfa_expression ("):
             self.cfa_expr = line[len("DW_CFA_def_cfa_expression ("):-1]
         elif op in ("DW_CFA_def_cfa", "DW_CFA_def_cfa_sf", "DW_CFA_def_cfa_register"):
@@ -169,17 +182,18 @@ class UndefinedTracker:
     def states(self, fde_entry):
         """[(address, undefined set, cfa expression)] at the start of each row."""
         self.undefined, self.cfa_expr = set(self.cie_undefined), self.cie_cfa_expr
+        self.reg_exprs = dict(self.cie_reg_exprs)
         stack = []
         out = []
         loc = fde_entry.lo
         for line in fde_entry.lines:
             m = ADVANCE_RE.match(line) or SET_LOC_RE.match(line)
             if m:
-                out.append((loc, set(self.undefined), self.cfa_expr))
+                out.append((loc, set(self.undefined), self.cfa_expr, dict(self.reg_exprs)))
                 loc = int(m.group(1), 16)
                 continue
             self.step(line, stack)
-        out.append((loc, set(self.undefined), self.cfa_expr))
+        out.append((loc, set(self.undefined), self.cfa_expr, dict(self.reg_exprs)))
         return out
 
 
@@ -205,9 +219,12 @@ def expected_cfa(cfa, cfa_expr):
     return "unsupported"
 
 
-def expected_reg(value, regno, undefined):
+def expected_reg(value, regno, undefined, expr=None):
     """The dump's text for one register column, or None when the row must be unsupported."""
     is_ra = regno == RA_REG
+    rbp_slot = RBP_SLOT_EXPR_RE.match(expr or "")
+    if value == "exp" and not is_ra and rbp_slot and -2**15 <= int(rbp_slot.group(1)) < 2**15:
+        return "b%+d" % int(rbp_slot.group(1))
     if value is None or value == "s":
         return "s"
     if value == "u":
@@ -222,7 +239,7 @@ def expected_reg(value, regno, undefined):
     return None if is_ra else "u"
 
 
-def expected_row(entry, cie, cfa, regs, undefined, cfa_expr):
+def expected_row(entry, cie, cfa, regs, undefined, cfa_expr, reg_exprs):
     """The full expected dump line (without the pc) for one readelf row."""
     if cie.augmentation.startswith("z") and "S" in cie.augmentation:
         return "signal" + " -" * len(DUMP_COLUMNS)
@@ -231,7 +248,7 @@ def expected_row(entry, cie, cfa, regs, undefined, cfa_expr):
     cfa_text = expected_cfa(cfa, cfa_expr)
     reg_texts = []
     for name, regno in DUMP_COLUMNS:
-        text = expected_reg(regs.get(name), regno, undefined)
+        text = expected_reg(regs.get(name), regno, undefined, reg_exprs.get(regno))
         if text is None:
             cfa_text = "unsupported"
         reg_texts.append(text)
@@ -282,8 +299,8 @@ def compare(raw, interp, table, max_report):
         ranges.append((entry.lo, entry.hi))
         states = UndefinedTracker(raw_cie).states(raw_fde)
         for loc, cfa, regs in fde_rows(entry, cie_interp):
-            _, undefined, cfa_expr = state_at(states, loc)
-            want = expected_row(entry, raw_cie, cfa, regs, undefined, cfa_expr)
+            _, undefined, cfa_expr, reg_exprs = state_at(states, loc)
+            want = expected_row(entry, raw_cie, cfa, regs, undefined, cfa_expr, reg_exprs)
             got = table.at(loc)
             compared += 1
             if got != want:

@@ -20,6 +20,7 @@
  * and each register field is
  *   s                     same value (REG_SAME)
  *   u                     undefined (REG_UNDEFINED; for ra: outermost frame)
+ *   b+N / b-N             saved at this frame's rbp + N (rbp_based bit)
  *   c-N / c+N             saved at CFA-N / CFA+N
  *   -                     not meaningful (gap, signal and unsupported rows)
  * Example: 0x1040 rsp+16 s c-16 s s s s c-8
@@ -70,10 +71,14 @@ static void print_cfa(const struct unwind_rule *r)
 	}
 }
 
-static void print_reg(const struct unwind_rule *r, int16_t off)
+static void print_reg(const struct unwind_rule *r, int i)
 {
+	int16_t off = r->reg_off[i];
+
 	if (r->cfa_type == CFA_GAP || r->cfa_type == CFA_SIGNAL || r->cfa_type == CFA_UNSUPPORTED)
 		printf(" -");
+	else if (r->rbp_based & (1u << i))
+		printf(" b%+d", (int)off);
 	else if (off == REG_SAME)
 		printf(" s");
 	else if (off == REG_UNDEFINED)
@@ -88,7 +93,7 @@ static void print_row(const struct cfi_row *row)
 	printf("0x%" PRIx64 " ", row->pc);
 	print_cfa(&row->rule);
 	for (int i = 0; i < SREG_COUNT; i++)
-		print_reg(&row->rule, row->rule.reg_off[i]);
+		print_reg(&row->rule, i);
 	putchar('\n');
 }
 

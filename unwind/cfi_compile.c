@@ -464,11 +464,40 @@ static void cfa_from_dwarf(const struct fde_info *fi, Dwarf_Small value_type,
 	rule->cfa_type = CFA_UNSUPPORTED;
 }
 
-/* Map one register column onto reg_off. Returns false when the row cannot be represented. */
-static bool reg_from_dwarf(Dwarf_Half column, Dwarf_Small value_type, Dwarf_Signed offset_relevant,
-			   Dwarf_Signed regnum, Dwarf_Signed offset, int16_t *reg_off)
+/* DW_CFA_expression `DW_OP_breg6 N` alone: the register is saved at rbp + N (gcc's
+ * stack-realigning prologues). */
+static bool match_rbp_slot_expression(const struct fde_info *fi, Dwarf_Ptr block, Dwarf_Signed len,
+				      int16_t *off_out)
 {
+	if (!block_in_section(fi->section, block, len))
+		return false;
+	struct expr_reader r = {.p = block, .end = (const uint8_t *)block + len};
+	uint8_t reg;
+	int64_t off;
+
+	if (!expr_breg(&r, &reg, &off) || !expr_done(&r) || reg != DW_RBP || off < INT16_MIN ||
+	    off > INT16_MAX)
+		return false;
+	*off_out = (int16_t)off;
+	return true;
+}
+
+/* Map one register column onto reg_off. Returns false when the row cannot be represented. */
+static bool reg_from_dwarf(const struct fde_info *fi, Dwarf_Half column,
+			   const Dwarf_Regtable_Entry3 *e, int16_t *reg_off, bool *rbp_based)
+{
+	Dwarf_Small value_type = e->dw_value_type;
+	Dwarf_Signed offset_relevant = e->dw_offset_relevant;
+	Dwarf_Signed regnum = e->dw_regnum;
+	Dwarf_Signed offset = (Dwarf_Signed)e->dw_offset_or_block_len;
 	bool is_ra = column == DW_RIP;
+
+	*rbp_based = false;
+	if (value_type == DW_EXPR_EXPRESSION && !is_ra &&
+	    match_rbp_slot_expression(fi, e->dw_block_ptr, offset, reg_off)) {
+		*rbp_based = true;
+		return true;
+	}
 	if (value_type == DW_EXPR_OFFSET && offset_relevant) {
 		/* "saved at CFA+N": 0 and INT16_MIN are taken by REG_SAME / REG_UNDEFINED. */
 		if (offset <= INT16_MIN || offset > INT16_MAX || offset == 0)
@@ -513,10 +542,12 @@ static int compile_row(struct build_ctx *ctx, const struct fde_info *fi, uint64_
 		       (Dwarf_Signed)cfa->dw_offset_or_block_len, cfa->dw_block_ptr, rule);
 	bool representable = rule->cfa_type != CFA_UNSUPPORTED && fi->ra_column_ok;
 	for (int i = 0; i < SREG_COUNT && representable; i++) {
-		const Dwarf_Regtable_Entry3 *e = &entries[saved_reg_column[i]];
-		representable = reg_from_dwarf(saved_reg_column[i], e->dw_value_type, e->dw_offset_relevant,
-					       e->dw_regnum, (Dwarf_Signed)e->dw_offset_or_block_len,
-					       &rule->reg_off[i]);
+		bool rbp_based;
+
+		representable = reg_from_dwarf(fi, saved_reg_column[i], &entries[saved_reg_column[i]],
+					       &rule->reg_off[i], &rbp_based);
+		if (rbp_based)
+			rule->rbp_based |= (uint8_t)(1u << i);
 	}
 	if (!representable)
 		set_unsupported(rule);
@@ -527,7 +558,8 @@ static int compile_row(struct build_ctx *ctx, const struct fde_info *fi, uint64_
 
 static bool rules_equal(const struct unwind_rule *a, const struct unwind_rule *b)
 {
-	if (a->cfa_type != b->cfa_type || a->cfa_reg != b->cfa_reg || a->cfa_off != b->cfa_off)
+	if (a->cfa_type != b->cfa_type || a->cfa_reg != b->cfa_reg || a->cfa_off != b->cfa_off ||
+	    a->rbp_based != b->rbp_based)
 		return false;
 	for (int i = 0; i < SREG_COUNT; i++)
 		if (a->reg_off[i] != b->reg_off[i])

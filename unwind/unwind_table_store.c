@@ -78,7 +78,7 @@ static int64_t intern_rule(struct table_store *store, const struct unwind_rule *
 {
 	struct unwind_rule clean = *rule; /* padding zeroed so equal rules compare and hash equal */
 
-	memset(clean.pad, 0, sizeof(clean.pad));
+	clean.pad = 0;
 	clean.pad2 = 0;
 	if (clean.cfa_type == CFA_GAP)
 		return UNWIND_RULE_GAP;
