@@ -131,6 +131,8 @@ static void merge_equal_lines(struct fold_result *res)
 {
 	size_t out = 0;
 
+	if (res->count == 0)
+		return; /* lines is NULL: qsort must not see it */
 	qsort(res->lines, res->count, sizeof(*res->lines), compare_lines);
 	for (size_t i = 0; i < res->count; i++) {
 		if (out > 0 && strcmp(res->lines[out - 1].text, res->lines[i].text) == 0) {
@@ -193,6 +195,8 @@ static void print_summary(const struct aggregate_input *in, const struct fold_re
 		(unsigned long long)res->samples, in->elapsed, in->frequency, (unsigned long long)lost,
 		(unsigned long long)res->without_stack,
 		percent(res->by_reason[END_COMPLETE], res->samples));
+	if (res->samples == 0)
+		lp_warn("no samples: the target processes did not run on a CPU while profiling (idle?)");
 	if (counters[CNT_KSTACK_FAILED])
 		fprintf(stderr, "lua-perf: %llu kernel stacks not recorded\n",
 			(unsigned long long)counters[CNT_KSTACK_FAILED]);

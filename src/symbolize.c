@@ -5,7 +5,8 @@
  *   1. a symbol with a size beats one without (it knows where the function ends);
  *   2. an external name (global, weak or unique binding) beats a local one, so
  *      __libc_start_main beats __libc_start_main_impl;
- *   3. glibc's hidden internal aliases "__GI_*" lose (include/libc-symbols.h, hidden_def);
+ *   3. glibc's hidden internal aliases "__GI_*" lose (include/libc-symbols.h, hidden_def), and
+ *      the vDSO's "__vdso_*" names win over their weak short aliases;
  *   4. fewer leading underscores win: malloc beats __libc_malloc, read beats __read (global and
  *      weak rank equal on purpose: glibc makes the public name the weak one);
  *   5. the shorter name wins, then the strcmp-smaller one, then the larger size.
@@ -87,6 +88,14 @@ static bool is_glibc_hidden_alias(const struct raw_sym *sym)
 	return sym->name_len > 5 && memcmp(sym->name, "__GI_", 5) == 0;
 }
 
+/* The vDSO exports each function twice, `__vdso_clock_gettime` and a weak `clock_gettime`
+ * (arch/x86/entry/vdso/vclock_gettime.c); the short alias would read like libc's wrapper of the
+ * same name, which is the frame right below it. */
+static bool is_vdso_name(const struct raw_sym *sym)
+{
+	return sym->name_len > 7 && memcmp(sym->name, "__vdso_", 7) == 0;
+}
+
 static int compare_u64(uint64_t a, uint64_t b) { return a < b ? -1 : a > b; }
 
 static int compare_names(const struct raw_sym *a, const struct raw_sym *b)
@@ -111,6 +120,8 @@ static int compare_raw(const void *pa, const void *pb)
 		return a->external ? -1 : 1;
 	if (is_glibc_hidden_alias(a) != is_glibc_hidden_alias(b))
 		return is_glibc_hidden_alias(a) ? 1 : -1;
+	if (is_vdso_name(a) != is_vdso_name(b))
+		return is_vdso_name(a) ? -1 : 1;
 	c = compare_u64(leading_underscores(a), leading_underscores(b));
 	if (c)
 		return c;

@@ -1,0 +1,469 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Profiling stock Debian binaries (stripped, built without frame pointers) with lua-perf.
+
+    nginx_profile_test.py --lua-perf BIN nginx
+    nginx_profile_test.py --lua-perf BIN lua54
+
+nginx: /usr/sbin/nginx (master + 2 workers, config generated in a temp dir, listening on a free
+  127.0.0.1 port) serves static files to `wrk -t2 -c16 -d6s` (loopback only); both workers are
+  profiled for 4 s. nginx exports most of its functions (.dynsym, for dynamic modules) but not
+  the static ones: ngx_start_worker_processes, ngx_worker_process_cycle and the handlers
+  (ngx_http_static_handler) show as nginx+0x..., as do _start and libc's static functions.
+  Asserted over the samples with user frames:
+    - >= 99% complete: root frame inside nginx's _start (the ELF entry point's function), then
+      __libc_start_main, __libc_start_call_main (static), main;
+    - >= 99% of those go through the worker's chain
+      main;ngx_master_process_cycle;<nginx: ngx_start_worker_processes>;ngx_spawn_process;
+      <nginx: ngx_worker_process_cycle>;ngx_process_events_and_timers
+      with one and the same function (by its FDE) standing for ngx_worker_process_cycle;
+    - >= 50% of them are serving the file: ngx_http_core_content_phase;<nginx+0x...: the static
+      handler, always the same function>;ngx_http_output_filter (most of the worker's time then
+      goes to writev/pread in the kernel); >= 1% have nginx's own code at the leaf.
+  nginx is stopped (process group killed) whatever happens.
+
+lua54: /usr/bin/lua5.4 running a CPU loop script, profiled 3 s. main is not exported (shows as
+  lua5.4+0x..., found via _start's `lea main(%rip), %rdi`), nor is luaV_execute. Asserted:
+    - >= 99% complete: root in _start, then __libc_start_main, __libc_start_call_main, main;
+    - >= 99% contain main ... lua_pcallk ... lua_pcallk: lua.c's main runs pmain with
+      lua_pcall, and docall runs the script chunk with lua_pcall;
+    - the leaf is inside lua5.4 (the interpreter loop) for most samples.
+
+Exit status: 0 pass, 1 fail, 77 skipped (not root). Shares helpers with native_profile_test.py.
+"""
+import argparse
+import collections
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import native_profile_test as npt  # noqa: E402
+from native_profile_test import (  # noqa: E402
+    Child, Elf, Profiler, TestFailure, compress, exact, fail, libc_fn, log, one, parse_fold,
+    split_offset, top_stacks, user_part)
+
+NGINX = "/usr/sbin/nginx"
+WRK = "/usr/bin/wrk"
+LUA = "/usr/bin/lua5.4"
+MIN_SHARE = npt.MIN_SHARE
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def children_of(pid):
+    kids = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            kids.append(int(p))
+    return sorted(kids)
+
+
+def wait_port(port, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def http_get(port, path):
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(f"GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head.split(b"\r\n", 1)[0].decode(errors="replace"), body
+
+
+class ElfFrames:
+    """Matchers for frames of a stripped executable, by address ranges from its ELF file."""
+
+    def __init__(self, path):
+        self.elf = Elf(path)
+        self.base = os.path.basename(path)
+        if not self.elf.text_offset_is_vaddr():
+            fail(f"{path}: text file offsets differ from addresses; offsets are ambiguous")
+        lo, hi = self.elf.function_bounds(self.elf.entry)
+        if lo != self.elf.entry:
+            fail(f"{path}: no FDE starting at the entry point 0x{self.elf.entry:x}")
+        self.start_fn = (lo, hi)
+        main = self.elf.main_from_start()
+        if main is None:
+            fail(f"{path}: cannot find main from _start")
+        self.main_fn = self.elf.function_bounds(main)
+        if self.main_fn[0] != main:
+            fail(f"{path}: no FDE starting at main 0x{main:x}")
+
+    def fn(self, bounds, names, desc):
+        return npt.elf_range(self.base, bounds[0], bounds[1], names, desc)
+
+    def start(self):
+        return self.fn(self.start_fn, {"_start"}, f"<_start|{self.base}+0x{self.start_fn[0]:x}..>")
+
+    def main(self):
+        return self.fn(self.main_fn, {"main"}, f"<main|{self.base}+0x{self.main_fn[0]:x}..>")
+
+    def fde_of(self, frame):
+        so = split_offset(frame)
+        if so is None or so[0] != self.base:
+            return None
+        return self.elf.function_bounds(so[1])[0]
+
+    def unnamed(self, desc):
+        """Any frame of this executable that has no exported name."""
+        return npt.M(f"<{desc}: {self.base}+0x*>",
+                     lambda fr: (split_offset(fr) or ("",))[0] == self.base)
+
+
+def startup_prefix(ef):
+    return [one(ef.start()), one(libc_fn({"libc_start_main"}, allow_offset=False)),
+            one(libc_fn({"libc_start_call_main"})), one(ef.main())]
+
+
+def share(n, d):
+    return n / d if d else 0.0
+
+
+def check_complete(stacks, prefix, label):
+    """>= 99% of the samples with user frames start with exactly `prefix` (ends with main)."""
+    users = [(user_part(f), c) for f, c in stacks if user_part(f)]
+    n = sum(c for _, c in users)
+    ok = [(f, c) for f, c in users
+          if len(f) > len(prefix) and npt.full_match(f[:len(prefix)], prefix)]
+    n_ok = sum(c for _, c in ok)
+    log(f"{label}: {sum(c for _, c in stacks)} samples, {n} with user frames, "
+        f"{n_ok} ({share(n_ok, n):.2%}) complete ({npt.spec_desc(prefix)};...)")
+    if n_ok < MIN_SHARE * n:
+        bad = [(f, c) for f, c in users if (f, c) not in ok]
+        hints = [f"  {c:7d}  {npt.first_mismatch(f, prefix)}\n           {compress(f)}"
+                 for f, c in sorted(bad, key=lambda s: -s[1])[:8]]
+        fail(f"{label}: only {share(n_ok, n):.2%} of user stacks are complete\n"
+             + top_stacks(users, title="user stacks") + "\n  incomplete:\n" + "\n".join(hints))
+    return users, ok, n
+
+
+def find_seq(frames, items, start=0):
+    """Index after matching `items` (matchers) consecutively from `start`, or None."""
+    if start + len(items) > len(frames):
+        return None
+    for k, m in enumerate(items):
+        if not m.test(frames[start + k]):
+            return None
+    return start + len(items)
+
+
+# --------------------------------------------------------------------------------------------
+# nginx
+
+
+NGINX_CONF = """\
+worker_processes 2;
+master_process on;
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{
+    worker_connections 256;
+}}
+http {{
+    access_log off;
+    default_type application/octet-stream;
+    keepalive_requests 1000000;
+{temp_paths}
+    server {{
+        listen 127.0.0.1:{port};
+        root {tmp}/www;
+        location / {{ }}
+    }}
+}}
+"""
+
+
+def nginx_temp_paths(tmp):
+    """*_temp_path for every module compiled in (their defaults are under /var/lib/nginx)."""
+    v = subprocess.run([NGINX, "-V"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT).stdout
+    v = v.decode(errors="replace")
+    lines = [f"    client_body_temp_path {tmp}/client_body;"]
+    for mod in ("proxy", "fastcgi", "uwsgi", "scgi"):
+        if f"--without-http_{mod}_module" not in v:
+            lines.append(f"    {mod}_temp_path {tmp}/{mod};")
+    return "\n".join(lines)
+
+
+def stop_nginx(master):
+    """SIGTERM the whole process group (master + workers), then SIGKILL what is left."""
+    if master is None:
+        return
+    pgid = master.pid
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        master.proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+    master.close()  # SIGKILL to the group if the master is still there
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    log(f"warning: processes of nginx group {pgid} still present")
+
+
+def case_nginx(args, tmp):
+    for tool in (NGINX, WRK):
+        if not os.access(tool, os.X_OK):
+            fail(f"{tool} not found: the project's install script installs nginx-light and wrk")
+    os.chmod(tmp, 0o755)  # workers run as nobody and serve files from here
+    www = os.path.join(tmp, "www")
+    os.mkdir(www)
+    os.chmod(www, 0o755)
+    files = {"index.html": b"<html><body>lua-perf test</body></html>\n",
+             "small.txt": b"hello\n" * 100,
+             "file": bytes((i * 7919) & 0xFF for i in range(100 * 1024))}
+    for name, content in files.items():
+        with open(os.path.join(www, name), "wb") as f:
+            f.write(content)
+        os.chmod(os.path.join(www, name), 0o644)
+    port = free_port()
+    conf = os.path.join(tmp, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_CONF.format(tmp=tmp, port=port, temp_paths=nginx_temp_paths(tmp)))
+
+    master = wrk = prof = None
+    try:
+        master = Child([NGINX, "-p", tmp + "/", "-e", os.path.join(tmp, "error.log"),
+                        "-c", conf])
+        if not wait_port(port):
+            err = ""
+            if os.path.exists(os.path.join(tmp, "error.log")):
+                err = open(os.path.join(tmp, "error.log")).read()[-2000:]
+            fail(f"nginx does not listen on 127.0.0.1:{port} within 10 s; error.log: {err!r}")
+        status, body = http_get(port, "/file")
+        if " 200 " not in status + " " or body != files["file"]:
+            fail(f"GET /file: {status!r}, {len(body)} bytes (want 200, {len(files['file'])})")
+        deadline = time.monotonic() + 10
+        workers = children_of(master.pid)
+        while len(workers) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            workers = children_of(master.pid)
+        if len(workers) != 2:
+            fail(f"nginx master {master.pid} has children {workers}, expected 2 workers")
+        log(f"nginx master {master.pid}, workers {workers}, port {port}")
+
+        wrk = Child([WRK, "-t2", "-c16", "-d6s", f"http://127.0.0.1:{port}/file"])
+        time.sleep(0.7)  # load is on
+        if wrk.proc.poll() is not None:
+            fail(f"wrk exited early: {wrk.proc.returncode}: {wrk.proc.stderr.read()!r}")
+        prof = Profiler(args, workers, 4, os.path.join(tmp, "out.fold"))
+        rc, _, err = prof.finish()
+        try:
+            wrk_out, _ = wrk.proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            fail("wrk did not finish")
+        wrk_out = wrk_out.decode(errors="replace")
+        log("wrk: " + " | ".join(l.strip() for l in wrk_out.strip().split("\n")[-4:]))
+        npt.check_exit(rc, err, args)
+        if "Non-2xx" in wrk_out or "Socket errors" in wrk_out:
+            fail(f"wrk saw errors:\n{wrk_out}")
+        for w in workers:
+            if not os.path.exists(f"/proc/{w}"):
+                fail(f"nginx worker {w} died during profiling")
+    finally:
+        if prof:
+            prof.kill()
+        if wrk:
+            wrk.close()
+        stop_nginx(master)
+
+    stacks = parse_fold(os.path.join(tmp, "out.fold"))
+    ef = ElfFrames(NGINX)
+    prefix = startup_prefix(ef)
+    users, complete, n_users = check_complete(stacks, prefix, "nginx workers")
+    if n_users < 300:
+        fail(f"nginx workers: only {n_users} samples with user frames (want >= 300)\n"
+             + top_stacks(stacks))
+
+    # The worker's chain right after main.
+    chain = [exact("ngx_master_process_cycle"), ef.unnamed("ngx_start_worker_processes"),
+             exact("ngx_spawn_process"), ef.unnamed("ngx_worker_process_cycle"),
+             exact("ngx_process_events_and_timers")]
+    n_chain = 0
+    cycle_fns = collections.Counter()
+    bad = []
+    for f, c in complete:
+        end = find_seq(f, chain, len(prefix))
+        if end is None:
+            bad.append((f, c))
+            continue
+        n_chain += c
+        cycle_fns[ef.fde_of(f[len(prefix) + 3])] += c
+    n_complete = sum(c for _, c in complete)
+    log(f"  main;{';'.join(m.desc for m in chain)}: {n_chain}/{n_complete} = "
+        f"{share(n_chain, n_complete):.2%}")
+    if n_chain < MIN_SHARE * n_complete:
+        fail(f"nginx: only {share(n_chain, n_complete):.2%} of complete stacks go through "
+             f"main;{';'.join(m.desc for m in chain)}\n"
+             + top_stacks(bad, title="the others"))
+    fn, n = cycle_fns.most_common(1)[0]
+    log(f"  ngx_worker_process_cycle = {ef.base}+0x{fn:x} in {n}/{n_chain} samples")
+    if n < MIN_SHARE * n_chain:
+        fail(f"nginx: the frame standing for ngx_worker_process_cycle is not one function: "
+             f"{dict((hex(k or 0), v) for k, v in cycle_fns.items())}")
+
+    # Serving static files: ngx_http_core_content_phase calls the static handler (a static
+    # function: nginx+0x...), which sends the file down ngx_http_output_filter.
+    static = [exact("ngx_http_core_content_phase"), ef.unnamed("ngx_http_static_handler"),
+              exact("ngx_http_output_filter")]
+    n_static = sum(c for f, c in users
+                   if any(find_seq(f, static, i) for i in range(len(prefix), len(f))))
+    handler_fns = collections.Counter()
+    for f, c in users:
+        for i in range(len(f) - 2):
+            if find_seq(f, static, i):
+                handler_fns[ef.fde_of(f[i + 1])] += c
+                break
+    leaf_in_nginx = sum(c for f, c in users if f[-1].startswith("ngx_")
+                        or (split_offset(f[-1]) or ("",))[0] == ef.base)
+    log(f"  samples under {';'.join(m.desc for m in static)}: {n_static}/{n_users} = "
+        f"{share(n_static, n_users):.2%} (static handler: "
+        f"{', '.join(f'{ef.base}+0x{k or 0:x}: {v}' for k, v in handler_fns.most_common(3))})")
+    log(f"  samples with their leaf in nginx: {leaf_in_nginx}/{n_users} = "
+        f"{share(leaf_in_nginx, n_users):.2%}")
+    if share(n_static, n_users) < 0.5:
+        fail(f"nginx: only {share(n_static, n_users):.2%} of samples are in the static file "
+             f"handler ({';'.join(m.desc for m in static)}) while wrk downloads a file\n"
+             + top_stacks(users, title="user stacks"))
+    if len(handler_fns) != 1:
+        fail(f"nginx: the static handler frame is not one function: {dict(handler_fns)}")
+    if leaf_in_nginx < 0.01 * n_users:
+        fail("nginx: (almost) no samples with nginx's own code at the leaf\n"
+             + top_stacks(users, title="user stacks"))
+
+
+# --------------------------------------------------------------------------------------------
+# lua5.4
+
+LUA_SCRIPT = """\
+local function work(n)
+  local s = 0
+  for i = 1, n do s = (s + i * 7) % 1000003 end
+  return s
+end
+local total = 0
+io.write("ready\\n")
+io.stdout:flush()
+while true do total = total + work(100000) end
+"""
+
+
+def case_lua54(args, tmp):
+    if not os.access(LUA, os.X_OK):
+        fail(f"{LUA} not found (Debian package lua5.4)")
+    script = os.path.join(tmp, "loop.lua")
+    with open(script, "w") as f:
+        f.write(LUA_SCRIPT)
+    child = Child([LUA, script])
+    prof = None
+    try:
+        child.wait_for("ready")
+        prof = Profiler(args, [child.pid], 3, os.path.join(tmp, "out.fold"))
+        rc, _, err = prof.finish()
+        npt.check_exit(rc, err, args)
+        if child.proc.poll() is not None:
+            fail(f"lua5.4 exited during profiling with {child.proc.returncode}")
+    finally:
+        if prof:
+            prof.kill()
+        child.close()
+
+    stacks = parse_fold(os.path.join(tmp, "out.fold"))
+    ef = ElfFrames(LUA)
+    prefix = startup_prefix(ef)
+    users, complete, n_users = check_complete(stacks, prefix, "lua5.4")
+    if n_users < 1000:
+        fail(f"lua5.4: only {n_users} samples with user frames (want >= 1000 in 3 s)\n"
+             + top_stacks(stacks))
+    n_pcall = sum(c for f, c in complete if f[len(prefix):].count("lua_pcallk") >= 2)
+    n_complete = sum(c for _, c in complete)
+    log(f"  main ... lua_pcallk ... lua_pcallk: {n_pcall}/{n_complete} = "
+        f"{share(n_pcall, n_complete):.2%}")
+    if n_pcall < MIN_SHARE * n_complete:
+        fail(f"lua5.4: only {share(n_pcall, n_complete):.2%} of complete stacks contain "
+             "main...lua_pcallk...lua_pcallk\n" + top_stacks(complete, title="complete stacks"))
+    n_leaf = sum(c for f, c in users if (split_offset(f[-1]) or ("",))[0] == ef.base
+                 or f[-1].startswith("lua"))
+    log(f"  leaf in {ef.base}: {n_leaf}/{n_users} = {share(n_leaf, n_users):.2%}")
+    if n_leaf < 0.8 * n_users:
+        fail(f"lua5.4: only {share(n_leaf, n_users):.2%} of samples have their leaf in the "
+             "interpreter\n" + top_stacks(users, title="user stacks"))
+
+
+CASES = {"nginx": case_nginx, "lua54": case_lua54}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("case", choices=sorted(CASES))
+    ap.add_argument("--lua-perf", help="path of the lua-perf binary")
+    ap.add_argument("--use-perf", action="store_true",
+                    help="profile with perf instead of lua-perf (checks the expectations)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        log("SKIP: profiling tests need root (BPF, perf events)")
+        return npt.SKIP
+    if not args.use_perf and not (args.lua_perf and os.access(args.lua_perf, os.X_OK)):
+        log(f"FAIL: lua-perf binary not found or not executable: {args.lua_perf!r}")
+        return 1
+    npt.install_signal_handlers()
+    tmp = tempfile.mkdtemp(prefix=f"lua-perf-{args.case}-")
+    try:
+        CASES[args.case](args, tmp)
+    except TestFailure as e:
+        log(f"FAIL: {e}")
+        return 1
+    finally:
+        if args.keep:
+            log(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    log(f"PASS: {args.case}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
