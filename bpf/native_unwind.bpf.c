@@ -19,6 +19,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "unwind_abi.h"
+#include "lua_abi.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -114,6 +115,9 @@ struct unwinder_state {
 	__u32 end_reason;
 	__u32 tgid;
 	__u64 hash;
+	__u64 lua_L;              /* the lua_State of the last Lua activation walked */
+	__u64 lua_ci;             /* where its next activation starts (0: none left) */
+	__u64 lua_top_ci;         /* its L->ci (5.1: the CallInfo whose pc is L->savedpc) */
 	__u64 kernel_ips[MAX_KERNEL_FRAMES];
 	struct stack_trace trace;
 };
@@ -124,6 +128,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct unwinder_state);
 } scratch SEC(".maps");
+
+/* Lua VMs by file id (bpf/lua_abi.h), written by userspace when it registers a file. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_FILES);
+	__type(key, __u32);
+	__type(value, struct lua_interp);
+} lua_interps SEC(".maps");
 
 struct loop_ctx {
 	struct unwinder_state *st;
@@ -391,6 +403,18 @@ static __always_inline __u64 anon_frame(__u64 pc, bool retaddr)
 	return (FRAME_ANON << FRAME_KIND_SHIFT) | (retaddr ? FRAME_RETADDR : 0) | (pc & FRAME_ANON_MASK);
 }
 
+#include "lua_puc_walk.bpf.h"
+
+/* At a luaV_execute frame, the Lua frames it runs go first (leaf side) of the native frame. */
+static __always_inline void walk_interpreter(struct unwinder_state *st, __u32 file_id, __u64 vaddr)
+{
+	struct lua_interp *interp = bpf_map_lookup_elem(&lua_interps, &file_id);
+
+	if (interp && interp->kind != LUA_KIND_NONE && vaddr >= interp->exec_start &&
+	    vaddr < interp->exec_end)
+		lua_puc_walk_activation(st, interp);
+}
+
 /* One native frame: record it, then compute its caller. Returns 1 to stop the loop. */
 static long unwind_step(__u64 index, void *data)
 {
@@ -426,6 +450,7 @@ static long unwind_step(__u64 index, void *data)
 	 * (__restore_rt): that pc is not after a call, name it as it is. */
 	if (rule && rule->cfa_type == CFA_SIGNAL)
 		retaddr = false;
+	walk_interpreter(st, m->file_id, lookup_pc - m->bias);
 	push_frame(st, native_frame(m->file_id, pc - m->bias, retaddr));
 	if (!rule) {
 		st->end_reason = reason;
@@ -538,6 +563,8 @@ int on_sample(struct bpf_perf_event_data *ctx)
 		return 0;
 	st->trace.len = 0;
 	st->hash = 0x243f6a8885a308d3ull;
+	st->lua_L = 0;
+	st->lua_ci = 0;
 	st->tgid = tgid;
 	st->end_reason = END_DEPTH;
 

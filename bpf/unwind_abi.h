@@ -210,7 +210,9 @@ enum counter {
 	CNT_KSTACK_FAILED = 3,      /* kernel stack not recorded (bpf_get_stack error) */
 	CNT_REFRESH_REQUESTS = 4,   /* unknown-mapping notifications sent to userspace */
 	CNT_REFRESH_LOST = 5,       /* notifications lost (ring buffer full) */
-	CNT_COUNT = 6,
+	CNT_LUA_NO_STATE = 6,       /* a luaV_execute frame whose lua_State could not be read */
+	CNT_LUA_EMPTY_ACTIVATION = 7, /* a luaV_execute frame with no Lua frame found for it */
+	CNT_COUNT = 8,
 };
 
 /* ---- Ring buffer events (rare, never per sample in the common path). */

@@ -11,6 +11,7 @@
 #include "native_unwind.skel.h"
 #include "src/frame_names.h"
 #include "src/log.h"
+#include "src/u64_set.h"
 
 static const char *const end_reason_names[END_REASON_COUNT] = {
 	[END_COMPLETE] = "complete",
@@ -63,23 +64,46 @@ static int read_counters(struct native_unwind_bpf *skel, uint64_t totals[CNT_COU
 }
 
 /* Root first: the recorded trace is leaf first (kernel frames, then user frames). */
-static void append_frames(struct frame_namer *namer, int stacks_fd, uint64_t stack_id,
+static struct stack_trace trace_buffer; /* 2 KiB: keep it off the stack */
+
+static void append_frames(struct frame_namer *namer, int stacks_fd, const struct sample_key *key,
 			  struct strbuf *sb)
 {
-	static struct stack_trace trace; /* 2 KiB: keep it off the stack */
+	struct stack_trace *trace = &trace_buffer;
 
-	if (stack_id == 0 || bpf_map_lookup_elem(stacks_fd, &stack_id, &trace) != 0)
+	if (key->stack_id == 0 || bpf_map_lookup_elem(stacks_fd, &key->stack_id, trace) != 0)
 		return;
-	uint32_t len = trace.len < MAX_STACK_FRAMES ? trace.len : MAX_STACK_FRAMES;
+	uint32_t len = trace->len < MAX_STACK_FRAMES ? trace->len : MAX_STACK_FRAMES;
 	for (uint32_t i = len; i-- > 0;) {
-		uint64_t frame = trace.frames[i];
+		uint64_t frame = trace->frames[i];
 
 		if (sb->len)
 			strbuf_append(sb, ";");
 		if (frame >> FRAME_KIND_SHIFT == FRAME_KERNEL)
 			frame_name_kernel(namer, frame | ~FRAME_KERNEL_MASK, sb);
 		else
-			frame_name_user(namer, frame, sb);
+			frame_name_user(namer, (pid_t)key->tgid, frame, sb);
+	}
+}
+
+void aggregate_prefetch_lua(struct native_unwind_bpf *skel, struct frame_namer *namer,
+			    struct u64_set *seen_stacks)
+{
+	int counts_fd = bpf_map__fd(skel->maps.sample_counts);
+	int stacks_fd = bpf_map__fd(skel->maps.stacks);
+	struct sample_key key, next;
+	void *prev = NULL;
+
+	if (namer->lua_proc_count == 0)
+		return;
+	while (bpf_map_get_next_key(counts_fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (u64_set_add(seen_stacks, key.stack_id) != 1 ||
+		    bpf_map_lookup_elem(stacks_fd, &key.stack_id, &trace_buffer) != 0)
+			continue;
+		for (uint32_t i = 0; i < trace_buffer.len && i < MAX_STACK_FRAMES; i++)
+			frame_namer_prefetch(namer, (pid_t)key.tgid, trace_buffer.frames[i]);
 	}
 }
 
@@ -109,7 +133,7 @@ static int fold_one(const struct aggregate_input *in, struct frame_namer *namer,
 		res->by_reason[key->end_reason] += count;
 	if (key->stack_id == 0)
 		res->without_stack += count;
-	append_frames(namer, bpf_map__fd(skel->maps.stacks), key->stack_id, &sb);
+	append_frames(namer, bpf_map__fd(skel->maps.stacks), key, &sb);
 	if (sb.len == 0)
 		strbuf_append(&sb, "[no stack]");
 	char *text = strbuf_take(&sb);
@@ -149,20 +173,17 @@ static int collect(const struct aggregate_input *in, struct fold_result *res)
 {
 	int counts_fd = bpf_map__fd(in->skel->maps.sample_counts);
 	struct sample_key key, next;
-	struct frame_namer namer;
 	void *prev = NULL;
 	int rc = 0;
 
-	frame_namer_init(&namer, in->files);
 	while (rc == 0 && bpf_map_get_next_key(counts_fd, prev, &next) == 0) {
 		uint64_t count;
 
 		key = next;
 		prev = &key;
 		if (bpf_map_lookup_elem(counts_fd, &key, &count) == 0 && count > 0)
-			rc = fold_one(in, &namer, &key, count, res);
+			rc = fold_one(in, in->namer, &key, count, res);
 	}
-	frame_namer_free(&namer);
 	if (rc == 0)
 		merge_equal_lines(res);
 	return rc;
@@ -214,6 +235,10 @@ static void print_summary(const struct aggregate_input *in, const struct fold_re
 		(unsigned long long)counters[CNT_REFRESH_REQUESTS]);
 	fprintf(stderr, "  %-52s %10llu\n", "refresh requests lost (ring buffer full)",
 		(unsigned long long)counters[CNT_REFRESH_LOST]);
+	fprintf(stderr, "  %-52s %10llu\n", "Lua VM frames whose lua_State was unreadable",
+		(unsigned long long)counters[CNT_LUA_NO_STATE]);
+	fprintf(stderr, "  %-52s %10llu\n", "Lua VM frames with no Lua frame found",
+		(unsigned long long)counters[CNT_LUA_EMPTY_ACTIVATION]);
 }
 
 int aggregate_and_write(const struct aggregate_input *in)

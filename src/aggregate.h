@@ -9,11 +9,12 @@
 #include <stdio.h>
 
 struct native_unwind_bpf;
-struct mapped_files;
+struct frame_namer;
+struct u64_set;
 
 struct aggregate_input {
 	struct native_unwind_bpf *skel;
-	const struct mapped_files *files;
+	struct frame_namer *namer;
 	bool stats;
 	double elapsed;
 	unsigned frequency;
@@ -23,5 +24,8 @@ struct aggregate_input {
 };
 
 int aggregate_and_write(const struct aggregate_input *in);
+/* While sampling: resolve the Lua frames of stacks not seen before (Protos can be freed later). */
+void aggregate_prefetch_lua(struct native_unwind_bpf *skel, struct frame_namer *namer,
+			    struct u64_set *seen_stacks);
 
 #endif

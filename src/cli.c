@@ -24,12 +24,13 @@ static const char usage_text[] =
 	"  -o, --output FILE     folded output (default perf.fold)\n"
 	"      --no-kernel       leave out kernel frames\n"
 	"      --stats           count samples by how their user stack ended\n"
+	"      --lines           Lua frames show the current line instead of the line defined\n"
 	"  -v, --verbose         debug messages\n"
 	"  -q, --quiet           only errors and the final summary\n"
 	"  -h, --help            this help\n"
 	"      --version         print the version\n";
 
-enum { OPT_NO_KERNEL = 256, OPT_STATS, OPT_VERSION };
+enum { OPT_NO_KERNEL = 256, OPT_STATS, OPT_LINES, OPT_VERSION };
 
 static const struct option long_options[] = {
 	{"pid", required_argument, NULL, 'p'},
@@ -38,6 +39,7 @@ static const struct option long_options[] = {
 	{"output", required_argument, NULL, 'o'},
 	{"no-kernel", no_argument, NULL, OPT_NO_KERNEL},
 	{"stats", no_argument, NULL, OPT_STATS},
+	{"lines", no_argument, NULL, OPT_LINES},
 	{"verbose", no_argument, NULL, 'v'},
 	{"quiet", no_argument, NULL, 'q'},
 	{"help", no_argument, NULL, 'h'},
@@ -115,6 +117,9 @@ static int handle_option(int opt, struct session_options *opts)
 		return 0;
 	case OPT_STATS:
 		opts->stats = true;
+		return 0;
+	case OPT_LINES:
+		opts->lua_lines = true;
 		return 0;
 	case 'v':
 		lp_set_log_level(LOG_DEBUG);

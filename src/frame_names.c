@@ -1,22 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 #include "src/frame_names.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bpf/unwind_abi.h"
 #include "src/log.h"
-
-void frame_namer_init(struct frame_namer *namer, const struct mapped_files *files)
-{
-	memset(namer, 0, sizeof(*namer));
-	namer->files = files;
-}
-
-void frame_namer_free(struct frame_namer *namer)
-{
-	symbol_table_free(&namer->kernel);
-}
 
 /* Folded stacks separate frames with ';' and end with " count": keep names on one line and
  * free of separators. */
@@ -28,6 +19,81 @@ static void append_symbol(struct strbuf *sb, const char *name)
 	for (size_t i = start; !sb->failed && i < sb->len; i++)
 		if (sb->data[i] == ';' || sb->data[i] == '\n' || sb->data[i] == '\r')
 			sb->data[i] = ':';
+}
+
+int frame_namer_init(struct frame_namer *namer, const struct mapped_files *files, bool lua_lines)
+{
+	memset(namer, 0, sizeof(*namer));
+	namer->files = files;
+	namer->lua_lines = lua_lines;
+	namer->lua = lua_symbolizer_new();
+	return namer->lua ? 0 : -ENOMEM;
+}
+
+void frame_namer_free(struct frame_namer *namer)
+{
+	symbol_table_free(&namer->kernel);
+	lua_symbolizer_free(namer->lua);
+	free(namer->lua_procs);
+	memset(namer, 0, sizeof(*namer));
+}
+
+int frame_namer_add_lua_process(struct frame_namer *namer, pid_t pid,
+				const struct lua_puc_version *version)
+{
+	for (size_t i = 0; i < namer->lua_proc_count; i++) {
+		if (namer->lua_procs[i].pid == pid) {
+			namer->lua_procs[i].version = version;
+			return 0;
+		}
+	}
+	struct lua_process *grown =
+		realloc(namer->lua_procs, (namer->lua_proc_count + 1) * sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	namer->lua_procs = grown;
+	namer->lua_procs[namer->lua_proc_count++] = (struct lua_process){pid, version};
+	return 0;
+}
+
+static const struct lua_puc_version *lua_version_of(const struct frame_namer *namer, pid_t pid)
+{
+	for (size_t i = 0; i < namer->lua_proc_count; i++)
+		if (namer->lua_procs[i].pid == pid)
+			return namer->lua_procs[i].version;
+	return NULL;
+}
+
+static const struct lua_proto_info *lua_info(struct frame_namer *namer, pid_t tgid, uint64_t frame)
+{
+	const struct lua_puc_version *version = lua_version_of(namer, tgid);
+	uint64_t proto = (frame & LUA_PROTO_MASK) << 3;
+
+	return version ? lua_symbolizer_proto(namer->lua, tgid, version, proto) : NULL;
+}
+
+void frame_namer_prefetch(struct frame_namer *namer, pid_t tgid, uint64_t frame)
+{
+	if (frame >> FRAME_KIND_SHIFT == FRAME_LUA)
+		lua_info(namer, tgid, frame);
+}
+
+static void name_lua(struct frame_namer *namer, pid_t tgid, uint64_t frame, struct strbuf *sb)
+{
+	const struct lua_proto_info *info = lua_info(namer, tgid, frame);
+	uint32_t pc = (uint32_t)((frame >> LUA_PC_SHIFT) & LUA_PC_UNKNOWN);
+
+	if (!info) {
+		strbuf_append(sb, "L:?@?:0");
+		return;
+	}
+	int line = namer->lua_lines && pc != LUA_PC_UNKNOWN ? lua_proto_line(info, pc)
+							    : info->line_defined;
+	strbuf_append(sb, "L:");
+	append_symbol(sb, info->function);
+	strbuf_append(sb, "@");
+	append_symbol(sb, info->chunk);
+	strbuf_appendf(sb, ":%d", line);
 }
 
 static void name_native(struct frame_namer *namer, uint64_t frame, struct strbuf *sb)
@@ -47,11 +113,14 @@ static void name_native(struct frame_namer *namer, uint64_t frame, struct strbuf
 		strbuf_append(sb, "[unknown]");
 }
 
-void frame_name_user(struct frame_namer *namer, uint64_t frame, struct strbuf *sb)
+void frame_name_user(struct frame_namer *namer, pid_t tgid, uint64_t frame, struct strbuf *sb)
 {
 	switch (frame >> FRAME_KIND_SHIFT) {
 	case FRAME_NATIVE:
 		name_native(namer, frame, sb);
+		break;
+	case FRAME_LUA:
+		name_lua(namer, tgid, frame, sb);
 		break;
 	case FRAME_ANON:
 		strbuf_append(sb, "[anon]");

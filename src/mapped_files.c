@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "src/mapped_files.h"
 
+#include <bpf/bpf.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -10,14 +11,16 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "src/log.h"
 
-int mapped_files_init(struct mapped_files *mf, struct table_store *store)
+int mapped_files_init(struct mapped_files *mf, struct table_store *store, int lua_interps_fd)
 {
 	memset(mf, 0, sizeof(*mf));
 	mf->store = store;
+	mf->lua_interps_fd = lua_interps_fd;
 	mf->files = calloc(MAX_FILES, sizeof(*mf->files));
 	return mf->files ? 0 : -ENOMEM;
 }
@@ -29,6 +32,7 @@ void mapped_files_free(struct mapped_files *mf)
 	for (uint32_t i = 0; i < mf->count; i++) {
 		free(mf->files[i].name);
 		free(mf->files[i].loads);
+		free(mf->files[i].lua);
 		symbol_table_free(&mf->files[i].symbols);
 	}
 	free(mf->files);
@@ -133,6 +137,67 @@ static int remember_file(struct mapped_files *mf, uint32_t id, const struct elf_
 	return 0;
 }
 
+static double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Find a Lua VM in a newly registered file and tell the BPF walkers about it. */
+static void detect_lua(struct mapped_files *mf, uint32_t id, const struct elf_image *img,
+		       const struct cfi_table *cfi, const char *name)
+{
+	struct mapped_file *f = &mf->files[id];
+	struct lua_runtime rt;
+	const char *reason = NULL;
+
+	switch (lua_runtime_detect(img, cfi, &rt, &reason)) {
+	case LUA_DETECT_NONE:
+		return;
+	case LUA_DETECT_UNSUPPORTED:
+		f->lua_problem = reason ? reason : "unsupported Lua runtime";
+		lp_warn("%s: %s: its Lua frames will be missing (native frames only)", name, f->lua_problem);
+		return;
+	case LUA_DETECT_OK:
+		break;
+	}
+	f->lua = malloc(sizeof(*f->lua));
+	if (!f->lua || bpf_map_update_elem(mf->lua_interps_fd, &id, &rt.interp, BPF_ANY) != 0) {
+		lp_warn("%s: cannot publish its Lua VM: %s", name, strerror(errno));
+		free(f->lua);
+		f->lua = NULL;
+		return;
+	}
+	*f->lua = rt;
+	lp_debug("%s: Lua %s, luaV_execute [0x%llx, 0x%llx) %s, L in DWARF register %u", name,
+		 rt.version, (unsigned long long)rt.interp.exec_start,
+		 (unsigned long long)rt.interp.exec_end,
+		 rt.exec_from_symtab ? "from .symtab" : "derived from the API", rt.interp.l_reg);
+}
+
+/* First sight of a file: compile its unwind table, publish it, load its symbols, look for a VM. */
+static int register_file(struct mapped_files *mf, const struct elf_image *img, const char *name,
+			 pid_t pid, dev_t dev, ino_t ino, uint32_t *file_id)
+{
+	double started = now_seconds();
+	struct cfi_table cfi = {0};
+	bool have_cfi = cfi_table_build(img, &cfi) == 0;
+	int rc;
+
+	if (!have_cfi)
+		lp_warn("%s: unreadable call frame information, no unwind table", name);
+	rc = table_store_add(mf->store, img, have_cfi ? &cfi : NULL, name, file_id);
+	if (rc == 0)
+		rc = remember_file(mf, *file_id, img, name, pid, dev, ino);
+	if (rc == 0)
+		detect_lua(mf, *file_id, img, have_cfi ? &cfi : NULL, name);
+	cfi_table_free(&cfi);
+	mf->build_seconds += now_seconds() - started;
+	return rc;
+}
+
 /* The file id of a mapping's file, registering the file on first sight. */
 static int file_for_mapping(struct mapped_files *mf, pid_t pid, const struct proc_exec_map *map,
 			    uint32_t *file_id)
@@ -141,23 +206,24 @@ static int file_for_mapping(struct mapped_files *mf, pid_t pid, const struct pro
 	int fd = is_vdso ? open_vdso_copy(pid, map) : open_mapped_file(pid, map);
 	struct stat st = {0};
 	struct elf_image img;
-	bool is_new;
-	int rc, cached;
+	int rc, known;
 
 	if (fd < 0)
 		return -errno;
-	if (!is_vdso && fstat(fd, &st) == 0 && (cached = find_cached(mf, st.st_dev, st.st_ino)) >= 0) {
+	if (!is_vdso && fstat(fd, &st) == 0 && (known = find_cached(mf, st.st_dev, st.st_ino)) >= 0) {
 		close(fd);
-		*file_id = (uint32_t)cached;
+		*file_id = (uint32_t)known;
 		return 0;
 	}
 	rc = elf_image_open_fd(&img, fd, map->path);
 	if (rc < 0)
 		return rc;
-	rc = table_store_add(mf->store, &img, map->path, file_id, &is_new);
-	if (rc == 0 && is_new)
-		rc = remember_file(mf, *file_id, &img, map->path, pid, is_vdso ? 0 : st.st_dev,
-				   is_vdso ? 0 : st.st_ino);
+	known = table_store_find(mf->store, &img);
+	if (known >= 0)
+		*file_id = (uint32_t)known;
+	else
+		rc = register_file(mf, &img, map->path, pid, is_vdso ? 0 : st.st_dev,
+				   is_vdso ? 0 : st.st_ino, file_id);
 	elf_image_close(&img);
 	return rc;
 }
@@ -212,6 +278,24 @@ static void describe_mapping(struct mapped_files *mf, pid_t pid, const struct pr
 		return;
 	}
 	out->bias = bias;
+}
+
+const struct mapped_file *mapped_files_lua_of(const struct mapped_files *mf,
+					      const struct proc_mappings *pm)
+{
+	const struct mapped_file *problem = NULL;
+
+	for (uint32_t i = 0; i < pm->count && i < MAX_PROC_MAPPINGS; i++) {
+		const struct mapped_file *f = pm->maps[i].kind == MAPPING_ANON
+						      ? NULL
+						      : mapped_files_get(mf, pm->maps[i].file_id);
+
+		if (f && f->lua)
+			return f;
+		if (f && f->lua_problem && !problem)
+			problem = f;
+	}
+	return problem;
 }
 
 int mapped_files_build_process(struct mapped_files *mf, pid_t pid, const struct proc_exec_maps *maps,

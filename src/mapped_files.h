@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "bpf/unwind_abi.h"
+#include "lua/lua_runtime.h"
 #include "src/proc_maps.h"
 #include "src/symbolize.h"
 #include "unwind/unwind_table_store.h"
@@ -23,20 +24,28 @@ struct mapped_file {
 	dev_t dev;                  /* for the open-file cache; 0 for the vdso */
 	ino_t ino;
 	bool has_table;
+	struct lua_runtime *lua;    /* the Lua VM in this file, or NULL */
+	const char *lua_problem;    /* why a Lua VM here cannot be profiled (static string), or NULL */
 };
 
 struct mapped_files {
 	struct table_store *store;
+	int lua_interps_fd;         /* BPF array of struct lua_interp by file id */
+	double build_seconds;       /* compiling tables, loading symbols, detecting Lua VMs */
 	struct mapped_file *files;  /* index = file id from the table store */
 	uint32_t count;
 	uint32_t mappings_dropped;  /* beyond MAX_PROC_MAPPINGS in one process */
 };
 
-int mapped_files_init(struct mapped_files *mf, struct table_store *store);
+int mapped_files_init(struct mapped_files *mf, struct table_store *store, int lua_interps_fd);
 void mapped_files_free(struct mapped_files *mf);
 /* Fill *out (sorted executable mappings of pid) from maps, registering new files. */
 int mapped_files_build_process(struct mapped_files *mf, pid_t pid, const struct proc_exec_maps *maps,
 			       struct proc_mappings *out);
 const struct mapped_file *mapped_files_get(const struct mapped_files *mf, uint32_t file_id);
+/* The first file of a process's mappings with a Lua VM (f->lua) or a Lua VM problem
+ * (f->lua_problem), or NULL when it has neither. */
+const struct mapped_file *mapped_files_lua_of(const struct mapped_files *mf,
+					      const struct proc_mappings *pm);
 
 #endif

@@ -16,9 +16,11 @@
 
 #include "native_unwind.skel.h"
 #include "src/aggregate.h"
+#include "src/frame_names.h"
 #include "src/log.h"
 #include "src/mapped_files.h"
 #include "src/proc_maps.h"
+#include "src/u64_set.h"
 
 #define POLL_INTERVAL_MS 100
 #define RESCAN_INTERVAL_S 1.0
@@ -28,6 +30,7 @@ struct target {
 	bool alive;
 	uint64_t maps_hash;
 	bool refresh_requested;
+	const struct mapped_file *lua_file; /* the file with its Lua VM (or VM problem) announced */
 };
 
 struct session {
@@ -35,6 +38,8 @@ struct session {
 	struct native_unwind_bpf *skel;
 	struct table_store *store;
 	struct mapped_files files;
+	struct frame_namer namer;
+	struct u64_set lua_seen_stacks;  /* stacks whose Lua frames were already resolved */
 	struct target *targets;
 	size_t target_count;
 	struct bpf_link **links;
@@ -97,11 +102,31 @@ static int open_table_store(struct session *s)
 		.max_rules = bpf_map__max_entries(skel->maps.unwind_rules),
 	};
 	s->store = table_store_new(&maps);
-	if (!s->store || mapped_files_init(&s->files, s->store) < 0) {
+	if (!s->store ||
+	    mapped_files_init(&s->files, s->store, bpf_map__fd(skel->maps.lua_interps)) < 0 ||
+	    frame_namer_init(&s->namer, &s->files, s->opts->lua_lines) < 0) {
 		lp_error("out of memory");
 		return -1;
 	}
 	return 0;
+}
+
+/* Say once per process which Lua VM it runs (or why its Lua frames will be missing), and
+ * remember the VM for naming its Lua frames. */
+static void announce_lua(struct session *s, struct target *t)
+{
+	const struct mapped_file *f = mapped_files_lua_of(&s->files, s->scratch_mappings);
+
+	if (!f || f == t->lua_file)
+		return;
+	t->lua_file = f;
+	if (f->lua) {
+		lp_info("PID %d: Lua %s in %s", (int)t->pid, f->lua->version, f->name);
+		if (frame_namer_add_lua_process(&s->namer, t->pid, f->lua->puc) < 0)
+			lp_warn("out of memory: Lua frames of PID %d unnamed", (int)t->pid);
+	} else {
+		lp_info("PID %d: %s in %s: native frames only", (int)t->pid, f->lua_problem, f->name);
+	}
 }
 
 /* Read pid's executable mappings and publish them (and any new unwind tables) to BPF. */
@@ -118,8 +143,10 @@ static int publish_process(struct session *s, struct target *t, bool force)
 						    s->scratch_mappings, sizeof(*s->scratch_mappings),
 						    BPF_ANY) != 0)
 			rc = -errno;
-		if (rc == 0)
+		if (rc == 0) {
 			t->maps_hash = maps.content_hash;
+			announce_lua(s, t);
+		}
 	}
 	proc_exec_maps_free(&maps);
 	return rc;
@@ -143,6 +170,8 @@ static int add_targets(struct session *s)
 			lp_error("cannot read the mappings of PID %d: %s", (int)t->pid, strerror(-rc));
 			return rc;
 		}
+		if (!t->lua_file)
+			lp_info("PID %d: no Lua runtime found: native frames only", (int)t->pid);
 		if (bpf_map__update_elem(s->skel->maps.targets, &t->pid, sizeof(t->pid), &one,
 					 sizeof(one), BPF_ANY) != 0) {
 			lp_error("cannot add PID %d to the BPF target map: %s", (int)t->pid, strerror(errno));
@@ -276,8 +305,10 @@ static void run_loop(struct session *s)
 			break;
 		}
 		bool periodic = now - last_rescan >= RESCAN_INTERVAL_S;
-		if (periodic)
+		if (periodic) {
 			last_rescan = now;
+			aggregate_prefetch_lua(s->skel, &s->namer, &s->lua_seen_stacks);
+		}
 		refresh_targets(s, periodic);
 		if (!any_target_alive(s)) {
 			lp_info("all target processes exited");
@@ -314,6 +345,8 @@ static void session_free(struct session *s)
 {
 	detach_perf_events(s);
 	ring_buffer__free(s->events);
+	frame_namer_free(&s->namer);
+	u64_set_free(&s->lua_seen_stacks);
 	mapped_files_free(&s->files);
 	table_store_free(s->store);
 	if (s->rows_mem)
@@ -346,7 +379,7 @@ static void print_table_summary(const struct session *s)
 	lp_info("unwind tables: %u files (%u without table), %u rows (%.1f MiB), %u rules, built in %.3f s",
 		st.files, st.files_without_table, st.rows_used,
 		(double)st.rows_used * sizeof(struct unwind_row) / (1024.0 * 1024.0), st.rules_used,
-		st.build_seconds);
+		s->files.build_seconds);
 }
 
 int session_run(const struct session_options *opts)
@@ -377,10 +410,11 @@ int session_run(const struct session_options *opts)
 		opts->frequency, opts->duration > 0 ? "" : "; Ctrl-C to stop");
 	run_loop(&s);
 	detach_perf_events(&s);
+	aggregate_prefetch_lua(s.skel, &s.namer, &s.lua_seen_stacks);
 
 	struct aggregate_input input = {
 		.skel = s.skel,
-		.files = &s.files,
+		.namer = &s.namer,
 		.stats = opts->stats,
 		.elapsed = now_seconds() - s.started,
 		.frequency = opts->frequency,

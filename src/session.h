@@ -17,6 +17,7 @@ struct session_options {
 	const char *output;     /* folded output path */
 	bool kernel_stacks;
 	bool stats;             /* per-reason unwind failure counts in the summary */
+	bool lua_lines;         /* Lua frames show the current line, not the line defined */
 };
 
 /* Returns the process exit code: 0 on success. Errors are reported on stderr. */

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "src/log.h"
 
@@ -24,14 +23,6 @@ struct table_store {
 	struct table_store_stats stats;
 	bool warned_full;
 };
-
-static double now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 struct table_store *table_store_new(const struct table_store_maps *maps)
 {
@@ -197,7 +188,7 @@ static int upload_table(struct table_store *store, const struct cfi_table *table
 	return 0;
 }
 
-static int find_file(const struct table_store *store, const struct elf_image *img)
+int table_store_find(const struct table_store *store, const struct elf_image *img)
 {
 	for (uint32_t i = 0; i < store->file_count; i++) {
 		const struct stored_file *f = &store->files[i];
@@ -208,48 +199,21 @@ static int find_file(const struct table_store *store, const struct elf_image *im
 	return -1;
 }
 
-static bool build_and_upload(struct table_store *store, const struct elf_image *img,
-			     uint32_t file_id, const char *name)
+int table_store_add(struct table_store *store, const struct elf_image *img,
+		    const struct cfi_table *table, const char *name, uint32_t *file_id)
 {
-	struct cfi_table table = {0};
-	bool ok = false;
-
-	if (cfi_table_build(img, &table) < 0)
-		lp_warn("%s: unreadable call frame information, no unwind table", name);
-	else if (table.count == 0)
-		lp_debug("%s: no call frame information", name);
-	else
-		ok = upload_table(store, &table, file_id, name) == 0;
-	if (ok)
-		lp_debug("%s: %zu unwind rows, %zu FDEs", name, table.count, table.stats.fdes);
-	cfi_table_free(&table);
-	return ok;
-}
-
-int table_store_add(struct table_store *store, const struct elf_image *img, const char *name,
-		    uint32_t *file_id, bool *is_new)
-{
-	int existing = find_file(store, img);
-
-	*is_new = existing < 0;
-	if (existing >= 0) {
-		*file_id = (uint32_t)existing;
-		return 0;
-	}
 	if (store->file_count >= MAX_FILES)
 		return -ENOSPC;
 
-	double started = now_seconds();
 	uint32_t id = store->file_count++;
 	struct stored_file *f = &store->files[id];
 
 	memcpy(f->id, img->id, img->id_len);
 	f->id_len = img->id_len;
-	f->has_table = build_and_upload(store, img, id, name);
+	f->has_table = table && table->count > 0 && upload_table(store, table, id, name) == 0;
 	store->stats.files++;
 	if (!f->has_table)
 		store->stats.files_without_table++;
-	store->stats.build_seconds += now_seconds() - started;
 	*file_id = id;
 	return 0;
 }

@@ -31,7 +31,6 @@ struct table_store_stats {
 	uint32_t rows_used;
 	uint32_t pages_used;
 	uint32_t rules_used;
-	double build_seconds;        /* time spent compiling and uploading tables */
 };
 
 struct table_store;
@@ -39,12 +38,14 @@ struct table_store;
 struct table_store *table_store_new(const struct table_store_maps *maps);
 void table_store_free(struct table_store *store);
 
-/* The file id for img, compiling and publishing its table the first time the identity is seen.
- * *is_new tells whether this call registered it. name is used in messages. Returns 0 or a
- * negative errno (-ENOSPC: MAX_FILES reached). A file whose table cannot be built or does not fit
- * still gets an id (for symbolization); table_store_has_table() is then false. */
-int table_store_add(struct table_store *store, const struct elf_image *img, const char *name,
-		    uint32_t *file_id, bool *is_new);
+/* The id of a file already registered with img's identity (build-id or content hash), or -1. */
+int table_store_find(const struct table_store *store, const struct elf_image *img);
+/* Register img with its compiled table (NULL when it could not be built) and publish the table.
+ * name is used in messages. Returns 0 or a negative errno (-ENOSPC: MAX_FILES reached). A file
+ * whose table is missing or does not fit still gets an id (for symbolization);
+ * table_store_has_table() is then false. */
+int table_store_add(struct table_store *store, const struct elf_image *img,
+		    const struct cfi_table *table, const char *name, uint32_t *file_id);
 bool table_store_has_table(const struct table_store *store, uint32_t file_id);
 struct table_store_stats table_store_stats(const struct table_store *store);
 

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lua_abi.h - what the BPF Lua walkers need to know about a Lua runtime, shared by userspace
+ * (lua/: detection, layouts) and bpf/ (the walkers). One `struct lua_interp` per file that holds
+ * a Lua VM (liblua5.4.so, /usr/bin/lua5.1, ...), in the BPF array `lua_interps` indexed by file id.
+ *
+ * Offsets are in bytes and come from the layout tables in lua/lua_layouts.c, each verified by
+ * tests against the real headers of that Lua version (tests/lua_layouts_test).
+ */
+#ifndef LUA_PERF_LUA_ABI_H
+#define LUA_PERF_LUA_ABI_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+enum lua_kind {
+	LUA_KIND_NONE = 0,
+	LUA_KIND_PUC51 = 1,   /* 5.1.x: CallInfo array base_ci..ci; a C CallInfo separates activations */
+	LUA_KIND_PUC53 = 2,   /* 5.3.x: ci->previous chain; CIST_LUA marks Lua; CIST_FRESH activations */
+	LUA_KIND_PUC54 = 3,   /* 5.4.2+: CIST_C marks C; CIST_FRESH starts an activation */
+	LUA_KIND_PUC540 = 4,  /* 5.4.0-5.4.1: every Lua call has its own luaV_execute activation */
+};
+
+/* Byte offsets into the PUC Lua structures (lstate.h, lobject.h of the version). */
+struct lua_puc_layout {
+	__u16 state_l_G;         /* lua_State.l_G */
+	__u16 state_ci;          /* lua_State.ci */
+	__u16 state_base_ci;     /* lua_State.base_ci (5.1: the CallInfo array pointer; 5.3+: the
+				  * embedded first CallInfo, whose address ends the walk) */
+	__u16 state_savedpc;     /* 5.1: lua_State.savedpc (the running Lua function's pc) */
+	__u16 global_mainthread; /* global_State.mainthread (validation of L) */
+	__u16 ci_func;           /* CallInfo.func (a pointer to the function's stack slot) */
+	__u16 ci_previous;       /* 5.3+: CallInfo.previous */
+	__u16 ci_savedpc;        /* CallInfo.u.l.savedpc (5.1: CallInfo.savedpc) */
+	__u16 ci_callstatus;     /* 5.3+: CallInfo.callstatus (unsigned short in 5.3 and 5.4) */
+	__u16 ci_size;           /* sizeof(CallInfo) (5.1: stride of the array) */
+	__u16 tvalue_tt;         /* TValue tag byte */
+	__u16 lclosure_p;        /* LClosure.p */
+	__u16 closure_isc;       /* 5.1: Closure.c.isC byte */
+	__u16 proto_code;        /* Proto.code */
+	__u16 cist_lua;          /* 5.3: the CIST_LUA bit; 5.4: the CIST_C bit (inverted meaning) */
+	__u16 cist_fresh;        /* 5.3/5.4.2+: the CIST_FRESH bit; 0 when every Lua call is fresh */
+	__u8 tag_lua_closure;    /* ci->func tag of a Lua closure (5.1: LUA_TFUNCTION, then !isC) */
+	__u8 pad[7];
+};
+
+struct lua_interp {
+	__u32 kind;              /* enum lua_kind; LUA_KIND_NONE: no Lua VM in this file */
+	__u8 l_reg;              /* DWARF register holding lua_State *L inside luaV_execute */
+	__u8 pad[3];
+	__u64 exec_start;        /* luaV_execute's ELF vaddr range [exec_start, exec_end) */
+	__u64 exec_end;
+	struct lua_puc_layout puc;
+};
+
+/* A Lua frame in a recorded stack (bpf/unwind_abi.h frame encoding, kind FRAME_LUA):
+ *   bits 63..60 FRAME_LUA, bits 59..44 the bytecode index of the frame's current instruction
+ *   (LUA_PC_UNKNOWN when unknown or >= 0xffff), bits 43..0 the Proto address >> 3 (Protos are
+ *   8-byte aligned user addresses below 2^47). Resolved to names by userspace per process. */
+#define FRAME_LUA 4ull
+#define LUA_PC_SHIFT 44
+#define LUA_PC_UNKNOWN 0xffffull
+#define LUA_PROTO_MASK ((1ull << 44) - 1)
+
+#endif

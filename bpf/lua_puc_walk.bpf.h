@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * lua_puc_walk.bpf.h - the PUC Lua (5.1, 5.3, 5.4) frame walker, called by the native unwinder
+ * (native_unwind.bpf.c) at every native frame whose pc lies in luaV_execute.
+ *
+ * The splice: each luaV_execute C frame runs one "activation" of the VM, a contiguous run of Lua
+ * CallInfos of one lua_State. The unwinder meets activations innermost first, so the walker keeps
+ * a cursor (the next CallInfo to look at) per lua_State and, at each luaV_execute frame:
+ *   1. reads L from the register the VM keeps it in (lua_interp.l_reg), as recovered *for that
+ *      frame* by the unwinder, and validates it (L->l_G->mainthread->l_G == L->l_G);
+ *   2. when L is the one of the previous activation, continues at the cursor, else starts at
+ *      L->ci (a new coroutine, or the first activation);
+ *   3. skips C CallInfos (C functions appear as native frames, already recorded), then pushes the
+ *      activation's Lua frames innermost first, and stops after the CallInfo that started it:
+ *      5.3/5.4.2+ CIST_FRESH; 5.4.0-5.4.1 every Lua call (each has its own luaV_execute);
+ *      5.1 the next C CallInfo, the base of the array, or a Lua caller that is not executing
+ *      OP_CALL/OP_TAILCALL (then the callee was entered through luaD_call: a metamethod, a
+ *      generic-for iterator; lvm.c 5.1.5 only re-enters its own loop, "goto reentry", for those
+ *      two opcodes).
+ * The caller then pushes the luaV_execute frame itself, so that read root-first the Lua frames
+ * follow the native frame that runs them, exactly, with no heuristic.
+ *
+ * Sources: lstate.h / ldo.c / lvm.c of Lua 5.1.5, 5.3.6 and 5.4.4 (CallInfo, luaD_call, ccall,
+ * luaV_execute's "startfunc"/"returning" paths, CIST_* bits).
+ */
+#ifndef LUA_PERF_LUA_PUC_WALK_BPF_H
+#define LUA_PERF_LUA_PUC_WALK_BPF_H
+
+#include "lua_abi.h"
+
+/* Lua frames pushed for one activation: a 5.3/5.4 recursion keeps every Lua level in a single
+ * activation, so this bounds the Lua depth seen (together with MAX_STACK_FRAMES). */
+#define MAX_LUA_FRAMES_PER_ACTIVATION 200
+
+struct lua_walk_ctx {
+	struct unwinder_state *st;
+	struct lua_interp *interp;
+	__u64 base_ci;  /* 5.3/5.4: &L->base_ci, the end of the chain; 5.1: the array start */
+	__u64 ci;       /* the CallInfo under examination */
+	/* Whether a Lua frame was pushed in this activation: a flag, not a count, so that the
+	 * verifier's states for the callback converge (it iterates bpf_loop callbacks to a fixed
+	 * point since Linux 6.8, and a precisely tracked counter never repeats). */
+	__u32 pushed_any;
+};
+
+static __always_inline int read_u64(__u64 addr, __u64 *out)
+{
+	return bpf_probe_read_user(out, sizeof(*out), (void *)addr);
+}
+
+/* L->l_G->mainthread->l_G == L->l_G: cheap evidence that the register really holds a lua_State
+ * (the reference notes L may briefly move out of it in some tight loops). */
+static __always_inline bool lua_state_valid(__u64 L, struct lua_puc_layout *lay)
+{
+	__u64 g, main, main_g;
+
+	if (L == 0 || read_u64(L + lay->state_l_G, &g) || g == 0 ||
+	    read_u64(g + lay->global_mainthread, &main) || main == 0 ||
+	    read_u64(main + lay->state_l_G, &main_g))
+		return false;
+	return main_g == g;
+}
+
+static __always_inline __u64 lua_frame(__u64 proto, __u64 pc_index)
+{
+	if (pc_index > LUA_PC_UNKNOWN)
+		pc_index = LUA_PC_UNKNOWN;
+	return (FRAME_LUA << FRAME_KIND_SHIFT) | (pc_index << LUA_PC_SHIFT) |
+	       ((proto >> 3) & LUA_PROTO_MASK);
+}
+
+/* The Proto of the Lua function in stack slot `func`, or 0 when it holds no Lua closure. */
+static __always_inline __u64 lua_proto_of(__u64 func, struct lua_interp *interp)
+{
+	struct lua_puc_layout *lay = &interp->puc;
+	__u64 closure, proto;
+	__u8 tag, is_c = 0;
+
+	if (bpf_probe_read_user(&tag, sizeof(tag), (void *)(func + lay->tvalue_tt)) ||
+	    tag != lay->tag_lua_closure || read_u64(func, &closure) || closure == 0)
+		return 0;
+	/* 5.1 has one function tag: the closure's isC byte tells Lua from C (lobject.h) */
+	if (interp->kind == LUA_KIND_PUC51 &&
+	    (bpf_probe_read_user(&is_c, sizeof(is_c), (void *)(closure + lay->closure_isc)) || is_c))
+		return 0;
+	if (read_u64(closure + lay->lclosure_p, &proto))
+		return 0;
+	return proto;
+}
+
+/* Bytecode index of the instruction being executed: savedpc points past it (lvm.c: vmfetch
+ * increments pc before executing), so index = (savedpc - code) / sizeof(Instruction) - 1. */
+static __always_inline __u64 lua_pc_index(__u64 proto, __u64 savedpc, struct lua_puc_layout *lay)
+{
+	__u64 code;
+
+	if (savedpc == 0 || read_u64(proto + lay->proto_code, &code) || savedpc <= code)
+		return LUA_PC_UNKNOWN;
+	return (savedpc - code) / 4 - 1;
+}
+
+/* CallInfo fields in one read: the largest CallInfo is 5.3's 72 bytes. */
+#define CI_READ_SIZE 72
+
+static __always_inline __u64 ci_field_u64(const __u8 *ci, __u16 off)
+{
+	__u64 v = 0;
+
+	if (off <= CI_READ_SIZE - 8)
+		__builtin_memcpy(&v, ci + (off & 0x7f), 8);
+	return v;
+}
+
+static __always_inline __u16 ci_field_u16(const __u8 *ci, __u16 off)
+{
+	__u16 v = 0;
+
+	if (off <= CI_READ_SIZE - 2)
+		__builtin_memcpy(&v, ci + (off & 0x7f), 2);
+	return v;
+}
+
+enum lua_step { LUA_STEP_NEXT = 0, LUA_STEP_STOP = 1 };
+
+/* 5.3/5.4: one CallInfo of the ci->previous chain. */
+static long lua_step_chain(__u64 index, void *data)
+{
+	struct lua_walk_ctx *w = data;
+	struct lua_interp *interp = w->interp;
+	struct lua_puc_layout *lay = &interp->puc;
+	__u8 ci[CI_READ_SIZE];
+
+	if (w->ci == 0 || w->ci == w->base_ci ||
+	    bpf_probe_read_user(ci, sizeof(ci), (void *)w->ci)) {
+		w->ci = 0; /* this lua_State is done */
+		return LUA_STEP_STOP;
+	}
+	__u16 status = ci_field_u16(ci, lay->ci_callstatus);
+	/* 5.3 marks Lua calls with CIST_LUA, 5.4 marks C calls with CIST_C (lstate.h) */
+	bool is_lua = interp->kind == LUA_KIND_PUC53 ? (status & lay->cist_lua) != 0
+						     : (status & lay->cist_lua) == 0;
+	__u64 proto = is_lua ? lua_proto_of(ci_field_u64(ci, lay->ci_func), interp) : 0;
+
+	if (!proto) {
+		if (w->pushed_any)
+			return LUA_STEP_STOP; /* a C call below Lua frames: the next activation's */
+		w->ci = ci_field_u64(ci, lay->ci_previous);
+		return LUA_STEP_NEXT;
+	}
+	push_frame(w->st, lua_frame(proto, lua_pc_index(proto, ci_field_u64(ci, lay->ci_savedpc), lay)));
+	w->pushed_any = 1;
+	w->ci = ci_field_u64(ci, lay->ci_previous);
+	/* the CallInfo that entered this luaV_execute ends the activation (lvm.c: "if (ci->callstatus
+	 * & CIST_FRESH) return;"); in 5.4.0-5.4.1 each Lua call entered its own */
+	if (lay->cist_fresh == 0 || (status & lay->cist_fresh))
+		return LUA_STEP_STOP;
+	return w->st->trace.len >= MAX_STACK_FRAMES ? LUA_STEP_STOP : LUA_STEP_NEXT;
+}
+
+/* 5.1 lopcodes.h: the opcode is the low 6 bits of an instruction; OP_CALL 28, OP_TAILCALL 29. */
+#define LUA51_OPCODE_MASK 0x3f
+#define LUA51_OP_CALL 28
+#define LUA51_OP_TAILCALL 29
+
+/* Whether a 5.1 Lua function is calling its callee through the VM's own loop (same activation). */
+static __always_inline bool lua51_calls_in_loop(__u64 savedpc)
+{
+	__u32 instruction;
+
+	if (savedpc < 4 || bpf_probe_read_user(&instruction, sizeof(instruction), (void *)(savedpc - 4)))
+		return false;
+	__u32 op = instruction & LUA51_OPCODE_MASK;
+	return op == LUA51_OP_CALL || op == LUA51_OP_TAILCALL;
+}
+
+/* 5.1: one CallInfo of the array, walking down from L->ci to L->base_ci. The running function's
+ * pc is L->savedpc (lstate.h: "savedpc of current function"), the others' ci->savedpc (luaD_precall
+ * stores it when they call). */
+static long lua_step_array(__u64 index, void *data)
+{
+	struct lua_walk_ctx *w = data;
+	struct lua_puc_layout *lay = &w->interp->puc;
+	__u8 ci[CI_READ_SIZE];
+
+	if (w->ci <= w->base_ci || bpf_probe_read_user(ci, sizeof(ci), (void *)w->ci)) {
+		w->ci = 0;
+		return LUA_STEP_STOP;
+	}
+	__u64 proto = lua_proto_of(ci_field_u64(ci, lay->ci_func), w->interp);
+
+	if (!proto) {
+		if (w->pushed_any)
+			return LUA_STEP_STOP; /* C CallInfo: the activation below starts after it */
+		w->ci -= lay->ci_size;
+		return LUA_STEP_NEXT;
+	}
+	__u64 savedpc = ci_field_u64(ci, lay->ci_savedpc);
+	if (w->ci == w->st->lua_top_ci)
+		read_u64(w->st->lua_L + lay->state_savedpc, &savedpc);
+	else if (w->pushed_any && !lua51_calls_in_loop(savedpc))
+		return LUA_STEP_STOP; /* its callee started the activation: this one is below it */
+	push_frame(w->st, lua_frame(proto, lua_pc_index(proto, savedpc, lay)));
+	w->pushed_any = 1;
+	w->ci -= lay->ci_size;
+	return w->st->trace.len >= MAX_STACK_FRAMES ? LUA_STEP_STOP : LUA_STEP_NEXT;
+}
+
+/* Push the Lua frames of the activation run by the luaV_execute frame being unwound. */
+static __always_inline void lua_puc_walk_activation(struct unwinder_state *st,
+						    struct lua_interp *interp)
+{
+	struct lua_puc_layout *lay = &interp->puc;
+	__u64 L;
+	__u32 l_reg = interp->l_reg;
+
+	if (l_reg >= DW_REG_COUNT || !(st->valid & REG_BIT(l_reg))) {
+		count(CNT_LUA_NO_STATE);
+		return;
+	}
+	L = st->regs[l_reg];
+	struct lua_walk_ctx w = {.st = st, .interp = interp};
+
+	if (L != st->lua_L) {
+		if (!lua_state_valid(L, lay) || read_u64(L + lay->state_ci, &w.ci)) {
+			count(CNT_LUA_NO_STATE);
+			return;
+		}
+		st->lua_L = L;
+		st->lua_top_ci = w.ci;
+	} else {
+		w.ci = st->lua_ci; /* 0: this lua_State has no frames left */
+	}
+	if (w.ci == 0) {
+		count(CNT_LUA_EMPTY_ACTIVATION);
+		return;
+	}
+	if (interp->kind == LUA_KIND_PUC51) {
+		if (read_u64(L + lay->state_base_ci, &w.base_ci))
+			return;
+		bpf_loop(MAX_LUA_FRAMES_PER_ACTIVATION, lua_step_array, &w, 0);
+	} else {
+		w.base_ci = L + lay->state_base_ci;
+		bpf_loop(MAX_LUA_FRAMES_PER_ACTIVATION, lua_step_chain, &w, 0);
+	}
+	st->lua_ci = w.ci;
+	if (!w.pushed_any)
+		count(CNT_LUA_EMPTY_ACTIVATION);
+}
+
+#endif

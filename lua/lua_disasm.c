@@ -1,0 +1,753 @@
+/* SPDX-License-Identifier: MIT */
+/* lua_disasm.c - finding luaV_execute and its lua_State register in stripped x86_64 code.
+ *
+ * Call graph: breadth-first from the exported API functions (lua_callk, lua_pcallk, lua_resume,
+ * 5.1's lua_call/lua_pcall/lua_cpcall) along direct calls, tail jumps and RIP-relative function
+ * addresses (5.1 lua_resume passes `resume` to luaD_rawrunprotected), MAX_DEPTH levels deep.
+ * Every reached function is disassembled linearly over its FDE range (gcc and clang put no data
+ * in .text); undecodable bytes are skipped one at a time, so every loop ends.
+ *
+ * Shape of luaV_execute: its opcode dispatch jumps through a table with one entry per opcode, all
+ * pointing into the function: a switch table of 32-bit offsets relative to the table (gcc, PIC),
+ * or a table of 8-byte label addresses (5.4's computed goto, ljumptab.h, or non-PIC switches).
+ * Tables are found from the data addresses the function references; gcc loads 5.4's table base
+ * once at entry (`lea r14, disptab`), so the indirect jump itself does not name it. A table entry
+ * may also point into a .cold part of the function (a separate FDE the function jumps to). The
+ * function must have an indirect jump, such a table with (nearly) one entry per opcode, and be
+ * at least twice as large as any other function that passes. */
+#include "lua/lua_disasm.h"
+
+#include <capstone/capstone.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bpf/unwind_abi.h"
+#include "src/log.h"
+
+#define MAX_DEPTH 4            /* 5.4 at -O1: lua_callk -> luaD_callnoyield -> ccall -> luaV_execute */
+#define MAX_FUNCTIONS 1024     /* functions analysed per file */
+#define MAX_TABLE_ENTRIES 256  /* table entries counted (5.4 has 83 opcodes) */
+#define MAX_ENTRY_INSNS 64     /* instructions read at luaV_execute's entry */
+#define MIN_SIZE_RATIO 2       /* luaV_execute vs the next largest candidate with a table */
+/* Work bounds for hostile files: luaV_execute is 5-25 KiB (5.1-5.4, gcc -O1..-O3); a reached
+ * function larger than MAX_FUNCTION_BYTES is not a candidate, at most MAX_TABLE_REFS distinct
+ * data addresses of one function are tried as tables, and exploring more than MAX_TOTAL_BYTES of
+ * code refuses the file. Debian's liblua5.4.so: 111 functions, 0.1 MiB. */
+#define MAX_FUNCTION_BYTES (1u << 20)
+#define MAX_TABLE_REFS 4096u
+#define MAX_TOTAL_BYTES (16u << 20)
+#define MAX_COLD_PARTS 8u
+
+/* ---- function bounds */
+
+static bool find_start(const struct lua_fn_bounds *b, uint64_t addr, size_t *index)
+{
+	size_t lo = 0, hi = b->count;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (b->starts[mid] < addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < b->count && b->starts[lo] == addr) {
+		*index = lo;
+		return true;
+	}
+	return false;
+}
+
+bool lua_fn_end(const struct lua_fn_bounds *b, uint64_t start, uint64_t *end)
+{
+	size_t i;
+	if (!b || !b->starts || !b->cfi || !find_start(b, start, &i))
+		return false;
+	uint64_t limit = i + 1 < b->count ? b->starts[i + 1] : UINT64_MAX;
+	const struct cfi_row *row = cfi_table_lookup(b->cfi, start);
+	if (!row || row->rule.cfa_type == CFA_GAP)
+		return false;
+	for (size_t r = (size_t)(row - b->cfi->rows) + 1; r < b->cfi->count; r++) {
+		const struct cfi_row *next = &b->cfi->rows[r];
+		if (next->pc >= limit)
+			break;
+		if (next->rule.cfa_type == CFA_GAP) {
+			limit = next->pc;
+			break;
+		}
+	}
+	if (limit == UINT64_MAX || limit <= start)
+		return false;
+	*end = limit;
+	return true;
+}
+
+/* ---- capstone */
+
+struct disasm {
+	csh handle;
+	cs_insn *insn;
+};
+
+enum step { STEP_INSN, STEP_BAD, STEP_END };
+
+struct cursor {
+	const uint8_t *p;
+	size_t left;
+	uint64_t addr;
+};
+
+static int disasm_open(struct disasm *d)
+{
+	memset(d, 0, sizeof(*d));
+	cs_err err = cs_open(CS_ARCH_X86, CS_MODE_64, &d->handle);
+	if (err != CS_ERR_OK) {
+		lp_warn("capstone: cs_open: %s", cs_strerror(err));
+		return -ENOSYS;
+	}
+	err = cs_option(d->handle, CS_OPT_DETAIL, CS_OPT_ON);
+	if (err == CS_ERR_OK) {
+		d->insn = cs_malloc(d->handle);
+		if (!d->insn)
+			err = CS_ERR_MEM;
+	}
+	if (err != CS_ERR_OK) {
+		lp_warn("capstone: %s", cs_strerror(err));
+		cs_close(&d->handle);
+		return err == CS_ERR_MEM ? -ENOMEM : -ENOSYS;
+	}
+	return 0;
+}
+
+static void disasm_close(struct disasm *d)
+{
+	if (d->insn)
+		cs_free(d->insn, 1);
+	if (d->handle)
+		cs_close(&d->handle);
+	memset(d, 0, sizeof(*d));
+}
+
+/* A cursor over [start, end) of code; false when that range is not inside the code. */
+static bool cursor_at(const struct lua_code *code, uint64_t start, uint64_t end, struct cursor *c)
+{
+	if (start < code->addr || end <= start || start - code->addr > code->size ||
+	    end - code->addr > code->size)
+		return false;
+	c->p = code->bytes + (start - code->addr);
+	c->left = (size_t)(end - start);
+	c->addr = start;
+	return true;
+}
+
+/* Decode the next instruction; an undecodable byte is skipped (STEP_BAD). */
+static enum step next_insn(struct disasm *d, struct cursor *c)
+{
+	if (c->left == 0)
+		return STEP_END;
+	if (cs_disasm_iter(d->handle, &c->p, &c->left, &c->addr, d->insn))
+		return STEP_INSN;
+	c->p++;
+	c->left--;
+	c->addr++;
+	return STEP_BAD;
+}
+
+static const cs_x86 *x86_of(const cs_insn *insn) { return &insn->detail->x86; }
+
+/* The absolute address a memory operand names: RIP-relative, or a bare displacement indexed by a
+ * register (non-PIC tables: jmp [rax*8 + table]). 0 when neither. */
+static uint64_t mem_address(const cs_insn *insn, const cs_x86_op *op)
+{
+	if (op->type != X86_OP_MEM)
+		return 0;
+	if (op->mem.base == X86_REG_RIP)
+		return insn->address + insn->size + (uint64_t)op->mem.disp;
+	if (op->mem.base == X86_REG_INVALID && op->mem.index != X86_REG_INVALID && op->mem.disp > 0)
+		return (uint64_t)op->mem.disp;
+	return 0;
+}
+
+/* ---- growable u64 vectors */
+
+struct u64_vec {
+	uint64_t *items;
+	size_t count;
+	size_t capacity;
+};
+
+static int vec_push(struct u64_vec *v, uint64_t value)
+{
+	if (v->count == v->capacity) {
+		size_t capacity = v->capacity ? v->capacity * 2 : 64;
+		uint64_t *items = realloc(v->items, capacity * sizeof(*items));
+		if (!items)
+			return -ENOMEM;
+		v->items = items;
+		v->capacity = capacity;
+	}
+	v->items[v->count++] = value;
+	return 0;
+}
+
+static int compare_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void vec_sort_unique(struct u64_vec *v)
+{
+	if (v->count < 2)
+		return;
+	qsort(v->items, v->count, sizeof(*v->items), compare_u64);
+	size_t n = 1;
+	for (size_t i = 1; i < v->count; i++)
+		if (v->items[i] != v->items[n - 1])
+			v->items[n++] = v->items[i];
+	v->count = n;
+}
+
+/* ---- one function's facts */
+
+struct fn {
+	uint64_t start;
+	uint64_t end;
+	unsigned depth;
+	unsigned indirect_jumps;
+	unsigned table_entries; /* largest jump table into the function */
+};
+
+/* What the linear sweep of one function collects (reused from one function to the next). */
+struct sweep {
+	struct u64_vec callees;   /* direct call / tail jump / lea targets outside the function */
+	struct u64_vec jumps_out; /* jmp/jcc targets outside: .cold parts, tail calls */
+	struct u64_vec refs;      /* data addresses referenced */
+	unsigned indirect_jumps;
+};
+
+static void sweep_reset(struct sweep *s)
+{
+	s->callees.count = s->jumps_out.count = s->refs.count = 0;
+	s->indirect_jumps = 0;
+}
+
+static void sweep_free(struct sweep *s)
+{
+	free(s->callees.items);
+	free(s->jumps_out.items);
+	free(s->refs.items);
+}
+
+static bool in_code(const struct lua_code *code, uint64_t addr)
+{
+	return addr >= code->addr && addr - code->addr < code->size;
+}
+
+/* jmp reg / jmp [reg...]: an indirect jump (not the PLT's jmp [rip + GOT]). */
+static bool is_indirect_jump(const cs_insn *insn)
+{
+	if (insn->id != X86_INS_JMP || x86_of(insn)->op_count != 1)
+		return false;
+	const cs_x86_op *op = &x86_of(insn)->operands[0];
+	return op->type == X86_OP_REG || (op->type == X86_OP_MEM && op->mem.base != X86_REG_RIP);
+}
+
+static int note_branch(const struct lua_exec_search *s, const struct fn *f, struct sweep *sw,
+		       const cs_insn *insn)
+{
+	const cs_x86 *x = x86_of(insn);
+	if (x->op_count != 1 || x->operands[0].type != X86_OP_IMM)
+		return 0;
+	uint64_t target = (uint64_t)x->operands[0].imm;
+	if ((target >= f->start && target < f->end) || !in_code(s->code, target))
+		return 0;
+	int err = vec_push(&sw->callees, target);
+	if (!err && insn->id != X86_INS_CALL)
+		err = vec_push(&sw->jumps_out, target);
+	return err;
+}
+
+static int note_operands(const struct lua_exec_search *s, const struct fn *f, struct sweep *sw,
+			 const cs_insn *insn)
+{
+	const cs_x86 *x = x86_of(insn);
+	for (uint8_t i = 0; i < x->op_count && i < 8; i++) {
+		uint64_t addr = mem_address(insn, &x->operands[i]);
+		if (addr == 0)
+			continue;
+		int err = 0;
+		if (!in_code(s->code, addr))
+			err = vec_push(&sw->refs, addr);
+		else if (insn->id == X86_INS_LEA && (addr < f->start || addr >= f->end))
+			err = vec_push(&sw->callees, addr); /* a function pointer argument */
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int sweep_function(const struct lua_exec_search *s, struct disasm *d, const struct fn *f,
+			  struct sweep *sw)
+{
+	struct cursor c;
+	sweep_reset(sw);
+	if (!cursor_at(s->code, f->start, f->end, &c))
+		return 0;
+	enum step st;
+	while ((st = next_insn(d, &c)) != STEP_END) {
+		if (st == STEP_BAD)
+			continue;
+		const cs_insn *insn = d->insn;
+		int err = 0;
+		if (is_indirect_jump(insn))
+			sw->indirect_jumps++;
+		else if (cs_insn_group(d->handle, insn, CS_GRP_CALL) ||
+			 cs_insn_group(d->handle, insn, CS_GRP_JUMP))
+			err = note_branch(s, f, sw, insn);
+		if (!err)
+			err = note_operands(s, f, sw, insn);
+		if (err)
+			return err;
+	}
+	vec_sort_unique(&sw->callees);
+	vec_sort_unique(&sw->jumps_out);
+	vec_sort_unique(&sw->refs);
+	return 0;
+}
+
+/* ---- jump tables */
+
+struct range {
+	uint64_t lo;
+	uint64_t hi;
+};
+
+static bool in_ranges(const struct range *r, size_t n, uint64_t addr)
+{
+	for (size_t i = 0; i < n; i++)
+		if (addr >= r[i].lo && addr < r[i].hi)
+			return true;
+	return false;
+}
+
+static uint64_t load_le(const uint8_t *p, unsigned bytes)
+{
+	uint64_t v = 0;
+	for (unsigned i = 0; i < bytes; i++)
+		v |= (uint64_t)p[i] << (8u * i);
+	return v;
+}
+
+/* Consecutive entries at table that point into the ranges, read as 32-bit offsets from the
+ * table and as 8-byte addresses; the larger count. */
+static unsigned table_entries_at(const struct lua_exec_search *s, uint64_t table,
+				 const struct range *r, size_t n)
+{
+	uint8_t buf[MAX_TABLE_ENTRIES * 8];
+	size_t got = s->read(s->read_ctx, table, buf, sizeof(buf));
+	if (got > sizeof(buf))
+		got = 0;
+	unsigned rel = 0, abs = 0;
+	while ((size_t)rel * 4 + 4 <= got && rel < MAX_TABLE_ENTRIES) {
+		int32_t off = (int32_t)(uint32_t)load_le(buf + (size_t)rel * 4, 4);
+		if (!in_ranges(r, n, table + (uint64_t)(int64_t)off))
+			break;
+		rel++;
+	}
+	while ((size_t)abs * 8 + 8 <= got) {
+		if (!in_ranges(r, n, load_le(buf + (size_t)abs * 8, 8)))
+			break;
+		abs++;
+	}
+	return rel > abs ? rel : abs;
+}
+
+/* The function's range plus the .cold parts it jumps to (gcc makes one per function; the first
+ * MAX_COLD_PARTS functions jumped to are taken). */
+static int target_ranges(const struct lua_exec_search *s, const struct fn *f,
+			 const struct sweep *sw, struct range **out, size_t *count)
+{
+	struct range *r = calloc(MAX_COLD_PARTS + 1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	size_t n = 0;
+	r[n++] = (struct range){f->start, f->end};
+	for (size_t i = 0; i < sw->jumps_out.count && n < MAX_COLD_PARTS + 1; i++) {
+		uint64_t end;
+		if (lua_fn_end(s->bounds, sw->jumps_out.items[i], &end))
+			r[n++] = (struct range){sw->jumps_out.items[i], end};
+	}
+	*out = r;
+	*count = n;
+	return 0;
+}
+
+static int measure_tables(const struct lua_exec_search *s, struct fn *f, const struct sweep *sw)
+{
+	f->indirect_jumps = sw->indirect_jumps;
+	f->table_entries = 0;
+	if (sw->indirect_jumps == 0 || sw->refs.count == 0)
+		return 0;
+	struct range *r;
+	size_t n;
+	int err = target_ranges(s, f, sw, &r, &n);
+	if (err)
+		return err;
+	for (size_t i = 0; i < sw->refs.count && i < MAX_TABLE_REFS; i++) {
+		unsigned entries = table_entries_at(s, sw->refs.items[i], r, n);
+		if (entries > f->table_entries)
+			f->table_entries = entries;
+	}
+	free(r);
+	return 0;
+}
+
+/* ---- call graph */
+
+static uint64_t fn_size(const struct fn *f) { return f->end - f->start; }
+
+struct graph {
+	struct fn *fns;
+	size_t count;
+	size_t capacity;
+};
+
+static bool graph_has(const struct graph *g, uint64_t start)
+{
+	for (size_t i = 0; i < g->count; i++)
+		if (g->fns[i].start == start)
+			return true;
+	return false;
+}
+
+/* Add the function starting at start unless known, not a function, or over the limit. */
+static int graph_add(struct graph *g, const struct lua_exec_search *s, uint64_t start,
+		     unsigned depth)
+{
+	uint64_t end;
+	if (graph_has(g, start) || !in_code(s->code, start) || !lua_fn_end(s->bounds, start, &end) ||
+	    end - start > MAX_FUNCTION_BYTES)
+		return 0;
+	if (g->count >= MAX_FUNCTIONS) {
+		lp_debug("lua: call graph limit (%u functions) reached", MAX_FUNCTIONS);
+		return 0;
+	}
+	if (g->count == g->capacity) {
+		size_t capacity = g->capacity ? g->capacity * 2 : 64;
+		struct fn *fns = realloc(g->fns, capacity * sizeof(*fns));
+		if (!fns)
+			return -ENOMEM;
+		g->fns = fns;
+		g->capacity = capacity;
+	}
+	g->fns[g->count++] = (struct fn){.start = start, .end = end, .depth = depth};
+	return 0;
+}
+
+/* 0, -ENOMEM, or -E2BIG when the work bound is reached. */
+static int explore(const struct lua_exec_search *s, struct disasm *d, struct graph *g)
+{
+	struct sweep sw;
+	memset(&sw, 0, sizeof(sw));
+	int err = 0;
+	uint64_t total = 0;
+	for (size_t i = 0; i < s->root_count && !err; i++)
+		err = graph_add(g, s, s->roots[i], 0);
+	/* g->fns grows while it is walked: index, never hold a pointer across graph_add. */
+	for (size_t i = 0; i < g->count && !err; i++) {
+		total += fn_size(&g->fns[i]);
+		if (total > MAX_TOTAL_BYTES) {
+			err = -E2BIG;
+			break;
+		}
+		err = sweep_function(s, d, &g->fns[i], &sw);
+		if (!err)
+			err = measure_tables(s, &g->fns[i], &sw);
+		unsigned depth = g->fns[i].depth;
+		for (size_t j = 0; j < sw.callees.count && !err && depth < MAX_DEPTH; j++)
+			err = graph_add(g, s, sw.callees.items[j], depth + 1);
+	}
+	sweep_free(&sw);
+	return err;
+}
+
+/* The largest function with the dispatch shape, if it is clearly the largest such. */
+static int choose_execute(const struct lua_exec_search *s, const struct graph *g,
+			  const struct fn **out, const char **reason)
+{
+	const struct fn *best = NULL, *second = NULL;
+	for (size_t i = 0; i < g->count; i++) {
+		const struct fn *f = &g->fns[i];
+		if (f->indirect_jumps == 0 || f->table_entries < s->min_table_entries)
+			continue;
+		if (!best || fn_size(f) > fn_size(best)) {
+			second = best;
+			best = f;
+		} else if (!second || fn_size(f) > fn_size(second)) {
+			second = f;
+		}
+	}
+	if (!best) {
+		*reason = "no function reached from the Lua C API dispatches through an opcode table";
+		return -ENOENT;
+	}
+	if (second && fn_size(best) < MIN_SIZE_RATIO * fn_size(second)) {
+		*reason = "several functions reached from the Lua C API look like luaV_execute";
+		return -ENOENT;
+	}
+	lp_debug("lua: luaV_execute at %#llx..%#llx (depth %u, %u table entries, %u indirect jumps; "
+		 "%zu functions examined, next candidate %llu bytes)",
+		 (unsigned long long)best->start, (unsigned long long)best->end, best->depth,
+		 best->table_entries, best->indirect_jumps, g->count,
+		 (unsigned long long)(second ? fn_size(second) : 0));
+	*out = best;
+	return 0;
+}
+
+int lua_find_execute(const struct lua_exec_search *s, uint64_t *start, uint64_t *end,
+		     const char **reason)
+{
+	struct disasm d;
+	int err = disasm_open(&d);
+	if (err) {
+		*reason = "the disassembler failed to start";
+		return err;
+	}
+	struct graph g = {0};
+	err = explore(s, &d, &g);
+	const struct fn *exec = NULL;
+	if (!err)
+		err = choose_execute(s, &g, &exec, reason);
+	else if (err == -E2BIG)
+		*reason = "too much code reached from the Lua C API to analyse";
+	else
+		*reason = "out of memory while analysing the Lua VM code";
+	if (!err) {
+		*start = exec->start;
+		*end = exec->end;
+	}
+	free(g.fns);
+	disasm_close(&d);
+	return err;
+}
+
+/* ---- lua_State register at luaV_execute's entry */
+
+/* General purpose registers by their DWARF number (enum dwarf_reg), any width. */
+struct gpr_name {
+	x86_reg reg;
+	uint8_t dwarf;
+};
+
+static const struct gpr_name gpr_names[] = {
+	{X86_REG_RAX, DW_RAX}, {X86_REG_EAX, DW_RAX}, {X86_REG_AX, DW_RAX}, {X86_REG_AL, DW_RAX},
+	{X86_REG_AH, DW_RAX},  {X86_REG_RDX, DW_RDX}, {X86_REG_EDX, DW_RDX}, {X86_REG_DX, DW_RDX},
+	{X86_REG_DL, DW_RDX},  {X86_REG_DH, DW_RDX},  {X86_REG_RCX, DW_RCX}, {X86_REG_ECX, DW_RCX},
+	{X86_REG_CX, DW_RCX},  {X86_REG_CL, DW_RCX},  {X86_REG_CH, DW_RCX},  {X86_REG_RBX, DW_RBX},
+	{X86_REG_EBX, DW_RBX}, {X86_REG_BX, DW_RBX},  {X86_REG_BL, DW_RBX},  {X86_REG_BH, DW_RBX},
+	{X86_REG_RSI, DW_RSI}, {X86_REG_ESI, DW_RSI}, {X86_REG_SI, DW_RSI},  {X86_REG_SIL, DW_RSI},
+	{X86_REG_RDI, DW_RDI}, {X86_REG_EDI, DW_RDI}, {X86_REG_DI, DW_RDI},  {X86_REG_DIL, DW_RDI},
+	{X86_REG_RBP, DW_RBP}, {X86_REG_EBP, DW_RBP}, {X86_REG_BP, DW_RBP},  {X86_REG_BPL, DW_RBP},
+	{X86_REG_RSP, DW_RSP}, {X86_REG_ESP, DW_RSP}, {X86_REG_SP, DW_RSP},  {X86_REG_SPL, DW_RSP},
+	{X86_REG_R8, DW_R8},   {X86_REG_R8D, DW_R8},  {X86_REG_R8W, DW_R8},  {X86_REG_R8B, DW_R8},
+	{X86_REG_R9, DW_R9},   {X86_REG_R9D, DW_R9},  {X86_REG_R9W, DW_R9},  {X86_REG_R9B, DW_R9},
+	{X86_REG_R10, DW_R10}, {X86_REG_R10D, DW_R10}, {X86_REG_R10W, DW_R10}, {X86_REG_R10B, DW_R10},
+	{X86_REG_R11, DW_R11}, {X86_REG_R11D, DW_R11}, {X86_REG_R11W, DW_R11}, {X86_REG_R11B, DW_R11},
+	{X86_REG_R12, DW_R12}, {X86_REG_R12D, DW_R12}, {X86_REG_R12W, DW_R12}, {X86_REG_R12B, DW_R12},
+	{X86_REG_R13, DW_R13}, {X86_REG_R13D, DW_R13}, {X86_REG_R13W, DW_R13}, {X86_REG_R13B, DW_R13},
+	{X86_REG_R14, DW_R14}, {X86_REG_R14D, DW_R14}, {X86_REG_R14W, DW_R14}, {X86_REG_R14B, DW_R14},
+	{X86_REG_R15, DW_R15}, {X86_REG_R15D, DW_R15}, {X86_REG_R15W, DW_R15}, {X86_REG_R15B, DW_R15},
+};
+
+/* DWARF number of a general purpose register of any width; -1 for anything else. */
+static int gpr_dwarf(unsigned reg)
+{
+	for (size_t i = 0; i < sizeof(gpr_names) / sizeof(gpr_names[0]); i++)
+		if ((unsigned)gpr_names[i].reg == reg)
+			return gpr_names[i].dwarf;
+	return -1;
+}
+
+/* x86_64 psABI 3.2.1: rbx, rbp and r12-r15 belong to the caller (preserved across calls). */
+static bool callee_saved(int dwarf)
+{
+	return dwarf == DW_RBX || dwarf == DW_RBP || (dwarf >= DW_R12 && dwarf <= DW_R15);
+}
+
+/* Which registers hold the entry value of rdi, and in which order they received it. */
+struct holders {
+	uint32_t mask;             /* bit per DWARF register */
+	uint8_t order[DW_REG_COUNT];
+	unsigned order_count;
+	bool spilled;              /* stored to the stack */
+};
+
+static bool is_full_reg_operand(const cs_x86_op *op)
+{
+	return op->type == X86_OP_REG && op->size == 8 && gpr_dwarf(op->reg) >= 0;
+}
+
+/* mov dst64, src64 with src holding L: dst now holds it too. */
+static bool track_copy(struct holders *h, const cs_insn *insn)
+{
+	const cs_x86 *x = x86_of(insn);
+	if (insn->id != X86_INS_MOV || x->op_count != 2 || !is_full_reg_operand(&x->operands[1]))
+		return false;
+	int src = gpr_dwarf(x->operands[1].reg);
+	if (!(h->mask & (1u << src)))
+		return false;
+	if (x->operands[0].type == X86_OP_MEM) {
+		if (x->operands[0].mem.base == X86_REG_RSP)
+			h->spilled = true;
+		return true;
+	}
+	if (!is_full_reg_operand(&x->operands[0]))
+		return false;
+	int dst = gpr_dwarf(x->operands[0].reg);
+	if (!(h->mask & (1u << dst)) && h->order_count < DW_REG_COUNT)
+		h->order[h->order_count++] = (uint8_t)dst;
+	h->mask |= 1u << dst;
+	return true;
+}
+
+/* Every register the instruction writes loses L. */
+static int track_writes(struct disasm *d, struct holders *h)
+{
+	cs_regs read, written;
+	uint8_t nread = 0, nwritten = 0;
+	cs_err err = cs_regs_access(d->handle, d->insn, read, &nread, written, &nwritten);
+	if (err != CS_ERR_OK) {
+		lp_debug("capstone: cs_regs_access: %s", cs_strerror(err));
+		return -EINVAL;
+	}
+	for (uint8_t i = 0; i < nwritten && i < sizeof(written) / sizeof(written[0]); i++) {
+		int dwarf = gpr_dwarf(written[i]);
+		if (dwarf >= 0)
+			h->mask &= ~(1u << dwarf);
+	}
+	return 0;
+}
+
+static bool ends_entry_block(struct disasm *d)
+{
+	const cs_insn *insn = d->insn;
+	return cs_insn_group(d->handle, insn, CS_GRP_CALL) || cs_insn_group(d->handle, insn, CS_GRP_RET) ||
+	       cs_insn_group(d->handle, insn, CS_GRP_INT) || insn->id == X86_INS_JMP ||
+	       insn->id == X86_INS_UD2 || insn->id == X86_INS_HLT;
+}
+
+/* jmp to a constant address inside [start, end): the entry block continues there. */
+static bool entry_jump_target(const cs_insn *insn, uint64_t start, uint64_t end, uint64_t *target)
+{
+	const cs_x86 *x = x86_of(insn);
+	if (insn->id != X86_INS_JMP || x->op_count != 1 || x->operands[0].type != X86_OP_IMM)
+		return false;
+	*target = (uint64_t)x->operands[0].imm;
+	return *target >= start && *target < end;
+}
+
+/* Follow the entry path (fall-through of conditional branches, direct jumps inside the
+ * function) up to the first call, return, indirect jump (the opcode dispatch) or exit. */
+static int scan_entry(struct disasm *d, const struct lua_code *code, uint64_t start, uint64_t end,
+		      struct holders *h)
+{
+	struct cursor c;
+	if (!cursor_at(code, start, end, &c))
+		return -EINVAL;
+	for (unsigned n = 0; n < MAX_ENTRY_INSNS && h->mask != 0; n++) {
+		if (next_insn(d, &c) != STEP_INSN)
+			break;
+		uint64_t target;
+		if (entry_jump_target(d->insn, start, end, &target)) {
+			if (!cursor_at(code, target, end, &c))
+				break;
+			continue;
+		}
+		if (ends_entry_block(d))
+			break;
+		if (track_copy(h, d->insn))
+			continue;
+		int err = track_writes(d, h);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* How often each register is passed as the first argument (mov rdi, reg) in [start, end):
+ * luaV_execute passes L to most of what it calls. */
+static int count_first_args(struct disasm *d, const struct lua_code *code, uint64_t start,
+			    uint64_t end, unsigned uses[DW_REG_COUNT])
+{
+	struct cursor c;
+	memset(uses, 0, DW_REG_COUNT * sizeof(*uses));
+	if (!cursor_at(code, start, end, &c))
+		return -EINVAL;
+	enum step st;
+	while ((st = next_insn(d, &c)) != STEP_END) {
+		const cs_x86 *x = st == STEP_INSN ? x86_of(d->insn) : NULL;
+		if (!x || d->insn->id != X86_INS_MOV || x->op_count != 2 ||
+		    !is_full_reg_operand(&x->operands[0]) || !is_full_reg_operand(&x->operands[1]) ||
+		    gpr_dwarf(x->operands[0].reg) != DW_RDI)
+			continue;
+		uses[gpr_dwarf(x->operands[1].reg)]++;
+	}
+	return 0;
+}
+
+/* Among the callee-saved registers holding L when the entry path ends, the one luaV_execute
+ * passes most often as the first argument; ties go to the earliest copy. -1 when none. */
+static int choose_holder(struct disasm *d, const struct lua_code *code, uint64_t start,
+			 uint64_t end, const struct holders *h)
+{
+	int candidates = 0, first = -1;
+	for (unsigned i = 0; i < h->order_count; i++) {
+		if (callee_saved(h->order[i]) && (h->mask & (1u << h->order[i]))) {
+			candidates++;
+			if (first < 0)
+				first = h->order[i];
+		}
+	}
+	unsigned uses[DW_REG_COUNT];
+	if (candidates < 2 || count_first_args(d, code, start, end, uses) != 0)
+		return first;
+	int best = first;
+	for (unsigned i = 0; i < h->order_count; i++) {
+		int reg = h->order[i];
+		if (callee_saved(reg) && (h->mask & (1u << reg)) && uses[reg] > uses[best])
+			best = reg;
+	}
+	return best;
+}
+
+int lua_entry_state_register(const struct lua_code *code, uint64_t start, uint64_t end,
+			     uint8_t *dwarf_reg, const char **reason)
+{
+	struct cursor c;
+	if (!cursor_at(code, start, end, &c)) {
+		*reason = "luaV_execute lies outside the code section";
+		return -ENOENT;
+	}
+	struct disasm d;
+	int err = disasm_open(&d);
+	if (err) {
+		*reason = "the disassembler failed to start";
+		return err;
+	}
+	struct holders h = {.mask = 1u << DW_RDI};
+	err = scan_entry(&d, code, start, end, &h);
+	int reg = err ? -1 : choose_holder(&d, code, start, end, &h);
+	disasm_close(&d);
+	if (err) {
+		*reason = "the disassembler failed on luaV_execute's entry";
+		return err;
+	}
+	if (reg >= 0) {
+		*dwarf_reg = (uint8_t)reg;
+		return 0;
+	}
+	*reason = h.spilled ? "luaV_execute keeps lua_State *L on its stack, not in a callee-saved register"
+			    : "luaV_execute does not keep lua_State *L in a callee-saved register";
+	return -ENOENT;
+}

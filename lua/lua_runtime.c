@@ -1,0 +1,456 @@
+/* SPDX-License-Identifier: MIT */
+/* lua_runtime.c - PUC Lua VM detection in one ELF file (lua/lua_runtime.h).
+ *
+ * 1. Symbols (.dynsym, then .symtab): the exported C API (lua_newstate and a call entry point)
+ *    must be defined; any luaJIT_* symbol means LuaJIT, which also exports the lua_* API and says
+ *    "Lua 5.1" but is not PUC Lua: NONE here.
+ * 2. The ident string lua_ident in read-only data: "$LuaVersion: Lua 5.x.y  Copyright ..." (5.2+,
+ *    lapi.c) or "$Lua: Lua 5.1.x Copyright ..." (5.0/5.1 lapi.c). Its release picks the layout.
+ * 3. luaV_execute: .symtab when present; otherwise derived (lua/lua_disasm.c) from the API entry
+ *    points, with function bounds from .eh_frame_hdr (FDE starts) and the CFI table (gap rows).
+ *    The range is always the function's hot part: gcc moves unlikely blocks to a separate
+ *    luaV_execute.cold FDE/symbol, which is neither the symbol's nor the FDE's range.
+ * 4. The callee-saved register luaV_execute's entry path copies L (rdi) into and still holds at
+ *    the first opcode dispatch (lua/lua_disasm.c); L kept only on the stack or in caller-saved
+ *    registers (gcc -O1/-O3 and clang on 5.4) is UNSUPPORTED.
+ * Not detected (NONE): files that export no lua_newstate/lua_*call* (a stripped executable with
+ * Lua linked in and no -Wl,-E); the ident is only searched for when the API is there.
+ * Everything read from the file is bounds-checked; nothing is mapped. */
+#include "lua/lua_runtime.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lua/lua_disasm.h"
+#include "src/log.h"
+
+/* *reason is a string literal, or for reasons that name a release this buffer: valid until the
+ * next lua_runtime_detect call on the same thread. */
+static _Thread_local char reason_buf[128];
+
+enum api_fn {
+	API_NEWSTATE,
+	API_CALLK,   /* 5.2+ */
+	API_PCALLK,  /* 5.2+ */
+	API_CALL,    /* 5.1 (a macro over lua_callk from 5.2 on) */
+	API_PCALL,   /* 5.1 */
+	API_CPCALL,  /* 5.1 */
+	API_RESUME,
+	API_COUNT,
+};
+
+static const char *const api_names[API_COUNT] = {
+	[API_NEWSTATE] = "lua_newstate", [API_CALLK] = "lua_callk", [API_PCALLK] = "lua_pcallk",
+	[API_CALL] = "lua_call",         [API_PCALL] = "lua_pcall", [API_CPCALL] = "lua_cpcall",
+	[API_RESUME] = "lua_resume",
+};
+
+struct lua_syms {
+	uint64_t api[API_COUNT];  /* defined function addresses, 0 when absent */
+	bool luajit;              /* a luaJIT_* symbol is defined */
+	bool exec_found;          /* .symtab names luaV_execute */
+	uint64_t exec_addr;
+	uint64_t exec_size;
+};
+
+/* ---- symbols */
+
+static void note_symbol(struct lua_syms *syms, const GElf_Sym *sym, const char *name, bool symtab)
+{
+	if (strncmp(name, "luaJIT_", 7) == 0) {
+		syms->luajit = true;
+		return;
+	}
+	if (GELF_ST_TYPE(sym->st_info) != STT_FUNC || sym->st_value == 0)
+		return;
+	for (int i = 0; i < API_COUNT; i++)
+		if (syms->api[i] == 0 && strcmp(name, api_names[i]) == 0)
+			syms->api[i] = sym->st_value;
+	/* lvm.c: luaV_execute is a hidden (LUAI_FUNC) function: only .symtab names it. */
+	if (symtab && !syms->exec_found && strcmp(name, "luaV_execute") == 0) {
+		syms->exec_found = true;
+		syms->exec_addr = sym->st_value;
+		syms->exec_size = sym->st_size;
+	}
+}
+
+static void scan_symbol_section(Elf *elf, Elf_Scn *scn, const GElf_Shdr *shdr, struct lua_syms *syms)
+{
+	Elf_Data *data = elf_getdata(scn, NULL);
+	size_t entsize = gelf_fsize(elf, ELF_T_SYM, 1, EV_CURRENT);
+	if (!data || entsize == 0)
+		return;
+	size_t count = data->d_size / entsize;
+	for (size_t i = 0; i < count && i <= INT32_MAX; i++) {
+		GElf_Sym sym;
+		if (!gelf_getsym(data, (int)i, &sym) || sym.st_shndx == SHN_UNDEF || sym.st_name == 0)
+			continue;
+		/* elf_strptr checks the offset against the linked string table. */
+		const char *name = elf_strptr(elf, shdr->sh_link, sym.st_name);
+		if (name)
+			note_symbol(syms, &sym, name, shdr->sh_type == SHT_SYMTAB);
+	}
+}
+
+static void scan_symbols(const struct elf_image *img, struct lua_syms *syms)
+{
+	memset(syms, 0, sizeof(*syms));
+	Elf_Scn *scn = NULL;
+	while ((scn = elf_nextscn(img->elf, scn)) != NULL) {
+		GElf_Shdr shdr;
+		if (gelf_getshdr(scn, &shdr) && (shdr.sh_type == SHT_DYNSYM || shdr.sh_type == SHT_SYMTAB))
+			scan_symbol_section(img->elf, scn, &shdr, syms);
+	}
+}
+
+static bool has_lua_api(const struct lua_syms *syms)
+{
+	return syms->api[API_NEWSTATE] != 0 &&
+	       (syms->api[API_CALLK] || syms->api[API_PCALLK] || syms->api[API_CALL] ||
+		syms->api[API_PCALL]);
+}
+
+/* ---- the ident string */
+
+/* lapi.c lua_ident: 5.2-5.4 "$LuaVersion: " LUA_COPYRIGHT, 5.0/5.1 "$Lua: " LUA_RELEASE; both
+ * continue with LUA_RELEASE, "Lua 5.x.y" (lua.h). */
+static const char *const ident_prefixes[] = {"$LuaVersion: Lua ", "$Lua: Lua "};
+
+enum ident_result { IDENT_NONE, IDENT_OK, IDENT_MALFORMED };
+
+/* "5.x.y" (digit groups separated by two dots, at most 15 characters) at p, into version. */
+static enum ident_result parse_release(const char *p, size_t avail, char version[16])
+{
+	size_t n = 0, dots = 0;
+	bool digit_before = false;
+	for (; n < avail && n < 16 && ((p[n] >= '0' && p[n] <= '9') || p[n] == '.'); n++) {
+		if (p[n] == '.') {
+			if (!digit_before)
+				return IDENT_MALFORMED;
+			dots++;
+		}
+		digit_before = p[n] != '.';
+	}
+	if (n >= 16 || dots != 2 || !digit_before)
+		return IDENT_MALFORMED;
+	memcpy(version, p, n);
+	version[n] = '\0';
+	return IDENT_OK;
+}
+
+static enum ident_result find_ident_in(const uint8_t *bytes, size_t size, char version[16])
+{
+	for (size_t i = 0; i < sizeof(ident_prefixes) / sizeof(ident_prefixes[0]); i++) {
+		size_t plen = strlen(ident_prefixes[i]);
+		const uint8_t *hit = memmem(bytes, size, ident_prefixes[i], plen);
+		if (!hit)
+			continue;
+		size_t at = (size_t)(hit - bytes) + plen;
+		return parse_release((const char *)bytes + at, size - at, version);
+	}
+	return IDENT_NONE;
+}
+
+/* lua_ident is a const char array: read-only, allocated, non-executable data (.rodata). */
+static enum ident_result find_ident(const struct elf_image *img, char version[16])
+{
+	Elf_Scn *scn = NULL;
+	while ((scn = elf_nextscn(img->elf, scn)) != NULL) {
+		GElf_Shdr shdr;
+		if (!gelf_getshdr(scn, &shdr) || shdr.sh_type != SHT_PROGBITS ||
+		    !(shdr.sh_flags & SHF_ALLOC) || (shdr.sh_flags & (SHF_WRITE | SHF_EXECINSTR)))
+			continue;
+		Elf_Data *data = elf_getdata(scn, NULL);
+		if (!data || !data->d_buf || data->d_size == 0)
+			continue;
+		enum ident_result r = find_ident_in(data->d_buf, data->d_size, version);
+		if (r != IDENT_NONE)
+			return r;
+	}
+	return IDENT_NONE;
+}
+
+/* ---- reading loaded data (jump tables) */
+
+static size_t read_vaddr(const void *ctx, uint64_t vaddr, void *buf, size_t len)
+{
+	const struct elf_image *img = ctx;
+	for (size_t i = 0; i < img->load_count; i++) {
+		const struct elf_segment *seg = &img->loads[i];
+		if (!(seg->flags & PF_R) || vaddr < seg->vaddr || vaddr - seg->vaddr >= seg->filesz)
+			continue;
+		uint64_t in_seg = vaddr - seg->vaddr;
+		uint64_t avail = seg->filesz - in_seg;
+		size_t want = avail < len ? (size_t)avail : len;
+		if (seg->offset + in_seg > (uint64_t)INT64_MAX)
+			return 0;
+		ssize_t got;
+		do
+			got = pread(img->fd, buf, want, (off_t)(seg->offset + in_seg));
+		while (got < 0 && errno == EINTR);
+		return got > 0 ? (size_t)got : 0;
+	}
+	return 0;
+}
+
+/* ---- FDE starts from .eh_frame_hdr (LSB 5.0 "Exception Frames": version 1, the table of
+ * (initial location, FDE address) pairs sorted by location, DW_EH_PE_datarel | sdata4 (0x3b) as
+ * GNU ld and lld write it). */
+
+#define EH_PE_OMIT 0xff
+#define EH_PE_TABLE 0x3b
+
+/* Size of a fixed-size pointer encoding (low nibble), 0 for variable or unknown ones. */
+static size_t eh_pe_size(uint8_t enc)
+{
+	switch (enc & 0x0f) {
+	case 0x00: return 8; /* absptr */
+	case 0x02: case 0x0a: return 2;
+	case 0x03: case 0x0b: return 4;
+	case 0x04: case 0x0c: return 8;
+	default: return 0;
+	}
+}
+
+static int compare_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* The FDE count field (udata4/sdata4) and the table's first byte; false if unusable. */
+static bool eh_hdr_layout(const uint8_t *p, size_t size, size_t *count, size_t *table_off)
+{
+	if (size < 4 || p[0] != 1 || p[1] == EH_PE_OMIT || p[2] == EH_PE_OMIT || p[3] != EH_PE_TABLE)
+		return false;
+	size_t ptr_size = eh_pe_size(p[1]);
+	if (ptr_size == 0 || ((p[2] & 0x0f) != 0x03 && (p[2] & 0x0f) != 0x0b))
+		return false;
+	size_t count_off = 4 + ptr_size;
+	if (count_off + 4 > size)
+		return false;
+	*count = le32(p + count_off);
+	*table_off = count_off + 4;
+	return (size - *table_off) / 8 >= *count;
+}
+
+static int load_fde_starts(const struct elf_image *img, uint64_t **starts, size_t *count)
+{
+	*starts = NULL;
+	*count = 0;
+	GElf_Shdr shdr;
+	Elf_Scn *scn = elf_image_section(img, ".eh_frame_hdr", &shdr);
+	Elf_Data *data = scn && shdr.sh_type == SHT_PROGBITS ? elf_getdata(scn, NULL) : NULL;
+	size_t n, off;
+	if (!data || !data->d_buf || !eh_hdr_layout(data->d_buf, data->d_size, &n, &off) || n == 0)
+		return -ENOENT;
+	uint64_t *out = malloc(n * sizeof(*out));
+	if (!out)
+		return -ENOMEM;
+	const uint8_t *table = (const uint8_t *)data->d_buf + off;
+	for (size_t i = 0; i < n; i++)
+		out[i] = shdr.sh_addr + (uint64_t)(int64_t)(int32_t)le32(table + 8 * i);
+	qsort(out, n, sizeof(*out), compare_u64); /* sorted in valid files; hostile ones too now */
+	*starts = out;
+	*count = n;
+	return 0;
+}
+
+/* ---- the code section holding the API */
+
+static bool code_section_at(const struct elf_image *img, uint64_t addr, struct lua_code *code)
+{
+	Elf_Scn *scn = NULL;
+	while ((scn = elf_nextscn(img->elf, scn)) != NULL) {
+		GElf_Shdr shdr;
+		if (!gelf_getshdr(scn, &shdr) || shdr.sh_type != SHT_PROGBITS ||
+		    !(shdr.sh_flags & SHF_EXECINSTR) || addr < shdr.sh_addr ||
+		    addr - shdr.sh_addr >= shdr.sh_size)
+			continue;
+		Elf_Data *data = elf_getdata(scn, NULL);
+		if (!data || !data->d_buf || data->d_size == 0)
+			return false;
+		*code = (struct lua_code){.addr = shdr.sh_addr, .bytes = data->d_buf, .size = data->d_size};
+		return true;
+	}
+	return false;
+}
+
+/* ---- version facts */
+
+/* lopcodes.h NUM_OPCODES: 5.1 OP_VARARG + 1 = 38; 5.3 OP_EXTRAARG + 1 = 47; 5.4 83. The last
+ * opcode of 5.3/5.4, OP_EXTRAARG, has an empty case in lvm.c (lua_assert(0); vmbreak): gcc folds
+ * it into the switch's default and the table ends one entry early (Debian's liblua5.3.so: 46). */
+static unsigned dispatch_entries(enum lua_kind kind)
+{
+	switch (kind) {
+	case LUA_KIND_PUC51: return 38 - 1;
+	case LUA_KIND_PUC53: return 47 - 1;
+	case LUA_KIND_PUC54: case LUA_KIND_PUC540: return 83 - 1;
+	default: return 0;
+	}
+}
+
+/* "Lua 5.2.4 is not supported" + detail, in reason_buf. */
+static enum lua_detect_result unsupported_release(const char **reason, const char *version,
+						  const char *detail)
+{
+	int n = snprintf(reason_buf, sizeof(reason_buf), "Lua %s is not supported%s", version, detail);
+	*reason = n > 0 && (size_t)n < sizeof(reason_buf) ? reason_buf : "unsupported Lua release";
+	return LUA_DETECT_UNSUPPORTED;
+}
+
+/* ---- luaV_execute */
+
+struct exec_ctx {
+	const struct elf_image *img;
+	const struct cfi_table *cfi;
+	const struct lua_syms *syms;
+	struct lua_code code;
+	uint64_t *starts;
+	size_t start_count;
+};
+
+static int derive_exec(struct exec_ctx *x, enum lua_kind kind, uint64_t *start, uint64_t *end,
+		       const char **reason)
+{
+	static const enum api_fn roots_order[] = {API_CALLK, API_CALL, API_PCALLK, API_PCALL,
+						   API_CPCALL, API_RESUME};
+	uint64_t roots[sizeof(roots_order) / sizeof(roots_order[0])];
+	size_t n = 0;
+	for (size_t i = 0; i < sizeof(roots_order) / sizeof(roots_order[0]); i++)
+		if (x->syms->api[roots_order[i]] != 0)
+			roots[n++] = x->syms->api[roots_order[i]];
+	if (!x->cfi || x->cfi->count == 0) {
+		*reason = "no call frame information to find luaV_execute's bounds";
+		return -ENOENT;
+	}
+	int err = load_fde_starts(x->img, &x->starts, &x->start_count);
+	if (err) {
+		*reason = err == -ENOMEM ? "out of memory" : "no usable .eh_frame_hdr to find functions";
+		return err;
+	}
+	struct lua_fn_bounds bounds = {.starts = x->starts, .count = x->start_count, .cfi = x->cfi};
+	struct lua_exec_search search = {
+		.code = &x->code, .bounds = &bounds, .read = read_vaddr, .read_ctx = x->img,
+		.roots = roots, .root_count = n, .min_table_entries = dispatch_entries(kind),
+	};
+	return lua_find_execute(&search, start, end, reason);
+}
+
+/* luaV_execute from .symtab; an unsized symbol takes its end from the CFI. */
+static int symtab_exec(struct exec_ctx *x, uint64_t *start, uint64_t *end, const char **reason)
+{
+	*start = x->syms->exec_addr;
+	if (x->syms->exec_size > 0 && x->syms->exec_size <= UINT64_MAX - *start) {
+		*end = *start + x->syms->exec_size;
+		return 0;
+	}
+	int err = load_fde_starts(x->img, &x->starts, &x->start_count);
+	struct lua_fn_bounds bounds = {.starts = x->starts, .count = x->start_count, .cfi = x->cfi};
+	if (!err && x->cfi && lua_fn_end(&bounds, *start, end))
+		return 0;
+	*reason = "luaV_execute in .symtab has no size and no FDE";
+	return err == -ENOMEM ? err : -ENOENT;
+}
+
+static enum lua_detect_result locate_vm(const struct elf_image *img, const struct cfi_table *cfi,
+					const struct lua_syms *syms, struct lua_runtime *out,
+					const char **reason)
+{
+	struct exec_ctx x = {.img = img, .cfi = cfi, .syms = syms};
+	uint64_t entry = syms->exec_found ? syms->exec_addr
+					  : (syms->api[API_CALLK] ? syms->api[API_CALLK]
+								  : syms->api[API_CALL]);
+	if (entry == 0)
+		entry = syms->api[API_PCALLK] ? syms->api[API_PCALLK] : syms->api[API_PCALL];
+	if (!code_section_at(img, entry, &x.code)) {
+		*reason = "the Lua C API is not in an executable section";
+		return LUA_DETECT_UNSUPPORTED;
+	}
+	uint64_t start = 0, end = 0;
+	int err = syms->exec_found ? symtab_exec(&x, &start, &end, reason)
+				   : derive_exec(&x, out->interp.kind, &start, &end, reason);
+	free(x.starts);
+	if (err)
+		return LUA_DETECT_UNSUPPORTED;
+	out->interp.exec_start = start;
+	out->interp.exec_end = end;
+	out->exec_from_symtab = syms->exec_found;
+	uint8_t reg = 0;
+	if (lua_entry_state_register(&x.code, start, end, &reg, reason) != 0)
+		return LUA_DETECT_UNSUPPORTED;
+	out->interp.l_reg = reg;
+	return LUA_DETECT_OK;
+}
+
+/* ---- entry point */
+
+static enum lua_detect_result identify(const struct elf_image *img, struct lua_runtime *out,
+				       const char **reason)
+{
+	enum ident_result ident = find_ident(img, out->version);
+	if (ident == IDENT_NONE) {
+		/* Debian's liblua5.1-c++.so: C++ gives the unused const lua_ident internal linkage. */
+		*reason = "the Lua C API is exported but no Lua ident string names the release";
+		return LUA_DETECT_UNSUPPORTED;
+	}
+	if (ident == IDENT_MALFORMED) {
+		*reason = "the Lua ident string names no release (\"$LuaVersion: Lua 5.x.y\")";
+		return LUA_DETECT_UNSUPPORTED;
+	}
+	/* Walkers exist for 5.1, 5.3 and 5.4 only (enum lua_kind, bpf/lua_abi.h). */
+	if (strncmp(out->version, "5.1.", 4) != 0 && strncmp(out->version, "5.3.", 4) != 0 &&
+	    strncmp(out->version, "5.4.", 4) != 0)
+		return unsupported_release(reason, out->version, "");
+	out->puc = lua_puc_version_find(out->version);
+	if (!out->puc)
+		return unsupported_release(reason, out->version, " (no layout table for this release)");
+	out->interp.kind = out->puc->kind;
+	out->interp.puc = out->puc->vm;
+	return LUA_DETECT_OK;
+}
+
+/* A result other than OK leaves out with kind NONE and no layout, so nothing can load it by
+ * mistake; the version and the luaV_execute range found so far stay for messages and tests. */
+static void keep_diagnostics(struct lua_runtime *out)
+{
+	struct lua_runtime kept = {0};
+	memcpy(kept.version, out->version, sizeof(kept.version));
+	kept.interp.exec_start = out->interp.exec_start;
+	kept.interp.exec_end = out->interp.exec_end;
+	kept.exec_from_symtab = out->exec_from_symtab;
+	*out = kept;
+}
+
+enum lua_detect_result lua_runtime_detect(const struct elf_image *img, const struct cfi_table *cfi,
+					  struct lua_runtime *out, const char **reason)
+{
+	const char *ignored_reason;
+	if (!reason)
+		reason = &ignored_reason;
+	*reason = NULL;
+	if (!out)
+		return LUA_DETECT_NONE;
+	memset(out, 0, sizeof(*out));
+	if (!img || !img->elf)
+		return LUA_DETECT_NONE;
+	struct lua_syms syms;
+	scan_symbols(img, &syms);
+	if (syms.luajit || !has_lua_api(&syms))
+		return LUA_DETECT_NONE;
+	enum lua_detect_result r = identify(img, out, reason);
+	if (r == LUA_DETECT_OK)
+		r = locate_vm(img, cfi, &syms, out, reason);
+	if (r != LUA_DETECT_OK)
+		keep_diagnostics(out);
+	return r;
+}

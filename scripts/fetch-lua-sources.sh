@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# fetch-lua-sources.sh DIR - unpacks the Debian 12 source packages lua5.1, lua5.3 and lua5.4 into
+# DIR (DIR/lua5.1-5.1.5, DIR/lua5.3-5.3.6, DIR/lua5.4-5.4.4, with Debian's patches applied), for
+# tests that compile the real Lua headers and sources (tests/lua_detect.cmake).
+#
+# Idempotent: a package already unpacked in DIR is not fetched again, and apt is touched only when
+# something is missing. Needs root then: it adds deb-src entries mirroring the machine's bookworm
+# deb entries when none exist (/etc/apt/sources.list.d/lua-perf-deb-src.{sources,list}), runs
+# apt-get update, and installs dpkg-dev (dpkg-source) if absent.
+set -euo pipefail
+
+PACKAGES=(lua5.1 lua5.3 lua5.4)
+SCRATCH=
+APT_DIR=/etc/apt
+SRC_SOURCES=$APT_DIR/sources.list.d/lua-perf-deb-src.sources
+SRC_LIST=$APT_DIR/sources.list.d/lua-perf-deb-src.list
+
+usage() {
+	echo "usage: $0 DIR" >&2
+	exit 2
+}
+
+# An unpacked source tree of package $1 in the current directory: its lvm.c is there.
+unpacked() {
+	compgen -G "$1-*/src/lvm.c" >/dev/null
+}
+
+missing_packages() {
+	local pkg
+	for pkg in "${PACKAGES[@]}"; do
+		unpacked "$pkg" || echo "$pkg"
+	done
+}
+
+# The one-line style files that exist (sources.list and sources.list.d/*.list).
+list_files() {
+	local f
+	for f in "$APT_DIR/sources.list" "$APT_DIR"/sources.list.d/*.list; do
+		[[ -f $f ]] && echo "$f"
+	done
+	return 0
+}
+
+deb822_files() {
+	local f
+	for f in "$APT_DIR"/sources.list.d/*.sources; do
+		[[ -f $f ]] && echo "$f"
+	done
+	return 0
+}
+
+# deb822 stanzas (blank-line separated) whose Types holds $1 and whose Suites name bookworm;
+# with $2 = rewrite, print them with Types set to deb-src (and without Enabled: no stanzas).
+deb822_stanzas() {
+	awk -v want="$1" -v mode="$2" '
+		function flush() {
+			if (n > 0 && has_type && has_suite && enabled) {
+				for (i = 1; i <= n; i++) {
+					line = lines[i]
+					if (mode == "rewrite" && line ~ /^[Tt]ypes:/)
+						line = "Types: deb-src"
+					print line
+				}
+				print ""
+			}
+			n = 0; has_type = 0; has_suite = 0; enabled = 1
+		}
+		BEGIN { n = 0; has_type = 0; has_suite = 0; enabled = 1 }
+		/^[ \t]*$/ { flush(); next }
+		/^[ \t]*#/ { next }
+		{
+			lines[++n] = $0
+			if ($0 ~ /^[Tt]ypes:/) {
+				split(substr($0, index($0, ":") + 1), types, /[ \t]+/)
+				for (t in types) if (types[t] == want) has_type = 1
+			}
+			if ($0 ~ /^[Ss]uites:/ && $0 ~ /bookworm/) has_suite = 1
+			if ($0 ~ /^[Ee]nabled:[ \t]*[Nn]o/) enabled = 0
+		}
+		END { flush() }' "${@:3}"
+}
+
+has_deb_src() {
+	local lists deb822
+	mapfile -t lists < <(list_files)
+	mapfile -t deb822 < <(deb822_files)
+	if ((${#lists[@]} > 0)) && grep -qsE '^[[:space:]]*deb-src[[:space:]].*bookworm' "${lists[@]}"; then
+		return 0
+	fi
+	((${#deb822[@]} > 0)) && [[ -n $(deb822_stanzas deb-src print "${deb822[@]}") ]]
+}
+
+# Mirror every enabled bookworm deb entry as deb-src, in the format it was written in.
+add_deb_src() {
+	local lists deb822 stanzas lines
+	mapfile -t lists < <(list_files)
+	mapfile -t deb822 < <(deb822_files)
+	if ((${#deb822[@]} > 0)); then
+		stanzas=$(deb822_stanzas deb rewrite "${deb822[@]}")
+		if [[ -n $stanzas ]]; then
+			printf '# Added by lua-perf scripts/fetch-lua-sources.sh\n%s\n' "$stanzas" >"$SRC_SOURCES"
+		fi
+	fi
+	if ((${#lists[@]} > 0)); then
+		lines=$(grep -hE '^[[:space:]]*deb[[:space:]].*bookworm' "${lists[@]}" |
+			sed -E 's/^[[:space:]]*deb[[:space:]]/deb-src /' || true)
+		if [[ -n $lines ]]; then
+			printf '# Added by lua-perf scripts/fetch-lua-sources.sh\n%s\n' "$lines" >"$SRC_LIST"
+		fi
+	fi
+	if [[ ! -f $SRC_SOURCES && ! -f $SRC_LIST ]]; then
+		echo "$0: no bookworm deb entry in $APT_DIR to mirror as deb-src" >&2
+		exit 1
+	fi
+}
+
+main() {
+	(($# == 1)) || usage
+	mkdir -p "$1"
+	cd "$1"
+	local missing
+	mapfile -t missing < <(missing_packages)
+	if ((${#missing[@]} == 0)); then
+		echo "Lua sources already in $PWD"
+		return 0
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	local lock=(-o DPkg::Lock::Timeout=600)
+	if ! has_deb_src; then
+		add_deb_src
+		apt-get "${lock[@]}" update -q
+	elif ! apt-cache showsrc "${missing[0]}" 2>/dev/null | grep -q '^Package:'; then
+		apt-get "${lock[@]}" update -q
+	fi
+	if ! command -v dpkg-source >/dev/null; then
+		apt-get "${lock[@]}" install -y -q --no-install-recommends dpkg-dev
+	fi
+	# Fetch into a scratch directory first, so that an interrupted run leaves no half tree behind.
+	SCRATCH=$(mktemp -d "$PWD/.fetch.XXXXXX")
+	trap 'rm -rf "$SCRATCH"' EXIT
+	(cd "$SCRATCH" && apt-get source -q "${missing[@]}")
+	local pkg tree
+	for pkg in "${missing[@]}"; do
+		tree=$(cd "$SCRATCH" && compgen -G "$pkg-*/src/lvm.c" | head -n1 | cut -d/ -f1)
+		if [[ -z $tree ]]; then
+			echo "$0: apt-get source $pkg unpacked no $pkg-*/src/lvm.c" >&2
+			exit 1
+		fi
+		rm -rf "./$tree"
+		mv "$SCRATCH/$tree" "./$tree"
+	done
+	echo "Lua sources in $PWD: $(compgen -G 'lua5.*-*/src/lvm.c' | cut -d/ -f1 | tr '\n' ' ')"
+}
+
+main "$@"

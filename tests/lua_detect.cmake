@@ -1,0 +1,79 @@
+# lua_detect.cmake - tests of lua/lua_runtime.c + lua/lua_disasm.c (PUC Lua detection) and of the
+# layout table lua/lua_layouts.c. Included by the top CMakeLists. tests/lua_detect_test.py drives
+# tests/lua_detect/lua_detect_tool.c:
+#   lua_detect_debian_5.x      /usr/bin/lua5.x and liblua5.x.so.0 (stripped, as shipped): version,
+#                              luaV_execute = one whole FDE, L register (Debian 12 facts)
+#   lua_detect_debian_cxx      the C++ builds Debian ships beside them (liblua5.x-c++.so.0)
+#   lua_detect_unsupported_*   refused: 5.1 built as C++ (no ident string), 5.2.4 / 5.4.9 / 5.0.3
+#                              (ident rewritten in a copy of a real library)
+#   lua_detect_none_*          LuaJIT (exports lua_* and says "Lua 5.1"), nginx, libc: none
+#   lua_detect_builds_5.x      the release built from the Debian source package at -O1/-O2/-O3
+#                              and non-PIE+CET, stripped: luaV_execute and L against .symtab and
+#                              the unstripped code
+#   lua_layouts_5.x            every layout field against offsetof() on the release's headers
+#   lua_layouts_table          consistency of the whole table
+#   lua_detect_hostile*        truncated/corrupted copies of liblua5.4.so and lua5.1 (run under ASan)
+# The source packages are fetched once (scripts/fetch-lua-sources.sh, needs root and network the
+# first time) by the fixture lua_detect_fetch_sources. A missing system binary fails its test: the
+# install script installs lua5.1 lua5.3 lua5.4 and their libraries.
+add_executable(lua_detect_tool ${CMAKE_CURRENT_LIST_DIR}/lua_detect/lua_detect_tool.c)
+target_link_libraries(lua_detect_tool PRIVATE lua_perf_core)
+
+find_package(Python3 REQUIRED COMPONENTS Interpreter)
+foreach(tool readelf nm objdump strip)
+  string(TOUPPER ${tool} tool_var)
+  find_program(LUA_DETECT_${tool_var} ${tool} REQUIRED)
+endforeach()
+
+set(LUA_DETECT_SOURCES ${CMAKE_BINARY_DIR}/lua_sources)
+set(LUA_DETECT_WORK ${CMAKE_BINARY_DIR}/lua_detect_work)
+set(LUA_DETECT_TEST ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/lua_detect_test.py)
+set(LUA_DETECT_ARGS --tool $<TARGET_FILE:lua_detect_tool> --readelf ${LUA_DETECT_READELF}
+  --nm ${LUA_DETECT_NM} --objdump ${LUA_DETECT_OBJDUMP} --strip ${LUA_DETECT_STRIP}
+  --cc ${CMAKE_C_COMPILER} --sources ${LUA_DETECT_SOURCES} --work ${LUA_DETECT_WORK})
+set(LIBDIR /usr/lib/x86_64-linux-gnu)
+
+add_test(NAME lua_detect_fetch_sources
+  COMMAND ${CMAKE_SOURCE_DIR}/scripts/fetch-lua-sources.sh ${LUA_DETECT_SOURCES})
+set_tests_properties(lua_detect_fetch_sources PROPERTIES FIXTURES_SETUP lua_sources TIMEOUT 900)
+
+# Debian 12: liblua5.1.so 5.1.5 keeps L in rbp, liblua5.3.so 5.3.6 in r12, liblua5.4.so 5.4.4 in
+# r15 (../shared/reference/README.md, confirmed by lua_detect_builds_* on the same sources).
+add_test(NAME lua_detect_debian_5.1 COMMAND ${LUA_DETECT_TEST} debian ${LUA_DETECT_ARGS}
+  --expect /usr/bin/lua5.1:5.1.5:rbp --expect ${LIBDIR}/liblua5.1.so.0:5.1.5:rbp)
+add_test(NAME lua_detect_debian_5.3 COMMAND ${LUA_DETECT_TEST} debian ${LUA_DETECT_ARGS}
+  --expect /usr/bin/lua5.3:5.3.6:r12 --expect ${LIBDIR}/liblua5.3.so.0:5.3.6:r12)
+add_test(NAME lua_detect_debian_5.4 COMMAND ${LUA_DETECT_TEST} debian ${LUA_DETECT_ARGS}
+  --expect /usr/bin/lua5.4:5.4.4:r15 --expect ${LIBDIR}/liblua5.4.so.0:5.4.4:r15)
+add_test(NAME lua_detect_debian_cxx COMMAND ${LUA_DETECT_TEST} debian ${LUA_DETECT_ARGS}
+  --expect ${LIBDIR}/liblua5.3-c++.so.0:5.3.6:r12 --expect ${LIBDIR}/liblua5.4-c++.so.0:5.4.4:r15)
+# C++ gives 5.1's unused `const char lua_ident[]` internal linkage: no release string survives.
+add_test(NAME lua_detect_unsupported_cxx51 COMMAND ${LUA_DETECT_TEST} unsupported ${LUA_DETECT_ARGS}
+  --expect "${LIBDIR}/liblua5.1-c++.so.0:no Lua ident string")
+
+# Releases without a walker or without a layout entry are refused with the release named.
+add_test(NAME lua_detect_unsupported_releases COMMAND ${LUA_DETECT_TEST} patched ${LUA_DETECT_ARGS}
+  --expect "${LIBDIR}/liblua5.4.so.0:5.2.4:Lua 5.2.4 is not supported"
+  --expect "${LIBDIR}/liblua5.4.so.0:5.4.9:Lua 5.4.9 is not supported (no layout"
+  --expect "/usr/bin/lua5.1:5.0.3:Lua 5.0.3 is not supported")
+
+add_test(NAME lua_detect_none_luajit COMMAND ${LUA_DETECT_TEST} none ${LUA_DETECT_ARGS}
+  ${LIBDIR}/libluajit-5.1.so.2)
+add_test(NAME lua_detect_none_nginx COMMAND ${LUA_DETECT_TEST} none ${LUA_DETECT_ARGS} /usr/sbin/nginx)
+add_test(NAME lua_detect_none_libc COMMAND ${LUA_DETECT_TEST} none ${LUA_DETECT_ARGS}
+  /lib/x86_64-linux-gnu/libc.so.6)
+
+add_test(NAME lua_detect_hostile
+  COMMAND lua_detect_tool hostile ${LIBDIR}/liblua5.4.so.0 ${CMAKE_BINARY_DIR})
+add_test(NAME lua_detect_hostile_lua51 COMMAND lua_detect_tool hostile /usr/bin/lua5.1 ${CMAKE_BINARY_DIR})
+add_test(NAME lua_layouts_table COMMAND lua_detect_tool table)
+
+foreach(version 5.1 5.3 5.4)
+  add_test(NAME lua_detect_builds_${version}
+    COMMAND ${LUA_DETECT_TEST} builds ${LUA_DETECT_ARGS} --version ${version})
+  add_test(NAME lua_layouts_${version} COMMAND ${LUA_DETECT_TEST} layouts ${LUA_DETECT_ARGS}
+    --version ${version} --probe ${CMAKE_CURRENT_LIST_DIR}/lua_detect/lua_layout_probe.c)
+  set_tests_properties(lua_detect_builds_${version} lua_layouts_${version} PROPERTIES
+    FIXTURES_REQUIRED lua_sources)
+  set_tests_properties(lua_detect_builds_${version} PROPERTIES TIMEOUT 900)
+endforeach()
