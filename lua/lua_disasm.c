@@ -41,34 +41,34 @@
 
 /* ---- function bounds */
 
-static bool find_start(const struct lua_fn_bounds *b, uint64_t addr, size_t *index)
+static bool is_function_start(const struct cfi_table *cfi, uint64_t addr, size_t *index)
 {
-	size_t lo = 0, hi = b->count;
+	size_t lo = 0, hi = cfi->function_count;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (b->starts[mid] < addr)
+		if (cfi->function_starts[mid] < addr)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	if (lo < b->count && b->starts[lo] == addr) {
+	if (lo < cfi->function_count && cfi->function_starts[lo] == addr) {
 		*index = lo;
 		return true;
 	}
 	return false;
 }
 
-bool lua_fn_end(const struct lua_fn_bounds *b, uint64_t start, uint64_t *end)
+bool lua_fn_end(const struct cfi_table *cfi, uint64_t start, uint64_t *end)
 {
 	size_t i;
-	if (!b || !b->starts || !b->cfi || !find_start(b, start, &i))
+	if (!cfi || !cfi->function_starts || !is_function_start(cfi, start, &i))
 		return false;
-	uint64_t limit = i + 1 < b->count ? b->starts[i + 1] : UINT64_MAX;
-	const struct cfi_row *row = cfi_table_lookup(b->cfi, start);
+	uint64_t limit = i + 1 < cfi->function_count ? cfi->function_starts[i + 1] : UINT64_MAX;
+	const struct cfi_row *row = cfi_table_lookup(cfi, start);
 	if (!row || row->rule.cfa_type == CFA_GAP)
 		return false;
-	for (size_t r = (size_t)(row - b->cfi->rows) + 1; r < b->cfi->count; r++) {
-		const struct cfi_row *next = &b->cfi->rows[r];
+	for (size_t r = (size_t)(row - cfi->rows) + 1; r < cfi->count; r++) {
+		const struct cfi_row *next = &cfi->rows[r];
 		if (next->pc >= limit)
 			break;
 		if (next->rule.cfa_type == CFA_GAP) {
@@ -375,7 +375,7 @@ static int target_ranges(const struct lua_exec_search *s, const struct fn *f,
 	r[n++] = (struct range){f->start, f->end};
 	for (size_t i = 0; i < sw->jumps_out.count && n < MAX_COLD_PARTS + 1; i++) {
 		uint64_t end;
-		if (lua_fn_end(s->bounds, sw->jumps_out.items[i], &end))
+		if (lua_fn_end(s->cfi, sw->jumps_out.items[i], &end))
 			r[n++] = (struct range){sw->jumps_out.items[i], end};
 	}
 	*out = r;
@@ -426,7 +426,7 @@ static int graph_add(struct graph *g, const struct lua_exec_search *s, uint64_t 
 		     unsigned depth)
 {
 	uint64_t end;
-	if (graph_has(g, start) || !in_code(s->code, start) || !lua_fn_end(s->bounds, start, &end) ||
+	if (graph_has(g, start) || !in_code(s->code, start) || !lua_fn_end(s->cfi, start, &end) ||
 	    end - start > MAX_FUNCTION_BYTES)
 		return 0;
 	if (g->count >= MAX_FUNCTIONS) {

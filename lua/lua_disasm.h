@@ -19,21 +19,13 @@ struct lua_code {
 	size_t size;
 };
 
-/* Function bounds without symbols: FDE start addresses (sorted, from .eh_frame_hdr) and the
- * compiled CFI table, whose CFA_GAP rows mark where an FDE ends before padding. */
-struct lua_fn_bounds {
-	const uint64_t *starts;
-	size_t count;
-	const struct cfi_table *cfi;
-};
-
 /* Reads up to len bytes of the file's loaded data at ELF vaddr; returns how many were read (0
  * when vaddr is not file-backed). */
 typedef size_t (*lua_read_fn)(const void *ctx, uint64_t vaddr, void *buf, size_t len);
 
 struct lua_exec_search {
 	const struct lua_code *code;
-	const struct lua_fn_bounds *bounds;
+	const struct cfi_table *cfi; /* function bounds: FDE starts and CFA_GAP rows */
 	lua_read_fn read;
 	const void *read_ctx;
 	const uint64_t *roots;       /* exported API functions to start from */
@@ -41,9 +33,10 @@ struct lua_exec_search {
 	unsigned min_table_entries;  /* the dispatch table has at least this many entries */
 };
 
-/* [start, *end) of the function starting at start: start must be an FDE start covered by the CFI
- * table; end is the next FDE start or the gap row ending the FDE, whichever comes first. */
-bool lua_fn_end(const struct lua_fn_bounds *b, uint64_t start, uint64_t *end);
+/* [start, *end) of the function starting at start, without symbols: start must be an FDE start
+ * (cfi->function_starts) covered by rows; end is the next FDE start or the CFA_GAP row ending the
+ * FDE before alignment padding, whichever comes first. */
+bool lua_fn_end(const struct cfi_table *cfi, uint64_t start, uint64_t *end);
 
 /* Finds luaV_execute's hot part among the functions the roots reach. 0 on success; otherwise a
  * negative errno with *reason set (a static string): -ENOENT no single candidate fits, -E2BIG

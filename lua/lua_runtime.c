@@ -7,7 +7,7 @@
  * 2. The ident string lua_ident in read-only data: "$LuaVersion: Lua 5.x.y  Copyright ..." (5.2+,
  *    lapi.c) or "$Lua: Lua 5.1.x Copyright ..." (5.0/5.1 lapi.c). Its release picks the layout.
  * 3. luaV_execute: .symtab when present; otherwise derived (lua/lua_disasm.c) from the API entry
- *    points, with function bounds from .eh_frame_hdr (FDE starts) and the CFI table (gap rows).
+ *    points, with function bounds from the CFI table (FDE starts, gap rows).
  *    The range is always the function's hot part: gcc moves unlikely blocks to a separate
  *    luaV_execute.cold FDE/symbol, which is neither the symbol's nor the FDE's range.
  * 4. The callee-saved register luaV_execute's entry path copies L (rdi) into and still holds at
@@ -19,17 +19,21 @@
 #include "lua/lua_runtime.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "lua/lua_disasm.h"
-#include "src/log.h"
 
-/* *reason is a string literal, or for reasons that name a release this buffer: valid until the
- * next lua_runtime_detect call on the same thread. */
-static _Thread_local char reason_buf[128];
+/* *reason has static storage (lua_runtime.h; callers keep it): a literal, or for reasons naming a
+ * release an interned copy that never changes once handed out. Distinct releases beyond
+ * REASON_SLOTS (only hostile files get there) share a generic literal. */
+#define REASON_SLOTS 16
+#define REASON_LEN 96
+static char reason_slots[REASON_SLOTS][REASON_LEN];
+static unsigned reason_count;
+static pthread_mutex_t reason_lock = PTHREAD_MUTEX_INITIALIZER;
 
 enum api_fn {
 	API_NEWSTATE,
@@ -196,74 +200,6 @@ static size_t read_vaddr(const void *ctx, uint64_t vaddr, void *buf, size_t len)
 	return 0;
 }
 
-/* ---- FDE starts from .eh_frame_hdr (LSB 5.0 "Exception Frames": version 1, the table of
- * (initial location, FDE address) pairs sorted by location, DW_EH_PE_datarel | sdata4 (0x3b) as
- * GNU ld and lld write it). */
-
-#define EH_PE_OMIT 0xff
-#define EH_PE_TABLE 0x3b
-
-/* Size of a fixed-size pointer encoding (low nibble), 0 for variable or unknown ones. */
-static size_t eh_pe_size(uint8_t enc)
-{
-	switch (enc & 0x0f) {
-	case 0x00: return 8; /* absptr */
-	case 0x02: case 0x0a: return 2;
-	case 0x03: case 0x0b: return 4;
-	case 0x04: case 0x0c: return 8;
-	default: return 0;
-	}
-}
-
-static int compare_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-/* The FDE count field (udata4/sdata4) and the table's first byte; false if unusable. */
-static bool eh_hdr_layout(const uint8_t *p, size_t size, size_t *count, size_t *table_off)
-{
-	if (size < 4 || p[0] != 1 || p[1] == EH_PE_OMIT || p[2] == EH_PE_OMIT || p[3] != EH_PE_TABLE)
-		return false;
-	size_t ptr_size = eh_pe_size(p[1]);
-	if (ptr_size == 0 || ((p[2] & 0x0f) != 0x03 && (p[2] & 0x0f) != 0x0b))
-		return false;
-	size_t count_off = 4 + ptr_size;
-	if (count_off + 4 > size)
-		return false;
-	*count = le32(p + count_off);
-	*table_off = count_off + 4;
-	return (size - *table_off) / 8 >= *count;
-}
-
-static int load_fde_starts(const struct elf_image *img, uint64_t **starts, size_t *count)
-{
-	*starts = NULL;
-	*count = 0;
-	GElf_Shdr shdr;
-	Elf_Scn *scn = elf_image_section(img, ".eh_frame_hdr", &shdr);
-	Elf_Data *data = scn && shdr.sh_type == SHT_PROGBITS ? elf_getdata(scn, NULL) : NULL;
-	size_t n, off;
-	if (!data || !data->d_buf || !eh_hdr_layout(data->d_buf, data->d_size, &n, &off) || n == 0)
-		return -ENOENT;
-	uint64_t *out = malloc(n * sizeof(*out));
-	if (!out)
-		return -ENOMEM;
-	const uint8_t *table = (const uint8_t *)data->d_buf + off;
-	for (size_t i = 0; i < n; i++)
-		out[i] = shdr.sh_addr + (uint64_t)(int64_t)(int32_t)le32(table + 8 * i);
-	qsort(out, n, sizeof(*out), compare_u64); /* sorted in valid files; hostile ones too now */
-	*starts = out;
-	*count = n;
-	return 0;
-}
-
 /* ---- the code section holding the API */
 
 static bool code_section_at(const struct elf_image *img, uint64_t addr, struct lua_code *code)
@@ -299,12 +235,34 @@ static unsigned dispatch_entries(enum lua_kind kind)
 	}
 }
 
-/* "Lua 5.2.4 is not supported" + detail, in reason_buf. */
+static const char *intern_reason(const char *text, const char *fallback)
+{
+	const char *out = fallback;
+	if (pthread_mutex_lock(&reason_lock) != 0)
+		return fallback;
+	bool found = false;
+	for (unsigned i = 0; i < reason_count && !found; i++) {
+		if (strcmp(reason_slots[i], text) == 0) {
+			out = reason_slots[i];
+			found = true;
+		}
+	}
+	if (!found && reason_count < REASON_SLOTS) {
+		memcpy(reason_slots[reason_count], text, strlen(text) + 1);
+		out = reason_slots[reason_count++];
+	}
+	pthread_mutex_unlock(&reason_lock);
+	return out;
+}
+
+/* "Lua 5.2.4 is not supported" + detail. */
 static enum lua_detect_result unsupported_release(const char **reason, const char *version,
 						  const char *detail)
 {
-	int n = snprintf(reason_buf, sizeof(reason_buf), "Lua %s is not supported%s", version, detail);
-	*reason = n > 0 && (size_t)n < sizeof(reason_buf) ? reason_buf : "unsupported Lua release";
+	static const char fallback[] = "this Lua release is not supported";
+	char text[REASON_LEN];
+	int n = snprintf(text, sizeof(text), "Lua %s is not supported%s", version, detail);
+	*reason = n > 0 && (size_t)n < sizeof(text) ? intern_reason(text, fallback) : fallback;
 	return LUA_DETECT_UNSUPPORTED;
 }
 
@@ -315,11 +273,14 @@ struct exec_ctx {
 	const struct cfi_table *cfi;
 	const struct lua_syms *syms;
 	struct lua_code code;
-	uint64_t *starts;
-	size_t start_count;
 };
 
-static int derive_exec(struct exec_ctx *x, enum lua_kind kind, uint64_t *start, uint64_t *end,
+static bool has_function_bounds(const struct cfi_table *cfi)
+{
+	return cfi && cfi->count > 0 && cfi->function_count > 0;
+}
+
+static int derive_exec(const struct exec_ctx *x, enum lua_kind kind, uint64_t *start, uint64_t *end,
 		       const char **reason)
 {
 	static const enum api_fn roots_order[] = {API_CALLK, API_CALL, API_PCALLK, API_PCALL,
@@ -329,37 +290,29 @@ static int derive_exec(struct exec_ctx *x, enum lua_kind kind, uint64_t *start, 
 	for (size_t i = 0; i < sizeof(roots_order) / sizeof(roots_order[0]); i++)
 		if (x->syms->api[roots_order[i]] != 0)
 			roots[n++] = x->syms->api[roots_order[i]];
-	if (!x->cfi || x->cfi->count == 0) {
+	if (!has_function_bounds(x->cfi)) {
 		*reason = "no call frame information to find luaV_execute's bounds";
 		return -ENOENT;
 	}
-	int err = load_fde_starts(x->img, &x->starts, &x->start_count);
-	if (err) {
-		*reason = err == -ENOMEM ? "out of memory" : "no usable .eh_frame_hdr to find functions";
-		return err;
-	}
-	struct lua_fn_bounds bounds = {.starts = x->starts, .count = x->start_count, .cfi = x->cfi};
 	struct lua_exec_search search = {
-		.code = &x->code, .bounds = &bounds, .read = read_vaddr, .read_ctx = x->img,
+		.code = &x->code, .cfi = x->cfi, .read = read_vaddr, .read_ctx = x->img,
 		.roots = roots, .root_count = n, .min_table_entries = dispatch_entries(kind),
 	};
 	return lua_find_execute(&search, start, end, reason);
 }
 
 /* luaV_execute from .symtab; an unsized symbol takes its end from the CFI. */
-static int symtab_exec(struct exec_ctx *x, uint64_t *start, uint64_t *end, const char **reason)
+static int symtab_exec(const struct exec_ctx *x, uint64_t *start, uint64_t *end, const char **reason)
 {
 	*start = x->syms->exec_addr;
 	if (x->syms->exec_size > 0 && x->syms->exec_size <= UINT64_MAX - *start) {
 		*end = *start + x->syms->exec_size;
 		return 0;
 	}
-	int err = load_fde_starts(x->img, &x->starts, &x->start_count);
-	struct lua_fn_bounds bounds = {.starts = x->starts, .count = x->start_count, .cfi = x->cfi};
-	if (!err && x->cfi && lua_fn_end(&bounds, *start, end))
+	if (has_function_bounds(x->cfi) && lua_fn_end(x->cfi, *start, end))
 		return 0;
 	*reason = "luaV_execute in .symtab has no size and no FDE";
-	return err == -ENOMEM ? err : -ENOENT;
+	return -ENOENT;
 }
 
 static enum lua_detect_result locate_vm(const struct elf_image *img, const struct cfi_table *cfi,
@@ -379,7 +332,6 @@ static enum lua_detect_result locate_vm(const struct elf_image *img, const struc
 	uint64_t start = 0, end = 0;
 	int err = syms->exec_found ? symtab_exec(&x, &start, &end, reason)
 				   : derive_exec(&x, out->interp.kind, &start, &end, reason);
-	free(x.starts);
 	if (err)
 		return LUA_DETECT_UNSUPPORTED;
 	out->interp.exec_start = start;

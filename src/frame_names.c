@@ -107,8 +107,12 @@ static void name_native(struct frame_namer *namer, uint64_t frame, struct strbuf
 
 	if (sym)
 		append_symbol(sb, sym->name);
-	else if (file)
-		strbuf_appendf(sb, "%s+0x%" PRIx64, file->basename, lookup);
+	else if (file && file->lua && lookup >= file->lua->interp.exec_start &&
+		 lookup < file->lua->interp.exec_end)
+		strbuf_append(sb, "luaV_execute"); /* found by lua/lua_runtime.c in a stripped VM */
+	else if (file) /* one frame per function in a flame graph: its start, from the CFI */
+		strbuf_appendf(sb, "%s+0x%" PRIx64, file->basename,
+			       mapped_file_function_start(file, lookup));
 	else
 		strbuf_append(sb, "[unknown]");
 }

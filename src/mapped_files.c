@@ -33,6 +33,7 @@ void mapped_files_free(struct mapped_files *mf)
 		free(mf->files[i].name);
 		free(mf->files[i].loads);
 		free(mf->files[i].lua);
+		free(mf->files[i].function_starts);
 		symbol_table_free(&mf->files[i].symbols);
 	}
 	free(mf->files);
@@ -109,12 +110,28 @@ static int find_cached(const struct mapped_files *mf, dev_t dev, ino_t ino)
 	return -1;
 }
 
+static int remember_function_starts(struct mapped_file *f, const struct cfi_table *cfi)
+{
+	if (!cfi || cfi->function_count == 0)
+		return 0;
+	f->function_starts = malloc(cfi->function_count * sizeof(*f->function_starts));
+	if (!f->function_starts)
+		return -ENOMEM;
+	memcpy(f->function_starts, cfi->function_starts, cfi->function_count * sizeof(*f->function_starts));
+	f->function_count = cfi->function_count;
+	return 0;
+}
+
 static int remember_file(struct mapped_files *mf, uint32_t id, const struct elf_image *img,
-			 const char *name, pid_t pid, dev_t dev, ino_t ino)
+			 const struct cfi_table *cfi, const char *name, pid_t pid, dev_t dev, ino_t ino)
 {
 	struct mapped_file *f = &mf->files[id];
 	char *root = format_path("/proc/%d/root", (int)pid);
 
+	if (remember_function_starts(f, cfi) < 0) {
+		free(root);
+		return -ENOMEM;
+	}
 	f->name = strdup(name);
 	f->loads = img->load_count ? calloc(img->load_count, sizeof(*f->loads)) : NULL;
 	if (!root || !f->name || (img->load_count && !f->loads)) {
@@ -190,7 +207,7 @@ static int register_file(struct mapped_files *mf, const struct elf_image *img, c
 		lp_warn("%s: unreadable call frame information, no unwind table", name);
 	rc = table_store_add(mf->store, img, have_cfi ? &cfi : NULL, name, file_id);
 	if (rc == 0)
-		rc = remember_file(mf, *file_id, img, name, pid, dev, ino);
+		rc = remember_file(mf, *file_id, img, have_cfi ? &cfi : NULL, name, pid, dev, ino);
 	if (rc == 0)
 		detect_lua(mf, *file_id, img, have_cfi ? &cfi : NULL, name);
 	cfi_table_free(&cfi);
@@ -278,6 +295,21 @@ static void describe_mapping(struct mapped_files *mf, pid_t pid, const struct pr
 		return;
 	}
 	out->bias = bias;
+}
+
+uint64_t mapped_file_function_start(const struct mapped_file *f, uint64_t addr)
+{
+	size_t lo = 0, hi = f->function_count; /* first start > addr is in [lo, hi] */
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (f->function_starts[mid] <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo > 0 ? f->function_starts[lo - 1] : addr;
 }
 
 const struct mapped_file *mapped_files_lua_of(const struct mapped_files *mf,

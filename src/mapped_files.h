@@ -21,6 +21,8 @@ struct mapped_file {
 	struct elf_segment *loads;
 	size_t load_count;
 	struct symbol_table symbols;
+	uint64_t *function_starts;  /* from the CFI: names unnamed code by its function's start */
+	size_t function_count;
 	dev_t dev;                  /* for the open-file cache; 0 for the vdso */
 	ino_t ino;
 	bool has_table;
@@ -43,6 +45,8 @@ void mapped_files_free(struct mapped_files *mf);
 int mapped_files_build_process(struct mapped_files *mf, pid_t pid, const struct proc_exec_maps *maps,
 			       struct proc_mappings *out);
 const struct mapped_file *mapped_files_get(const struct mapped_files *mf, uint32_t file_id);
+/* The start of the function (FDE) holding addr, or addr itself when no FDE starts below it. */
+uint64_t mapped_file_function_start(const struct mapped_file *f, uint64_t addr);
 /* The first file of a process's mappings with a Lua VM (f->lua) or a Lua VM problem
  * (f->lua_problem), or NULL when it has neither. */
 const struct mapped_file *mapped_files_lua_of(const struct mapped_files *mf,

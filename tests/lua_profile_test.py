@@ -168,6 +168,9 @@ class LeafC:
         self.builtin = builtin
 
 
+# The name lua-perf gives the interpreter loop it found in a stripped VM.
+VM_LOOP_NAME = "luaV_execute"
+
 def string_chains(lines=False):
     def cur(text):
         return text if lines else None
@@ -305,7 +308,7 @@ class Binary:
         return self.addrs.get(frame)
 
     def owns(self, frame):
-        return self.offset_of(frame) is not None
+        return self.offset_of(frame) is not None or frame == VM_LOOP_NAME
 
     def fde(self, addr):
         """Start of the FDE-covered function containing addr (None outside all of them)."""
@@ -468,6 +471,8 @@ class Context:
         return M(f"<{'|'.join(files)} frame>", lambda fr: self.vm.owns(fr) or self.exe.owns(fr))
 
     def loop_frame(self):
+        if self.vm_loop == VM_LOOP_NAME:
+            return M(f"<VM: {VM_LOOP_NAME}>", lambda fr: fr == VM_LOOP_NAME)
         return M(f"<VM: {self.vm.base}+0x{self.vm_loop:x}..>",
                  lambda fr: self.vm.function_of(fr) == self.vm_loop)
 
@@ -523,7 +528,9 @@ class Context:
 
 
 def find_vm_loop(ctx, stacks):
-    """The VM's interpreter loop: the innermost native frame of samples with a Lua leaf."""
+    """The VM's interpreter loop: the innermost native frame of samples with a Lua leaf. lua-perf
+    names it luaV_execute even in stripped binaries (it finds it to walk Lua frames); the test
+    then keeps the name as its key instead of an address."""
     inner = collections.Counter()
     for f, c in stacks:
         u = user_part(f)
@@ -531,7 +538,8 @@ def find_vm_loop(ctx, stacks):
             continue
         natives = [fr for fr in u if not fr.startswith("L:")]
         if natives:
-            inner[(ctx.vm.function_of(natives[-1]), natives[-1])] += c
+            fn = VM_LOOP_NAME if natives[-1] == VM_LOOP_NAME else ctx.vm.function_of(natives[-1])
+            inner[(fn, natives[-1])] += c
     if not inner:
         with_lua = sum(c for f, c in stacks if any(fr.startswith("L:") for fr in f))
         if with_lua:
@@ -549,8 +557,9 @@ def find_vm_loop(ctx, stacks):
     if fn is None:
         fail(f"the native frame before a Lua leaf is mostly not in {ctx.vm.base}: "
              f"{[fr for (f_, fr), _ in inner.most_common(5)]}\n" + top_stacks(stacks))
+    where = fn if fn == VM_LOOP_NAME else f"{ctx.vm.base}+0x{fn:x}"
     log(f"VM loop (innermost native frame of {total} samples with a Lua leaf): "
-        f"{ctx.vm.base}+0x{fn:x} in {n} ({n / total:.2%})")
+        f"{where} in {n} ({n / total:.2%})")
     ctx.vm_loop = fn
 
 

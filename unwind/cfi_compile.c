@@ -716,8 +716,22 @@ static int emit_piece(struct build_ctx *ctx, const struct piece *piece)
 	return err;
 }
 
+/* Pieces come sorted by start: an FDE's first piece starts at its own start. */
+static int push_function_start(struct cfi_table *t, const struct piece *piece, size_t *capacity)
+{
+	if (piece->start != piece->ref->lo)
+		return 0;
+	int err = grow((void **)&t->function_starts, capacity, t->function_count + 1,
+		       sizeof(*t->function_starts));
+	if (!err)
+		t->function_starts[t->function_count++] = piece->start;
+	return err;
+}
+
 static int emit_table(struct build_ctx *ctx)
 {
+	size_t starts_capacity = 0;
+
 	if (ctx->piece_count == 0)
 		return 0;
 	qsort(ctx->pieces, ctx->piece_count, sizeof(*ctx->pieces), compare_pieces);
@@ -727,6 +741,8 @@ static int emit_table(struct build_ctx *ctx)
 		int err = 0;
 		if (i > 0 && piece->start > last_end)
 			err = push_gap(ctx->out, last_end);
+		if (!err)
+			err = push_function_start(ctx->out, piece, &starts_capacity);
 		if (!err)
 			err = emit_piece(ctx, piece);
 		if (err)
@@ -870,6 +886,7 @@ int cfi_table_build(const struct elf_image *img, struct cfi_table *out)
 void cfi_table_free(struct cfi_table *table)
 {
 	free(table->rows);
+	free(table->function_starts);
 	memset(table, 0, sizeof(*table));
 }
 

@@ -27,6 +27,9 @@ struct cfi_table {
 	struct cfi_row *rows;     /* sorted by pc, no two adjacent rows with equal rules */
 	size_t count;
 	size_t capacity;
+	uint64_t *function_starts;/* sorted start addresses of the FDEs (function bounds in stripped
+				   * files: a function ends where the next starts or a gap row is) */
+	size_t function_count;
 	struct cfi_stats stats;
 };
 

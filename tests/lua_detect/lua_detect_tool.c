@@ -7,7 +7,9 @@
  *   lua_detect_tool table              consistency of the whole layout table (exit 1 on a problem)
  *   lua_detect_tool hostile FILE DIR   detection on truncated and corrupted copies of FILE written
  *                                      to DIR: must never crash (run under ASan), exit 1 on a
- *                                      result that breaks the API contract */
+ *                                      result that breaks the API contract (an OK without a
+ *                                      range or callee-saved register, an UNSUPPORTED without a
+ *                                      reason, a reason string that changes afterwards) */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -247,9 +249,36 @@ static uint64_t rng_next(void)
 	return rng_state * 0x2545f4914f6cdd1dull;
 }
 
+#define KEPT_REASONS 32
+
 struct hostile_stats {
 	unsigned runs, ok, none, unsupported, unopenable, broken;
+	/* Reasons are static strings callers keep (src/mapped_files.c): none may change later. */
+	const char *kept[KEPT_REASONS];
+	char kept_text[KEPT_REASONS][160];
+	unsigned kept_count;
 };
+
+static void keep_reason(struct hostile_stats *st, const char *reason)
+{
+	for (unsigned i = 0; i < st->kept_count; i++)
+		if (st->kept[i] == reason)
+			return;
+	if (st->kept_count < KEPT_REASONS && strlen(reason) < sizeof(st->kept_text[0])) {
+		st->kept[st->kept_count] = reason;
+		strcpy(st->kept_text[st->kept_count++], reason);
+	}
+}
+
+static void check_kept_reasons(struct hostile_stats *st)
+{
+	for (unsigned i = 0; i < st->kept_count; i++) {
+		if (strcmp(st->kept[i], st->kept_text[i]) != 0) {
+			printf("FAIL reason \"%s\" changed into \"%s\"\n", st->kept_text[i], st->kept[i]);
+			st->broken++;
+		}
+	}
+}
 
 /* The API contract on any input: a known result; OK fills a range and a callee-saved register;
  * UNSUPPORTED gives a reason; the version string is terminated. */
@@ -266,6 +295,8 @@ static void check_contract(const char *what, const struct lua_runtime *rt, enum 
 	} else if (r == LUA_DETECT_UNSUPPORTED) {
 		st->unsupported++;
 		good = good && reason && reason[0];
+		if (good)
+			keep_reason(st, reason);
 	} else if (r == LUA_DETECT_NONE) {
 		st->none++;
 	} else {
@@ -431,6 +462,7 @@ static int cmd_hostile(const char *file, const char *dir)
 	scramble_runs(&orig, work, path, &st);
 	section_runs(file, &orig, work, path, &st);
 	ident_runs(&orig, work, path, &st);
+	check_kept_reasons(&st);
 	printf("%u runs: %u ok, %u none, %u unsupported, %u not ELF, %u contract failures\n", st.runs,
 	       st.ok, st.none, st.unsupported, st.unopenable, st.broken);
 	if (!pristine_ok)
