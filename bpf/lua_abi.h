@@ -48,7 +48,9 @@ struct lua_puc_layout {
 struct lua_interp {
 	__u32 kind;              /* enum lua_kind; LUA_KIND_NONE: no Lua VM in this file */
 	__u8 l_reg;              /* DWARF register holding lua_State *L inside luaV_execute */
-	__u8 pad[3];
+	__u8 l_in_frame;         /* 1: L is not in a register but in luaV_execute's stack frame, at
+				  * CFA + l_cfa_off (e.g. Lua 5.4 built -O1/-O3 by gcc) */
+	__s16 l_cfa_off;
 	__u64 exec_start;        /* luaV_execute's ELF vaddr range [exec_start, exec_end) */
 	__u64 exec_end;
 	struct lua_puc_layout puc;

@@ -205,19 +205,39 @@ static long lua_step_array(__u64 index, void *data)
 	return w->st->trace.len >= MAX_STACK_FRAMES ? LUA_STEP_STOP : LUA_STEP_NEXT;
 }
 
-/* Push the Lua frames of the activation run by the luaV_execute frame being unwound. */
-static __always_inline void lua_puc_walk_activation(struct unwinder_state *st,
-						    struct lua_interp *interp)
+/* lua_State *L as luaV_execute holds it in the frame being unwound: in a callee-saved register
+ * (recovered for this frame by the unwinder), or in a stack slot at a fixed distance from the
+ * frame's CFA. Returns 0 when unknown. */
+static __always_inline __u64 lua_state_of_frame(struct unwinder_state *st, struct lua_interp *interp,
+						struct unwind_rule *rule)
 {
-	struct lua_puc_layout *lay = &interp->puc;
-	__u64 L;
+	__u64 cfa, L;
 	__u32 l_reg = interp->l_reg;
 
-	if (l_reg >= DW_REG_COUNT || !(st->valid & REG_BIT(l_reg))) {
+	if (interp->l_in_frame) {
+		if (!rule || compute_cfa(st, rule, &cfa) != END_REASON_COUNT ||
+		    read_u64(cfa + interp->l_cfa_off, &L))
+			return 0;
+		return L;
+	}
+	if (l_reg >= DW_REG_COUNT || !(st->valid & REG_BIT(l_reg)))
+		return 0;
+	return st->regs[l_reg];
+}
+
+/* Push the Lua frames of the activation run by the luaV_execute frame being unwound (rule: that
+ * frame's unwind rule). */
+static __always_inline void lua_puc_walk_activation(struct unwinder_state *st,
+						    struct lua_interp *interp,
+						    struct unwind_rule *rule)
+{
+	struct lua_puc_layout *lay = &interp->puc;
+	__u64 L = lua_state_of_frame(st, interp, rule);
+
+	if (L == 0) {
 		count(CNT_LUA_NO_STATE);
 		return;
 	}
-	L = st->regs[l_reg];
 	struct lua_walk_ctx w = {.st = st, .interp = interp};
 
 	if (L != st->lua_L) {

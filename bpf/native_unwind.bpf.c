@@ -406,13 +406,14 @@ static __always_inline __u64 anon_frame(__u64 pc, bool retaddr)
 #include "lua_puc_walk.bpf.h"
 
 /* At a luaV_execute frame, the Lua frames it runs go first (leaf side) of the native frame. */
-static __always_inline void walk_interpreter(struct unwinder_state *st, __u32 file_id, __u64 vaddr)
+static __always_inline void walk_interpreter(struct unwinder_state *st, __u32 file_id, __u64 vaddr,
+					     struct unwind_rule *rule)
 {
 	struct lua_interp *interp = bpf_map_lookup_elem(&lua_interps, &file_id);
 
 	if (interp && interp->kind != LUA_KIND_NONE && vaddr >= interp->exec_start &&
 	    vaddr < interp->exec_end)
-		lua_puc_walk_activation(st, interp);
+		lua_puc_walk_activation(st, interp, rule);
 }
 
 /* One native frame: record it, then compute its caller. Returns 1 to stop the loop. */
@@ -450,7 +451,7 @@ static long unwind_step(__u64 index, void *data)
 	 * (__restore_rt): that pc is not after a call, name it as it is. */
 	if (rule && rule->cfa_type == CFA_SIGNAL)
 		retaddr = false;
-	walk_interpreter(st, m->file_id, lookup_pc - m->bias);
+	walk_interpreter(st, m->file_id, lookup_pc - m->bias, rule);
 	push_frame(st, native_frame(m->file_id, pc - m->bias, retaddr));
 	if (!rule) {
 		st->end_reason = reason;

@@ -188,10 +188,16 @@ static void detect_lua(struct mapped_files *mf, uint32_t id, const struct elf_im
 		return;
 	}
 	*f->lua = rt;
-	lp_debug("%s: Lua %s, luaV_execute [0x%llx, 0x%llx) %s, L in DWARF register %u", name,
-		 rt.version, (unsigned long long)rt.interp.exec_start,
-		 (unsigned long long)rt.interp.exec_end,
-		 rt.exec_from_symtab ? "from .symtab" : "derived from the API", rt.interp.l_reg);
+	if (rt.interp.l_in_frame)
+		lp_debug("%s: Lua %s, luaV_execute [0x%llx, 0x%llx) %s, L at CFA%+d", name, rt.version,
+			 (unsigned long long)rt.interp.exec_start, (unsigned long long)rt.interp.exec_end,
+			 rt.exec_from_symtab ? "from .symtab" : "derived from the API",
+			 rt.interp.l_cfa_off);
+	else
+		lp_debug("%s: Lua %s, luaV_execute [0x%llx, 0x%llx) %s, L in DWARF register %u", name,
+			 rt.version, (unsigned long long)rt.interp.exec_start,
+			 (unsigned long long)rt.interp.exec_end,
+			 rt.exec_from_symtab ? "from .symtab" : "derived from the API", rt.interp.l_reg);
 }
 
 /* First sight of a file: compile its unwind table, publish it, load its symbols, look for a VM. */
