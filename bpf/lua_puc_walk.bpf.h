@@ -263,6 +263,7 @@ static __always_inline void lua_puc_walk_activation(struct unwinder_state *st,
 		bpf_loop(MAX_LUA_FRAMES_PER_ACTIVATION, lua_step_chain, &w, 0);
 	}
 	st->lua_ci = w.ci;
+	st->lua_frames |= w.pushed_any;
 	if (!w.pushed_any)
 		count(CNT_LUA_EMPTY_ACTIVATION);
 }

@@ -118,6 +118,8 @@ struct unwinder_state {
 	__u64 lua_L;              /* the lua_State of the last Lua activation walked */
 	__u64 lua_ci;             /* where its next activation starts (0: none left) */
 	__u64 lua_top_ci;         /* its L->ci (5.1: the CallInfo whose pc is L->savedpc) */
+	__u32 lua_frames;         /* Lua frames pushed in this sample */
+	__u32 pad;
 	__u64 kernel_ips[MAX_KERNEL_FRAMES];
 	struct stack_trace trace;
 };
@@ -511,6 +513,21 @@ static __always_inline void record_kernel_frames(struct bpf_perf_event_data *ctx
 	}
 }
 
+/* Once per distinct stack, never per sample: userspace names the Protos in it at once. */
+static __always_inline void announce_lua_stack(__u32 tgid, __u64 stack_id)
+{
+	struct profiler_event *event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
+
+	if (!event) {
+		count(CNT_LUA_EVENTS_LOST);
+		return;
+	}
+	event->type = EVENT_NEW_LUA_STACK;
+	event->tgid = tgid;
+	event->addr = stack_id;
+	bpf_ringbuf_submit(event, 0);
+}
+
 static __always_inline __u64 store_stack(struct unwinder_state *st)
 {
 	__u64 id = st->hash ? st->hash : 1;
@@ -519,8 +536,11 @@ static __always_inline __u64 store_stack(struct unwinder_state *st)
 		return 0;
 	if (bpf_map_lookup_elem(&stacks, &id))
 		return id;
-	if (bpf_map_update_elem(&stacks, &id, &st->trace, BPF_NOEXIST) == 0)
+	if (bpf_map_update_elem(&stacks, &id, &st->trace, BPF_NOEXIST) == 0) {
+		if (st->lua_frames)
+			announce_lua_stack(st->tgid, id);
 		return id;
+	}
 	if (bpf_map_lookup_elem(&stacks, &id)) /* another CPU inserted it meanwhile */
 		return id;
 	count(CNT_STACKS_FULL);
@@ -566,6 +586,7 @@ int on_sample(struct bpf_perf_event_data *ctx)
 	st->hash = 0x243f6a8885a308d3ull;
 	st->lua_L = 0;
 	st->lua_ci = 0;
+	st->lua_frames = 0;
 	st->tgid = tgid;
 	st->end_reason = END_DEPTH;
 

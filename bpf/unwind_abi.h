@@ -212,12 +212,15 @@ enum counter {
 	CNT_REFRESH_LOST = 5,       /* notifications lost (ring buffer full) */
 	CNT_LUA_NO_STATE = 6,       /* a luaV_execute frame whose lua_State could not be read */
 	CNT_LUA_EMPTY_ACTIVATION = 7, /* a luaV_execute frame with no Lua frame found for it */
-	CNT_COUNT = 8,
+	CNT_LUA_EVENTS_LOST = 8,    /* new-Lua-stack events lost (ring buffer full): resolved later */
+	CNT_COUNT = 9,
 };
 
 /* ---- Ring buffer events (rare, never per sample in the common path). */
 enum event_type {
 	EVENT_UNKNOWN_MAPPING = 1,  /* a pc fell outside every known mapping: reread the maps */
+	EVENT_NEW_LUA_STACK = 2,    /* a stack with Lua frames seen for the first time (addr = its
+				     * id): name its Protos now, while they are certainly alive */
 };
 
 struct profiler_event {

@@ -86,11 +86,20 @@ static void append_frames(struct frame_namer *namer, int stacks_fd, const struct
 	}
 }
 
+void aggregate_prefetch_lua_stack(struct native_unwind_bpf *skel, struct frame_namer *namer,
+				  struct u64_set *seen_stacks, pid_t tgid, uint64_t stack_id)
+{
+	if (u64_set_add(seen_stacks, stack_id) != 1 ||
+	    bpf_map_lookup_elem(bpf_map__fd(skel->maps.stacks), &stack_id, &trace_buffer) != 0)
+		return;
+	for (uint32_t i = 0; i < trace_buffer.len && i < MAX_STACK_FRAMES; i++)
+		frame_namer_prefetch(namer, tgid, trace_buffer.frames[i]);
+}
+
 void aggregate_prefetch_lua(struct native_unwind_bpf *skel, struct frame_namer *namer,
 			    struct u64_set *seen_stacks)
 {
 	int counts_fd = bpf_map__fd(skel->maps.sample_counts);
-	int stacks_fd = bpf_map__fd(skel->maps.stacks);
 	struct sample_key key, next;
 	void *prev = NULL;
 
@@ -99,11 +108,7 @@ void aggregate_prefetch_lua(struct native_unwind_bpf *skel, struct frame_namer *
 	while (bpf_map_get_next_key(counts_fd, prev, &next) == 0) {
 		key = next;
 		prev = &key;
-		if (u64_set_add(seen_stacks, key.stack_id) != 1 ||
-		    bpf_map_lookup_elem(stacks_fd, &key.stack_id, &trace_buffer) != 0)
-			continue;
-		for (uint32_t i = 0; i < trace_buffer.len && i < MAX_STACK_FRAMES; i++)
-			frame_namer_prefetch(namer, (pid_t)key.tgid, trace_buffer.frames[i]);
+		aggregate_prefetch_lua_stack(skel, namer, seen_stacks, (pid_t)key.tgid, key.stack_id);
 	}
 }
 
@@ -239,6 +244,8 @@ static void print_summary(const struct aggregate_input *in, const struct fold_re
 		(unsigned long long)counters[CNT_LUA_NO_STATE]);
 	fprintf(stderr, "  %-52s %10llu\n", "Lua VM frames with no Lua frame found",
 		(unsigned long long)counters[CNT_LUA_EMPTY_ACTIVATION]);
+	fprintf(stderr, "  %-52s %10llu\n", "new Lua stack events lost (resolved later)",
+		(unsigned long long)counters[CNT_LUA_EVENTS_LOST]);
 }
 
 int aggregate_and_write(const struct aggregate_input *in)

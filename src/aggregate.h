@@ -24,7 +24,12 @@ struct aggregate_input {
 };
 
 int aggregate_and_write(const struct aggregate_input *in);
-/* While sampling: resolve the Lua frames of stacks not seen before (Protos can be freed later). */
+#include <sys/types.h>
+
+/* While sampling: resolve the Lua frames of one stack (BPF announces new ones) or of every stack
+ * not seen before, while their Protos are alive (they can be freed later). */
+void aggregate_prefetch_lua_stack(struct native_unwind_bpf *skel, struct frame_namer *namer,
+				  struct u64_set *seen_stacks, pid_t tgid, uint64_t stack_id);
 void aggregate_prefetch_lua(struct native_unwind_bpf *skel, struct frame_namer *namer,
 			    struct u64_set *seen_stacks);
 

@@ -253,9 +253,15 @@ static int on_event(void *ctx, void *data, size_t size)
 	struct session *s = ctx;
 	const struct profiler_event *event = data;
 
-	if (size < sizeof(*event) || event->type != EVENT_UNKNOWN_MAPPING)
+	if (size < sizeof(*event))
 		return 0;
-	struct target *t = find_target(s, (pid_t)event->tgid);
+	if (event->type == EVENT_NEW_LUA_STACK) {
+		aggregate_prefetch_lua_stack(s->skel, &s->namer, &s->lua_seen_stacks,
+					     (pid_t)event->tgid, event->addr);
+		return 0;
+	}
+	struct target *t = event->type == EVENT_UNKNOWN_MAPPING ? find_target(s, (pid_t)event->tgid)
+								 : NULL;
 	if (t)
 		t->refresh_requested = true;
 	return 0;

@@ -58,6 +58,11 @@ add_test(NAME lua_54_relative_chunk
   COMMAND ${Python3_EXECUTABLE} ${LUA_TEST_ARGS} --interp 54 --relative tailcall)
 add_test(NAME lua_nonlua_process
   COMMAND ${Python3_EXECUTABLE} ${LUA_TEST_ARGS} nonlua --fixture $<TARGET_FILE:fixture_deep>)
+foreach(interp 51 54)
+  add_test(NAME lua_${interp}_freed_protos
+    COMMAND ${Python3_EXECUTABLE} ${LUA_TEST_ARGS} --interp ${interp} freed_protos)
+  list(APPEND LUA_BPF_TESTS lua_${interp}_freed_protos)
+endforeach()
 list(APPEND LUA_BPF_TESTS lua_54_relative_chunk lua_nonlua_process)
 
 # Each profiles for 3 s and needs the CPU to itself (ctest -j would starve the samples).

@@ -677,7 +677,7 @@ def interpreter_argv(args, interp):
     return exe
 
 
-def start_workload(args, interp, tmp, script_name, relative=False, seconds=None):
+def start_workload(args, interp, tmp, script_name, relative=False, seconds=None, stdin=False):
     """Copy the script into tmp and start it; returns (child, chunk, text, exe)."""
     exe = interpreter_argv(args, interp)
     src = os.path.join(args.scripts, script_name)
@@ -692,7 +692,7 @@ def start_workload(args, interp, tmp, script_name, relative=False, seconds=None)
     cwd = os.getcwd()
     os.chdir(tmp)  # the child inherits it: a relative chunk name resolves against tmp
     try:
-        child = Child(argv, env=env)
+        child = Child(argv, env=env, stdin=stdin)
     finally:
         os.chdir(cwd)
     return child, chunk, text, exe
@@ -734,6 +734,50 @@ def case_scenario(args, tmp):
         check_chain(ctx, stacks, chain, min_hot, f"{label} {what}", sc.absent)
     if args.case == "ratio":
         check_ratio(ctx, stacks)
+
+
+EPHEMERAL_FRAME = 'L:ephemeral_burn@[string "local function ephemeral_burn(n)..."]:1'
+
+
+def case_freed_protos(args, tmp):
+    """Functions compiled, run for milliseconds and freed during the first 0.6 s of sampling,
+    then never again while their memory is reused: their samples must keep their names (lua-perf
+    names a new stack's Protos as soon as BPF first records it, while they are alive)."""
+    label = f"{args.interp}/freed_protos"
+    child, chunk, text, exe = start_workload(args, args.interp, tmp, "freed_protos.lua",
+                                             stdin=True)
+    prof = None
+    try:
+        child.wait_for("ready")
+        out = os.path.join(tmp, "out.fold")
+        prof = Profiler(args, [child.pid], DURATION, out)
+        prof.wait_attached()
+        child.send("go\n")
+        child.wait_for("phase1", timeout=10)
+        rc, _, err = prof.finish()
+        npt.check_exit(rc, err, args)
+    finally:
+        if prof:
+            prof.kill()
+        child.close()
+    stacks = parse_fold(out)
+    head = f"L:phase1_round@{chunk}:{definition_line(text, 'phase1_round', 'freed_protos.lua')}"
+    after = collections.Counter()
+    for frames, c in stacks:
+        if head in frames:
+            i = frames.index(head)
+            nxt = next((fr for fr in frames[i + 1:] if fr.startswith("L:")), None)
+            if nxt:
+                after[nxt] += c
+    total = sum(after.values())
+    good = after[EPHEMERAL_FRAME]
+    log(f"{label}: Lua frames called by phase1_round: {dict(after.most_common(5))}")
+    if total < 100:
+        fail(f"{label}: only {total} samples in the freed functions (want >= 100)\n"
+             + top_stacks(stacks))
+    if good < 0.99 * total:
+        fail(f"{label}: only {good}/{total} samples in the freed functions are named "
+             f"{EPHEMERAL_FRAME}\n" + top_stacks(stacks))
 
 
 def case_nonlua(args, tmp):
@@ -832,7 +876,7 @@ def case_self_check(args, tmp):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("case", choices=sorted(SCENARIOS) + ["nonlua", "self-check"])
+    ap.add_argument("case", choices=sorted(SCENARIOS) + ["nonlua", "freed_protos", "self-check"])
     ap.add_argument("--lua-perf", help="path of the lua-perf binary")
     ap.add_argument("--scripts", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                       "lua"), help="directory of the workloads")
@@ -862,6 +906,8 @@ def main():
     try:
         if args.case == "nonlua":
             case_nonlua(args, tmp)
+        elif args.case == "freed_protos":
+            case_freed_protos(args, tmp)
         elif args.case == "self-check":
             case_self_check(args, tmp)
         else:
