@@ -175,7 +175,7 @@ static void detect_lua(struct mapped_files *mf, uint32_t id, const struct elf_im
 		return;
 	case LUA_DETECT_UNSUPPORTED:
 		f->lua_problem = reason ? reason : "unsupported Lua runtime";
-		lp_warn("%s: %s: its Lua frames will be missing (native frames only)", name, f->lua_problem);
+		lp_debug("%s: %s", name, f->lua_problem);
 		return;
 	case LUA_DETECT_OK:
 		break;

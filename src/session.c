@@ -125,7 +125,8 @@ static void announce_lua(struct session *s, struct target *t)
 		if (frame_namer_add_lua_process(&s->namer, t->pid, f->lua->puc) < 0)
 			lp_warn("out of memory: Lua frames of PID %d unnamed", (int)t->pid);
 	} else {
-		lp_info("PID %d: %s in %s: native frames only", (int)t->pid, f->lua_problem, f->name);
+		lp_warn("PID %d: %s (%s): no Lua frames, native frames only", (int)t->pid,
+			f->lua_problem, f->name);
 	}
 }
 

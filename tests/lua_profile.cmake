@@ -63,7 +63,9 @@ foreach(interp 51 54)
     COMMAND ${Python3_EXECUTABLE} ${LUA_TEST_ARGS} --interp ${interp} freed_protos)
   list(APPEND LUA_BPF_TESTS lua_${interp}_freed_protos)
 endforeach()
-list(APPEND LUA_BPF_TESTS lua_54_relative_chunk lua_nonlua_process)
+add_test(NAME lua_52_unsupported
+  COMMAND ${Python3_EXECUTABLE} ${LUA_TEST_ARGS} unsupported)
+list(APPEND LUA_BPF_TESTS lua_54_relative_chunk lua_nonlua_process lua_52_unsupported)
 
 # Each profiles for 3 s and needs the CPU to itself (ctest -j would starve the samples).
 set_tests_properties(${LUA_BPF_TESTS} PROPERTIES

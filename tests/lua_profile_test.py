@@ -115,6 +115,7 @@ INTERPRETERS = {
     "51": {"exe": "/usr/bin/lua5.1", "version": "Lua 5.1", "package": "lua5.1"},
     "53": {"exe": "/usr/bin/lua5.3", "version": "Lua 5.3", "package": "lua5.3"},
     "54": {"exe": "/usr/bin/lua5.4", "version": "Lua 5.4", "package": "lua5.4"},
+    "52": {"exe": "/usr/bin/lua5.2", "version": "Lua 5.2", "package": "lua5.2"},
     "embed54": {"exe": None, "version": "Lua 5.4",
                 "package": "liblua5.4-dev (at build time; then rebuild: lua_embed)"},
 }
@@ -780,6 +781,33 @@ def case_freed_protos(args, tmp):
              f"{EPHEMERAL_FRAME}\n" + top_stacks(stacks))
 
 
+def case_unsupported(args, tmp):
+    """Debian's lua5.2 (a PUC version lua-perf does not walk): one clear line on stderr, exit 0,
+    complete native stacks and no Lua frame."""
+    child, _, _, exe = start_workload(args, "52", tmp, "deep_recursion.lua")
+    prof = None
+    try:
+        child.wait_for("ready")
+        prof = Profiler(args, [child.pid], DURATION, os.path.join(tmp, "out.fold"))
+        rc, _, err = prof.finish()
+        npt.check_exit(rc, err, args)
+    finally:
+        if prof:
+            prof.kill()
+        child.close()
+    said = [line for line in err.split("\n") if "5.2" in line and "not supported" in line]
+    if len(said) != 1:
+        fail(f"want one stderr line saying Lua 5.2 is not supported, got {said}: {err[-2000:]!r}")
+    stacks = parse_fold(os.path.join(tmp, "out.fold"))
+    lua = sum(c for f, c in stacks if any(fr.startswith("L:") for fr in f))
+    total = sum(c for _, c in stacks)
+    complete = sum(c for f, c in stacks if f and f[0] == "_start")
+    log(f"5.2: {total} samples, {complete} rooted at _start, {lua} with Lua frames")
+    if lua or total < 1000 or complete < 0.99 * total:
+        fail("5.2: want >= 1000 samples, >= 99% rooted at _start and no Lua frame\n"
+             + top_stacks(stacks))
+
+
 def case_nonlua(args, tmp):
     """A process without Lua profiles natively, and lua-perf says that it found no Lua."""
     child = Child([args.fixture])
@@ -876,7 +904,8 @@ def case_self_check(args, tmp):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("case", choices=sorted(SCENARIOS) + ["nonlua", "freed_protos", "self-check"])
+    ap.add_argument("case", choices=sorted(SCENARIOS) + ["nonlua", "freed_protos", "unsupported",
+                                                         "self-check"])
     ap.add_argument("--lua-perf", help="path of the lua-perf binary")
     ap.add_argument("--scripts", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                       "lua"), help="directory of the workloads")
@@ -908,6 +937,8 @@ def main():
             case_nonlua(args, tmp)
         elif args.case == "freed_protos":
             case_freed_protos(args, tmp)
+        elif args.case == "unsupported":
+            case_unsupported(args, tmp)
         elif args.case == "self-check":
             case_self_check(args, tmp)
         else:
