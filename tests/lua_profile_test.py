@@ -90,7 +90,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -846,7 +845,8 @@ def case_self_check(args, tmp):
     if not args.embed or not os.access(args.embed, os.X_OK):
         problems.append(f"embedding program {args.embed!r} not built: install liblua5.4-dev and "
                         "rebuild (target lua_embed)")
-    scripts = sorted({sc.script for sc in SCENARIOS.values()})
+    # every workload runs under every interpreter below; freed_protos.lua has a case of its own
+    scripts = sorted({sc.script for sc in SCENARIOS.values()} | {"freed_protos.lua"})
     on_disk = sorted(f for f in os.listdir(args.scripts) if f.endswith(".lua"))
     if on_disk != scripts:
         problems.append(f"scripts in {args.scripts}: {on_disk}, scenarios use {scripts}")
@@ -929,30 +929,9 @@ def main():
         if not (args.lua_perf and os.access(args.lua_perf, os.X_OK)):
             log(f"FAIL: lua-perf binary not found or not executable: {args.lua_perf!r}")
             return 1
-    npt.install_signal_handlers()
-    tmp = tempfile.mkdtemp(prefix=f"lua-perf-lua-{args.case}-")
-    os.chmod(tmp, 0o755)
-    try:
-        if args.case == "nonlua":
-            case_nonlua(args, tmp)
-        elif args.case == "freed_protos":
-            case_freed_protos(args, tmp)
-        elif args.case == "unsupported":
-            case_unsupported(args, tmp)
-        elif args.case == "self-check":
-            case_self_check(args, tmp)
-        else:
-            case_scenario(args, tmp)
-    except TestFailure as e:
-        log(f"FAIL: {e}")
-        return 1
-    finally:
-        if args.keep:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    log(f"PASS: {args.case}")
-    return 0
+    cases = {"nonlua": case_nonlua, "freed_protos": case_freed_protos,
+             "unsupported": case_unsupported, "self-check": case_self_check}
+    return npt.run_case(cases.get(args.case, case_scenario), args, f"lua-perf-lua-{args.case}-")
 
 
 if __name__ == "__main__":

@@ -1177,10 +1177,17 @@ def main():
         if not args.use_perf and not (args.lua_perf and os.access(args.lua_perf, os.X_OK)):
             log(f"FAIL: lua-perf binary not found or not executable: {args.lua_perf!r}")
             return 1
+    return run_case(CASES[args.case], args, f"lua-perf-{args.case}-")
+
+
+def run_case(case, args, tmp_prefix):
+    """Run case(args, tmp) in a fresh temporary directory: the exit status of every test driver
+    (0 pass, 1 fail); the directory is removed unless --keep."""
     install_signal_handlers()
-    tmp = tempfile.mkdtemp(prefix=f"lua-perf-{args.case}-")
+    tmp = tempfile.mkdtemp(prefix=tmp_prefix)
+    os.chmod(tmp, 0o755)  # workloads may run as another user
     try:
-        CASES[args.case](args, tmp)
+        case(args, tmp)
     except TestFailure as e:
         log(f"FAIL: {e}")
         return 1

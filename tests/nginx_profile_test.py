@@ -35,19 +35,17 @@ Exit status: 0 pass, 1 fail, 77 skipped (not root). Shares helpers with native_p
 import argparse
 import collections
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import native_profile_test as npt  # noqa: E402
 from native_profile_test import (  # noqa: E402
-    Child, Elf, Profiler, TestFailure, compress, exact, fail, libc_fn, log, one, parse_fold,
+    Child, Elf, Profiler, compress, exact, fail, libc_fn, log, one, parse_fold,
     split_offset, top_stacks, user_part)
 
 NGINX = "/usr/sbin/nginx"
@@ -454,20 +452,7 @@ def main():
     if not args.use_perf and not (args.lua_perf and os.access(args.lua_perf, os.X_OK)):
         log(f"FAIL: lua-perf binary not found or not executable: {args.lua_perf!r}")
         return 1
-    npt.install_signal_handlers()
-    tmp = tempfile.mkdtemp(prefix=f"lua-perf-{args.case}-")
-    try:
-        CASES[args.case](args, tmp)
-    except TestFailure as e:
-        log(f"FAIL: {e}")
-        return 1
-    finally:
-        if args.keep:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    log(f"PASS: {args.case}")
-    return 0
+    return npt.run_case(CASES[args.case], args, f"lua-perf-{args.case}-")
 
 
 if __name__ == "__main__":

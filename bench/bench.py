@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
-"""Cost of lua-perf's native profiler; the figures go into docs/benchmarks.md.
+"""Cost of lua-perf; the figures go into docs/benchmarks.md.
 
-usage: bench/native_bench.py BUILD_DIR [--rounds N]   (as root)
+usage: bench/bench.py BUILD_DIR [--rounds N]   (as root)
 
-Measures, at 1000 Hz:
-  * BPF time per sample (kernel.bpf_stats_enabled: run_time_ns / run_cnt of on_sample) for a
-    ~40-frame and a ~120-frame native stack (bench_stack_depth);
-  * slowdown of that fixed-work program: no profiler, lua-perf, and `perf record -F 1000` with no
-    call graph (the bare cost of the timer interrupt), in interleaved rounds, median of each;
-  * unwind table build time and memory for stock nginx and all its libraries.
+Measures, at 1000 Hz, for fixed-work programs:
+  * native: bench_stack_depth at ~40 and ~120 native frames;
+  * Lua: /usr/bin/lua5.4 running lua_depth_workload.lua at ~40 frames (Lua + native) and deeper;
+each under no profiler, lua-perf, and `perf record -F 1000` with no call graph (the bare cost of
+the timer interrupt), in interleaved rounds, median of each:
+  * the slowdown of the program (wall time) under lua-perf and under perf;
+  * BPF time per sample (kernel.bpf_stats_enabled: run_time_ns / run_cnt of on_sample);
+and the unwind table build time and memory for stock nginx and all its libraries.
 """
 import argparse
 import json
@@ -29,10 +31,10 @@ def bpf_stats(prog_name="on_sample"):
     return None
 
 
-def run_workload(build, depth, rounds, mode, tmp):
-    """Returns (workload seconds, BPF ns per sample or None)."""
-    work = subprocess.Popen([os.path.join(build, "bench_stack_depth"), str(depth), str(rounds)],
-                            stdout=subprocess.PIPE, text=True)
+def run_workload(build, argv, mode, tmp):
+    """Returns (workload wall seconds, BPF ns per sample or None)."""
+    started = time.monotonic()
+    work = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
     profiler = None
     if mode == "lua-perf":
         profiler = subprocess.Popen([os.path.join(build, "lua-perf"), "-p", str(work.pid), "-q",
@@ -46,8 +48,8 @@ def run_workload(build, depth, rounds, mode, tmp):
     while work.poll() is None:
         if mode == "lua-perf":
             last = bpf_stats() or last
-        time.sleep(0.2)
-    seconds = float(work.stdout.read().strip())
+        time.sleep(0.05)
+    seconds = time.monotonic() - started
     if profiler:
         try:
             profiler.wait(timeout=30)
@@ -58,17 +60,17 @@ def run_workload(build, depth, rounds, mode, tmp):
     return seconds, per_sample
 
 
-def bench_depth(build, depth, work_rounds, bench_rounds, tmp):
+def bench_program(build, argv, bench_rounds, tmp):
     times = {"none": [], "lua-perf": [], "perf": []}
     ns = []
     for _ in range(bench_rounds):
         for mode in times:  # interleaved, so that machine noise hits every mode alike
-            seconds, per_sample = run_workload(build, depth, work_rounds, mode, tmp)
+            seconds, per_sample = run_workload(build, argv, mode, tmp)
             times[mode].append(seconds)
             if per_sample:
                 ns.append(per_sample)
     base = statistics.median(times["none"])
-    row = {"depth": depth, "base_s": base, "bpf_ns_per_sample": statistics.median(ns) if ns else None}
+    row = {"base_s": base, "bpf_ns_per_sample": statistics.median(ns) if ns else None}
     for mode in ("lua-perf", "perf"):
         row[mode + "_slowdown_pct"] = 100.0 * (statistics.median(times[mode]) / base - 1.0)
     return row
@@ -134,7 +136,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("build")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--work", type=int, default=1_500_000_000, help="LCG steps per workload run")
+    ap.add_argument("--work", type=int, default=1_500_000_000, help="LCG steps per C workload run")
+    ap.add_argument("--lua-work", type=int, default=300_000_000, help="loop steps per Lua workload run")
     args = ap.parse_args()
     build = os.path.abspath(args.build)
     with open("/proc/sys/kernel/bpf_stats_enabled") as f:
@@ -144,12 +147,21 @@ def main():
     try:
         with tempfile.TemporaryDirectory() as tmp:
             print(f"kernel {os.uname().release}, {os.cpu_count()} CPUs")
-            print("| native frames | no profiler (s) | lua-perf slowdown | perf -F 1000 (no -g) slowdown | lua-perf BPF ns/sample |")
-            print("|---|---|---|---|---|")
-            for depth in (36, 116):  # + main, libc start frames, work: ~40 and ~120 frames
-                r = bench_depth(build, depth, args.work, args.rounds, tmp)
+            print("| program | stack | no profiler (s) | lua-perf slowdown | perf -F 1000 (no -g) slowdown | lua-perf BPF ns/sample |")
+            print("|---|---|---|---|---|---|")
+            lua_script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lua_depth_workload.lua")
+            programs = [
+                # + main, libc start frames, work: ~40 and ~120 native frames
+                ("C, -O2 no frame pointers", "~40 native", [os.path.join(build, "bench_stack_depth"), "36", str(args.work)]),
+                ("C, -O2 no frame pointers", "~120 native", [os.path.join(build, "bench_stack_depth"), "116", str(args.work)]),
+                # lua5.4: 16 native frames, the main chunk, descend levels and work (checked with lua-perf)
+                ("lua5.4", "40 (16 native + 24 Lua)", ["lua5.4", lua_script, "23", str(args.lua_work)]),
+                ("lua5.4", "115 (16 native + 99 Lua)", ["lua5.4", lua_script, "98", str(args.lua_work)]),
+            ]
+            for name, stack, argv in programs:
+                r = bench_program(build, argv, args.rounds, tmp)
                 ns = f"{r['bpf_ns_per_sample']:.0f}" if r["bpf_ns_per_sample"] else "n/a"
-                print(f"| ~{depth + 4} | {r['base_s']:.3f} | {r['lua-perf_slowdown_pct']:+.2f}% | "
+                print(f"| {name} | {stack} | {r['base_s']:.3f} | {r['lua-perf_slowdown_pct']:+.2f}% | "
                       f"{r['perf_slowdown_pct']:+.2f}% | {ns} |", flush=True)
             t = bench_nginx_tables(build, tmp)
             print()

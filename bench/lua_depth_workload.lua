@@ -1,0 +1,25 @@
+-- A fixed amount of Lua work at a chosen Lua stack depth, for bench/bench.py.
+-- Usage: lua5.4 lua_depth_workload.lua DEPTH ROUNDS
+local depth, rounds = tonumber(arg[1]), tonumber(arg[2])
+
+local function work(n)
+	local s = 0
+	for i = 1, n do
+		s = s + i % 7
+	end
+	return s
+end
+
+local function descend(d, n)
+	if d <= 1 then
+		return work(n)
+	end
+	local r = descend(d - 1, n) -- not a tail call: one Lua frame per level
+	return r
+end
+
+local total = 0
+for _ = 1, 100 do
+	total = total + descend(depth, rounds // 100)
+end
+print(total)
