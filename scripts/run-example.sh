@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Installs dependencies, builds lua-perf, starts the bundled example workload, profiles it for
-# 5 seconds and writes perf.fold (folded stacks for flamegraph.pl) in the current directory.
+# Installs dependencies, builds lua-perf, runs the bundled Lua example (examples/app.lua) under
+# Debian's stock lua5.4, profiles it for 5 seconds and writes perf.fold (folded stacks for
+# flamegraph.pl) in the current directory.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/scripts/install-deps.sh"
 BUILD_DIR="$top/build" "$top/scripts/build.sh"
-"$top/build/example_native_workload" 8 &
-workload=$!
-trap 'kill $workload 2>/dev/null || true' EXIT
+lua5.4 "$top/examples/app.lua" 8 &
+app=$!
+trap 'kill $app 2>/dev/null || true' EXIT
 sleep 0.5
-"$top/build/lua-perf" -p "$workload" -d 5 -o perf.fold
-echo "wrote $(pwd)/perf.fold: $(wc -l < perf.fold) stacks; render with flamegraph.pl perf.fold > perf.svg"
+"$top/build/lua-perf" -p "$app" -d 5 -o perf.fold
+echo "wrote $(pwd)/perf.fold ($(wc -l < perf.fold) stacks); samples per Lua function (inclusive):"
+awk '{ n = split($1, f, ";"); delete seen
+       for (i = 1; i <= n; i++) if (f[i] ~ /^L:/ && !seen[f[i]]++) total[f[i]] += $2 }
+     END { for (fn in total) printf "%8d  %s\n", total[fn], fn }' perf.fold | sort -rn | head -8
+echo "render it with: flamegraph.pl perf.fold > perf.svg"
