@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* lua_disasm.h - the capstone part of Lua runtime detection (lua/lua_runtime.c): function bounds
  * in stripped files, the search for luaV_execute among the functions the exported C API reaches
- * through direct calls, and the register lua_State *L is copied into at luaV_execute's entry.
+ * through direct calls, and where luaV_execute keeps lua_State *L: the callee-saved register it is
+ * copied into at the entry, or the stack slot it is stored to (relative to the CFA).
  * x86_64 only. Input is hostile: every address is checked against the code and data given. */
 #ifndef LUA_PERF_LUA_DISASM_H
 #define LUA_PERF_LUA_DISASM_H
@@ -44,11 +45,20 @@ bool lua_fn_end(const struct cfi_table *cfi, uint64_t start, uint64_t *end);
 int lua_find_execute(const struct lua_exec_search *s, uint64_t *start, uint64_t *end,
 		     const char **reason);
 
-/* The callee-saved register (DWARF number: rbx 3, rbp 6, r12-r15) that the entry code of the
- * function at [start, end) copies its first argument (rdi) into. 0 on success; -ENOENT with
- * *reason set when rdi is not kept in a callee-saved register; another negative errno on
- * capstone failure. */
-int lua_entry_state_register(const struct lua_code *code, uint64_t start, uint64_t end,
-			     uint8_t *dwarf_reg, const char **reason);
+/* Where luaV_execute keeps lua_State *L at its opcode dispatch. */
+struct lua_state_home {
+	bool in_frame;     /* false: in dwarf_reg; true: in memory, at luaV_execute's CFA + cfa_off */
+	uint8_t dwarf_reg; /* a callee-saved register (DWARF number: rbx 3, rbp 6, r12-r15) */
+	int16_t cfa_off;   /* a slot of luaV_execute's own frame: negative, 8 bytes */
+};
+
+/* Where the function at [start, end) keeps its first argument (rdi): the callee-saved register
+ * its entry code copies rdi into and still holds at the opcode dispatch, or else (or when that
+ * register also takes computed values) the stack slot its entry code stores rdi to and never
+ * writes again (named relative to the CFA by cfi's rule at the store; cfi may be NULL: registers
+ * only). 0 on success; -ENOENT with *reason set when it is in neither (or the slot is also used
+ * for other values); another negative errno on capstone failure. */
+int lua_state_home(const struct lua_code *code, const struct cfi_table *cfi, uint64_t start,
+		   uint64_t end, struct lua_state_home *home, const char **reason);
 
 #endif

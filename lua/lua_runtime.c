@@ -10,9 +10,13 @@
  *    points, with function bounds from the CFI table (FDE starts, gap rows).
  *    The range is always the function's hot part: gcc moves unlikely blocks to a separate
  *    luaV_execute.cold FDE/symbol, which is neither the symbol's nor the FDE's range.
- * 4. The callee-saved register luaV_execute's entry path copies L (rdi) into and still holds at
- *    the first opcode dispatch (lua/lua_disasm.c); L kept only on the stack or in caller-saved
- *    registers (gcc -O1/-O3 and clang on 5.4) is UNSUPPORTED.
+ * 4. Where luaV_execute keeps L (lua/lua_disasm.c): the callee-saved register its entry path
+ *    copies L (rdi) into and still holds at the first opcode dispatch (l_reg); otherwise (or when
+ *    that register also takes computed values: clang) the slot of its own stack frame the entry
+ *    code stores L to, never writes again and reloads it from (gcc -O1/-O3 and clang on 5.4):
+ *    l_in_frame = 1, l_cfa_off = the slot's address - luaV_execute's CFA (from the CFI rule at
+ *    the store), l_reg = LUA_L_REG_NONE. L only in caller-saved registers, or in a slot also
+ *    used for other values, is UNSUPPORTED.
  * Not detected (NONE): files that export no lua_newstate/lua_*call* (a stripped executable with
  * Lua linked in and no -Wl,-E); the ident is only searched for when the API is there.
  * Everything read from the file is bounds-checked; nothing is mapped. */
@@ -268,6 +272,10 @@ static enum lua_detect_result unsupported_release(const char **reason, const cha
 
 /* ---- luaV_execute */
 
+/* lua_interp.l_reg when L is in the frame (l_in_frame): no register, so that a reader that
+ * ignored l_in_frame would find nothing rather than read an unrelated register. */
+#define LUA_L_REG_NONE 0xff
+
 struct exec_ctx {
 	const struct elf_image *img;
 	const struct cfi_table *cfi;
@@ -337,10 +345,16 @@ static enum lua_detect_result locate_vm(const struct elf_image *img, const struc
 	out->interp.exec_start = start;
 	out->interp.exec_end = end;
 	out->exec_from_symtab = syms->exec_found;
-	uint8_t reg = 0;
-	if (lua_entry_state_register(&x.code, start, end, &reg, reason) != 0)
+	struct lua_state_home home;
+	if (lua_state_home(&x.code, cfi, start, end, &home, reason) != 0)
 		return LUA_DETECT_UNSUPPORTED;
-	out->interp.l_reg = reg;
+	if (home.in_frame) {
+		out->interp.l_reg = LUA_L_REG_NONE;
+		out->interp.l_in_frame = 1;
+		out->interp.l_cfa_off = home.cfa_off;
+	} else {
+		out->interp.l_reg = home.dwarf_reg;
+	}
 	return LUA_DETECT_OK;
 }
 

@@ -7,12 +7,18 @@
 #   lua_detect_unsupported_*   refused: 5.1 built as C++ (no ident string), 5.2.4 / 5.4.9 / 5.0.3
 #                              (ident rewritten in a copy of a real library)
 #   lua_detect_none_*          LuaJIT (exports lua_* and says "Lua 5.1"), nginx, libc: none
-#   lua_detect_builds_5.x      the release built from the Debian source package at -O1/-O2/-O3
-#                              and non-PIE+CET, stripped: luaV_execute and L against .symtab and
-#                              the unstripped code
+#   lua_detect_builds_5.x      the release built from the Debian source package at -O1/-O2/-O3,
+#                              non-PIE+CET, -O1 with frame pointer and by clang -O2, stripped:
+#                              luaV_execute and where L is (register, or frame slot at CFA+N)
+#                              against .symtab, the unstripped code and a run-time probe
+#                              (tests/lua_detect/lua_home_probe.c)
 #   lua_layouts_5.x            every layout field against offsetof() on the release's headers
 #   lua_layouts_table          consistency of the whole table
-#   lua_detect_hostile*        truncated/corrupted copies of liblua5.4.so and lua5.1 (run under ASan)
+#   lua_detect_hostile*        truncated/corrupted copies of liblua5.4.so and lua5.1 (run under ASan),
+#                              and of the 5.4 -O1 build (L in a frame slot)
+#   lua_slot_54_*              end to end under real BPF: the 5.4 -O1 / -O3 / clang -O2 builds,
+#                              whose luaV_execute keeps L in a stack slot, profiled on
+#                              deep_recursion.lua (tests/lua_slot_profile_test.py)
 # The source packages are fetched once (scripts/fetch-lua-sources.sh, needs root and network the
 # first time) by the fixture lua_detect_fetch_sources. A missing system binary fails its test: the
 # install script installs lua5.1 lua5.3 lua5.4 and their libraries.
@@ -30,7 +36,7 @@ set(LUA_DETECT_WORK ${CMAKE_BINARY_DIR}/lua_detect_work)
 set(LUA_DETECT_TEST ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/lua_detect_test.py)
 set(LUA_DETECT_ARGS --tool $<TARGET_FILE:lua_detect_tool> --readelf ${LUA_DETECT_READELF}
   --nm ${LUA_DETECT_NM} --objdump ${LUA_DETECT_OBJDUMP} --strip ${LUA_DETECT_STRIP}
-  --cc ${CMAKE_C_COMPILER} --sources ${LUA_DETECT_SOURCES} --work ${LUA_DETECT_WORK})
+  --cc ${CMAKE_C_COMPILER} --clang ${CLANG} --sources ${LUA_DETECT_SOURCES} --work ${LUA_DETECT_WORK})
 set(LIBDIR /usr/lib/x86_64-linux-gnu)
 
 add_test(NAME lua_detect_fetch_sources
@@ -77,3 +83,25 @@ foreach(version 5.1 5.3 5.4)
     FIXTURES_REQUIRED lua_sources)
   set_tests_properties(lua_detect_builds_${version} PROPERTIES TIMEOUT 900)
 endforeach()
+set_tests_properties(lua_detect_builds_5.4 PROPERTIES FIXTURES_SETUP lua54_builds)
+
+# Hostile copies of a build whose luaV_execute keeps L in a frame slot (built and stripped by
+# lua_detect_builds_5.4).
+add_test(NAME lua_detect_hostile_slot
+  COMMAND lua_detect_tool hostile ${LUA_DETECT_WORK}/lua5.4/O1/lua.stripped ${CMAKE_BINARY_DIR})
+set_tests_properties(lua_detect_hostile_slot PROPERTIES FIXTURES_REQUIRED lua54_builds)
+
+# End to end: Lua 5.4 builds that keep L in luaV_execute's frame, profiled under real BPF. Each
+# builds its interpreter once (cached in lua_slot_work) and profiles for 3 s.
+set(LUA_SLOT_TESTS)
+foreach(variant O1 O3 clang-O2)
+  add_test(NAME lua_slot_54_${variant}_deep
+    COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/lua_slot_profile_test.py
+            --variant ${variant} --lua-perf $<TARGET_FILE:lua-perf>
+            --tool $<TARGET_FILE:lua_detect_tool>
+            --cc ${CMAKE_C_COMPILER} --clang ${CLANG} --sources ${LUA_DETECT_SOURCES}
+            --work ${CMAKE_BINARY_DIR}/lua_slot_work --scripts ${CMAKE_CURRENT_LIST_DIR}/lua)
+  list(APPEND LUA_SLOT_TESTS lua_slot_54_${variant}_deep)
+endforeach()
+set_tests_properties(${LUA_SLOT_TESTS} PROPERTIES TIMEOUT 120 LABELS bpf SKIP_RETURN_CODE 77
+  RESOURCE_LOCK cpu_profiling FIXTURES_REQUIRED lua_sources)

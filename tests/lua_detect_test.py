@@ -10,22 +10,40 @@ Modes (each is one or more ctest tests, tests/lua_detect.cmake):
   unsupported  files detection must refuse, with a reason containing a given text
   patched  copies whose ident string is rewritten to a release without support (5.2.4, 5.4.9,
            5.0.3): refused, with the release in the reason
-  builds   one Lua release built from its Debian source tree with symbols at -O1, -O2, -O3 (and a
-           non-PIE, CET variant): detection on a stripped copy must find exactly the .symtab
-           luaV_execute (its hot part) and the register the unstripped code keeps L in
+  builds   one Lua release built from its Debian source tree with symbols at -O1, -O2, -O3, a
+           non-PIE CET variant, -O1 with a frame pointer, and by clang at -O2: detection on a
+           stripped copy must find exactly the .symtab luaV_execute (its hot part) and where the
+           unstripped code keeps L (a callee-saved register, or a slot of luaV_execute's frame
+           named by its offset from the CFA)
   layouts  a probe compiled against the release's own headers prints every layout field;
            each must equal lua_detect_tool's table entry for that release
 
-The register oracle (builds) is independent of lua/lua_disasm.c's entry analysis: luaV_execute
-passes L as the first argument of most calls, so the location most often moved into rdi
-(`mov rdi, r15` / `mov rdi, [rsp+8]`) across the whole function is where L lives. A callee-saved
-register there means detection must report it; a stack slot or caller-saved register means it
-must refuse. The register must also be one the entry code copies rdi into.
+Where L lives (builds) is checked by two oracles, both independent of lua/lua_disasm.c:
+  - static, from binutils on the unstripped build: luaV_execute passes L as the first argument of
+    most calls, so the location most often moved into rdi (`mov rdi, r15` / `mov rdi, [rsp+8]`)
+    across the whole function is where L lives. A stack slot is named by its offset from the CFA:
+    readelf's own CFI interpreter (--debug-dump=frames-interp) gives the CFA rule at each such
+    load (CFA = rsp + N: [rsp + d] is CFA - N + d; likewise rbp under CFA = rbp + N), and the
+    loads are counted by that name. A callee-saved register there: detection must report it (and
+    the entry code must copy rdi into it); a frame slot: detection must report that slot
+    (l_in_frame, l_cfa_off); a caller-saved register: detection must refuse. clang keeps L in rdi itself between opcodes and copies it
+    into scratch callee-saved registers around calls, so for the clang build the oracle is the
+    frame slot most often moved into rdi (its registers are not L's home: the probe below shows
+    them missing L at some calls).
+  - at run time, for each executable: tests/lua_detect/lua_home_probe.c, a C module loaded into
+    the unstripped interpreter, is called by lua_home_calls.lua from some 40 places of luaV_execute
+    (calls, tail calls, metamethods, a generic for, a coroutine); each time it unwinds its own
+    stack with libgcc's unwinder (.eh_frame, not lua-perf's CFI compiler) to the innermost
+    luaV_execute frame and lists every callee-saved register and frame slot that holds the calling
+    lua_State there. The place detection reports must hold L at every one of them. (A shared
+    library is built from the same objects as its executable: its result must equal the
+    executable's.)
 
 Every comparison is also run once against deliberately wrong expectations, which must be
 reported: the checks can fail.
 """
 import argparse
+import bisect
 import concurrent.futures
 import glob
 import os
@@ -41,7 +59,12 @@ GPRS64 = {"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r
 DETECT_LINE = re.compile(
     r"file=(?P<file>\S+) result=(?P<result>\S+)(?: version=(?P<version>\S+) kind=(?P<kind>\d+) "
     r"exec_start=(?P<start>\S+) exec_end=(?P<end>\S+) l_reg=(?P<reg>\d+) "
+    r"l_in_frame=(?P<in_frame>\d) l_cfa_off=(?P<cfa_off>-?\d+) "
     r"from_symtab=(?P<symtab>\d) reason=(?P<reason>.*))?$")
+HERE = os.path.dirname(os.path.abspath(__file__))
+HOME_PROBE = os.path.join(HERE, "lua_detect", "lua_home_probe.c")
+HOME_CALLS = os.path.join(HERE, "lua_detect", "lua_home_calls.lua")
+MIN_PROBE_EVENTS = 20
 
 
 class Failures:
@@ -78,15 +101,23 @@ def detect(tool, path):
     if d["start"] is not None:
         d["start"], d["end"] = int(d["start"], 16), int(d["end"], 16)
         d["reg"], d["symtab"] = int(d["reg"]), d["symtab"] == "1"
+        d["in_frame"], d["cfa_off"] = d["in_frame"] == "1", int(d["cfa_off"])
     return d
+
+
+def home_of(d):
+    """Where a detection result says L is: 'r15' or 'cfa-184' (the probe's names)."""
+    if d["in_frame"]:
+        return f"cfa{d['cfa_off']:+d}"
+    return REG_NAME.get(d["reg"], str(d["reg"]))
 
 
 def describe(d):
     if d["result"] in ("none", "error"):
         return d["result"]
-    reg = REG_NAME.get(d["reg"], "-") if d["result"] == "ok" else "-"
+    home = home_of(d) if d["result"] == "ok" else "-"
     return (f"{d['result']} Lua {d['version']} luaV_execute {d['start']:#x}..{d['end']:#x} "
-            f"L={reg} symtab={int(d['symtab'])}" +
+            f"L={home} symtab={int(d['symtab'])}" +
             (f" ({d['reason']})" if d["result"] != "ok" else ""))
 
 
@@ -110,46 +141,84 @@ def symtab_functions(tools, path, prefix):
 
 
 def disassemble(tools, path, start, end):
+    """[(address, instruction text)] of [start, end), Intel syntax."""
     text = run([tools.objdump, "-d", "--no-show-raw-insn", "-M", "intel",
                 f"--start-address={start:#x}", f"--stop-address={end:#x}", path])
     insns = []
     for line in text.splitlines():
-        m = re.match(r"\s+[0-9a-f]+:\s+(.*?)\s*(?:#.*)?$", line)
-        if m and m.group(1):
-            insns.append(re.sub(r"\s+", " ", m.group(1)))
+        m = re.match(r"\s+([0-9a-f]+):\s+(.*?)\s*(?:#.*)?$", line)
+        if m and m.group(2):
+            insns.append((int(m.group(1), 16), re.sub(r"\s+", " ", m.group(2))))
     return insns
 
 
-def first_argument_sources(insns):
-    """How often each location is moved into rdi: registers and rsp-relative stack slots."""
+def cfa_rules(tools, path, start):
+    """[(pc, base register, offset)] of the FDE starting at start, from readelf's own CFI
+    interpreter; base is None for a CFA rule that is not register + offset."""
+    text = run([tools.readelf, "--debug-dump=frames-interp", path])
+    rules, inside = [], False
+    for line in text.splitlines():
+        m = re.search(r"FDE cie=\S+ pc=([0-9a-f]+)\.\.", line)
+        if m:
+            if inside:
+                break
+            inside = int(m.group(1), 16) == start
+            continue
+        m = re.match(r"([0-9a-f]{8,16}) (\S+)", line)
+        if inside and m:
+            r = re.fullmatch(r"(r[a-z0-9]+)([+-]\d+)", m.group(2))
+            rules.append((int(m.group(1), 16), r.group(1) if r else None,
+                          int(r.group(2)) if r else 0))
+    return rules
+
+
+def rule_at(rules, pc):
+    i = bisect.bisect_right([r[0] for r in rules], pc) - 1
+    return rules[i] if i >= 0 else (pc, None, 0)
+
+
+def first_argument_sources(insns, rules):
+    """How often each location is moved into rdi: registers by name, frame slots by their offset
+    from the CFA ('cfa-184'; the raw operand when the CFA rule there is not on its base)."""
     counts = {}
-    for insn in insns:
-        m = re.match(r"mov rdi,(\w+|QWORD PTR \[rsp(?:\+0x[0-9a-f]+)?\])$", insn)
-        if m and (m.group(1) in GPRS64 or m.group(1).startswith("QWORD")):
-            counts[m.group(1)] = counts.get(m.group(1), 0) + 1
+    for pc, insn in insns:
+        m = re.match(r"mov rdi,(\w+|QWORD PTR \[(rsp|rbp)(?:([+-])0x([0-9a-f]+))?\])$", insn)
+        if not m or (m.group(2) is None and m.group(1) not in GPRS64):
+            continue
+        key = m.group(1)
+        if m.group(2):
+            disp = int(m.group(4) or "0", 16) * (-1 if m.group(3) == "-" else 1)
+            _, base, off = rule_at(rules, pc)
+            if base == m.group(2):
+                key = f"cfa{disp - off:+d}"
+            elif m.group(2) == "rbp":
+                continue  # rbp is a general register there: not the frame
+        counts[key] = counts.get(key, 0) + 1
     return counts
 
 
 def entry_copies(insns, limit=48):
     """Registers the first instructions copy rdi into, directly or through other copies."""
     holders = {"rdi"}
-    for insn in insns[:limit]:
+    for _, insn in insns[:limit]:
         m = re.match(r"mov (\w+),(\w+)$", insn)
         if m and m.group(2) in holders and m.group(1) in GPRS64:
             holders.add(m.group(1))
     return holders
 
 
-def register_oracle(insns):
-    """(expected DWARF register or None when L is not in a callee-saved register, counts); the
-    expectation is 'either' when two locations tie."""
-    counts = first_argument_sources(insns)
-    ranked = sorted(counts.items(), key=lambda kv: -kv[1])
+def home_oracle(counts, slots_only=False):
+    """Where the most first arguments come from: a callee-saved register name or a frame slot
+    ('cfa-N'), None for anything else (a caller-saved register), 'either' on a tie. slots_only:
+    among the frame slots only (the clang build)."""
+    ranked = sorted(((k, v) for k, v in counts.items() if not slots_only or k.startswith("cfa")),
+                    key=lambda kv: -kv[1])
     if not ranked:
-        return None, counts
+        return None
     if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
-        return "either", counts
-    return CALLEE_SAVED.get(ranked[0][0]), counts
+        return "either"
+    key = ranked[0][0]
+    return key if key in CALLEE_SAVED or re.fullmatch(r"cfa-\d+", key) else None
 
 
 # ---- mode: debian
@@ -256,8 +325,11 @@ def source_tree(sources, version):
 
 
 class Variant:
-    def __init__(self, name, cflags, ldflags=(), shared=False):
+    """compiler: 'cc' (--cc, gcc) or 'clang' (--clang)."""
+
+    def __init__(self, name, cflags, ldflags=(), shared=False, compiler="cc"):
         self.name, self.cflags, self.ldflags, self.shared = name, list(cflags), list(ldflags), shared
+        self.compiler = compiler
 
 
 VARIANTS = [
@@ -265,6 +337,8 @@ VARIANTS = [
     Variant("O2", ["-O2", "-fPIC"], shared=True),
     Variant("O3", ["-O3", "-fPIC"]),
     Variant("O2-nopie-cet", ["-O2", "-fno-pic", "-fcf-protection"], ["-no-pie"]),
+    Variant("O1-fp", ["-O1", "-fPIC", "-fno-omit-frame-pointer"]),  # CFA = rbp + 16
+    Variant("clang-O2", ["-O2", "-fPIC"], compiler="clang"),
 ]
 
 
@@ -299,12 +373,56 @@ def build_variant(cc, tree, version, variant, out_dir):
     return outputs
 
 
+# ---- the run-time probe
+
+def probe_homes(cc, tree, exe, truth, work):
+    """Run lua_home_probe.c in the unstripped executable exe: [(call site, {places holding L})],
+    one per call of the probe from Lua code."""
+    probe = os.path.join(work, "lua_home_probe.so")
+    run([cc, "-shared", "-fPIC", "-O1", "-Wall", "-I", os.path.join(tree, "src"), "-o", probe,
+         HOME_PROBE])
+    # Only the probe module is found by require; no LUA_INIT from the caller.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LUA_")}
+    env.update(LUA_CPATH=os.path.join(work, "?.so"), LUA_PATH=os.path.join(work, "?.none"))
+    out = subprocess.run([exe, HOME_CALLS, f"{truth[0]:x}", f"{truth[1]:x}"], cwd=work, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+    if out.returncode != 0:
+        raise RuntimeError(f"{exe} {HOME_CALLS} exited {out.returncode}: {out.stderr[-2000:]}")
+    events = []
+    for line in out.stdout.splitlines():
+        parts = line.split()
+        if parts and parts[0] != "none":
+            events.append((int(parts[0], 16), set(parts[1:])))
+        elif parts:
+            events.append((None, set()))
+    return events
+
+
+def check_probe(label, kind, d, events, fail):
+    """The place detection reports holds L at every probe."""
+    if events is None or d["result"] != "ok":
+        return
+    home = home_of(d)
+    missing = [f"{site:#x}" if site is not None else "(no luaV_execute frame)"
+               for site, places in events if home not in places]
+    fail.check(not missing, f"{label} {kind}: L={home}, but at {len(missing)} of {len(events)} "
+               f"probes L was not there (call sites {', '.join(missing[:6])})")
+
+
+def summarize_probe(events):
+    if not events:
+        return "no probe"
+    common = set.intersection(*(places for _, places in events))
+    sites = len({site for site, _ in events})
+    return (f"probe: {len(events)} calls from {sites} call sites, L always in "
+            f"{' '.join(sorted(common)) or 'no one place'}")
+
+
 # ---- mode: builds
 
-def compare_build(label, truth, insns, unstripped, stripped, fail):
-    """The checks on one build; truth = (start, end) of .symtab luaV_execute."""
-    oracle, counts = register_oracle(insns)
-    copies = entry_copies(insns)
+def compare_build(label, truth, oracle, counts, copies, unstripped, stripped, fail, events=None):
+    """The checks on one build; truth = (start, end) of .symtab luaV_execute; oracle:
+    home_oracle(); events: probe_homes() (None for a shared library)."""
     for kind, d in (("unstripped", unstripped), ("stripped", stripped)):
         want_symtab = kind == "unstripped"
         if not fail.check(d["result"] in ("ok", "unsupported") and d["start"] is not None,
@@ -314,47 +432,65 @@ def compare_build(label, truth, insns, unstripped, stripped, fail):
         fail.check((d["start"], d["end"]) == truth,
                    f"{label} {kind}: luaV_execute {d['start']:#x}..{d['end']:#x}, "
                    f".symtab {truth[0]:#x}..{truth[1]:#x}")
+        check_probe(label, kind, d, events, fail)
         if oracle == "either":
             continue
         if oracle is None:
             fail.check(d["result"] == "unsupported" and "lua_State" in (d["reason"] or ""),
                        f"{label} {kind}: {d['result']}, but L is not in a callee-saved register "
-                       f"(first arguments {counts})")
+                       f"nor a frame slot (first arguments {counts})")
         elif fail.check(d["result"] == "ok", f"{label} {kind}: {d['result']} ({d['reason']}), "
-                        f"but L is in {REG_NAME[oracle]} (first arguments {counts})"):
-            fail.check(d["reg"] == oracle, f"{label} {kind}: L register "
-                       f"{REG_NAME.get(d['reg'], d['reg'])}, oracle {REG_NAME[oracle]} ({counts})")
-            fail.check(REG_NAME.get(d["reg"]) in copies,
-                       f"{label} {kind}: the entry code never copies rdi into "
-                       f"{REG_NAME.get(d['reg'], d['reg'])} (copies: {sorted(copies)})")
+                        f"but L is in {oracle} (first arguments {counts})"):
+            fail.check(home_of(d) == oracle, f"{label} {kind}: L={home_of(d)}, oracle {oracle} "
+                       f"({counts})")
+            if not d["in_frame"]:
+                fail.check(REG_NAME.get(d["reg"]) in copies,
+                           f"{label} {kind}: the entry code never copies rdi into "
+                           f"{REG_NAME.get(d['reg'], d['reg'])} (copies: {sorted(copies)})")
 
 
-def check_binary(args, tools, label, path, fail, report):
+def check_binary(args, tools, label, path, variant, tree, fail, report, same_code_as=None):
+    """Returns the stripped copy's detection result."""
     syms = symtab_functions(tools, path, "luaV_execute")
     if not fail.check("luaV_execute" in syms, f"{label}: no luaV_execute in .symtab"):
-        return
+        return None
     truth = syms["luaV_execute"]
     stripped_path = path + ".stripped"
     run([tools.strip, "-o", stripped_path, path])
     insns = disassemble(tools, path, *truth)
+    counts = first_argument_sources(insns, cfa_rules(tools, path, truth[0]))
+    oracle = home_oracle(counts, slots_only=variant.compiler == "clang")
+    copies = entry_copies(insns)
     unstripped, stripped = detect(args.tool, path), detect(args.tool, stripped_path)
-    compare_build(label, truth, insns, unstripped, stripped, fail)
-    oracle, counts = register_oracle(insns)
+    events = None
+    if path.endswith("/lua"):
+        events = probe_homes(args.cc, tree, path, truth, os.path.dirname(path))
+        fail.check(len(events) >= MIN_PROBE_EVENTS and all(site for site, _ in events),
+                   f"{label}: the probe ran {len(events)} times (want >= {MIN_PROBE_EVENTS}), "
+                   f"{sum(1 for site, _ in events if not site)} without a luaV_execute frame")
+    compare_build(label, truth, oracle, counts, copies, unstripped, stripped, fail, events)
+    if same_code_as is not None and stripped["result"] == "ok":
+        fail.check(home_of(stripped) == home_of(same_code_as),
+                   f"{label}: L={home_of(stripped)}, but L={home_of(same_code_as)} in the "
+                   "executable built from the same objects")
     cold = syms.get("luaV_execute.cold")
     top = ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:3])
     report.append(f"{label}: {describe(stripped)}; .symtab {truth[0]:#x}..{truth[1]:#x}" +
                   (f", .cold {cold[0]:#x}..{cold[1]:#x}" if cold else "") +
-                  f"; first arguments: {top}")
-    # Self-test: a range shifted by 16 bytes, and a different register, must both be reported.
+                  f"; first arguments: {top}" +
+                  (f"; {summarize_probe(events)}" if events is not None else ""))
+    # Self-test: a range shifted by 16 bytes, and another register or slot, must be reported.
     if stripped["result"] not in ("ok", "unsupported"):
-        return
+        return stripped
     probe = Failures()
-    wrong = dict(stripped, start=stripped["start"] + 16, reg=stripped["reg"] ^ 1)
+    wrong = dict(stripped, start=stripped["start"] + 16, reg=stripped["reg"] ^ 1,
+                 cfa_off=stripped["cfa_off"] - 8)
     with contextlib_quiet():
-        compare_build(label, truth, insns, unstripped, wrong, probe)
+        compare_build(label, truth, oracle, counts, copies, unstripped, wrong, probe, events)
     expected = 2 if stripped["result"] == "ok" and oracle != "either" else 1
     fail.check(len(probe.messages) >= expected,
-               f"{label}: self-test: a wrong range or register went unnoticed")
+               f"{label}: self-test: a wrong range or L location went unnoticed")
+    return stripped
 
 
 class contextlib_quiet:
@@ -375,10 +511,15 @@ def mode_builds(args, tools):
     report = []
     for variant in VARIANTS:
         out_dir = os.path.join(args.work, f"lua{args.version}", variant.name)
-        outputs = build_variant(args.cc, tree, args.version, variant, out_dir)
+        cc = args.clang if variant.compiler == "clang" else args.cc
+        outputs = build_variant(cc, tree, args.version, variant, out_dir)
+        exe_result = None
         for path in outputs:
             label = f"Lua {args.version} {variant.name} {os.path.basename(path)}"
-            check_binary(args, tools, label, path, fail, report)
+            result = check_binary(args, tools, label, path, variant, tree, fail, report,
+                                  same_code_as=exe_result)
+            if path.endswith("/lua") and result and result["result"] == "ok":
+                exe_result = result
     print("\n".join(report))
     fail.exit()
 
@@ -439,6 +580,7 @@ def main():
     parser.add_argument("--work", help="build directory")
     parser.add_argument("--probe", help="tests/lua_detect/lua_layout_probe.c")
     parser.add_argument("--cc", default="cc")
+    parser.add_argument("--clang", default="clang", help="the compiler of the clang build")
     for tool in ("readelf", "nm", "objdump", "strip"):
         parser.add_argument(f"--{tool}", default=tool)
     parser.add_argument("files", nargs="*")

@@ -2,13 +2,15 @@
 /* lua_detect_tool - drives lua/lua_runtime.c and lua/lua_layouts.c for tests/lua_detect_test.py.
  *
  *   lua_detect_tool detect FILE...     one line per file: result, version, kind, luaV_execute
- *                                      range, L register, whether .symtab named luaV_execute, reason
+ *                                      range, L register or frame slot (l_in_frame, l_cfa_off),
+ *                                      whether .symtab named luaV_execute, reason
  *   lua_detect_tool layout VERSION     the layout table entry of VERSION, one "field value" a line
  *   lua_detect_tool table              consistency of the whole layout table (exit 1 on a problem)
  *   lua_detect_tool hostile FILE DIR   detection on truncated and corrupted copies of FILE written
  *                                      to DIR: must never crash (run under ASan), exit 1 on a
  *                                      result that breaks the API contract (an OK without a
- *                                      range or callee-saved register, an UNSUPPORTED without a
+ *                                      range, or without a callee-saved register or a frame slot
+ *                                      below the return address, an UNSUPPORTED without a
  *                                      reason, a reason string that changes afterwards) */
 #include <errno.h>
 #include <fcntl.h>
@@ -65,10 +67,11 @@ static int cmd_detect(int argc, char **argv)
 			continue;
 		}
 		printf("file=%s result=%s version=%s kind=%u exec_start=%#llx exec_end=%#llx l_reg=%u "
-		       "from_symtab=%d reason=%s\n",
+		       "l_in_frame=%u l_cfa_off=%d from_symtab=%d reason=%s\n",
 		       argv[i], result_name(r), rt.version[0] ? rt.version : "-", rt.interp.kind,
 		       (unsigned long long)rt.interp.exec_start, (unsigned long long)rt.interp.exec_end,
-		       rt.interp.l_reg, rt.exec_from_symtab ? 1 : 0, reason ? reason : "-");
+		       rt.interp.l_reg, rt.interp.l_in_frame, rt.interp.l_cfa_off,
+		       rt.exec_from_symtab ? 1 : 0, reason ? reason : "-");
 	}
 	return status;
 }
@@ -280,7 +283,17 @@ static void check_kept_reasons(struct hostile_stats *st)
 	}
 }
 
-/* The API contract on any input: a known result; OK fills a range and a callee-saved register;
+/* Where L is, as an OK result must say: a callee-saved register, or a slot of the frame below
+ * the return address (CFA - 8) with no register named. */
+static bool l_home_valid(const struct lua_interp *in)
+{
+	if (in->l_in_frame)
+		return in->l_in_frame == 1 && in->l_cfa_off <= -16 && in->l_reg >= 17;
+	return in->l_cfa_off == 0 &&
+	       (in->l_reg == 3 || in->l_reg == 6 || (in->l_reg >= 12 && in->l_reg <= 15));
+}
+
+/* The API contract on any input: a known result; OK fills a range and where L is (l_home_valid);
  * UNSUPPORTED gives a reason; the version string is terminated. */
 static void check_contract(const char *what, const struct lua_runtime *rt, enum lua_detect_result r,
 			   const char *reason, struct hostile_stats *st)
@@ -289,9 +302,7 @@ static void check_contract(const char *what, const struct lua_runtime *rt, enum 
 	if (r == LUA_DETECT_OK) {
 		st->ok++;
 		good = good && rt->puc && rt->interp.kind == rt->puc->kind &&
-		       rt->interp.exec_start < rt->interp.exec_end &&
-		       (rt->interp.l_reg == 3 || rt->interp.l_reg == 6 ||
-			(rt->interp.l_reg >= 12 && rt->interp.l_reg <= 15));
+		       rt->interp.exec_start < rt->interp.exec_end && l_home_valid(&rt->interp);
 	} else if (r == LUA_DETECT_UNSUPPORTED) {
 		st->unsupported++;
 		good = good && reason && reason[0];
