@@ -31,8 +31,14 @@ def bpf_stats(prog_name="on_sample"):
     return None
 
 
+# Workloads idle this long before working, so that the profilers' start-up (BPF verification,
+# table build: up to a second of CPU on the other core) is over when the timed work begins.
+START_DELAY = 1.5
+
+
 def run_workload(build, argv, mode, tmp):
-    """Returns (workload wall seconds, BPF ns per sample or None)."""
+    """Returns (wall seconds of the work, user CPU seconds, BPF ns per sample or None)."""
+    argv = argv + [str(START_DELAY)]
     started = time.monotonic()
     work = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
     profiler = None
@@ -45,11 +51,15 @@ def run_workload(build, argv, mode, tmp):
                                      str(work.pid), "-o", os.path.join(tmp, "perf.data")],
                                     stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     last = None
-    while work.poll() is None:
+    while True:
+        pid, status, usage = os.wait4(work.pid, os.WNOHANG)
+        if pid == work.pid:
+            break
         if mode == "lua-perf":
             last = bpf_stats() or last
         time.sleep(0.05)
-    seconds = time.monotonic() - started
+    work.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.monotonic() - started - START_DELAY
     if profiler:
         try:
             profiler.wait(timeout=30)
@@ -57,22 +67,28 @@ def run_workload(build, argv, mode, tmp):
             profiler.send_signal(signal.SIGINT)
             profiler.wait()
     per_sample = last[0] / last[1] if last and last[1] else None
-    return seconds, per_sample
+    return seconds, usage.ru_utime, per_sample
 
 
 def bench_program(build, argv, bench_rounds, tmp):
-    times = {"none": [], "lua-perf": [], "perf": []}
+    modes = ("none", "lua-perf", "perf")
+    wall = {m: [] for m in modes}
+    user = {m: [] for m in modes}
     ns = []
     for _ in range(bench_rounds):
-        for mode in times:  # interleaved, so that machine noise hits every mode alike
-            seconds, per_sample = run_workload(build, argv, mode, tmp)
-            times[mode].append(seconds)
+        for mode in modes:  # interleaved, so that machine noise hits every mode alike
+            seconds, user_seconds, per_sample = run_workload(build, argv, mode, tmp)
+            wall[mode].append(seconds)
+            user[mode].append(user_seconds)
             if per_sample:
                 ns.append(per_sample)
-    base = statistics.median(times["none"])
-    row = {"base_s": base, "bpf_ns_per_sample": statistics.median(ns) if ns else None}
+    base = statistics.median(wall["none"])
+    base_user = statistics.median(user["none"])
+    row = {"base_s": base, "bpf_ns_per_sample": statistics.median(ns) if ns else None,
+           "wall_spread_pct": 100.0 * (max(wall["none"]) - min(wall["none"])) / base}
     for mode in ("lua-perf", "perf"):
-        row[mode + "_slowdown_pct"] = 100.0 * (statistics.median(times[mode]) / base - 1.0)
+        row[mode + "_slowdown_pct"] = 100.0 * (statistics.median(wall[mode]) / base - 1.0)
+        row[mode + "_user_pct"] = 100.0 * (statistics.median(user[mode]) / base_user - 1.0)
     return row
 
 
@@ -147,8 +163,8 @@ def main():
     try:
         with tempfile.TemporaryDirectory() as tmp:
             print(f"kernel {os.uname().release}, {os.cpu_count()} CPUs")
-            print("| program | stack | no profiler (s) | lua-perf slowdown | perf -F 1000 (no -g) slowdown | lua-perf BPF ns/sample |")
-            print("|---|---|---|---|---|---|")
+            print("| program | stack | no profiler: wall (spread) | wall slowdown: lua-perf / perf -F 1000 | user CPU: lua-perf / perf | lua-perf BPF ns/sample | BPF share of a CPU at 1000 Hz |")
+            print("|---|---|---|---|---|---|---|")
             lua_script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lua_depth_workload.lua")
             programs = [
                 # + main, libc start frames, work: ~40 and ~120 native frames
@@ -160,9 +176,13 @@ def main():
             ]
             for name, stack, argv in programs:
                 r = bench_program(build, argv, args.rounds, tmp)
-                ns = f"{r['bpf_ns_per_sample']:.0f}" if r["bpf_ns_per_sample"] else "n/a"
-                print(f"| {name} | {stack} | {r['base_s']:.3f} | {r['lua-perf_slowdown_pct']:+.2f}% | "
-                      f"{r['perf_slowdown_pct']:+.2f}% | {ns} |", flush=True)
+                per = r["bpf_ns_per_sample"]
+                ns = f"{per:.0f}" if per else "n/a"
+                share = f"{per * 1000 / 1e7:.2f}%" if per else "n/a"
+                print(f"| {name} | {stack} | {r['base_s']:.2f} s (±{r['wall_spread_pct'] / 2:.0f}%) | "
+                      f"{r['lua-perf_slowdown_pct']:+.1f}% / {r['perf_slowdown_pct']:+.1f}% | "
+                      f"{r['lua-perf_user_pct']:+.1f}% / {r['perf_user_pct']:+.1f}% | {ns} | {share} |",
+                      flush=True)
             t = bench_nginx_tables(build, tmp)
             print()
             print("| nginx + libraries | files | rows | row memory | rules | build (cold cache) | lua-perf peak RSS |")

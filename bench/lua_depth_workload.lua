@@ -1,6 +1,10 @@
 -- A fixed amount of Lua work at a chosen Lua stack depth, for bench/bench.py.
--- Usage: lua5.4 lua_depth_workload.lua DEPTH ROUNDS
+-- Usage: lua5.4 lua_depth_workload.lua DEPTH ROUNDS [DELAY]: idles DELAY seconds first (so that
+-- a profiler can attach), then works.
 local depth, rounds = tonumber(arg[1]), tonumber(arg[2])
+if arg[3] then
+	os.execute("sleep " .. tonumber(arg[3]))
+end
 
 local function work(n)
 	local s = 0

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* A fixed amount of CPU work done at a chosen native stack depth, for bench/native_bench.py.
- * Usage: bench_stack_depth DEPTH ROUNDS  -> prints the seconds the work took.
+ * Usage: bench_stack_depth DEPTH ROUNDS [DELAY]  -> idles DELAY seconds (so that a profiler can
+ * attach first), then prints the seconds the work took.
  * Built -O2 -fomit-frame-pointer like distro code; each level is a real frame (noipa, and a
  * volatile store after the call so that it is not a tail call). */
 #include <stdio.h>
@@ -37,9 +38,15 @@ static double now_seconds(void)
 
 int main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s DEPTH ROUNDS\n", argv[0]);
+	if (argc < 3 || argc > 4) {
+		fprintf(stderr, "usage: %s DEPTH ROUNDS [DELAY]\n", argv[0]);
 		return 2;
+	}
+	if (argc == 4) {
+		double delay = atof(argv[3]);
+		struct timespec ts = {.tv_sec = (time_t)delay,
+				      .tv_nsec = (long)((delay - (double)(time_t)delay) * 1e9)};
+		nanosleep(&ts, NULL);
 	}
 	int depth = atoi(argv[1]);
 	unsigned long rounds = strtoul(argv[2], NULL, 10);
