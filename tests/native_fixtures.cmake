@@ -88,6 +88,8 @@ add_test(NAME native_dlopen
           --fixture $<TARGET_FILE:fixture_dlopen> --plugin $<TARGET_FILE:fixture_plugin>)
 add_test(NAME native_errors
   COMMAND ${Python3_EXECUTABLE} ${NATIVE_TEST_ARGS} errors)
+add_test(NAME native_kernel_frames
+  COMMAND ${Python3_EXECUTABLE} ${NATIVE_TEST_ARGS} kernel_frames)
 add_test(NAME native_target_exit
   COMMAND ${Python3_EXECUTABLE} ${NATIVE_TEST_ARGS} target_exit
           --fixture $<TARGET_FILE:fixture_deep>)
@@ -99,7 +101,7 @@ add_test(NAME native_lua54
           --lua-perf $<TARGET_FILE:lua-perf> lua54)
 
 set(NATIVE_BPF_TESTS native_deep native_deep_stripped native_qsort native_signal native_vdso
-  native_realign native_dlopen native_threads native_errors native_target_exit native_nginx native_lua54)
+  native_realign native_dlopen native_threads native_errors native_kernel_frames native_target_exit native_nginx native_lua54)
 # 77 = skipped (not root: these load BPF programs).
 set_tests_properties(${NATIVE_BPF_TESTS} PROPERTIES
   TIMEOUT 60 LABELS bpf SKIP_RETURN_CODE 77)

@@ -903,6 +903,49 @@ def case_dlopen(args, tmp):
     check_chains(stacks, exact("plugin_hot"), MAIN_PREFIX, chain, MIN_HOT // 2, "fixture_dlopen")
 
 
+def profile_dd(args, tmp, extra):
+    """Stock dd copying /dev/zero to /dev/null: most of its time is in the kernel's read path."""
+    dd = subprocess.Popen(["dd", "if=/dev/zero", "of=/dev/null", "bs=1M"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          preexec_fn=die_with_parent)
+    out = os.path.join(tmp, "dd%s.fold" % "".join(extra))
+    prof = None
+    try:
+        time.sleep(0.3)
+        prof = Profiler(args, [dd.pid], 2, out, extra=extra)
+        rc, _, err = prof.finish()
+        check_exit(rc, err, args)
+    finally:
+        if prof:
+            prof.kill()
+        dd.kill()
+        dd.wait()
+    return parse_fold(out)
+
+
+def case_kernel_frames(args, tmp):
+    """Kernel frames `symbol_[k]` at the leaf end of the user stack; --no-kernel drops them and
+    keeps the user stacks complete."""
+    stacks = profile_dd(args, tmp, [])
+    total = sum(c for _, c in stacks)
+    in_kernel = sum(c for f, c in stacks if f[-1].endswith("_[k]"))
+    read_path = sum(c for f, c in stacks
+                    if any(fr in ("ksys_read_[k]", "__x64_sys_read_[k]", "vfs_read_[k]")
+                           for fr in f))
+    log(f"dd: {total} samples, {in_kernel} ending in kernel frames, {read_path} in the read path")
+    if total < 1000 or in_kernel < 0.5 * total or read_path < 0.3 * total:
+        fail("dd: want >= 1000 samples, >= 50% ending in kernel frames and >= 30% in the "
+             "kernel's read path\n" + top_stacks(stacks))
+    stacks = profile_dd(args, tmp, ["--no-kernel"])
+    total = sum(c for _, c in stacks)
+    kernel = sum(c for f, c in stacks if any(fr.endswith("_[k]") for fr in f))
+    complete = sum(c for f, c in stacks if f and f[0] == "_start")
+    log(f"dd --no-kernel: {total} samples, {kernel} with kernel frames, {complete} from _start")
+    if total < 1000 or kernel or complete < MIN_SHARE * total:
+        fail("dd --no-kernel: want >= 1000 samples, no kernel frame, >= 99% complete user "
+             "stacks\n" + top_stacks(stacks))
+
+
 def case_target_exit(args, tmp):
     """The target exits (cleanly, after 2 s) while lua-perf profiles for 4 s."""
     child = Child([args.fixture, "2"])
@@ -1149,6 +1192,7 @@ CASES = {
     "signal": case_signal,
     "vdso": case_vdso,
     "threads": case_threads,
+    "kernel_frames": case_kernel_frames,
     "realign": case_realign,
     "dlopen": case_dlopen,
     "errors": case_errors,

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tests/test_files.h"
 #include "src/log.h"
 #include "unwind/cfi_compile.h"
 #include "unwind/elf_image.h"
@@ -33,71 +34,6 @@ static int failures;
 			failures++;                                                              \
 		}                                                                                \
 	} while (0)
-
-/* ---- files */
-
-struct blob {
-	uint8_t *data;
-	size_t size;
-};
-
-static int read_file(const char *path, struct blob *out)
-{
-	memset(out, 0, sizeof(*out));
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	struct stat st;
-	int err = 0;
-	if (fstat(fd, &st) != 0)
-		err = -errno;
-	else if (st.st_size <= 0)
-		err = -EINVAL;
-	if (!err) {
-		out->size = (size_t)st.st_size;
-		out->data = malloc(out->size);
-		if (!out->data)
-			err = -ENOMEM;
-	}
-	size_t done = 0;
-	while (!err && done < out->size) {
-		ssize_t n = pread(fd, out->data + done, out->size - done, (off_t)done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			err = n < 0 ? -errno : -EIO;
-		else
-			done += (size_t)n;
-	}
-	close(fd);
-	if (err) {
-		free(out->data);
-		memset(out, 0, sizeof(*out));
-	}
-	return err;
-}
-
-static int write_file(const char *path, const uint8_t *data, size_t size)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	int err = 0;
-	size_t done = 0;
-	while (done < size) {
-		ssize_t n = write(fd, data + done, size - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			err = n < 0 ? -errno : -EIO;
-			break;
-		}
-		done += (size_t)n;
-	}
-	if (close(fd) != 0 && !err)
-		err = -errno;
-	return err;
-}
 
 /* ---- the property under test */
 
@@ -145,7 +81,7 @@ static long try_file(const char *what, const char *path)
 
 static long try_blob(const char *what, const char *path, const uint8_t *data, size_t size)
 {
-	if (write_file(path, data, size) != 0) {
+	if (blob_write_file(path, data, size) != 0) {
 		CHECK(false, "%s: cannot write %s", what, path);
 		return -1;
 	}
@@ -404,7 +340,7 @@ static void test_content_hash(const char *dir, char *path, size_t path_size, con
 	copy[note.offset + 8] = 0x99; /* Elf64_Nhdr.n_type: no longer NT_GNU_BUILD_ID */
 	snprintf(path, path_size, "%s/no_build_id", dir);
 	struct elf_image a, b;
-	if (write_file(path, copy, libc->size) == 0 && open_id(path, &a) == 0) {
+	if (blob_write_file(path, copy, libc->size) == 0 && open_id(path, &a) == 0) {
 		CHECK(!a.id_is_build_id && a.id_len == 16, "expected a content hash, got %zu bytes", a.id_len);
 		struct cfi_table table;
 		CHECK(cfi_table_build(&a, &table) == 0 && table.count > 1000, "no rows without a build-id");
@@ -414,7 +350,7 @@ static void test_content_hash(const char *dir, char *path, size_t path_size, con
 			elf_image_close(&b);
 		}
 		copy[libc->size - 1] ^= 1;
-		if (write_file(path, copy, libc->size) == 0 && open_id(path, &b) == 0) {
+		if (blob_write_file(path, copy, libc->size) == 0 && open_id(path, &b) == 0) {
 			CHECK(memcmp(a.id, b.id, 16) != 0, "content hash missed a one-bit change");
 			elf_image_close(&b);
 		}
@@ -439,7 +375,7 @@ int main(int argc, char **argv)
 		return 1;
 	struct blob libc;
 	struct section_loc eh = {0};
-	if (read_file(libc_path, &libc) != 0 || locate_section(libc_path, ".eh_frame", &eh) != 0 ||
+	if (blob_read_file(libc_path, &libc) != 0 || locate_section(libc_path, ".eh_frame", &eh) != 0 ||
 	    eh.size == 0 || eh.offset + eh.size > libc.size) {
 		fprintf(stderr, "%s: cannot read it or its .eh_frame\n", libc_path);
 		return 1;

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tests/test_files.h"
 #include "lua/lua_layouts.h"
 #include "lua/lua_runtime.h"
 #include "src/log.h"
@@ -185,61 +186,6 @@ static int cmd_table(void)
 
 /* ---- hostile inputs */
 
-struct blob {
-	uint8_t *data;
-	size_t size;
-};
-
-static int read_file(const char *path, struct blob *out)
-{
-	memset(out, 0, sizeof(*out));
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	struct stat st;
-	int err = fstat(fd, &st) != 0 ? -errno : (st.st_size <= 0 ? -EINVAL : 0);
-	if (!err) {
-		out->size = (size_t)st.st_size;
-		out->data = malloc(out->size);
-		err = out->data ? 0 : -ENOMEM;
-	}
-	for (size_t done = 0; !err && done < out->size;) {
-		ssize_t n = pread(fd, out->data + done, out->size - done, (off_t)done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			err = n < 0 ? -errno : -EIO;
-		else
-			done += (size_t)n;
-	}
-	close(fd);
-	if (err) {
-		free(out->data);
-		memset(out, 0, sizeof(*out));
-	}
-	return err;
-}
-
-static int write_file(const char *path, const uint8_t *data, size_t size)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	int err = 0;
-	for (size_t done = 0; done < size;) {
-		ssize_t n = write(fd, data + done, size - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			err = n < 0 ? -errno : -EIO;
-			break;
-		}
-		done += (size_t)n;
-	}
-	if (close(fd) != 0 && !err)
-		err = -errno;
-	return err;
-}
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
@@ -323,7 +269,7 @@ static void try_blob(const char *what, const char *path, const uint8_t *data, si
 		     struct hostile_stats *st)
 {
 	st->runs++;
-	if (write_file(path, data, size) != 0) {
+	if (blob_write_file(path, data, size) != 0) {
 		printf("FAIL %s: cannot write %s\n", what, path);
 		st->broken++;
 		return;
@@ -445,7 +391,7 @@ static void ident_runs(const struct blob *orig, uint8_t *work, const char *path,
 static int cmd_hostile(const char *file, const char *dir)
 {
 	struct blob orig;
-	if (read_file(file, &orig) != 0) {
+	if (blob_read_file(file, &orig) != 0) {
 		printf("FAIL cannot read %s\n", file);
 		return 1;
 	}
