@@ -96,7 +96,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import native_profile_test as npt  # noqa: E402
 import nginx_profile_test as ngt  # noqa: E402
 from native_profile_test import (  # noqa: E402
-    Child, Elf, M, Profiler, TestFailure, compress, exact, fail, log, one, parse_fold, some,
+    Child, Elf, M, TestFailure, compress, exact, fail, log, one, parse_fold, some,
     split_offset, times, top_stacks, user_part)
 
 SKIP = npt.SKIP
@@ -702,27 +702,17 @@ def case_scenario(args, tmp):
     sc = SCENARIOS[args.case]
     label = f"{args.interp}/{args.case}" + (" (relative chunk)" if args.relative else "")
     child, chunk, text, exe = start_workload(args, args.interp, tmp, sc.script, args.relative)
-    prof = None
-    try:
-        child.wait_for("ready")
+    found = {}
+
+    def check_workload(prof):  # while sampling: the right interpreter, and where its VM is
         want = INTERPRETERS[args.interp]["version"]
         if child.info.get("version") != want:
             fail(f"{label}: the workload runs {child.info.get('version')!r}, want {want!r}")
-        vm = vm_file_of(args.interp, child.pid, exe)
-        out = os.path.join(tmp, "out.fold")
-        prof = Profiler(args, [child.pid], DURATION, out,
-                        extra=["--lines"] if sc.lines else [])
-        rc, _, err = prof.finish()
-        npt.check_exit(rc, err, args)
-        if child.proc.poll() is not None:
-            fail(f"{label}: the workload exited during profiling with {child.proc.returncode}: "
-                 f"{child.proc.stderr.read().decode(errors='replace')[-2000:]}")
-    finally:
-        if prof:
-            prof.kill()
-        child.close()
+        found["vm"] = vm_file_of(args.interp, child.pid, exe)
 
-    stacks = parse_fold(out)
+    _, stacks = npt.profile_child(args, tmp, child, f"{label} workload",
+                                  extra=["--lines"] if sc.lines else [], during=check_workload)
+    vm = found["vm"]
     ctx = Context(Binary(exe), vm, chunk, text, sc.script, child.info, sc.lines)
     ngt.check_complete(stacks, ctx.prefix, label)
     check_lua_frames(ctx, stacks)
@@ -746,21 +736,13 @@ def case_freed_protos(args, tmp):
     label = f"{args.interp}/freed_protos"
     child, chunk, text, exe = start_workload(args, args.interp, tmp, "freed_protos.lua",
                                              stdin=True)
-    prof = None
-    try:
-        child.wait_for("ready")
-        out = os.path.join(tmp, "out.fold")
-        prof = Profiler(args, [child.pid], DURATION, out)
+
+    def start_phase1(prof):
         prof.wait_attached()
         child.send("go\n")
         child.wait_for("phase1", timeout=10)
-        rc, _, err = prof.finish()
-        npt.check_exit(rc, err, args)
-    finally:
-        if prof:
-            prof.kill()
-        child.close()
-    stacks = parse_fold(out)
+
+    _, stacks = npt.profile_child(args, tmp, child, label, during=start_phase1)
     head = f"L:phase1_round@{chunk}:{definition_line(text, 'phase1_round', 'freed_protos.lua')}"
     after = collections.Counter()
     for frames, c in stacks:
@@ -784,20 +766,10 @@ def case_unsupported(args, tmp):
     """Debian's lua5.2 (a PUC version lua-perf does not walk): one clear line on stderr, exit 0,
     complete native stacks and no Lua frame."""
     child, _, _, exe = start_workload(args, "52", tmp, "deep_recursion.lua")
-    prof = None
-    try:
-        child.wait_for("ready")
-        prof = Profiler(args, [child.pid], DURATION, os.path.join(tmp, "out.fold"))
-        rc, _, err = prof.finish()
-        npt.check_exit(rc, err, args)
-    finally:
-        if prof:
-            prof.kill()
-        child.close()
+    err, stacks = npt.profile_child(args, tmp, child, "lua5.2")
     said = [line for line in err.split("\n") if "5.2" in line and "not supported" in line]
     if len(said) != 1:
         fail(f"want one stderr line saying Lua 5.2 is not supported, got {said}: {err[-2000:]!r}")
-    stacks = parse_fold(os.path.join(tmp, "out.fold"))
     lua = sum(c for f, c in stacks if any(fr.startswith("L:") for fr in f))
     total = sum(c for _, c in stacks)
     complete = sum(c for f, c in stacks if f and f[0] == "_start")
@@ -810,18 +782,7 @@ def case_unsupported(args, tmp):
 def case_nonlua(args, tmp):
     """A process without Lua profiles natively, and lua-perf says that it found no Lua."""
     child = Child([args.fixture])
-    prof = None
-    try:
-        child.wait_for("ready")
-        prof = Profiler(args, [child.pid], DURATION, os.path.join(tmp, "out.fold"))
-        rc, _, err = prof.finish()
-        npt.check_exit(rc, err, args)
-        if child.proc.poll() is not None:
-            fail(f"fixture exited during profiling with {child.proc.returncode}")
-    finally:
-        if prof:
-            prof.kill()
-        child.close()
+    err, stacks = npt.profile_child(args, tmp, child, "fixture")
     said = [line for line in err.split("\n")
             if re.search(r"\blua\b", re.sub(r"lua-perf", "", line, flags=re.I), re.I)
             and re.search(r"\b(no|not|none|without)\b|\b0 lua\b", line, re.I)]
@@ -829,7 +790,6 @@ def case_nonlua(args, tmp):
     if not said:
         fail("lua-perf's stderr has no line saying that no Lua runtime was found in the process "
              f"(a line mentioning Lua and no/not/none/without, or '0 Lua'): {err[-2000:]!r}")
-    stacks = parse_fold(os.path.join(tmp, "out.fold"))
     lua = [(f, c) for f, c in stacks if any(fr.startswith("L:") for fr in f)]
     if lua:
         fail("Lua frames in the profile of a process without Lua\n" + top_stacks(lua))

@@ -720,22 +720,33 @@ def parse_file_offset(text, what):
     return so
 
 
+def profile_child(args, tmp, child, label, duration=DURATION, extra=(), during=None):
+    """Wait for the child's 'ready', profile it with lua-perf (calling during(prof) while it
+    samples), check lua-perf's exit and that the child is still running; always stop both.
+    Returns (lua-perf's stderr, the parsed fold)."""
+    out = os.path.join(tmp, "out.fold")
+    prof = None
+    try:
+        child.wait_for("ready")
+        prof = Profiler(args, [child.pid], duration, out, extra=extra)
+        if during:
+            during(prof)
+        rc, _, err = prof.finish()
+        check_exit(rc, err, args)
+        if child.proc.poll() is not None:
+            fail(f"{label} exited during profiling with {child.proc.returncode}")
+    finally:
+        if prof:
+            prof.kill()
+        child.close()
+    return err, parse_fold(out)
+
+
 def profile_fixture(args, tmp, argv, duration=DURATION, stdin=False):
     """Start the fixture, wait for 'ready', profile it; returns (child, stacks)."""
     child = Child(argv, stdin=stdin)
-    try:
-        child.wait_for("ready")
-        prof = Profiler(args, [child.pid], duration, os.path.join(tmp, "out.fold"))
-        try:
-            rc, _, err = prof.finish()
-        finally:
-            prof.kill()
-        check_exit(rc, err, args)
-        if child.proc.poll() is not None:
-            fail(f"fixture exited during profiling with {child.proc.returncode}")
-        return child, parse_fold(os.path.join(tmp, "out.fold"))
-    finally:
-        child.close()
+    _, stacks = profile_child(args, tmp, child, "fixture", duration)
+    return child, stacks
 
 
 # --------------------------------------------------------------------------------------------

@@ -395,21 +395,7 @@ def case_lua54(args, tmp):
     script = os.path.join(tmp, "loop.lua")
     with open(script, "w") as f:
         f.write(LUA_SCRIPT)
-    child = Child([LUA, script])
-    prof = None
-    try:
-        child.wait_for("ready")
-        prof = Profiler(args, [child.pid], 3, os.path.join(tmp, "out.fold"))
-        rc, _, err = prof.finish()
-        npt.check_exit(rc, err, args)
-        if child.proc.poll() is not None:
-            fail(f"lua5.4 exited during profiling with {child.proc.returncode}")
-    finally:
-        if prof:
-            prof.kill()
-        child.close()
-
-    stacks = parse_fold(os.path.join(tmp, "out.fold"))
+    _, stacks = npt.profile_child(args, tmp, Child([LUA, script]), "lua5.4", duration=3)
     ef = ElfFrames(LUA)
     prefix = startup_prefix(ef)
     users, complete, n_users = check_complete(stacks, prefix, "lua5.4")
