@@ -6,7 +6,6 @@
 static enum log_level current_level = LOG_INFO;
 
 void lp_set_log_level(enum log_level level) { current_level = level; }
-enum log_level lp_log_level(void) { return current_level; }
 
 static void emit(const char *prefix, const char *fmt, va_list ap)
 {

@@ -9,7 +9,6 @@
 enum log_level { LOG_QUIET = 0, LOG_INFO = 1, LOG_DEBUG = 2 };
 
 void lp_set_log_level(enum log_level level);
-enum log_level lp_log_level(void);
 /* "lua-perf: error: ..." / "lua-perf: warning: ..." / "lua-perf: ..." (info) / debug. */
 void lp_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void lp_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -84,26 +84,6 @@ pid_t proc_tgid(pid_t tid)
 	return tgid;
 }
 
-char *proc_comm(pid_t pid)
-{
-	FILE *f = open_proc_file(pid, "comm");
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t len;
-
-	if (!f)
-		return NULL;
-	len = getline(&line, &cap, f);
-	fclose(f);
-	if (len <= 0) {
-		free(line);
-		return NULL;
-	}
-	if (line[len - 1] == '\n')
-		line[len - 1] = '\0';
-	return line;
-}
-
 static uint64_t fnv1a(uint64_t hash, const char *data, size_t len)
 {
 	for (size_t i = 0; i < len; i++)

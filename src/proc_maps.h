@@ -31,7 +31,5 @@ pid_t proc_tgid(pid_t tid);
 /* Executable mappings of pid. Returns 0 or a negative errno (-ESRCH when it has exited). */
 int proc_read_exec_maps(pid_t pid, struct proc_exec_maps *out);
 void proc_exec_maps_free(struct proc_exec_maps *maps);
-/* The command name (/proc/PID/comm) into a malloc'ed string, or NULL. */
-char *proc_comm(pid_t pid);
 
 #endif

@@ -66,11 +66,3 @@ char *strbuf_take(struct strbuf *sb)
 	sb->failed = 0;
 	return s;
 }
-
-void strbuf_free(struct strbuf *sb)
-{
-	free(sb->data);
-	sb->data = NULL;
-	sb->len = sb->cap = 0;
-	sb->failed = 0;
-}

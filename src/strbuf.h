@@ -16,6 +16,5 @@ void strbuf_append(struct strbuf *sb, const char *s);
 void strbuf_appendf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Hand over the string (NULL if an allocation failed) and reset the buffer. */
 char *strbuf_take(struct strbuf *sb);
-void strbuf_free(struct strbuf *sb);
 
 #endif

@@ -92,7 +92,7 @@ static int64_t intern_rule(struct table_store *store, const struct unwind_rule *
 	return -ENOSPC;
 }
 
-size_t table_page_count(const struct cfi_table *table)
+static size_t table_page_count(const struct cfi_table *table)
 {
 	if (table->count == 0)
 		return 0;
@@ -108,7 +108,10 @@ static size_t row_at(const struct cfi_table *table, size_t row, uint64_t pc)
 	return row;
 }
 
-size_t table_page_index(const struct cfi_table *table, struct unwind_page *index, size_t max_entries)
+/* The page index of a sorted table, as the BPF side uses it: fills index[0..pages); returns the
+ * number of pages, or 0 when empty or more than max_entries. */
+static size_t table_page_index(const struct cfi_table *table, struct unwind_page *index,
+			       size_t max_entries)
 {
 	size_t pages = table_page_count(table);
 	size_t row = 0;

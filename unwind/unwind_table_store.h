@@ -49,9 +49,4 @@ int table_store_add(struct table_store *store, const struct elf_image *img,
 bool table_store_has_table(const struct table_store *store, uint32_t file_id);
 struct table_store_stats table_store_stats(const struct table_store *store);
 
-/* Exposed for tests: the page index of a sorted table, as the BPF side uses it. Fills
- * index[0..pages); returns the number of pages, or 0 when empty or more than max_entries. */
-size_t table_page_index(const struct cfi_table *table, struct unwind_page *index, size_t max_entries);
-size_t table_page_count(const struct cfi_table *table);
-
 #endif
