@@ -20,6 +20,7 @@ enum lua_kind {
 	LUA_KIND_PUC53 = 2,   /* 5.3.x: ci->previous chain; CIST_LUA marks Lua; CIST_FRESH activations */
 	LUA_KIND_PUC54 = 3,   /* 5.4.2+: CIST_C marks C; CIST_FRESH starts an activation */
 	LUA_KIND_PUC540 = 4,  /* 5.4.0-5.4.1: every Lua call has its own luaV_execute activation */
+	LUA_KIND_LUAJIT = 5,  /* LuaJIT 2.1 (upstream or OpenResty luajit2), GC64 or GC32: luajit */
 };
 
 /* Byte offsets into the PUC Lua structures (lstate.h, lobject.h of the version). */
@@ -45,6 +46,34 @@ struct lua_puc_layout {
 	__u8 pad[7];
 };
 
+/* LuaJIT 2.1 on x86_64 (lj_obj.h, lj_frame.h, lj_dispatch.h, vm_x64.dasc / vm_x86.dasc of the
+ * build), derived from the binary by lua/luajit_detect.c. Offsets in bytes. In the interpreter
+ * DISPATCH lives in r14 (both modes), so at any lj_vm frame the global_State is
+ * g = r14 + disp2g, and each lj_vm frame owns a "cframe" at CFA - cframe_size. */
+struct luajit_layout {
+	__u8 gc64;               /* 1: LJ_GC64 (two 8-byte slots per frame, 8-byte GCRef/MRef);
+				  * 0: GC32 (one slot: low 32 bits func, high 32 bits PC/ftsz) */
+	__u8 pad0;
+	__u16 cframe_size;       /* CFRAME_SIZE (80, or 96 with LJ_NO_UNWIND) */
+	__s32 disp2g;            /* GG_DISP2G = offset of g - offset of dispatch in GG_State (< 0) */
+	__s32 g_to_j;            /* GG_State.J - GG_State.g: the jit_State is at g + g_to_j */
+	__u16 cframe_l;          /* CFRAME_OFS_L: the lua_State * this VM entry runs (GC32: 32-bit) */
+	__u16 state_glref;       /* lua_State.glref */
+	__u16 state_base;        /* lua_State.base */
+	__u16 state_stack;       /* lua_State.stack */
+	__u16 state_cframe;      /* lua_State.cframe (low 2 bits are flags: CFRAME_RAWMASK) */
+	__u16 g_vmstate;         /* global_State.vmstate (int32: >= 0 trace number, < 0 ~LJ_VMST_*) */
+	__u16 g_cur_L;           /* global_State.cur_L */
+	__u16 g_jit_base;        /* global_State.jit_base */
+	__u16 j_trace;           /* jit_State.trace (GCRef *trace: the trace array) */
+	__u16 trace_startpc;     /* GCtrace.startpc (MRef: the first bytecode of the trace) */
+	__u16 func_ffid;         /* GCfunc.ffid (u8: 0 Lua, 1 C, > 1 fast function) */
+	__u16 func_pc;           /* GCfuncL.pc (MRef: the proto's bytecode, right after the GCproto) */
+	__u16 proto_size;        /* sizeof(GCproto): proto = bytecode - proto_size */
+	__u16 proto_sizebc;      /* GCproto.sizebc (u32) */
+	__u16 pad1[2];
+};
+
 struct lua_interp {
 	__u32 kind;              /* enum lua_kind; LUA_KIND_NONE: no Lua VM in this file */
 	__u8 l_reg;              /* DWARF register holding lua_State *L inside luaV_execute */
@@ -53,7 +82,10 @@ struct lua_interp {
 	__s16 l_cfa_off;
 	__u64 exec_start;        /* luaV_execute's ELF vaddr range [exec_start, exec_end) */
 	__u64 exec_end;
-	struct lua_puc_layout puc;
+	union {
+		struct lua_puc_layout puc;   /* kind PUC* */
+		struct luajit_layout jit;    /* kind LUAJIT: exec range = the lj_vm interpreter code */
+	};
 };
 
 /* A Lua frame in a recorded stack (bpf/unwind_abi.h frame encoding, kind FRAME_LUA):
@@ -64,5 +96,15 @@ struct lua_interp {
 #define LUA_PC_SHIFT 44
 #define LUA_PC_UNKNOWN 0xffffull
 #define LUA_PROTO_MASK ((1ull << 44) - 1)
+
+/* LuaJIT frames that are not plain interpreted Lua functions:
+ *   FRAME_LUA_JIT: the same encoding as FRAME_LUA, for a function running JIT-compiled code (its
+ *     bytecode index is the trace's start); shown with the `_[j]` suffix;
+ *   FRAME_LUA_FAST: a LuaJIT fast function ("builtin"): bits 7..0 its ffid, bits 43..32 the file
+ *     id of the LuaJIT build whose ffid table names it. */
+#define FRAME_LUA_JIT 5ull
+#define FRAME_LUA_FAST 6ull
+#define LUA_FAST_FILE_SHIFT 32
+#define LUA_FAST_FILE_MASK 0xfffull
 
 #endif

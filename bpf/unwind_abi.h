@@ -151,6 +151,9 @@ enum mapping_kind {
 struct proc_mappings {
 	__u32 count;
 	__u32 generation;   /* bumped by userspace on every refresh */
+	__u32 luajit_file;  /* file id + 1 of the LuaJIT VM this process maps, 0: none (for samples
+			     * in JIT-compiled code, which is anonymous memory) */
+	__u32 pad;
 	struct exec_mapping maps[MAX_PROC_MAPPINGS];
 };
 
