@@ -17,6 +17,7 @@
 #include "native_unwind.skel.h"
 #include "src/aggregate.h"
 #include "src/frame_names.h"
+#include "lua/luajit_detect.h"
 #include "src/log.h"
 #include "src/mapped_files.h"
 #include "src/proc_maps.h"
@@ -121,8 +122,11 @@ static void announce_lua(struct session *s, struct target *t)
 		return;
 	t->lua_file = f;
 	if (f->lua) {
-		lp_info("PID %d: Lua %s in %s", (int)t->pid, f->lua->version, f->name);
-		if (frame_namer_add_lua_process(&s->namer, t->pid, f->lua->puc) < 0)
+		if (f->lua->jit)
+			lp_info("PID %d: %s in %s", (int)t->pid, f->lua->jit->description, f->name);
+		else
+			lp_info("PID %d: Lua %s in %s", (int)t->pid, f->lua->version, f->name);
+		if (frame_namer_add_lua_process(&s->namer, t->pid, f->lua) < 0)
 			lp_warn("out of memory: Lua frames of PID %d unnamed", (int)t->pid);
 	} else {
 		lp_warn("PID %d: %s (%s): no Lua frames, native frames only", (int)t->pid,
