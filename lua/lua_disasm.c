@@ -84,20 +84,7 @@ bool lua_fn_end(const struct cfi_table *cfi, uint64_t start, uint64_t *end)
 
 /* ---- capstone */
 
-struct disasm {
-	csh handle;
-	cs_insn *insn;
-};
-
-enum step { STEP_INSN, STEP_BAD, STEP_END };
-
-struct cursor {
-	const uint8_t *p;
-	size_t left;
-	uint64_t addr;
-};
-
-static int disasm_open(struct disasm *d)
+int lua_disasm_open(struct lua_disasm *d)
 {
 	memset(d, 0, sizeof(*d));
 	cs_err err = cs_open(CS_ARCH_X86, CS_MODE_64, &d->handle);
@@ -119,7 +106,7 @@ static int disasm_open(struct disasm *d)
 	return 0;
 }
 
-static void disasm_close(struct disasm *d)
+void lua_disasm_close(struct lua_disasm *d)
 {
 	if (d->insn)
 		cs_free(d->insn, 1);
@@ -128,8 +115,7 @@ static void disasm_close(struct disasm *d)
 	memset(d, 0, sizeof(*d));
 }
 
-/* A cursor over [start, end) of code; false when that range is not inside the code. */
-static bool cursor_at(const struct lua_code *code, uint64_t start, uint64_t end, struct cursor *c)
+bool lua_cursor_at(const struct lua_code *code, uint64_t start, uint64_t end, struct lua_cursor *c)
 {
 	if (start < code->addr || end <= start || start - code->addr > code->size ||
 	    end - code->addr > code->size)
@@ -140,17 +126,16 @@ static bool cursor_at(const struct lua_code *code, uint64_t start, uint64_t end,
 	return true;
 }
 
-/* Decode the next instruction; an undecodable byte is skipped (STEP_BAD). */
-static enum step next_insn(struct disasm *d, struct cursor *c)
+enum lua_step lua_next_insn(struct lua_disasm *d, struct lua_cursor *c)
 {
 	if (c->left == 0)
-		return STEP_END;
+		return LUA_STEP_END;
 	if (cs_disasm_iter(d->handle, &c->p, &c->left, &c->addr, d->insn))
-		return STEP_INSN;
+		return LUA_STEP_INSN;
 	c->p++;
 	c->left--;
 	c->addr++;
-	return STEP_BAD;
+	return LUA_STEP_BAD;
 }
 
 static const cs_x86 *x86_of(const cs_insn *insn) { return &insn->detail->x86; }
@@ -287,16 +272,16 @@ static int note_operands(const struct lua_exec_search *s, const struct fn *f, st
 	return 0;
 }
 
-static int sweep_function(const struct lua_exec_search *s, struct disasm *d, const struct fn *f,
+static int sweep_function(const struct lua_exec_search *s, struct lua_disasm *d, const struct fn *f,
 			  struct sweep *sw)
 {
-	struct cursor c;
+	struct lua_cursor c;
 	sweep_reset(sw);
-	if (!cursor_at(s->code, f->start, f->end, &c))
+	if (!lua_cursor_at(s->code, f->start, f->end, &c))
 		return 0;
-	enum step st;
-	while ((st = next_insn(d, &c)) != STEP_END) {
-		if (st == STEP_BAD)
+	enum lua_step st;
+	while ((st = lua_next_insn(d, &c)) != LUA_STEP_END) {
+		if (st == LUA_STEP_BAD)
 			continue;
 		const cs_insn *insn = d->insn;
 		int err = 0;
@@ -446,7 +431,7 @@ static int graph_add(struct graph *g, const struct lua_exec_search *s, uint64_t 
 }
 
 /* 0, -ENOMEM, or -E2BIG when the work bound is reached. */
-static int explore(const struct lua_exec_search *s, struct disasm *d, struct graph *g)
+static int explore(const struct lua_exec_search *s, struct lua_disasm *d, struct graph *g)
 {
 	struct sweep sw;
 	memset(&sw, 0, sizeof(sw));
@@ -508,8 +493,8 @@ static int choose_execute(const struct lua_exec_search *s, const struct graph *g
 int lua_find_execute(const struct lua_exec_search *s, uint64_t *start, uint64_t *end,
 		     const char **reason)
 {
-	struct disasm d;
-	int err = disasm_open(&d);
+	struct lua_disasm d;
+	int err = lua_disasm_open(&d);
 	if (err) {
 		*reason = "the disassembler failed to start";
 		return err;
@@ -528,7 +513,7 @@ int lua_find_execute(const struct lua_exec_search *s, uint64_t *start, uint64_t 
 		*end = exec->end;
 	}
 	free(g.fns);
-	disasm_close(&d);
+	lua_disasm_close(&d);
 	return err;
 }
 
@@ -665,7 +650,7 @@ static bool track_copy(struct holders *h, const cs_insn *insn)
 }
 
 /* Every register the instruction writes loses L. */
-static int track_writes(struct disasm *d, struct holders *h)
+static int track_writes(struct lua_disasm *d, struct holders *h)
 {
 	cs_regs read, written;
 	uint8_t nread = 0, nwritten = 0;
@@ -839,7 +824,7 @@ static int reloaded_register(const struct cfi_table *cfi, const cs_insn *insn,
 
 /* ---- the entry path */
 
-static bool ends_entry_block(struct disasm *d)
+static bool ends_entry_block(struct lua_disasm *d)
 {
 	const cs_insn *insn = d->insn;
 	return cs_insn_group(d->handle, insn, CS_GRP_CALL) || cs_insn_group(d->handle, insn, CS_GRP_RET) ||
@@ -860,18 +845,18 @@ static bool entry_jump_target(const cs_insn *insn, uint64_t start, uint64_t end,
 /* Follow the entry path (fall-through of conditional branches, direct jumps inside the
  * function) up to the first call, return, indirect jump (the opcode dispatch) or exit, while
  * anything holds L. */
-static int scan_entry(struct disasm *d, const struct lua_code *code, const struct cfi_table *cfi,
+static int scan_entry(struct lua_disasm *d, const struct lua_code *code, const struct cfi_table *cfi,
 		      uint64_t start, uint64_t end, struct holders *h)
 {
-	struct cursor c;
-	if (!cursor_at(code, start, end, &c))
+	struct lua_cursor c;
+	if (!lua_cursor_at(code, start, end, &c))
 		return -EINVAL;
 	for (unsigned n = 0; n < MAX_ENTRY_INSNS && (h->mask != 0 || h->slot_count != 0); n++) {
-		if (next_insn(d, &c) != STEP_INSN)
+		if (lua_next_insn(d, &c) != LUA_STEP_INSN)
 			break;
 		uint64_t target;
 		if (entry_jump_target(d->insn, start, end, &target)) {
-			if (!cursor_at(code, target, end, &c))
+			if (!lua_cursor_at(code, target, end, &c))
 				break;
 			continue;
 		}
@@ -894,16 +879,16 @@ static int scan_entry(struct disasm *d, const struct lua_code *code, const struc
 
 /* How often each register is passed as the first argument (mov rdi, reg) in [start, end):
  * luaV_execute passes L to most of what it calls. */
-static int count_first_args(struct disasm *d, const struct lua_code *code, uint64_t start,
+static int count_first_args(struct lua_disasm *d, const struct lua_code *code, uint64_t start,
 			    uint64_t end, unsigned uses[DW_REG_COUNT])
 {
-	struct cursor c;
+	struct lua_cursor c;
 	memset(uses, 0, DW_REG_COUNT * sizeof(*uses));
-	if (!cursor_at(code, start, end, &c))
+	if (!lua_cursor_at(code, start, end, &c))
 		return -EINVAL;
-	enum step st;
-	while ((st = next_insn(d, &c)) != STEP_END) {
-		const cs_x86 *x = st == STEP_INSN ? x86_of(d->insn) : NULL;
+	enum lua_step st;
+	while ((st = lua_next_insn(d, &c)) != LUA_STEP_END) {
+		const cs_x86 *x = st == LUA_STEP_INSN ? x86_of(d->insn) : NULL;
 		if (!x || d->insn->id != X86_INS_MOV || x->op_count != 2 ||
 		    !is_full_reg_operand(&x->operands[0]) || !is_full_reg_operand(&x->operands[1]) ||
 		    gpr_dwarf(x->operands[0].reg) != DW_RDI)
@@ -915,7 +900,7 @@ static int count_first_args(struct disasm *d, const struct lua_code *code, uint6
 
 /* Among the callee-saved registers holding L when the entry path ends, the one luaV_execute
  * passes most often as the first argument; ties go to the earliest copy. -1 when none. */
-static int choose_holder(struct disasm *d, const struct lua_code *code, uint64_t start,
+static int choose_holder(struct lua_disasm *d, const struct lua_code *code, uint64_t start,
 			 uint64_t end, const struct holders *h)
 {
 	int candidates = 0, first = -1;
@@ -985,17 +970,17 @@ static void note_frame_operand(const struct cfi_table *cfi, const cs_insn *insn,
 			use[s].clobbered = true;
 }
 
-static int scan_slot_uses(struct disasm *d, const struct lua_code *code,
+static int scan_slot_uses(struct lua_disasm *d, const struct lua_code *code,
 			  const struct cfi_table *cfi, uint64_t start, uint64_t end,
 			  const struct holders *h, struct slot_use use[MAX_SLOTS])
 {
-	struct cursor c;
+	struct lua_cursor c;
 	memset(use, 0, MAX_SLOTS * sizeof(*use));
-	if (!cursor_at(code, start, end, &c))
+	if (!lua_cursor_at(code, start, end, &c))
 		return -EINVAL;
-	enum step st;
-	while ((st = next_insn(d, &c)) != STEP_END) {
-		if (st != STEP_INSN)
+	enum lua_step st;
+	while ((st = lua_next_insn(d, &c)) != LUA_STEP_END) {
+		if (st != LUA_STEP_INSN)
 			continue;
 		const cs_insn *insn = d->insn;
 		int64_t at = 0;
@@ -1021,7 +1006,7 @@ static int scan_slot_uses(struct disasm *d, const struct lua_code *code,
 
 /* The slot holding L at the end of the entry path that the function reloads most and never
  * overwrites; -1 with *reason set when none. */
-static int choose_slot(struct disasm *d, const struct lua_code *code, const struct cfi_table *cfi,
+static int choose_slot(struct lua_disasm *d, const struct lua_code *code, const struct cfi_table *cfi,
 		       uint64_t start, uint64_t end, const struct holders *h, const char **reason)
 {
 	struct slot_use use[MAX_SLOTS];
@@ -1048,17 +1033,17 @@ static int choose_slot(struct disasm *d, const struct lua_code *code, const stru
  * (mov reg, reg64 / mov reg, [frame slot]) or a pop: a register that also takes computed values
  * (gcc -O3 and clang use some as scratch registers in the opcode handlers) holds L at the
  * dispatch only, not at every instruction. */
-static int register_stable(struct disasm *d, const struct lua_code *code,
+static int register_stable(struct lua_disasm *d, const struct lua_code *code,
 			   const struct cfi_table *cfi, uint64_t start, uint64_t end, int reg,
 			   bool *stable)
 {
-	struct cursor c;
+	struct lua_cursor c;
 	*stable = true;
-	if (!cursor_at(code, start, end, &c))
+	if (!lua_cursor_at(code, start, end, &c))
 		return -EINVAL;
-	enum step st;
-	while (*stable && (st = next_insn(d, &c)) != STEP_END) {
-		if (st != STEP_INSN)
+	enum lua_step st;
+	while (*stable && (st = lua_next_insn(d, &c)) != LUA_STEP_END) {
+		if (st != LUA_STEP_INSN)
 			continue;
 		const cs_insn *insn = d->insn;
 		const cs_x86 *x = x86_of(insn);
@@ -1087,13 +1072,13 @@ static int register_stable(struct disasm *d, const struct lua_code *code,
 int lua_state_home(const struct lua_code *code, const struct cfi_table *cfi, uint64_t start,
 		   uint64_t end, struct lua_state_home *home, const char **reason)
 {
-	struct cursor c;
-	if (!cursor_at(code, start, end, &c)) {
+	struct lua_cursor c;
+	if (!lua_cursor_at(code, start, end, &c)) {
 		*reason = "luaV_execute lies outside the code section";
 		return -ENOENT;
 	}
-	struct disasm d;
-	int err = disasm_open(&d);
+	struct lua_disasm d;
+	int err = lua_disasm_open(&d);
 	if (err) {
 		*reason = "the disassembler failed to start";
 		return err;
@@ -1101,7 +1086,7 @@ int lua_state_home(const struct lua_code *code, const struct cfi_table *cfi, uin
 	struct holders h = {.mask = 1u << DW_RDI};
 	err = scan_entry(&d, code, cfi, start, end, &h);
 	if (err) {
-		disasm_close(&d);
+		lua_disasm_close(&d);
 		*reason = "the disassembler failed on luaV_execute's entry";
 		return err;
 	}
@@ -1114,7 +1099,7 @@ int lua_state_home(const struct lua_code *code, const struct cfi_table *cfi, uin
 				      "callee-saved register nor in a slot stored at its entry"
 				    : "luaV_execute does not keep lua_State *L in a callee-saved register";
 	int slot = !stable && h.slot_count > 0 ? choose_slot(&d, code, cfi, start, end, &h, &why) : -1;
-	disasm_close(&d);
+	lua_disasm_close(&d);
 	if (slot >= 0) {
 		home->in_frame = true;
 		home->cfa_off = (int16_t)h.slots[slot];

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <capstone/capstone.h>
+
 #include "unwind/cfi_compile.h"
 
 /* One executable section's bytes (owned by the caller; libelf data). */
@@ -19,6 +21,32 @@ struct lua_code {
 	const uint8_t *bytes;
 	size_t size;
 };
+
+/* ---- capstone, shared with lua/luajit_detect.c */
+
+/* An x86_64 decoder with instruction details on, and one instruction buffer. */
+struct lua_disasm {
+	csh handle;
+	cs_insn *insn;
+};
+
+enum lua_step { LUA_STEP_INSN, LUA_STEP_BAD, LUA_STEP_END };
+
+/* Where decoding goes on: the bytes left of a range of code. */
+struct lua_cursor {
+	const uint8_t *p;
+	size_t left;
+	uint64_t addr;
+};
+
+/* 0, -ENOSYS (capstone failed, with a warning) or -ENOMEM. */
+int lua_disasm_open(struct lua_disasm *d);
+void lua_disasm_close(struct lua_disasm *d);
+/* A cursor over [start, end) of code; false when that range is not inside the code. */
+bool lua_cursor_at(const struct lua_code *code, uint64_t start, uint64_t end, struct lua_cursor *c);
+/* Decode the next instruction into d->insn; an undecodable byte is skipped (LUA_STEP_BAD), so
+ * every loop over a cursor ends. */
+enum lua_step lua_next_insn(struct lua_disasm *d, struct lua_cursor *c);
 
 /* Reads up to len bytes of the file's loaded data at ELF vaddr; returns how many were read (0
  * when vaddr is not file-backed). */

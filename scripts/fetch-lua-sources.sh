@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# fetch-lua-sources.sh DIR - unpacks the Debian 12 source packages lua5.1, lua5.3 and lua5.4 into
-# DIR (DIR/lua5.1-5.1.5, DIR/lua5.3-5.3.6, DIR/lua5.4-5.4.4, with Debian's patches applied), for
-# tests that compile the real Lua headers and sources (tests/lua_detect.cmake).
+# fetch-lua-sources.sh DIR [PKG...] - unpacks Debian 12 source packages of Lua VMs into DIR, with
+# Debian's patches applied, for tests that compile the real Lua headers and sources. The default
+# packages are lua5.1, lua5.3 and lua5.4 (DIR/lua5.1-5.1.5, DIR/lua5.3-5.3.6, DIR/lua5.4-5.4.4:
+# tests/lua_detect.cmake); scripts/fetch-luajit.sh asks for luajit and luajit2
+# (DIR/luajit-2.1.0~beta3+git20220320+dfsg, DIR/luajit2-2.1-20230119).
 #
 # Idempotent: a package already unpacked in DIR is not fetched again, and apt is touched only when
 # something is missing. Needs root then: it adds deb-src entries mirroring the machine's bookworm
@@ -9,20 +11,34 @@
 # apt-get update, and installs dpkg-dev (dpkg-source) if absent.
 set -euo pipefail
 
-PACKAGES=(lua5.1 lua5.3 lua5.4)
+PACKAGES=()
+DEFAULT_PACKAGES=(lua5.1 lua5.3 lua5.4)
 SCRATCH=
 APT_DIR=/etc/apt
 SRC_SOURCES=$APT_DIR/sources.list.d/lua-perf-deb-src.sources
 SRC_LIST=$APT_DIR/sources.list.d/lua-perf-deb-src.list
 
 usage() {
-	echo "usage: $0 DIR" >&2
+	echo "usage: $0 DIR [PKG...]  (default PKG: ${DEFAULT_PACKAGES[*]})" >&2
 	exit 2
 }
 
-# An unpacked source tree of package $1 in the current directory: its lvm.c is there.
+# The unpacked source tree of package $1 in the current directory: "$1-<version>" holding a PUC
+# Lua (src/lvm.c) or a LuaJIT (src/lj_obj.h) source tree; nothing when there is none. The version
+# starts with a digit, so that lua5.1 does not match lua5.1-foo nor luajit match luajit-src.
+tree_of() {
+	local marker
+	for marker in "$1"-[0-9]*/src/lvm.c "$1"-[0-9]*/src/lj_obj.h; do
+		if [[ -f $marker ]]; then
+			echo "${marker%%/*}"
+			return 0
+		fi
+	done
+	return 0
+}
+
 unpacked() {
-	compgen -G "$1-*/src/lvm.c" >/dev/null
+	[[ -n $(tree_of "$1") ]]
 }
 
 missing_packages() {
@@ -115,13 +131,19 @@ add_deb_src() {
 }
 
 main() {
-	(($# == 1)) || usage
+	(($# >= 1)) || usage
 	mkdir -p "$1"
 	cd "$1"
+	shift
+	if (($# > 0)); then
+		PACKAGES=("$@")
+	else
+		PACKAGES=("${DEFAULT_PACKAGES[@]}")
+	fi
 	local missing
 	mapfile -t missing < <(missing_packages)
 	if ((${#missing[@]} == 0)); then
-		echo "Lua sources already in $PWD"
+		echo "Sources of ${PACKAGES[*]} already in $PWD"
 		return 0
 	fi
 	export DEBIAN_FRONTEND=noninteractive
@@ -141,15 +163,19 @@ main() {
 	(cd "$SCRATCH" && apt-get source -q "${missing[@]}")
 	local pkg tree
 	for pkg in "${missing[@]}"; do
-		tree=$(cd "$SCRATCH" && compgen -G "$pkg-*/src/lvm.c" | head -n1 | cut -d/ -f1)
+		tree=$(cd "$SCRATCH" && tree_of "$pkg")
 		if [[ -z $tree ]]; then
-			echo "$0: apt-get source $pkg unpacked no $pkg-*/src/lvm.c" >&2
+			echo "$0: apt-get source $pkg unpacked no Lua source tree $pkg-<version>/src" >&2
 			exit 1
 		fi
 		rm -rf "./$tree"
 		mv "$SCRATCH/$tree" "./$tree"
 	done
-	echo "Lua sources in $PWD: $(compgen -G 'lua5.*-*/src/lvm.c' | cut -d/ -f1 | tr '\n' ' ')"
+	local trees=()
+	for pkg in "${PACKAGES[@]}"; do
+		trees+=("$(tree_of "$pkg")")
+	done
+	echo "Sources in $PWD: ${trees[*]}"
 }
 
 main "$@"
