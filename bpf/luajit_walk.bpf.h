@@ -106,20 +106,60 @@ static __always_inline __u64 luajit_g_from_r14(struct unwinder_state *st, struct
 	return g;
 }
 
+static __always_inline void luajit_remember_global(__u32 tgid, __u64 g)
+{
+	__u64 *cached = bpf_map_lookup_elem(&luajit_globals, &tgid);
+
+	if (!cached || *cached != g)
+		bpf_map_update_elem(&luajit_globals, &tgid, &g, BPF_ANY);
+}
+
+/* Slots above a trace's stack pointer searched for its cframe (a trace lowers rsp below the
+ * cframe by its spill area, lj_asm.c: at most a few hundred bytes in practice). */
+#define LUAJIT_CFRAME_SCAN_SLOTS 256
+
+struct luajit_scan_ctx {
+	struct luajit_layout *lay;
+	__u64 rsp;
+	__u64 g;   /* found: the global_State */
+};
+
+/* One slot: is rsp + 8 * index a cframe, i.e. does it hold an L with g->cur_L == L? */
+static long luajit_scan_step(__u64 index, void *data)
+{
+	struct luajit_scan_ctx *c = data;
+	__u64 L, g, cur_L;
+
+	if (luajit_read_ref(c->lay, c->rsp + 8 * index + c->lay->cframe_l, &L) || L < 4096 ||
+	    luajit_read_ref(c->lay, L + c->lay->state_glref, &g) || g < 4096 ||
+	    luajit_read_ref(c->lay, g + c->lay->g_cur_L, &cur_L) || cur_L != L)
+		return 0;
+	c->g = g;
+	return 1;
+}
+
+/* g: from DISPATCH (r14) when it holds it, else the per-process cache, else (GC32 traces use r14
+ * for their own values, and a process may run compiled code only) from the cframe found on the
+ * stack above rsp; 0 when none. */
 static __always_inline __u64 luajit_global(struct unwinder_state *st, struct luajit_layout *lay)
 {
 	__u64 g = luajit_g_from_r14(st, lay);
 	__u32 tgid = st->tgid;
 
 	if (g) {
-		__u64 *cached = bpf_map_lookup_elem(&luajit_globals, &tgid);
-		if (!cached || *cached != g)
-			bpf_map_update_elem(&luajit_globals, &tgid, &g, BPF_ANY);
+		luajit_remember_global(tgid, g);
 		return g;
 	}
-	/* GC32 traces use r14 for their own values: the g seen at an lj_vm frame before */
 	__u64 *cached = bpf_map_lookup_elem(&luajit_globals, &tgid);
-	return cached ? *cached : 0;
+	if (cached)
+		return *cached;
+	struct luajit_scan_ctx scan = {.lay = lay, .rsp = st->regs[DW_RSP]};
+	if (!(st->valid & REG_BIT(DW_RSP)))
+		return 0;
+	bpf_loop(LUAJIT_CFRAME_SCAN_SLOTS, luajit_scan_step, &scan, 0);
+	if (scan.g)
+		luajit_remember_global(tgid, scan.g);
+	return scan.g;
 }
 
 /* Bytecode index of the instruction before `pc` (a return PC or the interpreter's next PC):

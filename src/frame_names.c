@@ -135,12 +135,16 @@ static void name_native(struct frame_namer *namer, uint64_t frame, struct strbuf
 	const struct mapped_file *file = mapped_files_get(namer->files, file_id);
 	const struct symbol *sym = file ? symbol_table_lookup(&file->symbols, lookup) : NULL;
 
-	if (sym)
+	bool in_vm = file && file->lua && lookup >= file->lua->interp.exec_start &&
+		     lookup < file->lua->interp.exec_end;
+
+	/* LuaJIT's interpreter is one name whatever its labels (lj_BC_*, lj_ff_*, lj_vm_*) */
+	if (in_vm && file->lua->jit)
+		strbuf_append(sb, "lj_vm");
+	else if (sym)
 		append_symbol(sb, sym->name);
-	else if (file && file->lua && lookup >= file->lua->interp.exec_start &&
-		 lookup < file->lua->interp.exec_end)
-		/* found by lua/lua_runtime.c or lua/luajit_detect.c, also in stripped files */
-		strbuf_append(sb, file->lua->jit ? "lj_vm" : "luaV_execute");
+	else if (in_vm) /* found by lua/lua_runtime.c, also in stripped files */
+		strbuf_append(sb, "luaV_execute");
 	else if (file) /* one frame per function in a flame graph: its start, from the CFI */
 		strbuf_appendf(sb, "%s+0x%" PRIx64, file->basename,
 			       mapped_file_function_start(file, lookup));
