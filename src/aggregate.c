@@ -6,11 +6,13 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/types.h>
 #include <string.h>
 
 #include "native_unwind.skel.h"
 #include "src/frame_names.h"
 #include "src/log.h"
+#include "src/process_tree.h"
 #include "src/u64_set.h"
 
 static const char *const end_reason_names[END_REASON_COUNT] = {
@@ -33,10 +35,19 @@ struct folded_line {
 	uint64_t count;
 };
 
+/* Samples of one process (sample_counts keys carry the tgid). */
+struct process_samples {
+	pid_t tgid;
+	uint64_t samples;
+};
+
 struct fold_result {
 	struct folded_line *lines;
 	size_t count;
 	size_t capacity;
+	struct process_samples *processes;  /* one entry per key until merged */
+	size_t process_count;
+	size_t process_capacity;
 	uint64_t samples;
 	uint64_t by_reason[END_REASON_COUNT];
 	uint64_t without_stack; /* stack lost (stacks map full) */
@@ -127,6 +138,58 @@ static int add_line(struct fold_result *res, char *text, uint64_t count)
 	return 0;
 }
 
+#define PROCESS_LINES 16 /* processes listed in the summary; the rest in one "+N more" line */
+
+static int add_process_samples(struct fold_result *res, pid_t tgid, uint64_t count)
+{
+	if (res->process_count == res->process_capacity) {
+		size_t cap = res->process_capacity ? res->process_capacity * 2 : 64;
+		struct process_samples *grown = realloc(res->processes, cap * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		res->processes = grown;
+		res->process_capacity = cap;
+	}
+	res->processes[res->process_count++] = (struct process_samples){tgid, count};
+	return 0;
+}
+
+static int compare_tgids(const void *a, const void *b)
+{
+	pid_t x = ((const struct process_samples *)a)->tgid, y = ((const struct process_samples *)b)->tgid;
+
+	return (x > y) - (x < y);
+}
+
+/* Most samples first; equal counts by PID. */
+static int compare_process_samples(const void *a, const void *b)
+{
+	const struct process_samples *x = a, *y = b;
+
+	if (x->samples != y->samples)
+		return x->samples < y->samples ? 1 : -1;
+	return compare_tgids(a, b);
+}
+
+/* One entry per process, most samples first. */
+static void merge_process_samples(struct fold_result *res)
+{
+	size_t out = 0;
+
+	if (res->process_count == 0)
+		return;
+	qsort(res->processes, res->process_count, sizeof(*res->processes), compare_tgids);
+	for (size_t i = 0; i < res->process_count; i++) {
+		if (out > 0 && res->processes[out - 1].tgid == res->processes[i].tgid)
+			res->processes[out - 1].samples += res->processes[i].samples;
+		else
+			res->processes[out++] = res->processes[i];
+	}
+	res->process_count = out;
+	qsort(res->processes, out, sizeof(*res->processes), compare_process_samples);
+}
+
 static int fold_one(const struct aggregate_input *in, struct frame_namer *namer,
 		    const struct sample_key *key, uint64_t count, struct fold_result *res)
 {
@@ -134,6 +197,8 @@ static int fold_one(const struct aggregate_input *in, struct frame_namer *namer,
 	struct native_unwind_bpf *skel = in->skel;
 
 	res->samples += count;
+	if (add_process_samples(res, (pid_t)key->tgid, count) < 0)
+		return -ENOMEM;
 	if (key->end_reason < END_REASON_COUNT)
 		res->by_reason[key->end_reason] += count;
 	if (key->stack_id == 0)
@@ -189,8 +254,10 @@ static int collect(const struct aggregate_input *in, struct fold_result *res)
 		if (bpf_map_lookup_elem(counts_fd, &key, &count) == 0 && count > 0)
 			rc = fold_one(in, in->namer, &key, count, res);
 	}
-	if (rc == 0)
+	if (rc == 0) {
 		merge_equal_lines(res);
+		merge_process_samples(res);
+	}
 	return rc;
 }
 
@@ -210,6 +277,39 @@ static double percent(uint64_t part, uint64_t whole)
 	return whole ? 100.0 * (double)part / (double)whole : 0.0;
 }
 
+static void print_process_summary(const struct aggregate_input *in, const struct fold_result *res)
+{
+	const struct process_tree *tree = in->tree;
+	size_t exited = 0;
+	uint64_t rest = 0;
+
+	for (size_t i = 0; i < tree->count; i++)
+		exited += !tree->procs[i].live;
+	fprintf(stderr, "lua-perf: %zu process%s followed (%zu exited during the run)\n", tree->count,
+		tree->count == 1 ? "" : "es", exited);
+	if (tree->refused_count)
+		fprintf(stderr, "lua-perf: %zu processes not profiled: more than %d at once (their "
+			"descendants were not looked for)\n", tree->refused_count, MAX_TARGET_PROCS);
+	if (res->process_count == 0)
+		return;
+	fprintf(stderr, "lua-perf: samples per process (PID, samples, share, command):\n");
+	for (size_t i = 0; i < res->process_count; i++) {
+		const struct process_samples *p = &res->processes[i];
+		const struct tree_process *tp = process_tree_find(tree, p->tgid);
+
+		if (i >= PROCESS_LINES) {
+			rest += p->samples;
+			continue;
+		}
+		fprintf(stderr, "  %8d %10llu %5.1f%%  %s\n", (int)p->tgid,
+			(unsigned long long)p->samples, percent(p->samples, res->samples),
+			tp ? tp->comm : "?");
+	}
+	if (res->process_count > PROCESS_LINES)
+		fprintf(stderr, "  +%zu more processes: %llu samples\n",
+			res->process_count - PROCESS_LINES, (unsigned long long)rest);
+}
+
 static void print_summary(const struct aggregate_input *in, const struct fold_result *res,
 			  const uint64_t counters[CNT_COUNT])
 {
@@ -226,6 +326,7 @@ static void print_summary(const struct aggregate_input *in, const struct fold_re
 	if (counters[CNT_KSTACK_FAILED])
 		fprintf(stderr, "lua-perf: %llu kernel stacks not recorded\n",
 			(unsigned long long)counters[CNT_KSTACK_FAILED]);
+	print_process_summary(in, res);
 	if (in->mappings_dropped)
 		fprintf(stderr, "lua-perf: %u executable mappings beyond %d per process were ignored\n",
 			in->mappings_dropped, MAX_PROC_MAPPINGS);
@@ -268,5 +369,6 @@ int aggregate_and_write(const struct aggregate_input *in)
 	for (size_t i = 0; i < res.count; i++)
 		free(res.lines[i].text);
 	free(res.lines);
+	free(res.processes);
 	return rc;
 }

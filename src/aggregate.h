@@ -11,6 +11,7 @@
 struct native_unwind_bpf;
 struct frame_namer;
 struct u64_set;
+struct process_tree;
 
 struct aggregate_input {
 	struct native_unwind_bpf *skel;
@@ -21,6 +22,7 @@ struct aggregate_input {
 	const char *output;     /* path, for messages */
 	FILE *output_file;      /* opened before sampling started; closed here */
 	uint32_t mappings_dropped;
+	const struct process_tree *tree; /* names the processes in the per-process summary */
 };
 
 int aggregate_and_write(const struct aggregate_input *in);
