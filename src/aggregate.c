@@ -4,15 +4,20 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/types.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "native_unwind.skel.h"
+#include "src/flamegraph_svg.h"
 #include "src/frame_names.h"
 #include "src/log.h"
 #include "src/process_tree.h"
+#include "src/strbuf.h"
 #include "src/u64_set.h"
 
 static const char *const end_reason_names[END_REASON_COUNT] = {
@@ -28,11 +33,6 @@ static const char *const end_reason_names[END_REASON_COUNT] = {
 	[END_ANON_CODE] = "anonymous executable memory",
 	[END_NO_USER_REGS] = "no user registers",
 	[END_PROC_UNKNOWN] = "process mappings not loaded yet",
-};
-
-struct folded_line {
-	char *text;
-	uint64_t count;
 };
 
 /* Samples of one process (sample_counts keys carry the tgid). */
@@ -261,15 +261,177 @@ static int collect(const struct aggregate_input *in, struct fold_result *res)
 	return rc;
 }
 
-static int write_folded(FILE *f, const char *path, const struct fold_result *res)
+/* ---- Outputs */
+
+#define TITLE_MAX_TARGETS 8 /* the flame graph's title names this many, then says how many more */
+
+/* "comm (PID n), ..." for the flame graph's title, read before sampling: targets may exit. */
+static char *describe_targets(const struct session_options *opts)
 {
-	for (size_t i = 0; i < res->count; i++)
-		fprintf(f, "%s %llu\n", res->lines[i].text, (unsigned long long)res->lines[i].count);
-	if (ferror(f) | (fclose(f) != 0)) {
-		lp_error("cannot write %s: %s", path, strerror(errno));
+	struct strbuf sb = {0};
+
+	for (size_t i = 0; i < opts->pid_count && i < TITLE_MAX_TARGETS; i++) {
+		/* /proc/PID/comm: at most TASK_COMM_LEN - 1 = 15 bytes and a newline
+		 * (include/linux/sched.h). */
+		char path[40], comm[64] = "";
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/proc/%d/comm", (int)opts->pids[i]);
+		f = fopen(path, "re");
+		if (!f || !fgets(comm, sizeof(comm), f))
+			comm[0] = '\0';
+		if (f)
+			fclose(f);
+		comm[strcspn(comm, "\n")] = '\0';
+		strbuf_appendf(&sb, "%s%s (PID %d)", i ? ", " : "", comm[0] ? comm : "?",
+			       (int)opts->pids[i]);
+	}
+	if (opts->pid_count > TITLE_MAX_TARGETS)
+		strbuf_appendf(&sb, " and %zu more", opts->pid_count - TITLE_MAX_TARGETS);
+	return strbuf_take(&sb);
+}
+
+/* Open without truncating (that happens when writing); remember whether the file is new. */
+static int open_output(struct output_file *o)
+{
+	const char *path = o->spec->path;
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+
+	o->created = fd >= 0;
+	if (fd < 0 && errno == EEXIST) /* or a symbolic link, which O_EXCL does not follow */
+		fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+	if (fd >= 0) {
+		o->file = fdopen(fd, "w");
+		if (!o->file) {
+			int err = errno;
+
+			close(fd);
+			errno = err;
+		}
+	}
+	if (!o->file) {
+		int err = errno;
+
+		if (o->created)
+			unlink(path);
+		o->created = false;
+		lp_error("cannot write %s: %s", path, strerror(err));
 		return -1;
 	}
 	return 0;
+}
+
+int outputs_open(struct outputs *outs, const struct session_options *opts)
+{
+	*outs = (struct outputs){0};
+	outs->files = calloc(opts->output_count, sizeof(*outs->files));
+	if (!outs->files) {
+		lp_error("out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < opts->output_count; i++) {
+		outs->files[outs->count].spec = &opts->outputs[i];
+		if (open_output(&outs->files[outs->count]) < 0) {
+			outputs_discard(outs);
+			return -1;
+		}
+		outs->count++;
+	}
+	bool svg = false;
+	for (size_t i = 0; i < opts->output_count; i++)
+		svg |= opts->outputs[i].format == OUTPUT_SVG;
+	if (svg && !(outs->targets = describe_targets(opts))) {
+		lp_error("out of memory");
+		outputs_discard(outs);
+		return -1;
+	}
+	return 0;
+}
+
+static void outputs_free(struct outputs *outs)
+{
+	free(outs->files);
+	free(outs->targets);
+	*outs = (struct outputs){0};
+}
+
+void outputs_discard(struct outputs *outs)
+{
+	for (size_t i = 0; i < outs->count; i++) {
+		struct output_file *o = &outs->files[i];
+
+		fclose(o->file);
+		if (o->created)
+			unlink(o->spec->path);
+	}
+	outputs_free(outs);
+}
+
+static int write_folded(FILE *f, const struct fold_result *res)
+{
+	for (size_t i = 0; i < res->count; i++)
+		fprintf(f, "%s %llu\n", res->lines[i].text, (unsigned long long)res->lines[i].count);
+	return ferror(f) ? -EIO : 0;
+}
+
+/* Empty a regular file that held something before (pipes, terminals, /dev/null stay). */
+static int truncate_output(FILE *f)
+{
+	struct stat st;
+	int fd = fileno(f);
+
+	if (fstat(fd, &st) != 0)
+		return -errno;
+	if (S_ISREG(st.st_mode) && st.st_size > 0 && ftruncate(fd, 0) != 0)
+		return -errno;
+	return 0;
+}
+
+static int write_output(const struct aggregate_input *in, const struct outputs *outs,
+			struct output_file *o, const struct fold_result *res)
+{
+	struct flamegraph_stats stats = {0};
+	int rc = truncate_output(o->file);
+
+	if (rc == 0 && o->spec->format == OUTPUT_SVG) {
+		struct flamegraph_info info = {
+			.targets = outs->targets,
+			.duration = in->elapsed,
+			.frequency = in->frequency,
+		};
+		rc = flamegraph_svg_write(o->file, res->lines, res->count, &info, &stats);
+	} else if (rc == 0) {
+		rc = write_folded(o->file, res);
+	}
+	if (fclose(o->file) != 0 && rc == 0)
+		rc = -errno;
+	o->file = NULL;
+	if (rc < 0) {
+		lp_error("cannot write %s: %s", o->spec->path, strerror(-rc));
+		return rc;
+	}
+	if (o->spec->format == OUTPUT_SVG)
+		lp_info("wrote a flame graph of %zu frames (%zu too narrow to draw) to %s",
+			stats.frames_drawn, stats.frames_omitted, o->spec->path);
+	else
+		lp_info("wrote %zu stacks to %s", res->count, o->spec->path);
+	return 0;
+}
+
+/* Write every output (each one even if another fails) and close them: 0 or the first error. */
+static int write_outputs(const struct aggregate_input *in, const struct fold_result *res)
+{
+	struct outputs *outs = in->outputs;
+	int rc = 0;
+
+	for (size_t i = 0; i < outs->count; i++) {
+		int one = write_output(in, outs, &outs->files[i], res);
+
+		if (rc == 0)
+			rc = one;
+	}
+	outputs_free(outs);
+	return rc;
 }
 
 static double percent(uint64_t part, uint64_t whole)
@@ -359,12 +521,10 @@ int aggregate_and_write(const struct aggregate_input *in)
 		rc = collect(in, &res);
 	if (rc < 0) {
 		lp_error("cannot read the samples: %s", strerror(-rc));
-		fclose(in->output_file);
-	} else
-		rc = write_folded(in->output_file, in->output, &res);
-	if (rc == 0) {
+		outputs_discard(in->outputs);
+	} else {
 		print_summary(in, &res, counters);
-		lp_info("wrote %zu stacks to %s", res.count, in->output);
+		rc = write_outputs(in, &res);
 	}
 	for (size_t i = 0; i < res.count; i++)
 		free(res.lines[i].text);

@@ -473,15 +473,14 @@ int session_run(const struct session_options *opts)
 	int exit_code = 1;
 
 	/* Before any BPF work: an unwritable output must not cost a whole profiling run. */
-	FILE *output = fopen(opts->output, "we");
-	if (!output) {
-		lp_error("cannot write %s: %s", opts->output, strerror(errno));
+	struct outputs outputs;
+	if (outputs_open(&outputs, opts) < 0)
 		return 1;
-	}
+	bool outputs_pending = true;
 	s.scratch_mappings = calloc(1, sizeof(*s.scratch_mappings));
 	if (!s.scratch_mappings) {
 		lp_error("out of memory");
-		fclose(output);
+		outputs_discard(&outputs);
 		return 1;
 	}
 	install_signal_handlers();
@@ -503,16 +502,15 @@ int session_run(const struct session_options *opts)
 		.stats = opts->stats,
 		.elapsed = now_seconds() - s.started,
 		.frequency = opts->frequency,
-		.output = opts->output,
-		.output_file = output,
+		.outputs = &outputs,
 		.mappings_dropped = s.files.mappings_dropped,
 		.tree = &s.tree,
 	};
 	exit_code = aggregate_and_write(&input) == 0 ? 0 : 1;
-	output = NULL; /* closed by aggregate_and_write */
+	outputs_pending = false; /* closed by aggregate_and_write */
 out:
-	if (output)
-		fclose(output);
+	if (outputs_pending)
+		outputs_discard(&outputs);
 	session_free(&s);
 	return exit_code;
 }
