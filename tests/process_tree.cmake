@@ -10,8 +10,9 @@
 #   process_tree_gone: the whole tree exits (its root stays an unreaped zombie) long before -d:
 #     lua-perf ends by itself, exit 0, with the summary.
 #   nginx_lua_reload: nginx + ngx_lua (2 workers) under wrk, -p <master>, SIGHUP to the master
-#     mid-run: old and new workers sampled, Lua content handler chains
-#     (tests/nginx_profile_test.py).
+#     mid-run: old and new workers sampled, Lua content handler chains with their LuaJIT frames
+#     spliced under ngx_http_lua_run_thread (tests/nginx_profile_test.py); JIT on, and off
+#     (nginx_lua_reload_jitoff).
 
 add_executable(test_process_tree ${CMAKE_CURRENT_LIST_DIR}/test_process_tree.c)
 target_link_libraries(test_process_tree PRIVATE lua_perf_core Threads::Threads)
@@ -29,6 +30,10 @@ endforeach()
 add_test(NAME nginx_lua_reload
   COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/nginx_profile_test.py
           --lua-perf $<TARGET_FILE:lua-perf> lua_reload)
+add_test(NAME nginx_lua_reload_jitoff
+  COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/nginx_profile_test.py
+          --lua-perf $<TARGET_FILE:lua-perf> lua_reload_jitoff)
 # 77 = skipped (not root: these load BPF programs). They keep both cores busy: one at a time.
-set_tests_properties(process_tree_fork process_tree_many process_tree_gone nginx_lua_reload PROPERTIES
+set_tests_properties(process_tree_fork process_tree_many process_tree_gone nginx_lua_reload
+  nginx_lua_reload_jitoff PROPERTIES
   TIMEOUT 90 LABELS bpf SKIP_RETURN_CODE 77 RESOURCE_LOCK cpu_profiling)
