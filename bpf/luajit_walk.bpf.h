@@ -330,19 +330,55 @@ static __always_inline void luajit_walk_state(struct unwinder_state *st, struct 
 		count(CNT_LUA_EMPTY_ACTIVATION);
 }
 
-/* The base of L's top frame: rdx when the sample interrupted the interpreter (BASE is rdx in
- * vm_x64.dasc and vm_x86.dasc; L->base is only stored when the VM calls out), else L->base. */
-static __always_inline __u64 luajit_top_base(struct unwinder_state *st, struct luajit_layout *lay,
+/* lj_obj.h: vmstate holds ~LJ_VMST_C (-2) while C code runs; the interpreter's entry and exit
+ * paths (vm_x64.dasc vm_call & co. before dispatching, vm_return "Return to C") run with it. */
+#define LJ_VMSTATE_C (-2)
+
+static __always_inline bool luajit_in_glue(struct luajit_layout *lay, __u64 g)
+{
+	__s32 vmstate;
+
+	return !bpf_probe_read_user(&vmstate, sizeof(vmstate), (void *)(g + lay->g_vmstate)) &&
+	       vmstate == LJ_VMSTATE_C;
+}
+
+/* rdx when it holds a plausible BASE of L's stack (8-byte aligned, inside it), else 0. */
+static __always_inline __u64 luajit_rdx_base(struct unwinder_state *st, struct luajit_layout *lay,
 					     __u64 L)
 {
-	__u64 base = 0, stack = 0, rdx = st->regs[DW_RDX];
+	__u64 stack = 0, rdx = st->regs[DW_RDX];
 
-	if (st->exact_pc && (st->valid & REG_BIT(DW_RDX)) &&
-	    !luajit_read_ref(lay, L + lay->state_stack, &stack) && (rdx & 7) == 0 && rdx > stack &&
-	    rdx - stack < LJ_STACK_SPAN)
-		return rdx;
-	luajit_read_ref(lay, L + lay->state_base, &base);
-	return base;
+	if (!(st->valid & REG_BIT(DW_RDX)) || luajit_read_ref(lay, L + lay->state_stack, &stack) ||
+	    (rdx & 7) != 0 || rdx <= stack || rdx - stack >= LJ_STACK_SPAN)
+		return 0;
+	return rdx;
+}
+
+/* The interpreter interrupted in the glue of a VM entry (lj_vm_call & co. before the callee
+ * runs: rdx holds an argument, or the old base) or exit (vm_return "Return to C": vmstate is C
+ * again, BASE still the returning callee's): this activation runs no Lua code of its own now.
+ * The outer activation starts at the C function that called in (L->base at entry), below the
+ * C/CP-linked callee being left. */
+static __always_inline void luajit_skip_glue(struct unwinder_state *st, struct luajit_layout *lay,
+					     __u64 L, __u64 top)
+{
+	__s64 link = 0;
+	__u64 frame;
+
+	if (!top)
+		luajit_read_ref(lay, L + lay->state_base, &top);
+	frame = top ? top - 8 : 0;
+	if (frame && !read_u64(frame, (__u64 *)&link)) {
+		if (!lay->gc64)
+			link = (__s32)((__u64)link >> 32);
+		__u32 typep = link & LJ_FRAME_TYPEP;
+		__u64 delta = (__u64)link & ~(__u64)LJ_FRAME_TYPEP;
+		if ((typep == LJ_FRAME_C || typep == LJ_FRAME_CP) && delta && delta < LJ_STACK_SPAN)
+			frame -= delta;
+	}
+	st->lua_L = L;
+	st->lua_ci = frame;
+	count(CNT_LUA_EMPTY_ACTIVATION);
 }
 
 /* The lua_State saved in the cframe at cframe, if valid for g; else 0. */
@@ -381,12 +417,26 @@ static __always_inline void luajit_walk_activation(struct unwinder_state *st,
 		return;
 	}
 	/* rbx is PC (the next instruction) in the interpreter, callee-saved across its calls */
-	__u64 pc = (st->valid & REG_BIT(DW_RBX)) ? st->regs[DW_RBX] : 0;
+	__u64 pc = (st->valid & REG_BIT(DW_RBX)) ? st->regs[DW_RBX] : 0, top = 0;
 
 	if (!lay->gc64)
 		pc &= 0xffffffffull;
-	luajit_walk_state(st, lay, file_id, L, L == st->lua_L ? 0 : luajit_top_base(st, lay, L), pc, 0,
-			  false);
+	if (L != st->lua_L) {
+		/* The top of L: BASE (rdx) when the sample interrupted the interpreter (L->base is
+		 * stale there, vm_x64.dasc stores it only when calling out); L->base when the VM
+		 * called out. */
+		if (st->exact_pc) {
+			top = luajit_rdx_base(st, lay, L);
+			if (luajit_in_glue(lay, g) || !top) {
+				luajit_skip_glue(st, lay, L, top);
+				return;
+			}
+		} else if (luajit_read_ref(lay, L + lay->state_base, &top)) {
+			count(CNT_LUA_NO_STATE);
+			return;
+		}
+	}
+	luajit_walk_state(st, lay, file_id, L, top, pc, 0, false);
 }
 
 /* The first instruction of the running trace (lj_jit.h: J->trace[traceno]->startpc); 0 unknown. */
