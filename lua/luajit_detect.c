@@ -632,7 +632,6 @@ struct path {
 	bool pc_pending;      /* a load into PC (rbx) from [reg + pc_disp] was seen */
 	int64_t pc_disp;
 	uint8_t pc_size;
-	bool end;
 };
 
 static void slot_store(struct entry *e, int64_t disp, uint8_t size, bool holds_l)
@@ -1626,6 +1625,25 @@ static const char *name_postregistered(const struct file *f, const struct lib_sc
 	return NULL;
 }
 
+/* Whether call i registers init data an earlier register call registers too: 1 with the same
+ * prefix, -1 with another, 0 when it is new. */
+static int registered_before(const struct file *f, const struct lib_scan *ls, size_t i,
+			     const char *prefix)
+{
+	for (size_t j = 0; j < i; j++) {
+		const struct lib_call *c = &ls->calls[j];
+		char name[MAX_NAME];
+		const char *other = NULL;
+		if (c->target != ls->register_fn || !is_register_call(f, c) ||
+		    c->init.value != ls->calls[i].init.value)
+			continue;
+		if (!registration_prefix(f, ls, c, name, &other))
+			return -1;
+		return (!prefix && !other) || (prefix && other && strcmp(prefix, other) == 0) ? 1 : -1;
+	}
+	return 0;
+}
+
 static const char *collect_names(const struct file *f, struct lib_scan *ls, struct ffnames *fn)
 {
 	bool base_found = false;
@@ -1641,6 +1659,11 @@ static const char *collect_names(const struct file *f, struct lib_scan *ls, stru
 			continue;
 		if (!registration_prefix(f, ls, c, name, &prefix))
 			return "a library registered by lj_lib_register has no readable name";
+		switch (registered_before(f, ls, i, prefix)) {
+		case 1: continue; /* the same library again (e.g. a loader that is also exported) */
+		case -1: return "one library is registered under two names";
+		default: break;
+		}
 		int err = parse_init(f, c->init.value, prefix, fn, &first);
 		if (err == -ENOMEM)
 			return "out of memory";
