@@ -35,6 +35,8 @@
  *      the argument of lj_trace_exit) -> g_to_j = GG_DISP2J - GG_DISP2G;
  *      BC_JLOOP's `mov RA, [DISPATCH+DISPATCH_J(trace)]; mov TRACE:RD, [RA+RD*8 (GC32: *4)]`
  *      before its jit_base store -> j_trace.
+ *    GG_DISP2J and DISPATCH_J(trace) must also be used elsewhere (vm_hotloop, the trace
+ *    stitching, BC_ITERN's unpatching), so that no single corrupted site decides them.
  * 6. Fields no known LuaJIT 2.1 layout changes within a mode (upstream mid-2020..2025, OpenResty
  *    2019..2024: GCfuncC.ffid/pc, GCproto, GCtrace.startpc) come from a table per mode; GCstr
  *    changed once (the string interning rework, which also moved global_State.vmstate): its
@@ -43,9 +45,12 @@
  *    (lj_lib_init_*, host/buildvm_lib.c) and name to lj_lib_register (lj_lib.c) in rdx and rsi;
  *    lj_lib_register is the common callee of those calls. The init data gives the first ffid and
  *    one entry per function (lj_lib.c lj_lib_register); names are "name" for the "_G" library,
- *    "lib.name" otherwise; a loader registered with lj_lib_prereg(L, "jit.util", loader) whose
- *    only registration has no name gets that name ("jit.util.funcinfo"). Functions the build
- *    does not name (LJLIB_NOREG, NOREGUV, other method tables) stay NULL.
+ *    "lib.name" otherwise; a loader preregistered with lj_lib_prereg(L, "jit.util", loader)
+ *    (called, or inlined as lua_pushcfunction + lua_setfield) whose only registration has no
+ *    name gets that name ("jit.util.funcinfo"); an LJLIB_NOREG function a loader "table.new"
+ *    registers with lj_lib_postreg(L, cf, ffid, "new") gets "table.new" (OpenResty). Functions
+ *    the binary does not name (other LJLIB_NOREG/NOREGUV ones, libraries registered without a
+ *    name: file methods, ffi, string.buffer) stay NULL.
  * Everything read from the file is bounds-checked and every loop is bounded; nothing is mapped. */
 #include "lua/luajit_detect.h"
 
@@ -556,8 +561,9 @@ static bool entry_prologue(struct lua_disasm *d, struct lua_cursor *c, unsigned 
 			pushes++;
 			continue;
 		}
-		if (d->insn->id == X86_INS_SUB && pushes > 0 && reg_operand(operand(d->insn, 0), &w) == R_SP &&
-		    w == 8 && imm_operand(operand(d->insn, 1), 8, &imm) && imm > 0 && imm < 1024) {
+		if (d->insn->id == X86_INS_SUB && pushes > 0 &&
+		    reg_operand(operand(d->insn, 0), &w) == R_SP && w == 8 &&
+		    imm_operand(operand(d->insn, 1), 8, &imm) && imm > 0 && imm < 1024) {
 			*frame = 8 + 8 * pushes + (unsigned)imm;
 			return true;
 		}
@@ -1329,7 +1335,8 @@ static bool loader_at(const struct file *f, const struct arg *a, uint64_t *end)
  * SIZE_MAX. */
 static size_t prereg_at(const struct file *f, struct lib_scan *ls, size_t i, char name[MAX_NAME])
 {
-	const struct lib_call *c = &ls->calls[i], *next = i + 1 < ls->call_count ? &ls->calls[i + 1] : NULL;
+	const struct lib_call *c = &ls->calls[i];
+	const struct lib_call *next = i + 1 < ls->call_count ? &ls->calls[i + 1] : NULL;
 	uint64_t end;
 	if (c->target == ls->register_fn)
 		return SIZE_MAX;

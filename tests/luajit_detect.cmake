@@ -7,6 +7,7 @@
 #   luajit_exec_<target>       the interpreter range: lj_vm_asm_begin and the FDE of lj_vm_pcall
 #                              (unstripped builds), and the bytes of the tree's lj_vm.o (all)
 #   luajit_ffnames_<target>    fast function names against the build's own jit/vmdef.lua
+#   luajit_variant_no_unwind   layout and range of a LUAJIT_NO_UNWIND build (96-byte C frame)
 #   luajit_detect_none         PUC Lua, libc, nginx and its Lua module: not LuaJIT
 #   luajit_detect_hostile_*    truncated and corrupted copies (run under ASan in that build)
 # Targets: Debian's libluajit-5.1.so.2 (OpenResty luajit2, GC64, stripped), the upstream
@@ -81,6 +82,10 @@ luajit_test(luajit_ffnames_gc32 ffnames ${LUAJIT_TEST_ARGS} --tree ${LUAJIT_DIR}
 luajit_test(luajit_ffnames_gc64 ffnames ${LUAJIT_TEST_ARGS} --tree ${LUAJIT_DIR}/luajit2-src
   --vmdef ${LUAJIT_DIR}/gc64/src/jit/vmdef.lua
   ${LUAJIT_DIR}/gc64/src/luajit ${LUAJIT_DIR}/gc64/src/libluajit.so)
+
+# ---- a build variant: LUAJIT_NO_UNWIND saves r12 and r13 too (CFRAME_SIZE 96), built here.
+luajit_test(luajit_variant_no_unwind variant ${LUAJIT_TEST_ARGS} --tree ${LUAJIT_DIR}/luajit2-src
+  --xcflags=-DLUAJIT_NO_UNWIND)
 
 set_tests_properties(${LUAJIT_TESTS} PROPERTIES FIXTURES_REQUIRED luajit_targets TIMEOUT 300)
 
