@@ -61,12 +61,16 @@ static __always_inline bool lua_state_valid(__u64 L, struct lua_puc_layout *lay)
 	return main_g == g;
 }
 
-static __always_inline __u64 lua_frame(__u64 proto, __u64 pc_index)
+static __always_inline __u64 lua_frame_of_kind(__u64 kind, __u64 proto, __u64 pc_index)
 {
 	if (pc_index > LUA_PC_UNKNOWN)
 		pc_index = LUA_PC_UNKNOWN;
-	return (FRAME_LUA << FRAME_KIND_SHIFT) | (pc_index << LUA_PC_SHIFT) |
-	       ((proto >> 3) & LUA_PROTO_MASK);
+	return (kind << FRAME_KIND_SHIFT) | (pc_index << LUA_PC_SHIFT) | ((proto >> 3) & LUA_PROTO_MASK);
+}
+
+static __always_inline __u64 lua_frame(__u64 proto, __u64 pc_index)
+{
+	return lua_frame_of_kind(FRAME_LUA, proto, pc_index);
 }
 
 /* The Proto of the Lua function in stack slot `func`, or 0 when it holds no Lua closure. */

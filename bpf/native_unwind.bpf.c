@@ -406,16 +406,44 @@ static __always_inline __u64 anon_frame(__u64 pc, bool retaddr)
 }
 
 #include "lua_puc_walk.bpf.h"
+#include "luajit_walk.bpf.h"
 
-/* At a luaV_execute frame, the Lua frames it runs go first (leaf side) of the native frame. */
+/* At an interpreter frame (luaV_execute, lj_vm), the Lua frames it runs go first (leaf side) of
+ * the native frame. */
 static __always_inline void walk_interpreter(struct unwinder_state *st, __u32 file_id, __u64 vaddr,
 					     struct unwind_rule *rule)
 {
 	struct lua_interp *interp = bpf_map_lookup_elem(&lua_interps, &file_id);
 
-	if (interp && interp->kind != LUA_KIND_NONE && vaddr >= interp->exec_start &&
-	    vaddr < interp->exec_end)
+	if (!interp || interp->kind == LUA_KIND_NONE || vaddr < interp->exec_start ||
+	    vaddr >= interp->exec_end)
+		return;
+	if (interp->kind == LUA_KIND_LUAJIT)
+		luajit_walk_activation(st, interp, file_id, rule);
+	else
 		lua_puc_walk_activation(st, interp, rule);
+}
+
+/* pc in anonymous code or no known mapping: a LuaJIT trace is spliced and unwinding goes on
+ * (returns 0), anything else ends the stack there (returns 1). */
+static __always_inline long unwind_unknown_code(struct loop_ctx *lc, __u64 pc, bool retaddr,
+						bool mapped)
+{
+	struct unwinder_state *st = lc->st;
+
+	switch (luajit_walk_trace(st, lc->pm)) {
+	case LUAJIT_TRACE_CONTINUE:
+		return st->trace.len >= MAX_STACK_FRAMES ? (st->end_reason = END_DEPTH, 1) : 0;
+	case LUAJIT_TRACE_END:
+		return 1;
+	default:
+		break;
+	}
+	push_frame(st, anon_frame(pc, retaddr));
+	if (!mapped)
+		request_refresh(st->tgid, pc);
+	st->end_reason = mapped ? END_ANON_CODE : END_NO_MAPPING;
+	return 1;
 }
 
 /* One native frame: record it, then compute its caller. Returns 1 to stop the loop. */
@@ -432,17 +460,8 @@ static long unwind_step(__u64 index, void *data)
 	struct unwind_rule *rule;
 	__u32 reason;
 
-	if (!m) {
-		push_frame(st, anon_frame(pc, retaddr));
-		request_refresh(st->tgid, pc);
-		st->end_reason = END_NO_MAPPING;
-		return 1;
-	}
-	if (m->kind == MAPPING_ANON) {
-		push_frame(st, anon_frame(pc, retaddr));
-		st->end_reason = END_ANON_CODE;
-		return 1;
-	}
+	if (!m || m->kind == MAPPING_ANON)
+		return unwind_unknown_code(lc, pc, retaddr, m != NULL);
 	if (m->kind != MAPPING_FILE) {
 		push_frame(st, native_frame(m->file_id, pc - m->bias, retaddr));
 		st->end_reason = END_NO_TABLE;

@@ -17,6 +17,8 @@
  * at least twice as large as any other function that passes. */
 #include "lua/lua_disasm.h"
 
+#include "unwind/elf_image.h"
+
 #include <capstone/capstone.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -1111,4 +1113,22 @@ int lua_state_home(const struct lua_code *code, const struct cfi_table *cfi, uin
 	}
 	*reason = why;
 	return -ENOENT;
+}
+
+bool lua_code_section_at(const struct elf_image *img, uint64_t addr, struct lua_code *code)
+{
+	Elf_Scn *scn = NULL;
+	while ((scn = elf_nextscn(img->elf, scn)) != NULL) {
+		GElf_Shdr shdr;
+		if (!gelf_getshdr(scn, &shdr) || shdr.sh_type != SHT_PROGBITS ||
+		    !(shdr.sh_flags & SHF_EXECINSTR) || addr < shdr.sh_addr ||
+		    addr - shdr.sh_addr >= shdr.sh_size)
+			continue;
+		Elf_Data *data = elf_getdata(scn, NULL);
+		if (!data || !data->d_buf || data->d_size == 0)
+			return false;
+		*code = (struct lua_code){.addr = shdr.sh_addr, .bytes = data->d_buf, .size = data->d_size};
+		return true;
+	}
+	return false;
 }

@@ -22,6 +22,10 @@ struct lua_code {
 	size_t size;
 };
 
+/* The executable section of img holding addr; false when none does. */
+struct elf_image;
+bool lua_code_section_at(const struct elf_image *img, uint64_t addr, struct lua_code *code);
+
 /* ---- capstone, shared with lua/luajit_detect.c */
 
 /* An x86_64 decoder with instruction details on, and one instruction buffer. */

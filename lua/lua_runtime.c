@@ -185,44 +185,11 @@ static enum ident_result find_ident(const struct elf_image *img, char version[16
 
 static size_t read_vaddr(const void *ctx, uint64_t vaddr, void *buf, size_t len)
 {
-	const struct elf_image *img = ctx;
-	for (size_t i = 0; i < img->load_count; i++) {
-		const struct elf_segment *seg = &img->loads[i];
-		if (!(seg->flags & PF_R) || vaddr < seg->vaddr || vaddr - seg->vaddr >= seg->filesz)
-			continue;
-		uint64_t in_seg = vaddr - seg->vaddr;
-		uint64_t avail = seg->filesz - in_seg;
-		size_t want = avail < len ? (size_t)avail : len;
-		if (seg->offset + in_seg > (uint64_t)INT64_MAX)
-			return 0;
-		ssize_t got;
-		do
-			got = pread(img->fd, buf, want, (off_t)(seg->offset + in_seg));
-		while (got < 0 && errno == EINTR);
-		return got > 0 ? (size_t)got : 0;
-	}
-	return 0;
+	return elf_image_read_vaddr(ctx, vaddr, buf, len);
 }
 
 /* ---- the code section holding the API */
 
-static bool code_section_at(const struct elf_image *img, uint64_t addr, struct lua_code *code)
-{
-	Elf_Scn *scn = NULL;
-	while ((scn = elf_nextscn(img->elf, scn)) != NULL) {
-		GElf_Shdr shdr;
-		if (!gelf_getshdr(scn, &shdr) || shdr.sh_type != SHT_PROGBITS ||
-		    !(shdr.sh_flags & SHF_EXECINSTR) || addr < shdr.sh_addr ||
-		    addr - shdr.sh_addr >= shdr.sh_size)
-			continue;
-		Elf_Data *data = elf_getdata(scn, NULL);
-		if (!data || !data->d_buf || data->d_size == 0)
-			return false;
-		*code = (struct lua_code){.addr = shdr.sh_addr, .bytes = data->d_buf, .size = data->d_size};
-		return true;
-	}
-	return false;
-}
 
 /* ---- version facts */
 
@@ -333,7 +300,7 @@ static enum lua_detect_result locate_vm(const struct elf_image *img, const struc
 								  : syms->api[API_CALL]);
 	if (entry == 0)
 		entry = syms->api[API_PCALLK] ? syms->api[API_PCALLK] : syms->api[API_PCALL];
-	if (!code_section_at(img, entry, &x.code)) {
+	if (!lua_code_section_at(img, entry, &x.code)) {
 		*reason = "the Lua C API is not in an executable section";
 		return LUA_DETECT_UNSUPPORTED;
 	}

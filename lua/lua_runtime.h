@@ -14,9 +14,12 @@
 #include "unwind/cfi_compile.h"
 #include "unwind/elf_image.h"
 
+struct luajit_runtime;
+
 struct lua_runtime {
 	struct lua_interp interp;  /* kind, l_reg, luaV_execute range, layout: what BPF needs */
-	const struct lua_puc_version *puc; /* the layout table entry (lua/lua_layouts.h) */
+	const struct lua_puc_version *puc; /* PUC Lua: the layout table entry (lua/lua_layouts.h) */
+	struct luajit_runtime *jit; /* LuaJIT (lua/luajit_detect.h, owned by the holder), else NULL */
 	char version[16];          /* "5.4.4" (from the ident string; always NUL-terminated) */
 	bool exec_from_symtab;     /* luaV_execute came from .symtab rather than derived */
 };

@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "lua/lua_source_names.h"
+#include "lua/luajit_detect.h"
 
 #define MAX_CODE (1u << 24)
 #define MAX_STRING_LEN (1ull << 30)
@@ -198,6 +199,13 @@ static int process_mem(struct lua_symbolizer *ls, pid_t pid)
 static uint64_t load_u64(const uint8_t *buf, size_t off)
 {
 	uint64_t v;
+	memcpy(&v, buf + off, sizeof(v));
+	return v;
+}
+
+static uint16_t load_u16(const uint8_t *buf, size_t off)
+{
+	uint16_t v;
 	memcpy(&v, buf + off, sizeof(v));
 	return v;
 }
@@ -731,6 +739,126 @@ static int function_name(struct lua_symbolizer *ls, int fd, pid_t pid, const str
 	return *out ? 0 : -ENOMEM;
 }
 
+/* ---- LuaJIT protos (lj_obj.h GCproto, GCstr; lj_debug.c lj_debug_line). */
+
+/* lj_obj.h: GCHeader `GCRef nextgc; uint8_t marked; uint8_t gct` (GCRef: 8 bytes GC64, 4 GC32);
+ * gct holds ~LJ_TPROTO (7) for a proto, ~LJ_TSTR (4) for a string. */
+#define LJ_GCT_PROTO 7
+#define LJ_GCT_STR 4
+
+static size_t luajit_gct_offset(const struct luajit_runtime *jit)
+{
+	return jit->interp.jit.gc64 ? 9 : 5;
+}
+
+static uint64_t load_ref(const struct luajit_runtime *jit, const uint8_t *buf, size_t off)
+{
+	uint32_t v32;
+
+	if (jit->interp.jit.gc64)
+		return load_u64(buf, off);
+	memcpy(&v32, buf + off, sizeof(v32));
+	return v32;
+}
+
+static size_t luajit_proto_span(const struct luajit_runtime *jit)
+{
+	size_t span = luajit_gct_offset(jit) + 1;
+	span = span_max(span, jit->interp.jit.proto_sizebc, 4);
+	span = span_max(span, jit->proto_chunkname, 8);
+	span = span_max(span, jit->proto_firstline, 4);
+	span = span_max(span, jit->proto_numline, 4);
+	span = span_max(span, jit->proto_lineinfo, 8);
+	return span;
+}
+
+/* A GCproto's header into rp (code = the bytecode after the header, sizecode = sizebc); *numline
+ * gets the line span (which decides the width of lineinfo entries). */
+static bool luajit_read_raw_proto(int fd, const struct luajit_runtime *jit, uint64_t proto,
+				  struct raw_proto *rp, int32_t *numline)
+{
+	uint8_t hdr[PROTO_SPAN_MAX];
+	size_t span = luajit_proto_span(jit);
+	if (span > sizeof(hdr) || proto % 8 || !mem_read(fd, proto, hdr, span) ||
+	    hdr[luajit_gct_offset(jit)] != LJ_GCT_PROTO)
+		return false;
+	memset(rp, 0, sizeof(*rp));
+	rp->code = proto + jit->interp.jit.proto_size;
+	rp->sizecode = load_i32(hdr, jit->interp.jit.proto_sizebc);
+	rp->source = load_ref(jit, hdr, jit->proto_chunkname);
+	rp->linedefined = load_i32(hdr, jit->proto_firstline);
+	rp->lineinfo = load_ref(jit, hdr, jit->proto_lineinfo);
+	*numline = load_i32(hdr, jit->proto_numline);
+	if (rp->sizecode < 1 || (uint32_t)rp->sizecode > MAX_CODE || rp->linedefined < 0 ||
+	    *numline < 0 || !range_ok(rp->code, (uint64_t)rp->sizecode * 4))
+		return false;
+	rp->sizelineinfo = rp->lineinfo ? rp->sizecode : 0;
+	return true;
+}
+
+/* lj_debug_line: position 0 (the function header) is firstline, position p > 0 is firstline +
+ * lineinfo[p - 1], entries u8 / u16 / u32 by numline (< 256, < 65536, else). */
+static int luajit_read_lines(int fd, const struct raw_proto *rp, int32_t numline, bool want,
+			     int **out)
+{
+	*out = NULL;
+	if (!want || rp->sizelineinfo == 0)
+		return 0;
+	size_t width = numline < 256 ? 1 : numline < 65536 ? 2 : 4;
+	size_t count = (size_t)rp->sizecode - 1;
+	uint8_t *raw = malloc(count * width + 1);
+	int *lines = malloc((size_t)rp->sizecode * sizeof(*lines));
+	int err = -ENOMEM;
+	if (!raw || !lines)
+		goto fail;
+	err = -EFAULT;
+	if (count && !mem_read(fd, rp->lineinfo, raw, count * width))
+		goto fail;
+	lines[0] = rp->linedefined;
+	for (size_t i = 0; i < count; i++) {
+		uint32_t delta = width == 1 ? raw[i] : width == 2 ? (uint32_t)load_u16(raw, i * 2)
+								  : (uint32_t)load_i32(raw, i * 4);
+		if (delta > (uint32_t)numline || (int64_t)rp->linedefined + delta > INT_MAX)
+			goto fail;
+		lines[i + 1] = rp->linedefined + (int)delta;
+	}
+	free(raw);
+	*out = lines;
+	return 0;
+fail:
+	free(raw);
+	free(lines);
+	return err;
+}
+
+/* The chunkname GCstr: characters right after the header, length GCstr.len. */
+static int luajit_read_source(int fd, const struct luajit_runtime *jit, uint64_t addr,
+			      struct source_str *out)
+{
+	uint8_t hdr[TSTRING_SPAN_MAX];
+	size_t span = span_max(luajit_gct_offset(jit) + 1, jit->str_len, 4);
+	memset(out, 0, sizeof(*out));
+	if (addr == 0)
+		return 0;
+	if (span > sizeof(hdr) || jit->str_size == 0 || !mem_read(fd, addr, hdr, span) ||
+	    hdr[luajit_gct_offset(jit)] != LJ_GCT_STR)
+		return -EFAULT;
+	uint64_t len = (uint32_t)load_i32(hdr, jit->str_len);
+	if (len > MAX_STRING_LEN)
+		return -EFAULT;
+	size_t head_len = len < MAX_CHUNK_BYTES + 1 ? (size_t)len : MAX_CHUNK_BYTES + 1;
+	char *head = malloc(head_len + 1);
+	if (!head)
+		return -ENOMEM;
+	if (!mem_read(fd, addr + jit->str_size, head, head_len)) {
+		free(head);
+		return -EFAULT;
+	}
+	head[head_len] = '\0';
+	*out = (struct source_str){addr, addr + jit->str_size, len, head, head_len};
+	return 0;
+}
+
 /* ---- The proto cache. */
 
 static size_t proto_bucket(pid_t pid, uint64_t proto, size_t nbuckets)
@@ -800,15 +928,33 @@ static bool proto_insert(struct lua_symbolizer *ls, struct proto_entry *e)
 	return true;
 }
 
+/* Which VM a proto belongs to: one of the two is set. */
+struct proto_vm {
+	const struct lua_puc_version *puc;
+	const struct luajit_runtime *jit;
+};
+
+static int read_proto_and_source(int fd, const struct proto_vm *vm, uint64_t proto,
+				 struct raw_proto *rp, int32_t *numline, struct source_str *src)
+{
+	if (vm->jit) {
+		if (!luajit_read_raw_proto(fd, vm->jit, proto, rp, numline))
+			return -EFAULT;
+		return luajit_read_source(fd, vm->jit, rp->source, src);
+	}
+	if (!read_raw_proto(fd, vm->puc, proto, rp))
+		return -EFAULT;
+	return read_source(fd, vm->puc, rp->source, src);
+}
+
 /* Fills e->info; -EFAULT when the proto is unreadable, -ENOMEM. */
-static int resolve(struct lua_symbolizer *ls, int fd, pid_t pid, const struct lua_puc_version *v,
+static int resolve(struct lua_symbolizer *ls, int fd, pid_t pid, const struct proto_vm *vm,
 		   struct proto_entry *e)
 {
 	struct raw_proto rp;
 	struct source_str src;
-	if (!read_raw_proto(fd, v, e->proto, &rp))
-		return -EFAULT;
-	int err = read_source(fd, v, rp.source, &src);
+	int32_t numline = 0;
+	int err = read_proto_and_source(fd, vm, e->proto, &rp, &numline, &src);
 	if (err < 0)
 		return err;
 	e->info.line_defined = rp.linedefined;
@@ -823,7 +969,8 @@ static int resolve(struct lua_symbolizer *ls, int fd, pid_t pid, const struct lu
 	e->cost = sizeof(*e) + strlen(e->info.chunk) + strlen(e->info.function) + 2;
 	size_t lines_cost = (size_t)rp.sizecode * sizeof(int);
 	bool fits = ls->bytes + e->cost + lines_cost <= MAX_CACHE_BYTES;
-	err = read_lines(fd, v, &rp, fits, &e->info.lines);
+	err = vm->jit ? luajit_read_lines(fd, &rp, numline, fits, &e->info.lines)
+		      : read_lines(fd, vm->puc, &rp, fits, &e->info.lines);
 	if (err == 0 && e->info.lines)
 		e->cost += lines_cost;
 	return err;
@@ -861,11 +1008,10 @@ void lua_symbolizer_free(struct lua_symbolizer *ls)
 	free(ls);
 }
 
-const struct lua_proto_info *lua_symbolizer_proto(struct lua_symbolizer *ls, pid_t pid,
-						  const struct lua_puc_version *version,
-						  uint64_t proto)
+static const struct lua_proto_info *symbolize_proto(struct lua_symbolizer *ls, pid_t pid,
+						    const struct proto_vm *vm, uint64_t proto)
 {
-	if (!ls || !version || pid <= 0)
+	if (!ls || (!vm->puc && !vm->jit) || pid <= 0)
 		return NULL;
 	struct proto_entry *e = proto_find(ls, pid, proto);
 	if (e)
@@ -880,7 +1026,7 @@ const struct lua_proto_info *lua_symbolizer_proto(struct lua_symbolizer *ls, pid
 		return NULL;
 	e->pid = pid;
 	e->proto = proto;
-	int err = resolve(ls, fd, pid, version, e);
+	int err = resolve(ls, fd, pid, vm, e);
 	if (err == -ENOMEM) {
 		entry_free(e);
 		return NULL; /* not cached: may work later */
@@ -898,6 +1044,22 @@ const struct lua_proto_info *lua_symbolizer_proto(struct lua_symbolizer *ls, pid
 		return NULL;
 	}
 	return e->ok ? &e->info : NULL;
+}
+
+const struct lua_proto_info *lua_symbolizer_proto(struct lua_symbolizer *ls, pid_t pid,
+						  const struct lua_puc_version *version,
+						  uint64_t proto)
+{
+	struct proto_vm vm = {.puc = version};
+	return symbolize_proto(ls, pid, &vm, proto);
+}
+
+const struct lua_proto_info *lua_symbolizer_luajit_proto(struct lua_symbolizer *ls, pid_t pid,
+							 const struct luajit_runtime *jit,
+							 uint64_t proto)
+{
+	struct proto_vm vm = {.jit = jit};
+	return symbolize_proto(ls, pid, &vm, proto);
 }
 
 int lua_proto_line(const struct lua_proto_info *info, uint32_t pc)

@@ -31,6 +31,12 @@ void lua_symbolizer_free(struct lua_symbolizer *ls);
 const struct lua_proto_info *lua_symbolizer_proto(struct lua_symbolizer *ls, pid_t pid,
 						  const struct lua_puc_version *version,
 						  uint64_t proto);
+/* The same for a LuaJIT GCproto (lj_obj.h) of the build jit describes (lua/luajit_detect.h); line
+ * index pc is the bytecode position (0: the function header, which reports line_defined). */
+struct luajit_runtime;
+const struct lua_proto_info *lua_symbolizer_luajit_proto(struct lua_symbolizer *ls, pid_t pid,
+							 const struct luajit_runtime *jit,
+							 uint64_t proto);
 /* The source line of bytecode index pc in info, or line_defined when unknown. */
 int lua_proto_line(const struct lua_proto_info *info, uint32_t pc);
 

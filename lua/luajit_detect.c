@@ -158,23 +158,6 @@ static void scan_symbols(struct file *f)
 	}
 }
 
-static bool code_section_at(const struct elf_image *img, uint64_t addr, struct lua_code *code)
-{
-	Elf_Scn *scn = NULL;
-	while ((scn = elf_nextscn(img->elf, scn)) != NULL) {
-		GElf_Shdr shdr;
-		if (!gelf_getshdr(scn, &shdr) || shdr.sh_type != SHT_PROGBITS ||
-		    !(shdr.sh_flags & SHF_EXECINSTR) || addr < shdr.sh_addr ||
-		    addr - shdr.sh_addr >= shdr.sh_size)
-			continue;
-		Elf_Data *data = elf_getdata(scn, NULL);
-		if (!data || !data->d_buf || data->d_size == 0)
-			return false;
-		*code = (struct lua_code){.addr = shdr.sh_addr, .bytes = data->d_buf, .size = data->d_size};
-		return true;
-	}
-	return false;
-}
 
 static bool in_text(const struct file *f, uint64_t addr)
 {
@@ -184,23 +167,7 @@ static bool in_text(const struct file *f, uint64_t addr)
 /* Up to len bytes of the file's loaded data at vaddr (PT_LOAD file contents); how many. */
 static size_t read_vaddr(const struct file *f, uint64_t vaddr, void *buf, size_t len)
 {
-	const struct elf_image *img = f->img;
-	for (size_t i = 0; i < img->load_count; i++) {
-		const struct elf_segment *seg = &img->loads[i];
-		if (!(seg->flags & PF_R) || vaddr < seg->vaddr || vaddr - seg->vaddr >= seg->filesz)
-			continue;
-		uint64_t in_seg = vaddr - seg->vaddr;
-		uint64_t avail = seg->filesz - in_seg;
-		size_t want = avail < len ? (size_t)avail : len;
-		if (seg->offset > (uint64_t)INT64_MAX - in_seg)
-			return 0;
-		ssize_t got;
-		do
-			got = pread(img->fd, buf, want, (off_t)(seg->offset + in_seg));
-		while (got < 0 && errno == EINTR);
-		return got > 0 ? (size_t)got : 0;
-	}
-	return 0;
+	return elf_image_read_vaddr(f->img, vaddr, buf, len);
 }
 
 /* A library or module name at vaddr: NUL-terminated, 1..MAX_NAME-1 characters of [A-Za-z0-9_.]. */
@@ -1829,7 +1796,7 @@ enum lua_detect_result luajit_detect(const struct elf_image *img, const struct c
 					      : "only LuaJIT 2.1 is supported";
 	} else if (!cfi || cfi->function_count == 0) {
 		*reason = "no call frame information to find the interpreter";
-	} else if (!code_section_at(img, f->api[API_PCALL].addr, &f->text)) {
+	} else if (!lua_code_section_at(img, f->api[API_PCALL].addr, &f->text)) {
 		*reason = "lua_pcall is not in an executable section";
 	} else {
 		*reason = derive(f, out);

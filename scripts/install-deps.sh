@@ -2,11 +2,13 @@
 # Installs everything lua-perf needs to build, run its example and run its tests on Debian 12.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
+# chromium and fonts-dejavu-core: the SVG flame graph tests load the SVG in headless Chromium.
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
   build-essential cmake pkg-config clang llvm bpftool \
   libbpf-dev libelf-dev libdwarf-dev libcapstone-dev zlib1g-dev \
   binutils python3 procps util-linux \
-  nginx-light wrk lua5.1 lua5.2 lua5.3 lua5.4 liblua5.1-0-dev liblua5.3-dev liblua5.4-dev \
-  libluajit2-5.1-2 libluajit2-5.1-common libnginx-mod-http-lua lua-resty-core \
-  linux-perf libc6-dbg dpkg-dev
+  nginx-light libnginx-mod-http-ndk libnginx-mod-http-lua lua-resty-core wrk \
+  lua5.1 lua5.2 lua5.3 lua5.4 liblua5.1-0-dev liblua5.3-dev liblua5.4-dev \
+  libluajit2-5.1-2 libluajit2-5.1-common linux-perf libc6-dbg dpkg-dev \
+  chromium fonts-dejavu-core

@@ -4,13 +4,20 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/types.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "native_unwind.skel.h"
+#include "src/flamegraph_svg.h"
 #include "src/frame_names.h"
 #include "src/log.h"
+#include "src/process_tree.h"
+#include "src/strbuf.h"
 #include "src/u64_set.h"
 
 static const char *const end_reason_names[END_REASON_COUNT] = {
@@ -28,15 +35,19 @@ static const char *const end_reason_names[END_REASON_COUNT] = {
 	[END_PROC_UNKNOWN] = "process mappings not loaded yet",
 };
 
-struct folded_line {
-	char *text;
-	uint64_t count;
+/* Samples of one process (sample_counts keys carry the tgid). */
+struct process_samples {
+	pid_t tgid;
+	uint64_t samples;
 };
 
 struct fold_result {
 	struct folded_line *lines;
 	size_t count;
 	size_t capacity;
+	struct process_samples *processes;  /* one entry per key until merged */
+	size_t process_count;
+	size_t process_capacity;
 	uint64_t samples;
 	uint64_t by_reason[END_REASON_COUNT];
 	uint64_t without_stack; /* stack lost (stacks map full) */
@@ -127,6 +138,58 @@ static int add_line(struct fold_result *res, char *text, uint64_t count)
 	return 0;
 }
 
+#define PROCESS_LINES 16 /* processes listed in the summary; the rest in one "+N more" line */
+
+static int add_process_samples(struct fold_result *res, pid_t tgid, uint64_t count)
+{
+	if (res->process_count == res->process_capacity) {
+		size_t cap = res->process_capacity ? res->process_capacity * 2 : 64;
+		struct process_samples *grown = realloc(res->processes, cap * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		res->processes = grown;
+		res->process_capacity = cap;
+	}
+	res->processes[res->process_count++] = (struct process_samples){tgid, count};
+	return 0;
+}
+
+static int compare_tgids(const void *a, const void *b)
+{
+	pid_t x = ((const struct process_samples *)a)->tgid, y = ((const struct process_samples *)b)->tgid;
+
+	return (x > y) - (x < y);
+}
+
+/* Most samples first; equal counts by PID. */
+static int compare_process_samples(const void *a, const void *b)
+{
+	const struct process_samples *x = a, *y = b;
+
+	if (x->samples != y->samples)
+		return x->samples < y->samples ? 1 : -1;
+	return compare_tgids(a, b);
+}
+
+/* One entry per process, most samples first. */
+static void merge_process_samples(struct fold_result *res)
+{
+	size_t out = 0;
+
+	if (res->process_count == 0)
+		return;
+	qsort(res->processes, res->process_count, sizeof(*res->processes), compare_tgids);
+	for (size_t i = 0; i < res->process_count; i++) {
+		if (out > 0 && res->processes[out - 1].tgid == res->processes[i].tgid)
+			res->processes[out - 1].samples += res->processes[i].samples;
+		else
+			res->processes[out++] = res->processes[i];
+	}
+	res->process_count = out;
+	qsort(res->processes, out, sizeof(*res->processes), compare_process_samples);
+}
+
 static int fold_one(const struct aggregate_input *in, struct frame_namer *namer,
 		    const struct sample_key *key, uint64_t count, struct fold_result *res)
 {
@@ -134,6 +197,8 @@ static int fold_one(const struct aggregate_input *in, struct frame_namer *namer,
 	struct native_unwind_bpf *skel = in->skel;
 
 	res->samples += count;
+	if (add_process_samples(res, (pid_t)key->tgid, count) < 0)
+		return -ENOMEM;
 	if (key->end_reason < END_REASON_COUNT)
 		res->by_reason[key->end_reason] += count;
 	if (key->stack_id == 0)
@@ -189,25 +254,222 @@ static int collect(const struct aggregate_input *in, struct fold_result *res)
 		if (bpf_map_lookup_elem(counts_fd, &key, &count) == 0 && count > 0)
 			rc = fold_one(in, in->namer, &key, count, res);
 	}
-	if (rc == 0)
+	if (rc == 0) {
 		merge_equal_lines(res);
+		merge_process_samples(res);
+	}
 	return rc;
 }
 
-static int write_folded(FILE *f, const char *path, const struct fold_result *res)
+/* ---- Outputs */
+
+#define TITLE_MAX_TARGETS 8 /* the flame graph's title names this many, then says how many more */
+
+/* "comm (PID n), ..." for the flame graph's title, read before sampling: targets may exit. */
+static char *describe_targets(const struct session_options *opts)
 {
-	for (size_t i = 0; i < res->count; i++)
-		fprintf(f, "%s %llu\n", res->lines[i].text, (unsigned long long)res->lines[i].count);
-	if (ferror(f) | (fclose(f) != 0)) {
-		lp_error("cannot write %s: %s", path, strerror(errno));
+	struct strbuf sb = {0};
+
+	for (size_t i = 0; i < opts->pid_count && i < TITLE_MAX_TARGETS; i++) {
+		/* /proc/PID/comm: at most TASK_COMM_LEN - 1 = 15 bytes and a newline
+		 * (include/linux/sched.h). */
+		char path[40], comm[64] = "";
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/proc/%d/comm", (int)opts->pids[i]);
+		f = fopen(path, "re");
+		if (!f || !fgets(comm, sizeof(comm), f))
+			comm[0] = '\0';
+		if (f)
+			fclose(f);
+		comm[strcspn(comm, "\n")] = '\0';
+		strbuf_appendf(&sb, "%s%s (PID %d)", i ? ", " : "", comm[0] ? comm : "?",
+			       (int)opts->pids[i]);
+	}
+	if (opts->pid_count > TITLE_MAX_TARGETS)
+		strbuf_appendf(&sb, " and %zu more", opts->pid_count - TITLE_MAX_TARGETS);
+	return strbuf_take(&sb);
+}
+
+/* Open without truncating (that happens when writing); remember whether the file is new. */
+static int open_output(struct output_file *o)
+{
+	const char *path = o->spec->path;
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+
+	o->created = fd >= 0;
+	if (fd < 0 && errno == EEXIST) /* or a symbolic link, which O_EXCL does not follow */
+		fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+	if (fd >= 0) {
+		o->file = fdopen(fd, "w");
+		if (!o->file) {
+			int err = errno;
+
+			close(fd);
+			errno = err;
+		}
+	}
+	if (!o->file) {
+		int err = errno;
+
+		if (o->created)
+			unlink(path);
+		o->created = false;
+		lp_error("cannot write %s: %s", path, strerror(err));
 		return -1;
 	}
 	return 0;
 }
 
+int outputs_open(struct outputs *outs, const struct session_options *opts)
+{
+	*outs = (struct outputs){0};
+	outs->files = calloc(opts->output_count, sizeof(*outs->files));
+	if (!outs->files) {
+		lp_error("out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < opts->output_count; i++) {
+		outs->files[outs->count].spec = &opts->outputs[i];
+		if (open_output(&outs->files[outs->count]) < 0) {
+			outputs_discard(outs);
+			return -1;
+		}
+		outs->count++;
+	}
+	bool svg = false;
+	for (size_t i = 0; i < opts->output_count; i++)
+		svg |= opts->outputs[i].format == OUTPUT_SVG;
+	if (svg && !(outs->targets = describe_targets(opts))) {
+		lp_error("out of memory");
+		outputs_discard(outs);
+		return -1;
+	}
+	return 0;
+}
+
+static void outputs_free(struct outputs *outs)
+{
+	free(outs->files);
+	free(outs->targets);
+	*outs = (struct outputs){0};
+}
+
+void outputs_discard(struct outputs *outs)
+{
+	for (size_t i = 0; i < outs->count; i++) {
+		struct output_file *o = &outs->files[i];
+
+		fclose(o->file);
+		if (o->created)
+			unlink(o->spec->path);
+	}
+	outputs_free(outs);
+}
+
+static int write_folded(FILE *f, const struct fold_result *res)
+{
+	for (size_t i = 0; i < res->count; i++)
+		fprintf(f, "%s %llu\n", res->lines[i].text, (unsigned long long)res->lines[i].count);
+	return ferror(f) ? -EIO : 0;
+}
+
+/* Empty a regular file that held something before (pipes, terminals, /dev/null stay). */
+static int truncate_output(FILE *f)
+{
+	struct stat st;
+	int fd = fileno(f);
+
+	if (fstat(fd, &st) != 0)
+		return -errno;
+	if (S_ISREG(st.st_mode) && st.st_size > 0 && ftruncate(fd, 0) != 0)
+		return -errno;
+	return 0;
+}
+
+static int write_output(const struct aggregate_input *in, const struct outputs *outs,
+			struct output_file *o, const struct fold_result *res)
+{
+	struct flamegraph_stats stats = {0};
+	int rc = truncate_output(o->file);
+
+	if (rc == 0 && o->spec->format == OUTPUT_SVG) {
+		struct flamegraph_info info = {
+			.targets = outs->targets,
+			.duration = in->elapsed,
+			.frequency = in->frequency,
+		};
+		rc = flamegraph_svg_write(o->file, res->lines, res->count, &info, &stats);
+	} else if (rc == 0) {
+		rc = write_folded(o->file, res);
+	}
+	if (fclose(o->file) != 0 && rc == 0)
+		rc = -errno;
+	o->file = NULL;
+	if (rc < 0) {
+		lp_error("cannot write %s: %s", o->spec->path, strerror(-rc));
+		return rc;
+	}
+	if (o->spec->format == OUTPUT_SVG)
+		lp_info("wrote a flame graph of %zu frames (%zu too narrow to draw) to %s",
+			stats.frames_drawn, stats.frames_omitted, o->spec->path);
+	else
+		lp_info("wrote %zu stacks to %s", res->count, o->spec->path);
+	return 0;
+}
+
+/* Write every output (each one even if another fails) and close them: 0 or the first error. */
+static int write_outputs(const struct aggregate_input *in, const struct fold_result *res)
+{
+	struct outputs *outs = in->outputs;
+	int rc = 0;
+
+	for (size_t i = 0; i < outs->count; i++) {
+		int one = write_output(in, outs, &outs->files[i], res);
+
+		if (rc == 0)
+			rc = one;
+	}
+	outputs_free(outs);
+	return rc;
+}
+
 static double percent(uint64_t part, uint64_t whole)
 {
 	return whole ? 100.0 * (double)part / (double)whole : 0.0;
+}
+
+static void print_process_summary(const struct aggregate_input *in, const struct fold_result *res)
+{
+	const struct process_tree *tree = in->tree;
+	size_t exited = 0;
+	uint64_t rest = 0;
+
+	for (size_t i = 0; i < tree->count; i++)
+		exited += !tree->procs[i].live;
+	fprintf(stderr, "lua-perf: %zu process%s followed (%zu exited during the run)\n", tree->count,
+		tree->count == 1 ? "" : "es", exited);
+	if (tree->refused_count)
+		fprintf(stderr, "lua-perf: %zu processes not profiled: more than %d at once (their "
+			"descendants were not looked for)\n", tree->refused_count, MAX_TARGET_PROCS);
+	if (res->process_count == 0)
+		return;
+	fprintf(stderr, "lua-perf: samples per process (PID, samples, share, command):\n");
+	for (size_t i = 0; i < res->process_count; i++) {
+		const struct process_samples *p = &res->processes[i];
+		const struct tree_process *tp = process_tree_find(tree, p->tgid);
+
+		if (i >= PROCESS_LINES) {
+			rest += p->samples;
+			continue;
+		}
+		fprintf(stderr, "  %8d %10llu %5.1f%%  %s\n", (int)p->tgid,
+			(unsigned long long)p->samples, percent(p->samples, res->samples),
+			tp ? tp->comm : "?");
+	}
+	if (res->process_count > PROCESS_LINES)
+		fprintf(stderr, "  +%zu more processes: %llu samples\n",
+			res->process_count - PROCESS_LINES, (unsigned long long)rest);
 }
 
 static void print_summary(const struct aggregate_input *in, const struct fold_result *res,
@@ -226,6 +488,7 @@ static void print_summary(const struct aggregate_input *in, const struct fold_re
 	if (counters[CNT_KSTACK_FAILED])
 		fprintf(stderr, "lua-perf: %llu kernel stacks not recorded\n",
 			(unsigned long long)counters[CNT_KSTACK_FAILED]);
+	print_process_summary(in, res);
 	if (in->mappings_dropped)
 		fprintf(stderr, "lua-perf: %u executable mappings beyond %d per process were ignored\n",
 			in->mappings_dropped, MAX_PROC_MAPPINGS);
@@ -258,15 +521,14 @@ int aggregate_and_write(const struct aggregate_input *in)
 		rc = collect(in, &res);
 	if (rc < 0) {
 		lp_error("cannot read the samples: %s", strerror(-rc));
-		fclose(in->output_file);
-	} else
-		rc = write_folded(in->output_file, in->output, &res);
-	if (rc == 0) {
+		outputs_discard(in->outputs);
+	} else {
 		print_summary(in, &res, counters);
-		lp_info("wrote %zu stacks to %s", res.count, in->output);
+		rc = write_outputs(in, &res);
 	}
 	for (size_t i = 0; i < res.count; i++)
 		free(res.lines[i].text);
 	free(res.lines);
+	free(res.processes);
 	return rc;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* aggregate.h - after sampling: read the kernel's counts, symbolize the stacks once each, fold them
- * (root first, flamegraph.pl's format), write the output and the summary on stderr. */
+ * (root first, flamegraph.pl's format), write the outputs (folded and/or SVG flame graph) and the
+ * summary on stderr. */
 #ifndef LUA_PERF_AGGREGATE_H
 #define LUA_PERF_AGGREGATE_H
 
@@ -8,9 +9,32 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "src/session.h"
+
 struct native_unwind_bpf;
 struct frame_namer;
 struct u64_set;
+struct process_tree;
+
+/* The output files, opened before sampling so that an unwritable path fails before any BPF work.
+ * Nothing is truncated until the end: a run that fails leaves existing files as they were. */
+struct output_file {
+	const struct output_spec *spec;
+	FILE *file;
+	bool created;  /* did not exist: removed again if the run ends without writing */
+};
+
+struct outputs {
+	struct output_file *files;
+	size_t count;
+	char *targets; /* for the flame graph's title: "comm (PID n), ...", read when opening */
+};
+
+/* Open every output of opts. On failure: one error line naming the path, nothing left behind
+ * (files it created are removed), -1. */
+int outputs_open(struct outputs *outs, const struct session_options *opts);
+/* The run ends without output: close the files, remove those outputs_open created. */
+void outputs_discard(struct outputs *outs);
 
 struct aggregate_input {
 	struct native_unwind_bpf *skel;
@@ -18,9 +42,9 @@ struct aggregate_input {
 	bool stats;
 	double elapsed;
 	unsigned frequency;
-	const char *output;     /* path, for messages */
-	FILE *output_file;      /* opened before sampling started; closed here */
+	struct outputs *outputs; /* opened before sampling started; written and closed here */
 	uint32_t mappings_dropped;
+	const struct process_tree *tree; /* names the processes in the per-process summary */
 };
 
 int aggregate_and_write(const struct aggregate_input *in);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "src/log.h"
 
@@ -16,12 +17,17 @@
 static const char usage_text[] =
 	"Usage: lua-perf -p PID [-p PID ...] [options]\n"
 	"Sample the CPU stacks of running processes (mixed C/Lua) without frame pointers and write\n"
-	"folded stacks for flamegraph.pl.\n"
+	"folded stacks (for flamegraph.pl) and/or an interactive SVG flame graph.\n"
 	"\n"
-	"  -p, --pid PID         process to profile (all its threads); repeat for several\n"
+	"  -p, --pid PID         process to profile with all its threads and descendants, also\n"
+	"                        those it starts while profiling; repeat for several\n"
 	"  -f, --frequency HZ    samples per second per CPU (default 1000)\n"
 	"  -d, --duration SEC    stop after SEC seconds (default: at Ctrl-C / SIGTERM)\n"
-	"  -o, --output FILE     folded output (default perf.fold)\n"
+	"  -o, --output FILE     output file; repeat for several, all written by one run\n"
+	"                        (default perf.fold). Format from the name: *.svg is a flame\n"
+	"                        graph, anything else folded stacks\n"
+	"      --format FMT      svg, folded or auto (by name, the default) for every -o after\n"
+	"                        it; without -o: the default output in that format (perf.svg)\n"
 	"      --no-kernel       leave out kernel frames\n"
 	"      --stats           count samples by how their user stack ended\n"
 	"      --lines           Lua frames show the current line instead of the line defined\n"
@@ -30,13 +36,14 @@ static const char usage_text[] =
 	"  -h, --help            this help\n"
 	"      --version         print the version\n";
 
-enum { OPT_NO_KERNEL = 256, OPT_STATS, OPT_LINES, OPT_VERSION };
+enum { OPT_NO_KERNEL = 256, OPT_STATS, OPT_LINES, OPT_VERSION, OPT_FORMAT };
 
 static const struct option long_options[] = {
 	{"pid", required_argument, NULL, 'p'},
 	{"frequency", required_argument, NULL, 'f'},
 	{"duration", required_argument, NULL, 'd'},
 	{"output", required_argument, NULL, 'o'},
+	{"format", required_argument, NULL, OPT_FORMAT},
 	{"no-kernel", no_argument, NULL, OPT_NO_KERNEL},
 	{"stats", no_argument, NULL, OPT_STATS},
 	{"lines", no_argument, NULL, OPT_LINES},
@@ -89,7 +96,74 @@ static int add_pid(struct session_options *opts, const char *text)
 	return 0;
 }
 
-static int handle_option(int opt, struct session_options *opts)
+/* --format: AUTO picks by the file name. It applies to the -o options that follow it. */
+enum format_choice { FORMAT_AUTO, FORMAT_FOLDED, FORMAT_SVG };
+
+struct output_parse {
+	enum format_choice format;
+	bool format_unused; /* a --format that no -o followed yet */
+};
+
+static int parse_format(const char *text, enum format_choice *out)
+{
+	if (strcmp(text, "auto") == 0)
+		*out = FORMAT_AUTO;
+	else if (strcmp(text, "folded") == 0)
+		*out = FORMAT_FOLDED;
+	else if (strcmp(text, "svg") == 0)
+		*out = FORMAT_SVG;
+	else
+		return -1;
+	return 0;
+}
+
+static enum output_format format_for(enum format_choice choice, const char *path)
+{
+	size_t len = strlen(path);
+
+	if (choice == FORMAT_AUTO)
+		return len >= 4 && strcasecmp(path + len - 4, ".svg") == 0 ? OUTPUT_SVG : OUTPUT_FOLDED;
+	return choice == FORMAT_SVG ? OUTPUT_SVG : OUTPUT_FOLDED;
+}
+
+static int add_output(struct session_options *opts, struct output_parse *parse, const char *path)
+{
+	for (size_t i = 0; i < opts->output_count; i++)
+		if (strcmp(opts->outputs[i].path, path) == 0) {
+			lp_error("output %s given twice", path);
+			return -1;
+		}
+	struct output_spec *grown =
+		realloc(opts->outputs, (opts->output_count + 1) * sizeof(*grown));
+	if (!grown) {
+		lp_error("out of memory");
+		return -1;
+	}
+	opts->outputs = grown;
+	opts->outputs[opts->output_count++] = (struct output_spec){
+		.path = path,
+		.format = format_for(parse->format, path),
+	};
+	parse->format_unused = false;
+	return 0;
+}
+
+/* No -o: the default output (perf.fold, or perf.svg after --format svg). A --format after the
+ * last -o would apply to nothing: say so rather than ignore it. */
+static int finish_outputs(struct session_options *opts, const struct output_parse *parse)
+{
+	if (opts->output_count == 0)
+		return add_output(opts, &(struct output_parse){parse->format, false},
+				  parse->format == FORMAT_SVG ? "perf.svg" : "perf.fold");
+	if (parse->format_unused) {
+		lp_error("--format after the last -o applies to no output: put it before the -o it is "
+			 "for");
+		return -1;
+	}
+	return 0;
+}
+
+static int handle_option(int opt, struct session_options *opts, struct output_parse *parse)
 {
 	long value;
 
@@ -110,7 +184,13 @@ static int handle_option(int opt, struct session_options *opts)
 		}
 		return 0;
 	case 'o':
-		opts->output = optarg;
+		return add_output(opts, parse, optarg);
+	case OPT_FORMAT:
+		if (parse_format(optarg, &parse->format) < 0) {
+			lp_error("invalid format '%s' (svg, folded or auto)", optarg);
+			return -1;
+		}
+		parse->format_unused = true;
 		return 0;
 	case OPT_NO_KERNEL:
 		opts->kernel_stacks = false;
@@ -135,11 +215,11 @@ static int handle_option(int opt, struct session_options *opts)
 
 enum cli_result cli_parse(int argc, char **argv, struct session_options *opts)
 {
+	struct output_parse parse = {FORMAT_AUTO, false};
 	int opt;
 
 	*opts = (struct session_options){
 		.frequency = 1000,
-		.output = "perf.fold",
 		.kernel_stacks = true,
 	};
 	while ((opt = getopt_long(argc, argv, "p:f:d:o:vqh", long_options, NULL)) != -1) {
@@ -151,7 +231,7 @@ enum cli_result cli_parse(int argc, char **argv, struct session_options *opts)
 			puts("lua-perf " LUA_PERF_VERSION);
 			return CLI_EXIT_OK;
 		}
-		if (handle_option(opt, opts) < 0)
+		if (handle_option(opt, opts, &parse) < 0)
 			return CLI_EXIT_ERROR;
 	}
 	if (optind < argc) {
@@ -162,5 +242,16 @@ enum cli_result cli_parse(int argc, char **argv, struct session_options *opts)
 		lp_error("no process given: use -p PID (try 'lua-perf --help')");
 		return CLI_EXIT_ERROR;
 	}
+	if (finish_outputs(opts, &parse) < 0)
+		return CLI_EXIT_ERROR;
 	return CLI_RUN;
+}
+
+void cli_options_free(struct session_options *opts)
+{
+	free(opts->pids);
+	free(opts->outputs);
+	opts->pids = NULL;
+	opts->outputs = NULL;
+	opts->pid_count = opts->output_count = 0;
 }

@@ -7,7 +7,9 @@
 
 enum cli_result { CLI_RUN = 0, CLI_EXIT_OK = 1, CLI_EXIT_ERROR = 2 };
 
-/* Parse argv into opts (opts->pids is malloc'ed: free it). Messages go to stdout/stderr. */
+/* Parse argv into opts (free it with cli_options_free, whatever the result). Messages go to
+ * stdout/stderr. */
 enum cli_result cli_parse(int argc, char **argv, struct session_options *opts);
+void cli_options_free(struct session_options *opts);
 
 #endif

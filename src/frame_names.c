@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bpf/unwind_abi.h"
+#include "lua/luajit_detect.h"
 #include "src/log.h"
 
 /* Folded stacks separate frames with ';' and end with " count": keep names on one line and
@@ -39,11 +40,11 @@ void frame_namer_free(struct frame_namer *namer)
 }
 
 int frame_namer_add_lua_process(struct frame_namer *namer, pid_t pid,
-				const struct lua_puc_version *version)
+				const struct lua_runtime *runtime)
 {
 	for (size_t i = 0; i < namer->lua_proc_count; i++) {
 		if (namer->lua_procs[i].pid == pid) {
-			namer->lua_procs[i].version = version;
+			namer->lua_procs[i].runtime = runtime;
 			return 0;
 		}
 	}
@@ -52,30 +53,57 @@ int frame_namer_add_lua_process(struct frame_namer *namer, pid_t pid,
 	if (!grown)
 		return -ENOMEM;
 	namer->lua_procs = grown;
-	namer->lua_procs[namer->lua_proc_count++] = (struct lua_process){pid, version};
+	namer->lua_procs[namer->lua_proc_count++] = (struct lua_process){pid, runtime};
 	return 0;
 }
 
-static const struct lua_puc_version *lua_version_of(const struct frame_namer *namer, pid_t pid)
+static const struct lua_runtime *lua_runtime_of(const struct frame_namer *namer, pid_t pid)
 {
 	for (size_t i = 0; i < namer->lua_proc_count; i++)
 		if (namer->lua_procs[i].pid == pid)
-			return namer->lua_procs[i].version;
+			return namer->lua_procs[i].runtime;
 	return NULL;
 }
 
 static const struct lua_proto_info *lua_info(struct frame_namer *namer, pid_t tgid, uint64_t frame)
 {
-	const struct lua_puc_version *version = lua_version_of(namer, tgid);
+	const struct lua_runtime *rt = lua_runtime_of(namer, tgid);
 	uint64_t proto = (frame & LUA_PROTO_MASK) << 3;
 
-	return version ? lua_symbolizer_proto(namer->lua, tgid, version, proto) : NULL;
+	if (!rt)
+		return NULL;
+	if (rt->jit)
+		return lua_symbolizer_luajit_proto(namer->lua, tgid, rt->jit, proto);
+	return lua_symbolizer_proto(namer->lua, tgid, rt->puc, proto);
+}
+
+static bool is_lua_function_frame(uint64_t frame)
+{
+	uint64_t kind = frame >> FRAME_KIND_SHIFT;
+
+	return kind == FRAME_LUA || kind == FRAME_LUA_JIT;
 }
 
 void frame_namer_prefetch(struct frame_namer *namer, pid_t tgid, uint64_t frame)
 {
-	if (frame >> FRAME_KIND_SHIFT == FRAME_LUA)
+	if (is_lua_function_frame(frame))
 		lua_info(namer, tgid, frame);
+}
+
+/* `L:string.format@builtin`, named by the ffid table of the LuaJIT build in the frame. */
+static void name_lua_fast(struct frame_namer *namer, uint64_t frame, struct strbuf *sb)
+{
+	uint32_t file_id = (uint32_t)((frame >> LUA_FAST_FILE_SHIFT) & LUA_FAST_FILE_MASK);
+	uint32_t ffid = (uint32_t)(frame & 0xff);
+	const struct mapped_file *file = mapped_files_get(namer->files, file_id);
+	const struct luajit_runtime *jit = file && file->lua ? file->lua->jit : NULL;
+
+	strbuf_append(sb, "L:");
+	if (jit && ffid < jit->ffname_count && jit->ffnames[ffid])
+		append_symbol(sb, jit->ffnames[ffid]);
+	else
+		strbuf_appendf(sb, "builtin#%u", ffid);
+	strbuf_append(sb, "@builtin");
 }
 
 static void name_lua(struct frame_namer *namer, pid_t tgid, uint64_t frame, struct strbuf *sb)
@@ -84,7 +112,7 @@ static void name_lua(struct frame_namer *namer, pid_t tgid, uint64_t frame, stru
 	uint32_t pc = (uint32_t)((frame >> LUA_PC_SHIFT) & LUA_PC_UNKNOWN);
 
 	if (!info) {
-		strbuf_append(sb, "L:?@?:0");
+		strbuf_append(sb, frame >> FRAME_KIND_SHIFT == FRAME_LUA_JIT ? "L:?@?:0_[j]" : "L:?@?:0");
 		return;
 	}
 	int line = namer->lua_lines && pc != LUA_PC_UNKNOWN ? lua_proto_line(info, pc)
@@ -94,6 +122,8 @@ static void name_lua(struct frame_namer *namer, pid_t tgid, uint64_t frame, stru
 	strbuf_append(sb, "@");
 	append_symbol(sb, info->chunk);
 	strbuf_appendf(sb, ":%d", line);
+	if (frame >> FRAME_KIND_SHIFT == FRAME_LUA_JIT)
+		strbuf_append(sb, "_[j]");
 }
 
 static void name_native(struct frame_namer *namer, uint64_t frame, struct strbuf *sb)
@@ -105,11 +135,16 @@ static void name_native(struct frame_namer *namer, uint64_t frame, struct strbuf
 	const struct mapped_file *file = mapped_files_get(namer->files, file_id);
 	const struct symbol *sym = file ? symbol_table_lookup(&file->symbols, lookup) : NULL;
 
-	if (sym)
+	bool in_vm = file && file->lua && lookup >= file->lua->interp.exec_start &&
+		     lookup < file->lua->interp.exec_end;
+
+	/* LuaJIT's interpreter is one name whatever its labels (lj_BC_*, lj_ff_*, lj_vm_*) */
+	if (in_vm && file->lua->jit)
+		strbuf_append(sb, "lj_vm");
+	else if (sym)
 		append_symbol(sb, sym->name);
-	else if (file && file->lua && lookup >= file->lua->interp.exec_start &&
-		 lookup < file->lua->interp.exec_end)
-		strbuf_append(sb, "luaV_execute"); /* found by lua/lua_runtime.c in a stripped VM */
+	else if (in_vm) /* found by lua/lua_runtime.c, also in stripped files */
+		strbuf_append(sb, "luaV_execute");
 	else if (file) /* one frame per function in a flame graph: its start, from the CFI */
 		strbuf_appendf(sb, "%s+0x%" PRIx64, file->basename,
 			       mapped_file_function_start(file, lookup));
@@ -124,7 +159,11 @@ void frame_name_user(struct frame_namer *namer, pid_t tgid, uint64_t frame, stru
 		name_native(namer, frame, sb);
 		break;
 	case FRAME_LUA:
+	case FRAME_LUA_JIT:
 		name_lua(namer, tgid, frame, sb);
+		break;
+	case FRAME_LUA_FAST:
+		name_lua_fast(namer, frame, sb);
 		break;
 	case FRAME_ANON:
 		strbuf_append(sb, "[anon]");

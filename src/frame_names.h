@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* frame_names.h - the text of one frame in the folded output (docs/output-format.md):
  * native `symbol`, unresolved `libname+0xVADDR`, kernel `symbol_[k]`,
- * Lua `L:<function>@<chunk>:<line>`. */
+ * Lua `L:<function>@<chunk>:<line>` (`..._[j]` when running JIT-compiled code), LuaJIT fast
+ * functions `L:<name>@builtin`. */
 #ifndef LUA_PERF_FRAME_NAMES_H
 #define LUA_PERF_FRAME_NAMES_H
 
@@ -15,7 +16,7 @@
 /* The Lua VM a target process runs, for naming its Lua frames. */
 struct lua_process {
 	pid_t pid;
-	const struct lua_puc_version *version;
+	const struct lua_runtime *runtime;
 };
 
 struct frame_namer {
@@ -30,9 +31,9 @@ struct frame_namer {
 
 int frame_namer_init(struct frame_namer *namer, const struct mapped_files *files, bool lua_lines);
 void frame_namer_free(struct frame_namer *namer);
-/* Remember that pid runs the Lua VM `version` (replaces an earlier entry for pid). */
+/* Remember that pid runs the Lua VM `runtime` (replaces an earlier entry for pid). */
 int frame_namer_add_lua_process(struct frame_namer *namer, pid_t pid,
-				const struct lua_puc_version *version);
+				const struct lua_runtime *runtime);
 /* Resolve (and cache) a Lua frame of process tgid while the process is alive; no-op for others. */
 void frame_namer_prefetch(struct frame_namer *namer, pid_t tgid, uint64_t frame);
 /* Append the name of a recorded user frame (bpf/unwind_abi.h encoding) of process tgid to sb. */

@@ -73,10 +73,10 @@ int main(int argc, char **argv)
 
 	switch (cli_parse(argc, argv, &opts)) {
 	case CLI_EXIT_OK:
-		free(opts.pids);
+		cli_options_free(&opts);
 		return 0;
 	case CLI_EXIT_ERROR:
-		free(opts.pids);
+		cli_options_free(&opts);
 		return 2;
 	case CLI_RUN:
 		break;
@@ -86,6 +86,6 @@ int main(int argc, char **argv)
 			 "CAP_SYS_PTRACE, or CAP_SYS_ADMIN and CAP_SYS_PTRACE)");
 	else if (check_targets(&opts) == 0)
 		exit_code = session_run(&opts);
-	free(opts.pids);
+	cli_options_free(&opts);
 	return exit_code;
 }

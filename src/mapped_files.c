@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lua/luajit_detect.h"
 #include "src/log.h"
 
 int mapped_files_init(struct mapped_files *mf, struct table_store *store, int lua_interps_fd)
@@ -32,6 +33,10 @@ void mapped_files_free(struct mapped_files *mf)
 	for (uint32_t i = 0; i < mf->count; i++) {
 		free(mf->files[i].name);
 		free(mf->files[i].loads);
+		if (mf->files[i].lua && mf->files[i].lua->jit) {
+			luajit_runtime_free(mf->files[i].lua->jit);
+			free(mf->files[i].lua->jit);
+		}
 		free(mf->files[i].lua);
 		free(mf->files[i].function_starts);
 		symbol_table_free(&mf->files[i].symbols);
@@ -162,6 +167,42 @@ static double now_seconds(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static void log_puc_runtime(const char *name, const struct lua_runtime *rt)
+{
+	if (rt->interp.l_in_frame)
+		lp_debug("%s: Lua %s, luaV_execute [0x%llx, 0x%llx) %s, L at CFA%+d", name, rt->version,
+			 (unsigned long long)rt->interp.exec_start, (unsigned long long)rt->interp.exec_end,
+			 rt->exec_from_symtab ? "from .symtab" : "derived from the API",
+			 rt->interp.l_cfa_off);
+	else
+		lp_debug("%s: Lua %s, luaV_execute [0x%llx, 0x%llx) %s, L in DWARF register %u", name,
+			 rt->version, (unsigned long long)rt->interp.exec_start,
+			 (unsigned long long)rt->interp.exec_end,
+			 rt->exec_from_symtab ? "from .symtab" : "derived from the API", rt->interp.l_reg);
+}
+
+/* PUC Lua first, then LuaJIT (which PUC detection refuses as NONE). On OK, rt->jit is set for
+ * LuaJIT (malloc()ed, to free with luajit_runtime_free + free). */
+static enum lua_detect_result detect_runtime(const struct elf_image *img, const struct cfi_table *cfi,
+					     struct lua_runtime *rt, const char **reason)
+{
+	enum lua_detect_result r = lua_runtime_detect(img, cfi, rt, reason);
+	if (r != LUA_DETECT_NONE)
+		return r;
+	struct luajit_runtime *jit = calloc(1, sizeof(*jit));
+	if (!jit)
+		return LUA_DETECT_NONE;
+	r = luajit_detect(img, cfi, jit, reason);
+	if (r != LUA_DETECT_OK) {
+		free(jit); /* nothing to free inside on NONE and UNSUPPORTED (lua/luajit_detect.h) */
+		return r;
+	}
+	memset(rt, 0, sizeof(*rt));
+	rt->interp = jit->interp;
+	rt->jit = jit;
+	return r;
+}
+
 /* Find a Lua VM in a newly registered file and tell the BPF walkers about it. */
 static void detect_lua(struct mapped_files *mf, uint32_t id, const struct elf_image *img,
 		       const struct cfi_table *cfi, const char *name)
@@ -170,7 +211,7 @@ static void detect_lua(struct mapped_files *mf, uint32_t id, const struct elf_im
 	struct lua_runtime rt;
 	const char *reason = NULL;
 
-	switch (lua_runtime_detect(img, cfi, &rt, &reason)) {
+	switch (detect_runtime(img, cfi, &rt, &reason)) {
 	case LUA_DETECT_NONE:
 		return;
 	case LUA_DETECT_UNSUPPORTED:
@@ -185,19 +226,18 @@ static void detect_lua(struct mapped_files *mf, uint32_t id, const struct elf_im
 		lp_warn("%s: cannot publish its Lua VM: %s", name, strerror(errno));
 		free(f->lua);
 		f->lua = NULL;
+		if (rt.jit) {
+			luajit_runtime_free(rt.jit);
+			free(rt.jit);
+		}
 		return;
 	}
 	*f->lua = rt;
-	if (rt.interp.l_in_frame)
-		lp_debug("%s: Lua %s, luaV_execute [0x%llx, 0x%llx) %s, L at CFA%+d", name, rt.version,
-			 (unsigned long long)rt.interp.exec_start, (unsigned long long)rt.interp.exec_end,
-			 rt.exec_from_symtab ? "from .symtab" : "derived from the API",
-			 rt.interp.l_cfa_off);
+	if (rt.jit)
+		lp_debug("%s: %s, interpreter [0x%llx, 0x%llx)", name, rt.jit->description,
+			 (unsigned long long)rt.interp.exec_start, (unsigned long long)rt.interp.exec_end);
 	else
-		lp_debug("%s: Lua %s, luaV_execute [0x%llx, 0x%llx) %s, L in DWARF register %u", name,
-			 rt.version, (unsigned long long)rt.interp.exec_start,
-			 (unsigned long long)rt.interp.exec_end,
-			 rt.exec_from_symtab ? "from .symtab" : "derived from the API", rt.interp.l_reg);
+		log_puc_runtime(name, &rt);
 }
 
 /* First sight of a file: compile its unwind table, publish it, load its symbols, look for a VM. */
@@ -340,6 +380,7 @@ int mapped_files_build_process(struct mapped_files *mf, pid_t pid, const struct 
 			       struct proc_mappings *out)
 {
 	out->count = 0;
+	out->luajit_file = 0;
 	for (size_t i = 0; i < maps->count; i++) {
 		const struct proc_exec_map *map = &maps->maps[i];
 
@@ -349,7 +390,11 @@ int mapped_files_build_process(struct mapped_files *mf, pid_t pid, const struct 
 			mf->mappings_dropped++;
 			continue;
 		}
-		describe_mapping(mf, pid, map, &out->maps[out->count++]);
+		describe_mapping(mf, pid, map, &out->maps[out->count]);
+		const struct exec_mapping *m = &out->maps[out->count++];
+		const struct mapped_file *f = m->kind == MAPPING_ANON ? NULL : mapped_files_get(mf, m->file_id);
+		if (f && f->lua && f->lua->jit && out->luajit_file == 0)
+			out->luajit_file = m->file_id + 1;
 	}
 	out->generation++;
 	return 0;

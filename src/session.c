@@ -17,17 +17,19 @@
 #include "native_unwind.skel.h"
 #include "src/aggregate.h"
 #include "src/frame_names.h"
+#include "lua/luajit_detect.h"
 #include "src/log.h"
 #include "src/mapped_files.h"
 #include "src/proc_maps.h"
+#include "src/process_tree.h"
 #include "src/u64_set.h"
 
 #define POLL_INTERVAL_MS 100
 #define RESCAN_INTERVAL_S 1.0
 
+/* A process being sampled: in the BPF `targets` map, its mappings in `proc_mappings`. */
 struct target {
 	pid_t pid;
-	bool alive;
 	uint64_t maps_hash;
 	bool refresh_requested;
 	const struct mapped_file *lua_file; /* the file with its Lua VM (or VM problem) announced */
@@ -40,7 +42,8 @@ struct session {
 	struct mapped_files files;
 	struct frame_namer namer;
 	struct u64_set lua_seen_stacks;  /* stacks whose Lua frames were already resolved */
-	struct target *targets;
+	struct process_tree tree;        /* the -p processes and their descendants */
+	struct target *targets;          /* the live processes of the tree, MAX_TARGET_PROCS at most */
 	size_t target_count;
 	struct bpf_link **links;
 	int *perf_fds;
@@ -50,6 +53,7 @@ struct session {
 	size_t rows_len, pages_len, rules_len;
 	struct proc_mappings *scratch_mappings;
 	double started;
+	bool limit_warned;               /* MAX_TARGET_PROCS reached: said once */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -121,8 +125,11 @@ static void announce_lua(struct session *s, struct target *t)
 		return;
 	t->lua_file = f;
 	if (f->lua) {
-		lp_info("PID %d: Lua %s in %s", (int)t->pid, f->lua->version, f->name);
-		if (frame_namer_add_lua_process(&s->namer, t->pid, f->lua->puc) < 0)
+		if (f->lua->jit)
+			lp_info("PID %d: %s in %s", (int)t->pid, f->lua->jit->description, f->name);
+		else
+			lp_info("PID %d: Lua %s in %s", (int)t->pid, f->lua->version, f->name);
+		if (frame_namer_add_lua_process(&s->namer, t->pid, f->lua) < 0)
 			lp_warn("out of memory: Lua frames of PID %d unnamed", (int)t->pid);
 	} else {
 		lp_warn("PID %d: %s (%s): no Lua frames, native frames only", (int)t->pid,
@@ -153,33 +160,113 @@ static int publish_process(struct session *s, struct target *t, bool force)
 	return rc;
 }
 
-static int add_targets(struct session *s)
+/* Start sampling a process of the tree: publish its mappings, then add it to `targets`. */
+static int add_target(struct session *s, pid_t pid)
 {
+	struct target *t = &s->targets[s->target_count];
 	__u8 one = 1;
 
-	s->targets = calloc(s->opts->pid_count, sizeof(*s->targets));
-	if (!s->targets)
-		return -ENOMEM;
-	for (size_t i = 0; i < s->opts->pid_count; i++) {
-		struct target *t = &s->targets[s->target_count++];
-		int rc;
+	*t = (struct target){.pid = pid};
+	int rc = publish_process(s, t, true);
+	if (rc < 0)
+		return rc;
+	if (bpf_map__update_elem(s->skel->maps.targets, &pid, sizeof(pid), &one, sizeof(one),
+				 BPF_ANY) != 0) {
+		rc = -errno;
+		bpf_map__delete_elem(s->skel->maps.proc_mappings, &pid, sizeof(pid), 0);
+		return rc;
+	}
+	s->target_count++;
+	return 0;
+}
 
-		t->pid = s->opts->pids[i];
-		t->alive = true;
-		rc = publish_process(s, t, true);
-		if (rc < 0) {
-			lp_error("cannot read the mappings of PID %d: %s", (int)t->pid, strerror(-rc));
-			return rc;
-		}
-		if (!t->lua_file)
-			lp_info("PID %d: no Lua runtime found: native frames only", (int)t->pid);
-		if (bpf_map__update_elem(s->skel->maps.targets, &t->pid, sizeof(t->pid), &one,
-					 sizeof(one), BPF_ANY) != 0) {
-			lp_error("cannot add PID %d to the BPF target map: %s", (int)t->pid, strerror(errno));
-			return -errno;
+/* Stop sampling an exited process and forget its BPF entries, so that a process reusing its
+ * PID is not sampled by mistake. */
+static void remove_target(struct session *s, pid_t pid)
+{
+	struct bpf_map *maps[] = {s->skel->maps.targets, s->skel->maps.proc_mappings,
+				  s->skel->maps.refresh_pending};
+
+	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++)
+		bpf_map__delete_elem(maps[i], &pid, sizeof(pid), 0); /* ENOENT: never added */
+	for (size_t i = 0; i < s->target_count; i++) {
+		if (s->targets[i].pid == pid) {
+			s->targets[i] = s->targets[--s->target_count];
+			return;
 		}
 	}
+}
+
+static void process_left(struct session *s, const struct tree_process *p)
+{
+	lp_info("PID %d (%s) exited", (int)p->pid, p->comm);
+	remove_target(s, p->pid);
+}
+
+/* A root that cannot be profiled ends the run before it starts; a descendant is left out. */
+static int process_joined(struct session *s, const struct tree_process *p)
+{
+	if (p->ppid)
+		lp_info("PID %d (%s) joined, child of %d", (int)p->pid, p->comm, (int)p->ppid);
+	int rc = add_target(s, p->pid);
+	if (rc < 0 && !p->ppid) {
+		lp_error("cannot profile PID %d: %s", (int)p->pid, strerror(-rc));
+		return rc;
+	}
+	if (rc == -ESRCH || rc == -ENOENT)
+		lp_debug("PID %d exited before it could be profiled", (int)p->pid);
+	else if (rc < 0)
+		lp_warn("PID %d (%s) not profiled: %s", (int)p->pid, p->comm, strerror(-rc));
+	else if (!s->targets[s->target_count - 1].lua_file && !p->ppid)
+		lp_info("PID %d: no Lua runtime found: native frames only", (int)p->pid);
 	return 0;
+}
+
+/* Exited processes leave first: a PID reused in between joins afresh. */
+static int update_targets(struct session *s)
+{
+	struct tree_changes changes;
+	double started = now_seconds();
+	int rc = process_tree_scan(&s->tree, &changes);
+
+	lp_debug("process tree scan: %zu live, %.2f ms", s->tree.live_count,
+		 (now_seconds() - started) * 1e3);
+	if (rc < 0)
+		lp_warn("cannot look for new processes: %s", strerror(-rc));
+	for (size_t i = 0; i < changes.left_count; i++)
+		process_left(s, &s->tree.procs[changes.left[i]]);
+	for (size_t i = changes.first_joined; i < s->tree.count; i++) {
+		rc = process_joined(s, &s->tree.procs[i]);
+		if (rc < 0)
+			return rc;
+	}
+	if (s->tree.refused_count && !s->limit_warned) {
+		lp_warn("more than %d processes at once: the new ones are not profiled", MAX_TARGET_PROCS);
+		s->limit_warned = true;
+	}
+	return 0;
+}
+
+static int add_targets(struct session *s)
+{
+	int rc = process_tree_init(&s->tree, s->opts->pids, s->opts->pid_count, MAX_TARGET_PROCS,
+				   process_tree_default_discovery());
+
+	s->targets = calloc(MAX_TARGET_PROCS, sizeof(*s->targets));
+	if (rc < 0 || !s->targets)
+		return -ENOMEM;
+	rc = update_targets(s);
+	for (size_t i = 0; rc == 0 && i < s->opts->pid_count; i++) {
+		const struct tree_process *p = process_tree_find(&s->tree, s->opts->pids[i]);
+
+		if (!p || !p->live) {
+			lp_error("PID %d: %s", (int)s->opts->pids[i],
+				 s->tree.refused_count ? "not profiled: too many processes"
+						       : "exited before profiling started");
+			rc = -ESRCH;
+		}
+	}
+	return rc;
 }
 
 static int open_cpu_clock(int cpu, unsigned frequency)
@@ -268,35 +355,23 @@ static int on_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-/* Reread mappings where BPF asked for it or (every RESCAN_INTERVAL_S) where they changed;
- * notice targets that exited. */
+/* Reread mappings where BPF asked for it or (every RESCAN_INTERVAL_S) where they changed. An
+ * exited process is left to the next tree scan. */
 static void refresh_targets(struct session *s, bool periodic)
 {
 	for (size_t i = 0; i < s->target_count; i++) {
 		struct target *t = &s->targets[i];
 		bool requested = t->refresh_requested;
 
-		if (!t->alive || (!requested && !periodic))
+		if (!requested && !periodic)
 			continue;
 		t->refresh_requested = false;
 		int rc = publish_process(s, t, false);
-		if (rc == -ESRCH || rc == -ENOENT) {
-			t->alive = false;
-			lp_info("PID %d exited", (int)t->pid);
-		} else if (rc < 0) {
+		if (rc < 0 && rc != -ESRCH && rc != -ENOENT)
 			lp_warn("PID %d: cannot refresh mappings: %s", (int)t->pid, strerror(-rc));
-		}
 		if (requested)
 			bpf_map__delete_elem(s->skel->maps.refresh_pending, &t->pid, sizeof(t->pid), 0);
 	}
-}
-
-static bool any_target_alive(const struct session *s)
-{
-	for (size_t i = 0; i < s->target_count; i++)
-		if (s->targets[i].alive)
-			return true;
-	return false;
 }
 
 static void run_loop(struct session *s)
@@ -315,9 +390,11 @@ static void run_loop(struct session *s)
 		if (periodic) {
 			last_rescan = now;
 			aggregate_prefetch_lua(s->skel, &s->namer, &s->lua_seen_stacks);
+			if (update_targets(s) < 0)
+				break;
 		}
 		refresh_targets(s, periodic);
-		if (!any_target_alive(s)) {
+		if (s->tree.live_count == 0) {
 			lp_info("all target processes exited");
 			break;
 		}
@@ -365,6 +442,7 @@ static void session_free(struct session *s)
 	native_unwind_bpf__destroy(s->skel);
 	free(s->scratch_mappings);
 	free(s->targets);
+	process_tree_free(&s->tree);
 	free(s->links);
 	free(s->perf_fds);
 }
@@ -395,15 +473,14 @@ int session_run(const struct session_options *opts)
 	int exit_code = 1;
 
 	/* Before any BPF work: an unwritable output must not cost a whole profiling run. */
-	FILE *output = fopen(opts->output, "we");
-	if (!output) {
-		lp_error("cannot write %s: %s", opts->output, strerror(errno));
+	struct outputs outputs;
+	if (outputs_open(&outputs, opts) < 0)
 		return 1;
-	}
+	bool outputs_pending = true;
 	s.scratch_mappings = calloc(1, sizeof(*s.scratch_mappings));
 	if (!s.scratch_mappings) {
 		lp_error("out of memory");
-		fclose(output);
+		outputs_discard(&outputs);
 		return 1;
 	}
 	install_signal_handlers();
@@ -425,15 +502,15 @@ int session_run(const struct session_options *opts)
 		.stats = opts->stats,
 		.elapsed = now_seconds() - s.started,
 		.frequency = opts->frequency,
-		.output = opts->output,
-		.output_file = output,
+		.outputs = &outputs,
 		.mappings_dropped = s.files.mappings_dropped,
+		.tree = &s.tree,
 	};
 	exit_code = aggregate_and_write(&input) == 0 ? 0 : 1;
-	output = NULL; /* closed by aggregate_and_write */
+	outputs_pending = false; /* closed by aggregate_and_write */
 out:
-	if (output)
-		fclose(output);
+	if (outputs_pending)
+		outputs_discard(&outputs);
 	session_free(&s);
 	return exit_code;
 }

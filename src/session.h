@@ -9,12 +9,21 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+enum output_format { OUTPUT_FOLDED, OUTPUT_SVG };
+
+/* One file to write at the end (docs/output-format.md). */
+struct output_spec {
+	const char *path;
+	enum output_format format;
+};
+
 struct session_options {
 	pid_t *pids;
 	size_t pid_count;
 	unsigned frequency;     /* Hz, per CPU */
 	double duration;        /* seconds; 0 = until SIGINT/SIGTERM */
-	const char *output;     /* folded output path */
+	struct output_spec *outputs; /* at least one; malloc'ed */
+	size_t output_count;
 	bool kernel_stacks;
 	bool stats;             /* per-reason unwind failure counts in the summary */
 	bool lua_lines;         /* Lua frames show the current line, not the line defined */

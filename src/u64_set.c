@@ -37,7 +37,7 @@ static int grow(struct u64_set *set)
 	return 0;
 }
 
-static bool u64_set_contains(const struct u64_set *set, uint64_t key)
+bool u64_set_contains(const struct u64_set *set, uint64_t key)
 {
 	if (set->capacity == 0 || key == 0)
 		return false;

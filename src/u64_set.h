@@ -15,6 +15,7 @@ struct u64_set {
 
 /* Adds key (nonzero). Returns 1 when added, 0 when already present, -ENOMEM. */
 int u64_set_add(struct u64_set *set, uint64_t key);
+bool u64_set_contains(const struct u64_set *set, uint64_t key);
 void u64_set_free(struct u64_set *set);
 
 #endif

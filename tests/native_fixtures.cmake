@@ -19,6 +19,7 @@
 # Tests (label bpf, need root): native_deep, native_deep_stripped, native_qsort, native_signal,
 # native_vdso, native_dlopen, native_threads, native_errors, native_target_exit, native_nginx,
 # native_lua54; plus native_fixtures_selfcheck (no profiler, no root: checks the fixtures).
+# fixture_fork (a parent whose descendants burn the CPU) is profiled by tests/process_tree.cmake.
 
 find_package(Threads REQUIRED)
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
@@ -41,7 +42,7 @@ function(lua_perf_fixture_options target)
     LIBRARY_OUTPUT_DIRECTORY ${FIXTURE_BIN_DIR})
 endfunction()
 
-foreach(fx deep qsort signal vdso dlopen threads realign)
+foreach(fx deep qsort signal vdso dlopen threads realign fork)
   add_executable(fixture_${fx} ${FIXTURE_DIR}/fixture_${fx}.c)
   lua_perf_fixture_options(fixture_${fx})
 endforeach()
@@ -65,7 +66,7 @@ add_custom_command(TARGET fixture_deep POST_BUILD
 
 add_custom_target(native_fixtures DEPENDS
   fixture_deep fixture_qsort fixture_signal fixture_vdso fixture_dlopen fixture_threads
-  fixture_realign fixture_plugin)
+  fixture_realign fixture_fork fixture_plugin)
 
 # ---- tests
 set(NATIVE_TEST ${CMAKE_CURRENT_LIST_DIR}/native_profile_test.py)

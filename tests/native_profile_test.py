@@ -663,6 +663,36 @@ def check_exit(rc, err, args):
         fail(f"profiler stderr has no summary mentioning samples: {err[-2000:]!r}")
 
 
+def process_summary(err):
+    """lua-perf's per-process summary on stderr: ({pid: (samples, comm)}, samples in the
+    "+N more" line or 0). Fails when it is missing or malformed."""
+    lines = err.split("\n")
+    heads = [i for i, line in enumerate(lines) if line.startswith("lua-perf: samples per process")]
+    if len(heads) != 1:
+        fail(f"{len(heads)} per-process summaries on stderr (want 1): {err[-2000:]!r}")
+    procs, rest = {}, 0
+    for line in lines[heads[0] + 1:]:
+        m = re.fullmatch(r"  +(\d+) +(\d+) +[0-9.]+%  (.*)", line)
+        if m:
+            if int(m[1]) in procs:
+                fail(f"PID {m[1]} twice in the per-process summary")
+            procs[int(m[1])] = (int(m[2]), m[3])
+            continue
+        m = re.fullmatch(r"  \+(\d+) more processes: (\d+) samples", line)
+        if m:
+            rest = int(m[2])
+        break
+    if not procs:
+        fail(f"empty per-process summary: {err[-2000:]!r}")
+    return procs, rest
+
+
+def joined_lines(err):
+    """{pid: (comm, parent pid)} from lua-perf's "PID N (comm) joined, child of P" lines."""
+    return {int(pid): (comm, int(ppid)) for pid, comm, ppid in
+            re.findall(r"^lua-perf: PID (\d+) \((.*)\) joined, child of (\d+)$", err, re.M)}
+
+
 def check_chains(stacks, hot, prefix, chain, min_hot, label, translate=None):
     """Assertions (a) and (b) over the hot samples: see the module docstring."""
     if translate:
@@ -1138,6 +1168,9 @@ def case_self_check(args, tmp):
         "fixture_threads": [("thread_main", "worker_loop"), ("worker_loop", "burn_thread")],
         "fixture_realign": [("main", "run_realign"), ("run_realign", "frame_pointer_caller"),
                             ("frame_pointer_caller", "realigned"), ("realigned", "burn_realign")],
+        "fixture_fork": [("main", "start_early"), ("start_early", "spawn_child"),
+                         ("spawn_child", "spawn_child"), ("main", "serve_requests"),
+                         ("serve_requests", "spawn_child")],
         os.path.basename(args.plugin): [("plugin_entry", "plugin_hot")],
     }
     for name, pairs in expected.items():
@@ -1149,7 +1182,7 @@ def case_self_check(args, tmp):
         for caller, callee in pairs:
             check_calls(problems, path, funcs, caller, callee)
         for hot in ("burn_deep", "burn_realign", "compare_slowly", "burn_in_handler", "burn_thread",
-                    "plugin_hot", "wait_for_signals", "time_loop"):
+                    "plugin_hot", "wait_for_signals", "time_loop", "burn_early", "burn_late"):
             if hot in funcs and any(mn.startswith("call") and "<" + hot in ops
                                     for mn, ops in funcs[hot]):
                 problems.append(f"{path}: {hot} calls itself")
@@ -1174,7 +1207,7 @@ def case_self_check(args, tmp):
     runs = [[os.path.join(d, n), "0.5"] for n in ("fixture_deep", "fixture_deep_stripped",
                                                   "fixture_qsort", "fixture_signal",
                                                   "fixture_vdso", "fixture_threads",
-                                                  "fixture_realign")]
+                                                  "fixture_realign", "fixture_fork")]
     for argv in runs + [[os.path.join(d, "fixture_dlopen"), args.plugin, "1"]]:
         child = Child(argv, stdin=True)
         try:

@@ -414,3 +414,23 @@ const char *elf_image_debuglink(const struct elf_image *img)
 		return NULL;
 	return name;
 }
+
+size_t elf_image_read_vaddr(const struct elf_image *img, uint64_t vaddr, void *buf, size_t len)
+{
+	for (size_t i = 0; i < img->load_count; i++) {
+		const struct elf_segment *seg = &img->loads[i];
+		if (!(seg->flags & PF_R) || vaddr < seg->vaddr || vaddr - seg->vaddr >= seg->filesz)
+			continue;
+		uint64_t in_seg = vaddr - seg->vaddr;
+		uint64_t avail = seg->filesz - in_seg;
+		size_t want = avail < len ? (size_t)avail : len;
+		if (seg->offset > (uint64_t)INT64_MAX - in_seg)
+			return 0;
+		ssize_t got;
+		do
+			got = pread(img->fd, buf, want, (off_t)(seg->offset + in_seg));
+		while (got < 0 && errno == EINTR);
+		return got > 0 ? (size_t)got : 0;
+	}
+	return 0;
+}

@@ -40,6 +40,9 @@ void elf_image_close(struct elf_image *img);
 Elf_Scn *elf_image_section(const struct elf_image *img, const char *name, GElf_Shdr *shdr);
 /* The ELF vaddr that file offset `offset` is loaded at, through the PT_LOAD that holds it. */
 int elf_image_offset_to_vaddr(const struct elf_image *img, uint64_t offset, uint64_t *vaddr);
+/* Up to len bytes of the file's loaded contents at ELF vaddr (a readable PT_LOAD's file part):
+ * how many were read, 0 when vaddr is in none. */
+size_t elf_image_read_vaddr(const struct elf_image *img, uint64_t vaddr, void *buf, size_t len);
 /* Hex of img->id into buf (2 * id_len + 1 bytes). */
 void elf_image_id_hex(const struct elf_image *img, char *buf, size_t buflen);
 /* The .gnu_debuglink file name, or NULL (pointer into libelf's data, valid until close). */
