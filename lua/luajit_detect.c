@@ -35,6 +35,8 @@
  *      the argument of lj_trace_exit) -> g_to_j = GG_DISP2J - GG_DISP2G;
  *      BC_JLOOP's `mov RA, [DISPATCH+DISPATCH_J(trace)]; mov TRACE:RD, [RA+RD*8 (GC32: *4)]`
  *      before its jit_base store -> j_trace.
+ *    GG_DISP2J and DISPATCH_J(trace) must also be used elsewhere (vm_hotloop, the trace
+ *    stitching, BC_ITERN's unpatching), so that no single corrupted site decides them.
  * 6. Fields no known LuaJIT 2.1 layout changes within a mode (upstream mid-2020..2025, OpenResty
  *    2019..2024: GCfuncC.ffid/pc, GCproto, GCtrace.startpc) come from a table per mode; GCstr
  *    changed once (the string interning rework, which also moved global_State.vmstate): its
@@ -43,9 +45,12 @@
  *    (lj_lib_init_*, host/buildvm_lib.c) and name to lj_lib_register (lj_lib.c) in rdx and rsi;
  *    lj_lib_register is the common callee of those calls. The init data gives the first ffid and
  *    one entry per function (lj_lib.c lj_lib_register); names are "name" for the "_G" library,
- *    "lib.name" otherwise; a loader registered with lj_lib_prereg(L, "jit.util", loader) whose
- *    only registration has no name gets that name ("jit.util.funcinfo"). Functions the build
- *    does not name (LJLIB_NOREG, NOREGUV, other method tables) stay NULL.
+ *    "lib.name" otherwise; a loader preregistered with lj_lib_prereg(L, "jit.util", loader)
+ *    (called, or inlined as lua_pushcfunction + lua_setfield) whose only registration has no
+ *    name gets that name ("jit.util.funcinfo"); an LJLIB_NOREG function a loader "table.new"
+ *    registers with lj_lib_postreg(L, cf, ffid, "new") gets "table.new" (OpenResty). Functions
+ *    the binary does not name (other LJLIB_NOREG/NOREGUV ones, libraries registered without a
+ *    name: file methods, ffi, string.buffer) stay NULL.
  * Everything read from the file is bounds-checked and every loop is bounded; nothing is mapped. */
 #include "lua/luajit_detect.h"
 
@@ -523,8 +528,9 @@ static bool entry_prologue(struct lua_disasm *d, struct lua_cursor *c, unsigned 
 			pushes++;
 			continue;
 		}
-		if (d->insn->id == X86_INS_SUB && pushes > 0 && reg_operand(operand(d->insn, 0), &w) == R_SP &&
-		    w == 8 && imm_operand(operand(d->insn, 1), 8, &imm) && imm > 0 && imm < 1024) {
+		if (d->insn->id == X86_INS_SUB && pushes > 0 &&
+		    reg_operand(operand(d->insn, 0), &w) == R_SP && w == 8 &&
+		    imm_operand(operand(d->insn, 1), 8, &imm) && imm > 0 && imm < 1024) {
 			*frame = 8 + 8 * pushes + (unsigned)imm;
 			return true;
 		}
@@ -599,7 +605,6 @@ struct path {
 	bool pc_pending;      /* a load into PC (rbx) from [reg + pc_disp] was seen */
 	int64_t pc_disp;
 	uint8_t pc_size;
-	bool end;
 };
 
 static void slot_store(struct entry *e, int64_t disp, uint8_t size, bool holds_l)
@@ -1297,7 +1302,8 @@ static bool loader_at(const struct file *f, const struct arg *a, uint64_t *end)
  * SIZE_MAX. */
 static size_t prereg_at(const struct file *f, struct lib_scan *ls, size_t i, char name[MAX_NAME])
 {
-	const struct lib_call *c = &ls->calls[i], *next = i + 1 < ls->call_count ? &ls->calls[i + 1] : NULL;
+	const struct lib_call *c = &ls->calls[i];
+	const struct lib_call *next = i + 1 < ls->call_count ? &ls->calls[i + 1] : NULL;
 	uint64_t end;
 	if (c->target == ls->register_fn)
 		return SIZE_MAX;
@@ -1593,6 +1599,25 @@ static const char *name_postregistered(const struct file *f, const struct lib_sc
 	return NULL;
 }
 
+/* Whether call i registers init data an earlier register call registers too: 1 with the same
+ * prefix, -1 with another, 0 when it is new. */
+static int registered_before(const struct file *f, const struct lib_scan *ls, size_t i,
+			     const char *prefix)
+{
+	for (size_t j = 0; j < i; j++) {
+		const struct lib_call *c = &ls->calls[j];
+		char name[MAX_NAME];
+		const char *other = NULL;
+		if (c->target != ls->register_fn || !is_register_call(f, c) ||
+		    c->init.value != ls->calls[i].init.value)
+			continue;
+		if (!registration_prefix(f, ls, c, name, &other))
+			return -1;
+		return (!prefix && !other) || (prefix && other && strcmp(prefix, other) == 0) ? 1 : -1;
+	}
+	return 0;
+}
+
 static const char *collect_names(const struct file *f, struct lib_scan *ls, struct ffnames *fn)
 {
 	bool base_found = false;
@@ -1608,6 +1633,11 @@ static const char *collect_names(const struct file *f, struct lib_scan *ls, stru
 			continue;
 		if (!registration_prefix(f, ls, c, name, &prefix))
 			return "a library registered by lj_lib_register has no readable name";
+		switch (registered_before(f, ls, i, prefix)) {
+		case 1: continue; /* the same library again (e.g. a loader that is also exported) */
+		case -1: return "one library is registered under two names";
+		default: break;
+		}
 		int err = parse_init(f, c->init.value, prefix, fn, &first);
 		if (err == -ENOMEM)
 			return "out of memory";

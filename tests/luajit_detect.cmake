@@ -7,10 +7,11 @@
 #   luajit_exec_<target>       the interpreter range: lj_vm_asm_begin and the FDE of lj_vm_pcall
 #                              (unstripped builds), and the bytes of the tree's lj_vm.o (all)
 #   luajit_ffnames_<target>    fast function names against the build's own jit/vmdef.lua
-#   luajit_detect_none         PUC Lua 5.4 and libc: not LuaJIT
+#   luajit_variant_no_unwind   layout and range of a LUAJIT_NO_UNWIND build (96-byte C frame)
+#   luajit_detect_none         PUC Lua, libc, nginx and its Lua module: not LuaJIT
 #   luajit_detect_hostile_*    truncated and corrupted copies (run under ASan in that build)
 # Targets: Debian's libluajit-5.1.so.2 (OpenResty luajit2, GC64, stripped), the upstream
-# LuaJIT library (GC64, stripped), and unstripped builds: GC32 from the upstream tree (the VM in
+# LuaJIT library and executable (GC64, stripped), and unstripped builds: GC32 from the upstream tree (the VM in
 # the executable and in libluajit.so), GC64 from the luajit2 tree.
 #
 # The fixture luajit_targets (scripts/fetch-luajit.sh, root and network the first time) fetches
@@ -28,6 +29,8 @@ set(LUAJIT_DIR ${CMAKE_BINARY_DIR}/luajit)
 set(LUAJIT_LIBDIR /usr/lib/x86_64-linux-gnu)
 set(LUAJIT_DEBIAN_LIB ${LUAJIT_LIBDIR}/libluajit-5.1.so.2)
 set(LUAJIT_UPSTREAM_LIB ${LUAJIT_DIR}/upstream/usr/lib/x86_64-linux-gnu/libluajit-5.1.so.2)
+# Debian's luajit executable links the VM in and exports its API: LuaJIT itself.
+set(LUAJIT_UPSTREAM_EXE ${LUAJIT_DIR}/upstream/usr/bin/luajit)
 set(LUAJIT_TEST ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/luajit_detect_test.py)
 set(LUAJIT_TEST_ARGS --tool $<TARGET_FILE:luajit_detect_tool> --cc ${CMAKE_C_COMPILER}
   --nm ${LUAJIT_DETECT_NM} --readelf ${LUAJIT_DETECT_READELF}
@@ -47,7 +50,7 @@ endmacro()
 luajit_test(luajit_layout_debian layout ${LUAJIT_TEST_ARGS} --tree ${LUAJIT_DIR}/luajit2-src
   --control-tree ${LUAJIT_DIR}/luajit-src ${LUAJIT_DEBIAN_LIB})
 luajit_test(luajit_layout_upstream layout ${LUAJIT_TEST_ARGS} --tree ${LUAJIT_DIR}/luajit-src
-  --control-tree ${LUAJIT_DIR}/luajit2-src ${LUAJIT_UPSTREAM_LIB})
+  --control-tree ${LUAJIT_DIR}/luajit2-src ${LUAJIT_UPSTREAM_LIB} ${LUAJIT_UPSTREAM_EXE})
 luajit_test(luajit_layout_gc32 layout ${LUAJIT_TEST_ARGS} --tree ${LUAJIT_DIR}/luajit-src --gc32
   --control-tree ${LUAJIT_DIR}/luajit-src
   ${LUAJIT_DIR}/gc32/src/luajit ${LUAJIT_DIR}/gc32/src/libluajit.so)
@@ -59,7 +62,7 @@ luajit_test(luajit_layout_gc64 layout ${LUAJIT_TEST_ARGS} --tree ${LUAJIT_DIR}/l
 luajit_test(luajit_exec_debian exec ${LUAJIT_TEST_ARGS}
   --vm-object ${LUAJIT_DIR}/gc64/src/lj_vm.o ${LUAJIT_DEBIAN_LIB})
 luajit_test(luajit_exec_upstream exec ${LUAJIT_TEST_ARGS}
-  --vm-tree ${LUAJIT_DIR}/luajit-src ${LUAJIT_UPSTREAM_LIB})
+  --vm-tree ${LUAJIT_DIR}/luajit-src ${LUAJIT_UPSTREAM_LIB} ${LUAJIT_UPSTREAM_EXE})
 luajit_test(luajit_exec_gc32 exec ${LUAJIT_TEST_ARGS} --symbols
   --vm-object ${LUAJIT_DIR}/gc32/src/lj_vm.o
   ${LUAJIT_DIR}/gc32/src/luajit ${LUAJIT_DIR}/gc32/src/libluajit.so)
@@ -71,7 +74,8 @@ luajit_test(luajit_exec_gc64 exec ${LUAJIT_TEST_ARGS} --symbols
 luajit_test(luajit_ffnames_debian ffnames ${LUAJIT_TEST_ARGS} --tree ${LUAJIT_DIR}/luajit2-src
   --vmdef /usr/share/luajit-2.1.0-beta3/jit/vmdef.lua ${LUAJIT_DEBIAN_LIB})
 luajit_test(luajit_ffnames_upstream ffnames ${LUAJIT_TEST_ARGS} --tree ${LUAJIT_DIR}/luajit-src
-  --vmdef ${LUAJIT_DIR}/upstream/usr/share/luajit-2.1.0-beta3/jit/vmdef.lua ${LUAJIT_UPSTREAM_LIB})
+  --vmdef ${LUAJIT_DIR}/upstream/usr/share/luajit-2.1.0-beta3/jit/vmdef.lua ${LUAJIT_UPSTREAM_LIB}
+  ${LUAJIT_UPSTREAM_EXE})
 luajit_test(luajit_ffnames_gc32 ffnames ${LUAJIT_TEST_ARGS} --tree ${LUAJIT_DIR}/luajit-src
   --vmdef ${LUAJIT_DIR}/gc32/src/jit/vmdef.lua
   ${LUAJIT_DIR}/gc32/src/luajit ${LUAJIT_DIR}/gc32/src/libluajit.so)
@@ -79,10 +83,16 @@ luajit_test(luajit_ffnames_gc64 ffnames ${LUAJIT_TEST_ARGS} --tree ${LUAJIT_DIR}
   --vmdef ${LUAJIT_DIR}/gc64/src/jit/vmdef.lua
   ${LUAJIT_DIR}/gc64/src/luajit ${LUAJIT_DIR}/gc64/src/libluajit.so)
 
+# ---- a build variant: LUAJIT_NO_UNWIND saves r12 and r13 too (CFRAME_SIZE 96), built here.
+luajit_test(luajit_variant_no_unwind variant ${LUAJIT_TEST_ARGS} --tree ${LUAJIT_DIR}/luajit2-src
+  --xcflags=-DLUAJIT_NO_UNWIND)
+
 set_tests_properties(${LUAJIT_TESTS} PROPERTIES FIXTURES_REQUIRED luajit_targets TIMEOUT 300)
 
+# Files that only import the API (nginx's Lua module) or export PUC Lua's are not LuaJIT.
 add_test(NAME luajit_detect_none COMMAND ${LUAJIT_TEST} none ${LUAJIT_TEST_ARGS}
-  ${LUAJIT_LIBDIR}/liblua5.4.so.0 /lib/x86_64-linux-gnu/libc.so.6)
+  ${LUAJIT_LIBDIR}/liblua5.4.so.0 ${LUAJIT_LIBDIR}/liblua5.1.so.0 /lib/x86_64-linux-gnu/libc.so.6
+  /usr/sbin/nginx /usr/lib/nginx/modules/ngx_http_lua_module.so)
 
 # Hostile copies: the Debian library (GC64) and the GC32 executable (the VM linked in).
 add_test(NAME luajit_detect_hostile_debian
