@@ -7,9 +7,10 @@
     nginx_profile_test.py --lua-perf BIN lua54
 
 nginx: /usr/sbin/nginx (master + 2 workers, config generated in a temp dir, listening on a free
-  127.0.0.1 port) serves static files to `wrk -t2 -c16 -d6s` (loopback only); both workers are
-  profiled for 4 s. nginx exports most of its functions (.dynsym, for dynamic modules) but not
-  the static ones: ngx_start_worker_processes, ngx_worker_process_cycle and the handlers
+  127.0.0.1 port) serves static files to `wrk -t2 -c16 -d5s` (loopback only, started once
+  lua-perf samples: its start-up may take seconds under ASan); both workers are profiled for
+  4 s. nginx exports most of its functions (.dynsym, for dynamic modules) but not the static
+  ones: ngx_start_worker_processes, ngx_worker_process_cycle and the handlers
   (ngx_http_static_handler) show as nginx+0x..., as do _start and libc's static functions.
   Asserted over the samples with user frames:
     - >= 99% complete: root frame inside nginx's _start (the ELF entry point's function), then
@@ -26,8 +27,8 @@ nginx: /usr/sbin/nginx (master + 2 workers, config generated in a temp dir, list
 lua_reload: nginx with ngx_lua (Debian's libnginx-mod-http-lua on LuaJIT, with resty.core), 2
   workers, JIT compiler off, every request runs tests/nginx_lua/handler.lua (string building,
   table.sort with a Lua comparator, a recursive function; the response is checked against the
-  test's own computation). wrk loads it while `lua-perf -p <master> -d 6` runs; 2 s after
-  lua-perf opened its perf events the master gets SIGHUP and forks 2 new workers (found by
+  test's own computation). `lua-perf -p <master> -d 6` runs; once it opened its perf events wrk
+  loads nginx, and 2 s later the master gets SIGHUP and forks 2 new workers (found by
   /proc ppid). Asserted: the new workers joined (stderr), old workers >= 100 samples each and
   new ones >= max(100, 30% of the old workers' mean) each in the per-process summary, the new
   ones >= 25% of all samples; >= 95% of
@@ -331,8 +332,8 @@ def case_nginx(args, tmp):
         status, body = http_get(port, "/file")
         if " 200 " not in status + " " or body != files["file"]:
             fail(f"GET /file: {status!r}, {len(body)} bytes (want 200, {len(files['file'])})")
-        wrk = run_wrk(port, 6, "/file")
-        prof = Profiler(args, workers, 4, os.path.join(tmp, "out.fold"))
+        prof, wrk = start_sampling_then_load(args, workers, port, 4,
+                                             os.path.join(tmp, "out.fold"), "/file")
         rc, _, err = prof.finish()
         wrk_out = finish_wrk(wrk)
         npt.check_exit(rc, err, args)
@@ -419,7 +420,7 @@ def case_nginx(args, tmp):
 NGINX_MODULES = "/usr/lib/nginx/modules"
 LUA_HANDLER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nginx_lua", "handler.lua")
 LUA_RELOAD_DURATION = 6   # lua-perf -d
-LUA_RELOAD_AFTER = 2.0    # SIGHUP this long after lua-perf opened its perf events
+LUA_RELOAD_AFTER = 2.0    # SIGHUP this long after the load started
 
 NGINX_LUA_CONF = """\
 load_module {modules}/ndk_http_module.so;
@@ -484,14 +485,28 @@ def lua_handler_response():
     return f"{len(built)} {min(keys)}:{max(keys)} {a}\n".encode()
 
 
+def start_sampling_then_load(args, pids, port, duration, out, path="/"):
+    """lua-perf on pids, then (once it samples: its start-up may take seconds on a busy machine
+    or under ASan) wrk on port for the rest of its run. Returns (profiler, wrk)."""
+    prof = Profiler(args, pids, duration, out)
+    wrk = None
+    try:
+        if not prof.wait_attached():
+            fail("lua-perf opened no perf event within 15 s")
+        wrk = run_wrk(port, duration + 1, path)
+    except BaseException:
+        prof.kill()
+        raise
+    return prof, wrk
+
+
 def profile_nginx_tree(args, tmp, master, port, duration, during=None):
-    """wrk loads nginx while lua-perf -p <master> samples for `duration` s (during(prof) is
-    called once lua-perf started). Returns (lua-perf's stderr, parsed fold, wrk's output)."""
+    """lua-perf -p <master> samples for `duration` s while wrk loads nginx (during(prof) is
+    called once the load is on). Returns (lua-perf's stderr, parsed fold, wrk's output)."""
     out = os.path.join(tmp, "out.fold")
     wrk = prof = None
     try:
-        wrk = run_wrk(port, duration + 3)
-        prof = Profiler(args, [master.pid], duration, out)
+        prof, wrk = start_sampling_then_load(args, [master.pid], port, duration, out)
         if during:
             during(prof)
         rc, _, err = prof.finish()
@@ -508,11 +523,9 @@ def profile_nginx_tree(args, tmp, master, port, duration, during=None):
 
 
 def sighup_after(master, old_workers, delay, new_workers):
-    """during() for profile_nginx_tree: SIGHUP the master `delay` s after lua-perf attached,
+    """during() for profile_nginx_tree: SIGHUP the master `delay` s after the load started,
     then wait for its new workers (appended to new_workers)."""
     def during(prof):
-        if not prof.wait_attached():
-            log("warning: no perf_event fd seen in the profiler within 15 s; going on")
         time.sleep(delay)
         os.kill(master.pid, signal.SIGHUP)
         new_workers.extend(wait_workers(master.pid, len(old_workers), exclude=old_workers))
