@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* session.h - one profiling run: load the BPF program, publish the targets' mappings and unwind
- * tables, sample with cpu-clock perf events on every CPU, keep mappings current (dlopen), stop on
- * signal / duration / exit of every target, then aggregate and write the output. */
+ * tables, sample with cpu-clock perf events on every CPU, keep mappings current (dlopen) and the
+ * targets too (each -p PID with all its descendants: src/process_tree.h), stop on signal /
+ * duration / exit of every target, then aggregate and write the output. */
 #ifndef LUA_PERF_SESSION_H
 #define LUA_PERF_SESSION_H
 
@@ -18,7 +19,7 @@ struct output_spec {
 };
 
 struct session_options {
-	pid_t *pids;
+	pid_t *pids;            /* roots: each is profiled with all its descendants */
 	size_t pid_count;
 	unsigned frequency;     /* Hz, per CPU */
 	double duration;        /* seconds; 0 = until SIGINT/SIGTERM */

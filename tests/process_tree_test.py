@@ -9,7 +9,7 @@ fork: fixture_fork's parent has a child and (through a "middle" process) a grand
   test makes the parent fork a late child burning in burn_late. Asserted:
     - stderr says every descendant joined, with the right parent (the late one too);
     - the per-process summary lists the child, the grandchild and the late child, each named
-      fixture_fork, with >= 800 / 800 / 300 samples; the parent and the middle process (both
+      fixture_fork, with >= 400 / 400 / 200 samples; the parent and the middle process (both
       blocked) have < 2% of the child's;
     - the stacks are exact (>= 99% of hot samples, as in native_profile_test.py):
       _start;...;main;start_early;spawn_child{1,2};burn_early and
@@ -25,7 +25,7 @@ many: the parent forks 20 late children before lua-perf -p <parent> -d 2 starts 
 gone: lua-perf -p <parent> -d 30; 2 s after sampling started the test stops the fixture
   (SIGTERM: every process stops and reaps its children) but does not reap the parent, which
   stays a zombie. lua-perf must end by itself within 10 s of that, exit 0, say every process
-  exited, and still write the summary (child and grandchild with >= 300 samples) and exact
+  exited, and still write the summary (child and grandchild with >= 150 samples) and exact
   burn_early stacks.
 
 Exit status: 0 pass, 1 fail, 77 skipped (not root).
@@ -46,8 +46,11 @@ from native_profile_test import (  # noqa: E402
 
 FORK_DURATION = 5
 LATE_AFTER = 1.0      # seconds after lua-perf attached
-MIN_EARLY = 800
-MIN_LATE = 300
+# Modest minimums: other test suites may share the 2 cores; the agreement between the summary
+# and the stacks is the sharp check.
+MIN_EARLY = 400
+MIN_LATE = 200
+MIN_GONE = 150        # per burner, 2 s of sampling
 AGREEMENT = 0.05      # summary vs stacks, per process
 MANY_LATE = 20        # late children of the "many" case
 PROCESS_LINES = 16    # processes the summary lists (src/aggregate.c)
@@ -226,8 +229,9 @@ def case_gone(args, tmp):
         if f"lua-perf: PID {pid} (fixture_fork) exited" not in err:
             fail(f"no 'PID {pid} (fixture_fork) exited' line on stderr")
     procs, _ = process_summary(err)
-    check_counts(procs, {"child": (pids["child"], 300), "grandchild": (pids["grandchild"], 300)})
-    check_chains(parse_fold(out), exact("burn_early"), MAIN_PREFIX, early_chain(), 600,
+    check_counts(procs, {"child": (pids["child"], MIN_GONE),
+                         "grandchild": (pids["grandchild"], MIN_GONE)})
+    check_chains(parse_fold(out), exact("burn_early"), MAIN_PREFIX, early_chain(), 2 * MIN_GONE,
                  "child + grandchild")
 
 
