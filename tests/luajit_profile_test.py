@@ -23,7 +23,7 @@ Workloads (MODE on|off) and the exact frames expected after the first `lj_vm` fr
 with n the line the function is defined on. Hot samples = those holding `L:hot_<WORKLOAD>@` (ffi: and libc's memset, the hot function there).
 The native start-up before the `lj_vm` frame that runs L:main must be complete (root `_start`)
 and may hold VM activations without Lua frames (luajit's main runs pmain with lua_cpcall).
-Asserted: >= 1000 hot samples; >= 99% of them are complete (root `_start`, only native frames
+Asserted: >= 600 hot samples; >= 99% of them are complete (root `_start`, only native frames
 before the first lj_vm) and match the chain exactly; with `on`, >= 50% of them carry `_[j]` on the
 hot frame and no other frame does; with `off`, no frame carries `_[j]`.
 --lines (pcall workload): the hot frame shows the line of its loop (interpreted: the current
@@ -54,7 +54,7 @@ SHARES = os.path.join(HERE, "luajit", "shares.lua")
 EMBED_SRC = os.path.join(HERE, "luajit", "luajit_embed.c")
 SYSTEM_LIBLUAJIT = "/usr/lib/x86_64-linux-gnu/libluajit-5.1.so.2"
 UPSTREAM_SHARE = "usr/share/luajit-2.1.0-beta3"
-MIN_HOT = 1000
+MIN_HOT = 600  # of ~4000 samples in 4 s: the hot function alone, robust to a shared CPU
 DEPTH = 120
 SECONDS = 30  # the workload runs at most this long; it is killed after profiling
 
