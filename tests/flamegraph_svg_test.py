@@ -57,7 +57,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import headless_chromium as hc  # noqa: E402
 import native_profile_test as npt  # noqa: E402
-from native_profile_test import Child, Profiler, TestFailure, check_exit, fail, log  # noqa: E402
+from native_profile_test import Child, Profiler, check_exit, fail, log  # noqa: E402
 
 SKIP = 77
 FREQ = 997
@@ -745,7 +745,7 @@ def check_hostile_svg(args, tmp, name, lines, targets=b"target (PID 1)"):
     return svg, stacks, stats, size
 
 
-def check_injection_free(page, stacks, frames_xml):
+def check_injection_free(page, frames_xml):
     injected = page.evaluate("typeof window.__injected")
     scripts = page.evaluate("document.getElementsByTagName('script').length")
     if injected != "undefined" or scripts != 1:
@@ -828,7 +828,7 @@ def case_hostile(args, tmp):
 
     with hc.Browser() as browser:
         page = open_svg(browser, hostile_svg)
-        check_injection_free(page, hostile_stacks, static_frames(parse_svg(hostile_svg)))
+        check_injection_free(page, static_frames(parse_svg(hostile_svg)))
         nodes = tree_nodes(hostile_stacks)
         total = sum(c for _, c in hostile_stacks)
         drawn = drawn_prefixes(nodes, total)
