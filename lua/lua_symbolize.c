@@ -26,24 +26,24 @@
  *   - no source (5.3/5.4 stripped binary chunks) or an empty name: `?`.
  *   Control bytes (< 0x20, 0x7f) become '?'.
  * Function names: `main` for line_defined 0; otherwise from line line_defined of the source
- * (lua_source_names.h) - the file of an `@` chunk (absolute paths inside /proc/PID/root, relative
- * ones from /proc/PID/cwd: the process's current directory now, not at load time), or the text
- * of a string chunk; `=` chunks have no source. `?` when nothing matches. */
+ * (lua_source_names.h) - the file of an `@` chunk as the process sees it (src/process_root.h:
+ * absolute paths inside its root, relative ones from its current directory - now, not at load
+ * time - symlinks and ".." never leaving the root), or the text of a string chunk; `=` chunks
+ * have no source. `?` when nothing matches. */
 #include "lua/lua_symbolize.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "lua/lua_source_names.h"
 #include "lua/luajit_detect.h"
+#include "src/process_root.h"
 
 #define MAX_CODE (1u << 24)
 #define MAX_STRING_LEN (1ull << 30)
@@ -572,43 +572,9 @@ static struct source_text *text_add(struct lua_symbolizer *ls, const struct text
 	return t;
 }
 
-/* path opened O_PATH inside the process's view: absolute paths under /proc/PID/root (symlinks
- * resolved inside it: openat2 RESOLVE_IN_ROOT), relative ones from /proc/PID/cwd. -1 on failure. */
-static int open_process_path(pid_t pid, const char *path)
+/* The whole of a regular file of st->st_size bytes (at most MAX_SOURCE_BYTES, checked). */
+static int read_regular(int fd, const struct stat *st, char **data, size_t *len)
 {
-	char dir[64];
-	bool absolute = path[0] == '/';
-	int n = snprintf(dir, sizeof(dir), "/proc/%d/%s", (int)pid, absolute ? "root" : "cwd");
-	if (n < 0 || (size_t)n >= sizeof(dir))
-		return -1;
-	int dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (dirfd < 0)
-		return -1;
-	struct open_how how = {
-		.flags = O_PATH | O_CLOEXEC,
-		.resolve = RESOLVE_NO_MAGICLINKS | (absolute ? RESOLVE_IN_ROOT : 0),
-	};
-	long fd = -1;
-#ifdef SYS_openat2
-	fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
-	if (fd < 0 && errno == ENOSYS)
-#endif
-		fd = openat(dirfd, absolute ? path + strspn(path, "/") : path, O_PATH | O_CLOEXEC);
-	(void)close(dirfd); /* O_PATH descriptors: close() cannot lose data */
-	return (int)fd;
-}
-
-/* Reads a regular file of at most MAX_SOURCE_BYTES through its O_PATH descriptor (reopened,
- * so FIFOs and devices are never opened for reading). */
-static int read_regular(int pathfd, const struct stat *st, char **data, size_t *len)
-{
-	char self[64];
-	int n = snprintf(self, sizeof(self), "/proc/self/fd/%d", pathfd);
-	if (n < 0 || (size_t)n >= sizeof(self))
-		return -EINVAL;
-	int fd = open(self, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
 	size_t cap = (size_t)st->st_size;
 	char *buf = malloc(cap ? cap : 1);
 	size_t got = 0;
@@ -623,7 +589,6 @@ static int read_regular(int pathfd, const struct stat *st, char **data, size_t *
 			break; /* a file that shrank: what was read is the text */
 		got += (size_t)r;
 	}
-	(void)close(fd); /* read-only */
 	if (err) {
 		free(buf);
 		return err;
@@ -633,17 +598,20 @@ static int read_regular(int pathfd, const struct stat *st, char **data, size_t *
 	return 0;
 }
 
-/* The text of file `path` as process pid sees it; NULL when it cannot be read (or -ENOMEM). */
+/* The text of file `path` as process pid sees it (src/process_root.h: inside its root, only a
+ * regular file); NULL when it cannot be read (or -ENOMEM). */
 static struct source_text *file_text(struct lua_symbolizer *ls, pid_t pid, const char *path,
 				     int *err)
 {
-	int pathfd = open_process_path(pid, path);
-	if (pathfd < 0)
-		return NULL;
 	struct stat st;
+	int fd = process_open_regular(pid, path, &st);
+	if (fd < 0) {
+		if (fd == -ENOMEM)
+			*err = fd;
+		return NULL;
+	}
 	struct source_text *t = NULL;
-	if (fstat(pathfd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < 0 ||
-	    st.st_size > MAX_SOURCE_BYTES)
+	if (st.st_size < 0 || st.st_size > MAX_SOURCE_BYTES)
 		goto out;
 	struct text_key key = {1,
 			       {(uint64_t)st.st_dev, (uint64_t)st.st_ino, (uint64_t)st.st_size,
@@ -653,13 +621,13 @@ static struct source_text *file_text(struct lua_symbolizer *ls, pid_t pid, const
 		goto out;
 	char *data = NULL;
 	size_t len = 0;
-	int rc = read_regular(pathfd, &st, &data, &len);
+	int rc = read_regular(fd, &st, &data, &len);
 	if (rc == -ENOMEM)
 		*err = rc;
 	if (rc == 0)
 		t = text_add(ls, &key, data, len, err);
 out:
-	(void)close(pathfd); /* O_PATH */
+	(void)close(fd); /* read-only */
 	return t;
 }
 

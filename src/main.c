@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* lua-perf: mixed C/Lua CPU profiler. main() checks what can be checked before touching BPF:
- * privileges, then that every PID is a live user-space process. */
+ * privileges, that /proc numbers processes as the kernel's BPF helpers do, then that every PID
+ * is a live user-space process. */
 #include <linux/capability.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -37,6 +39,20 @@ static bool has_privileges(void)
 	bool admin = has_capability(data, CAP_SYS_ADMIN);
 	return (admin || (has_capability(data, CAP_BPF) && has_capability(data, CAP_PERFMON))) &&
 	       has_capability(data, CAP_SYS_PTRACE);
+}
+
+/* The initial PID namespace's fixed inode number (include/linux/proc_ns.h, PROC_PID_INIT_INO). */
+#define PID_NS_INIT_INO 0xEFFFFFFCu
+
+/* BPF identifies sampled tasks by their IDs in the initial PID namespace
+ * (bpf_get_current_pid_tgid), lua-perf's -p and /proc by the namespace of the /proc mount - its
+ * PID 1's. Inside a container with its own PID namespace the two differ and nothing would ever
+ * be sampled. Unknown (no /proc/1/ns/pid access): assume they agree. */
+static bool proc_in_initial_pid_namespace(void)
+{
+	struct stat st;
+
+	return stat("/proc/1/ns/pid", &st) != 0 || st.st_ino == PID_NS_INIT_INO;
 }
 
 static int check_targets(const struct session_options *opts)
@@ -84,6 +100,10 @@ int main(int argc, char **argv)
 	if (!has_privileges())
 		lp_error("insufficient privileges: run as root (needs CAP_BPF, CAP_PERFMON and "
 			 "CAP_SYS_PTRACE, or CAP_SYS_ADMIN and CAP_SYS_PTRACE)");
+	else if (!proc_in_initial_pid_namespace())
+		lp_error("/proc shows a PID namespace other than the host's (lua-perf runs in a "
+			 "container): run it in the host's PID namespace (docker run --pid=host, "
+			 "Kubernetes hostPID: true) and give host PIDs");
 	else if (check_targets(&opts) == 0)
 		exit_code = session_run(&opts);
 	cli_options_free(&opts);

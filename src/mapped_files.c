@@ -16,6 +16,7 @@
 
 #include "lua/luajit_detect.h"
 #include "src/log.h"
+#include "src/process_root.h"
 
 int mapped_files_init(struct mapped_files *mf, struct table_store *store, int lua_interps_fd)
 {
@@ -64,19 +65,23 @@ static char *format_path(const char *fmt, ...)
 }
 
 /* The mapped file itself: /proc/PID/map_files/ names exactly the mapped inode (also when deleted
- * or inside another mount namespace); /proc/PID/root/PATH is the fallback without
- * CAP_SYS_ADMIN / CAP_CHECKPOINT_RESTORE (fs/proc/base.c, proc_map_files_get_link). */
-static int open_mapped_file(pid_t pid, const struct proc_exec_map *map)
+ * or inside another mount namespace); without CAP_SYS_ADMIN / CAP_CHECKPOINT_RESTORE
+ * (fs/proc/base.c, proc_map_files_get_link) the fallback is `path` as the process sees it, opened
+ * inside its root (src/process_root.h) - not for a deleted file, whose path may name another. */
+static int open_mapped_file(pid_t pid, const struct proc_exec_map *map, const char *path)
 {
-	char *path = format_path("/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid, map->start, map->end);
-	int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	char *link = format_path("/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid, map->start, map->end);
+	int fd = link ? open(link, O_RDONLY | O_CLOEXEC) : -1;
+	struct stat st;
 
-	free(path);
-	if (fd >= 0 || map->path[0] != '/')
+	free(link);
+	if (fd >= 0 || path[0] != '/' || map->deleted)
 		return fd;
-	path = format_path("/proc/%d/root%s", (int)pid, map->path);
-	fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-	free(path);
+	fd = process_open_regular(pid, path, &st);
+	if (fd < 0) {
+		errno = -fd;
+		return -1;
+	}
 	return fd;
 }
 
@@ -263,10 +268,10 @@ static int register_file(struct mapped_files *mf, const struct elf_image *img, c
 
 /* The file id of a mapping's file, registering the file on first sight. */
 static int file_for_mapping(struct mapped_files *mf, pid_t pid, const struct proc_exec_map *map,
-			    uint32_t *file_id)
+			    const char *path, uint32_t *file_id)
 {
-	bool is_vdso = strcmp(map->path, "[vdso]") == 0;
-	int fd = is_vdso ? open_vdso_copy(pid, map) : open_mapped_file(pid, map);
+	bool is_vdso = strcmp(path, "[vdso]") == 0;
+	int fd = is_vdso ? open_vdso_copy(pid, map) : open_mapped_file(pid, map, path);
 	struct stat st = {0};
 	struct elf_image img;
 	int rc, known;
@@ -278,14 +283,14 @@ static int file_for_mapping(struct mapped_files *mf, pid_t pid, const struct pro
 		*file_id = (uint32_t)known;
 		return 0;
 	}
-	rc = elf_image_open_fd(&img, fd, map->path);
+	rc = elf_image_open_fd(&img, fd, path);
 	if (rc < 0)
 		return rc;
 	known = table_store_find(mf->store, &img);
 	if (known >= 0)
 		*file_id = (uint32_t)known;
 	else
-		rc = register_file(mf, &img, map->path, pid, is_vdso ? 0 : st.st_dev,
+		rc = register_file(mf, &img, path, pid, is_vdso ? 0 : st.st_dev,
 				   is_vdso ? 0 : st.st_ino, file_id);
 	elf_image_close(&img);
 	return rc;
@@ -313,8 +318,9 @@ static bool is_anonymous(const char *path)
 	return path[0] == '\0' || (path[0] == '[' && strcmp(path, "[vdso]") != 0);
 }
 
+/* path: the mapping's file as the process names it (map->path without its root prefix). */
 static void describe_mapping(struct mapped_files *mf, pid_t pid, const struct proc_exec_map *map,
-			     struct exec_mapping *out)
+			     const char *path, struct exec_mapping *out)
 {
 	uint32_t file_id;
 	int rc;
@@ -322,11 +328,11 @@ static void describe_mapping(struct mapped_files *mf, pid_t pid, const struct pr
 	out->start = map->start;
 	out->end = map->end;
 	out->kind = MAPPING_ANON;
-	if (is_anonymous(map->path))
+	if (is_anonymous(path))
 		return;
-	rc = file_for_mapping(mf, pid, map, &file_id);
+	rc = file_for_mapping(mf, pid, map, path, &file_id);
 	if (rc < 0) {
-		lp_debug("pid %d: cannot read %s: %s", (int)pid, map->path, strerror(-rc));
+		lp_debug("pid %d: cannot read %s: %s", (int)pid, path, strerror(-rc));
 		out->kind = MAPPING_NO_TABLE;
 		out->file_id = UINT32_MAX;
 		return;
@@ -336,7 +342,7 @@ static void describe_mapping(struct mapped_files *mf, pid_t pid, const struct pr
 	out->kind = f->has_table ? MAPPING_FILE : MAPPING_NO_TABLE;
 	uint64_t bias;
 	if (mapping_bias(f, map, &bias) < 0) {
-		lp_debug("%s: mapping at offset 0x%" PRIx64 " matches no PT_LOAD", map->path, map->offset);
+		lp_debug("%s: mapping at offset 0x%" PRIx64 " matches no PT_LOAD", path, map->offset);
 		out->kind = MAPPING_NO_TABLE;
 		return;
 	}
@@ -379,6 +385,10 @@ const struct mapped_file *mapped_files_lua_of(const struct mapped_files *mf,
 int mapped_files_build_process(struct mapped_files *mf, pid_t pid, const struct proc_exec_maps *maps,
 			       struct proc_mappings *out)
 {
+	char *root_prefix;
+
+	if (process_root_prefix(pid, &root_prefix) < 0)
+		return -ENOMEM;
 	out->count = 0;
 	out->luajit_file = 0;
 	for (size_t i = 0; i < maps->count; i++) {
@@ -390,12 +400,14 @@ int mapped_files_build_process(struct mapped_files *mf, pid_t pid, const struct 
 			mf->mappings_dropped++;
 			continue;
 		}
-		describe_mapping(mf, pid, map, &out->maps[out->count]);
+		describe_mapping(mf, pid, map, process_path_inside(root_prefix, map->path),
+				 &out->maps[out->count]);
 		const struct exec_mapping *m = &out->maps[out->count++];
 		const struct mapped_file *f = m->kind == MAPPING_ANON ? NULL : mapped_files_get(mf, m->file_id);
 		if (f && f->lua && f->lua->jit && out->luajit_file == 0)
 			out->luajit_file = m->file_id + 1;
 	}
 	out->generation++;
+	free(root_prefix);
 	return 0;
 }

@@ -41,7 +41,8 @@ struct mapped_files {
 
 int mapped_files_init(struct mapped_files *mf, struct table_store *store, int lua_interps_fd);
 void mapped_files_free(struct mapped_files *mf);
-/* Fill *out (sorted executable mappings of pid) from maps, registering new files. */
+/* Fill *out (sorted executable mappings of pid) from maps, registering new files under the names
+ * the process itself uses (a chroot'ed process's paths without its root directory). */
 int mapped_files_build_process(struct mapped_files *mf, pid_t pid, const struct proc_exec_maps *maps,
 			       struct proc_mappings *out);
 const struct mapped_file *mapped_files_get(const struct mapped_files *mf, uint32_t file_id);

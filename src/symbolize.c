@@ -17,7 +17,8 @@
  * Debug files, first one found wins: <root>/usr/lib/debug/.build-id/xx/rest.debug (its build-id
  * must match), then the .gnu_debuglink name (its CRC32 must match) in the file's directory, in
  * its .debug/ subdirectory, and in <root>/usr/lib/debug/<directory>. `path` may be the path inside
- * root (as /proc/PID/maps shows it) or a host path that starts with root. */
+ * root (as the process sees it) or a host path that starts with root. Everything is resolved
+ * inside root: symlinks and ".." never lead out of it. */
 #include "src/symbolize.h"
 
 #include <errno.h>
@@ -33,6 +34,7 @@
 #include <zlib.h>
 
 #include "src/log.h"
+#include "src/process_root.h"
 
 #define KALLSYMS_PATH "/proc/kallsyms"
 #define DEBUG_DIR "/usr/lib/debug"
@@ -321,15 +323,47 @@ static int collect_elf_symbols(struct raw_vec *out, Elf *elf, const char *file)
 	return 0;
 }
 
-/* ---- Separate debug files (gdb manual, "Separate Debug Files"). */
+/* ---- Separate debug files (gdb manual, "Separate Debug Files").
+ *
+ * Every candidate is opened inside the root (src/process_root.h, open_regular_in_root): a
+ * container's symlinks (Fedora's .build-id entries are symlinks), absolute or climbing with "..",
+ * resolve in the container, never on the host; only regular files are opened. */
 
-/* "" for the host root; otherwise root without trailing slashes. */
-static char *normalized_root(const char *root)
+/* Where debug files are looked for: the root directory, open, and its path to strip from paths
+ * given as host paths. */
+struct debug_root {
+	int fd;     /* O_PATH directory */
+	char *dir;  /* without trailing slashes; "" for the host root */
+};
+
+/* -ENOENT when root is no directory (then there is no debug file to find), or -ENOMEM. */
+static int debug_root_open(const char *root, struct debug_root *dr)
 {
 	size_t len = root ? strlen(root) : 0;
 	while (len > 0 && root[len - 1] == '/')
 		len--;
-	return strndup(len ? root : "", len);
+	dr->dir = strndup(len ? root : "", len);
+	if (!dr->dir)
+		return -ENOMEM;
+	dr->fd = open(len ? dr->dir : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dr->fd < 0) {
+		free(dr->dir);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+static void debug_root_close(struct debug_root *dr)
+{
+	(void)close(dr->fd); /* O_PATH: nothing to lose */
+	free(dr->dir);
+}
+
+/* path as seen inside the root: "/proc/PID/root/usr/lib/x.so" with that root is "/usr/lib/x.so". */
+static const char *path_inside(const struct debug_root *dr, const char *path)
+{
+	size_t len = strlen(dr->dir);
+	return len && strncmp(path, dr->dir, len) == 0 && path[len] == '/' ? path + len : path;
 }
 
 /* Directory part of path without the trailing slash: "/a/b" -> "/a", "/b" -> "", "b" -> ".". */
@@ -348,13 +382,18 @@ static bool same_file_as_image(const struct elf_image *img, const struct stat *s
 	       img_st.st_ino == st->st_ino;
 }
 
-/* A regular file other than img itself? Quietly false when absent. */
-static bool is_candidate_file(const struct elf_image *img, const char *path)
+/* The regular file at `inner` (an absolute path inside the root; a relative one from the current
+ * directory) other than img itself, open for reading; a negative errno (quietly) otherwise. */
+static int open_candidate(const struct elf_image *img, const struct debug_root *dr,
+			  const char *inner)
 {
 	struct stat st;
-	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
-		return false;
-	return !same_file_as_image(img, &st);
+	int fd = open_regular_in_root(inner[0] == '/' ? dr->fd : AT_FDCWD, inner, &st);
+	if (fd >= 0 && same_file_as_image(img, &st)) {
+		(void)close(fd); /* read-only */
+		return -ENOENT;
+	}
+	return fd;
 }
 
 static bool build_ids_match(const struct elf_image *a, const struct elf_image *b)
@@ -364,26 +403,28 @@ static bool build_ids_match(const struct elf_image *a, const struct elf_image *b
 }
 
 /* <root>/usr/lib/debug/.build-id/xx/rest.debug, checked to carry the same build-id. */
-static int open_by_build_id(const struct elf_image *img, const char *root, struct elf_image *dbg)
+static int open_by_build_id(const struct elf_image *img, const struct debug_root *dr,
+			    struct elf_image *dbg)
 {
 	if (!img->id_is_build_id || img->id_len < 2 || img->id_len > ELF_ID_MAX)
 		return -ENOENT;
 	char hex[2 * ELF_ID_MAX + 1];
 	elf_image_id_hex(img, hex, sizeof(hex));
-	char *path;
-	if (asprintf(&path, "%s" DEBUG_DIR "/.build-id/%.2s/%s.debug", root, hex, hex + 2) < 0)
+	char *inner;
+	if (asprintf(&inner, DEBUG_DIR "/.build-id/%.2s/%s.debug", hex, hex + 2) < 0)
 		return -ENOMEM;
 	int err = -ENOENT;
-	if (is_candidate_file(img, path) && elf_image_open(dbg, path) == 0) {
+	int fd = open_candidate(img, dr, inner);
+	if (fd >= 0 && elf_image_open_fd(dbg, fd, inner) == 0) { /* it owns fd, even on failure */
 		if (build_ids_match(img, dbg)) {
-			lp_debug("debug file %s", path);
+			lp_debug("debug file %s%s", dr->dir, inner);
 			err = 0;
 		} else {
-			lp_warn("%s: build-id does not match its name, ignoring it", path);
+			lp_warn("%s%s: build-id does not match its name, ignoring it", dr->dir, inner);
 			elf_image_close(dbg);
 		}
 	}
-	free(path);
+	free(inner);
 	return err;
 }
 
@@ -424,20 +465,15 @@ static int read_debuglink(const struct elf_image *img, struct debuglink *link)
 }
 
 /* CRC32 of the whole file; it is zlib's crc32 (binutils bfd/opncls.c, bfd_calc_gnu_debuglink_crc32). */
-static int file_crc32(const char *path, uint32_t *crc_out)
+static int file_crc32(int fd, uint32_t *crc_out)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return neg_errno();
 	unsigned char *buf = malloc(CRC_CHUNK);
-	if (!buf) {
-		close(fd);
+	if (!buf)
 		return -ENOMEM;
-	}
 	uLong crc = crc32(0L, Z_NULL, 0);
 	int err = 0;
-	for (;;) {
-		ssize_t n = read(fd, buf, CRC_CHUNK);
+	for (off_t at = 0;;) {
+		ssize_t n = pread(fd, buf, CRC_CHUNK, at);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -445,53 +481,36 @@ static int file_crc32(const char *path, uint32_t *crc_out)
 		if (n <= 0)
 			break;
 		crc = crc32(crc, buf, (uInt)n);
+		at += n;
 	}
 	free(buf);
-	close(fd);
 	*crc_out = (uint32_t)crc;
 	return err;
 }
 
-static int try_debuglink_candidate(const struct elf_image *img, const char *path,
-				   const struct debuglink *link, struct elf_image *dbg)
+static int try_debuglink_candidate(const struct elf_image *img, const struct debug_root *dr,
+				   const char *inner, const struct debuglink *link,
+				   struct elf_image *dbg)
 {
-	if (!is_candidate_file(img, path))
+	int fd = open_candidate(img, dr, inner);
+	if (fd < 0)
 		return -ENOENT;
 	uint32_t crc = 0;
-	int err = file_crc32(path, &crc);
+	int err = file_crc32(fd, &crc);
+	if (!err && crc != link->crc) {
+		lp_warn("%s%s: CRC32 %08x does not match .gnu_debuglink's %08x, ignoring it", dr->dir,
+			inner, crc, link->crc);
+		err = -ENOENT;
+	} else if (err) {
+		lp_debug("%s%s: cannot read: %s", dr->dir, inner, strerror(-err));
+	}
 	if (err) {
-		lp_debug("%s: cannot read: %s", path, strerror(-err));
+		(void)close(fd); /* read-only */
 		return err == -ENOMEM ? err : -ENOENT;
 	}
-	if (crc != link->crc) {
-		lp_warn("%s: CRC32 %08x does not match .gnu_debuglink's %08x, ignoring it", path, crc,
-			link->crc);
+	if (elf_image_open_fd(dbg, fd, inner) != 0) /* it owns fd, even on failure */
 		return -ENOENT;
-	}
-	if (elf_image_open(dbg, path) != 0)
-		return -ENOENT;
-	lp_debug("debug file %s", path);
-	return 0;
-}
-
-/* The directory of path as seen on this host and as seen inside root. path may be given either
- * way: "/proc/PID/root/usr/lib/x.so" or "/usr/lib/x.so" with root "/proc/PID/root". */
-static int debug_dirs(const char *path, const char *root, char **host_dir, char **inner_dir)
-{
-	size_t root_len = strlen(root);
-	bool under_root = root_len && strncmp(path, root, root_len) == 0 && path[root_len] == '/';
-	*inner_dir = directory_of(under_root ? path + root_len : path);
-	if (!*inner_dir)
-		return -ENOMEM;
-	if (under_root || !root_len || path[0] != '/') {
-		*host_dir = directory_of(path);
-	} else if (asprintf(host_dir, "%s%s", root, *inner_dir) < 0) {
-		*host_dir = NULL;
-	}
-	if (!*host_dir) {
-		free(*inner_dir);
-		return -ENOMEM;
-	}
+	lp_debug("debug file %s%s", dr->dir, inner);
 	return 0;
 }
 
@@ -504,44 +523,42 @@ static void free_candidates(char *candidates[3])
 }
 
 /* gdb's order: the file's directory, its .debug subdirectory, then the global debug directory
- * (only for an absolute path, it mirrors the file's directory inside root). */
-static int debuglink_candidates(const char *path, const char *root, const char *name,
-				char *candidates[3])
+ * (only for an absolute path, it mirrors the file's directory). Paths inside the root. */
+static int debuglink_candidates(const char *inner_path, const char *name, char *candidates[3])
 {
-	char *host_dir, *inner_dir;
-	int err = debug_dirs(path, root, &host_dir, &inner_dir);
-	if (err)
-		return err;
-	bool global = inner_dir[0] == '/' || inner_dir[0] == '\0';
-	if (asprintf(&candidates[0], "%s/%s", host_dir, name) < 0)
+	char *dir = directory_of(inner_path);
+	if (!dir)
+		return -ENOMEM;
+	bool global = inner_path[0] == '/';
+	int err = 0;
+	if (asprintf(&candidates[0], "%s/%s", dir, name) < 0)
 		candidates[0] = NULL;
-	if (asprintf(&candidates[1], "%s/.debug/%s", host_dir, name) < 0)
+	if (asprintf(&candidates[1], "%s/.debug/%s", dir, name) < 0)
 		candidates[1] = NULL;
-	if (global && asprintf(&candidates[2], "%s" DEBUG_DIR "%s/%s", root, inner_dir, name) < 0)
+	if (global && asprintf(&candidates[2], DEBUG_DIR "%s/%s", dir, name) < 0)
 		candidates[2] = NULL;
 	if (!candidates[0] || !candidates[1] || (global && !candidates[2])) {
 		free_candidates(candidates);
 		err = -ENOMEM;
 	}
-	free(host_dir);
-	free(inner_dir);
+	free(dir);
 	return err;
 }
 
-static int open_by_debuglink(const struct elf_image *img, const char *path, const char *root,
-			     struct elf_image *dbg)
+static int open_by_debuglink(const struct elf_image *img, const char *path,
+			     const struct debug_root *dr, struct elf_image *dbg)
 {
 	struct debuglink link;
 	if (read_debuglink(img, &link) != 0)
 		return -ENOENT;
 	char *candidates[3] = { NULL, NULL, NULL };
-	int err = debuglink_candidates(path, root, link.name, candidates);
+	int err = debuglink_candidates(path_inside(dr, path), link.name, candidates);
 	if (err)
 		return err;
 	err = -ENOENT; /* try_debuglink_candidate: 0, -ENOENT, or -ENOMEM which ends the search */
 	for (size_t i = 0; i < 3 && err == -ENOENT; i++) {
 		if (candidates[i])
-			err = try_debuglink_candidate(img, candidates[i], &link, dbg);
+			err = try_debuglink_candidate(img, dr, candidates[i], &link, dbg);
 	}
 	free_candidates(candidates);
 	return err;
@@ -551,13 +568,14 @@ static int open_by_debuglink(const struct elf_image *img, const char *path, cons
 static int open_debug_file(const struct elf_image *img, const char *path, const char *root,
 			   struct elf_image *dbg)
 {
-	char *root_dir = normalized_root(root);
-	if (!root_dir)
-		return -ENOMEM;
-	int err = open_by_build_id(img, root_dir, dbg);
+	struct debug_root dr;
+	int err = debug_root_open(root, &dr);
+	if (err)
+		return err;
+	err = open_by_build_id(img, &dr, dbg);
 	if (err == -ENOENT && path)
-		err = open_by_debuglink(img, path, root_dir, dbg);
-	free(root_dir);
+		err = open_by_debuglink(img, path, &dr, dbg);
+	debug_root_close(&dr);
 	return err;
 }
 

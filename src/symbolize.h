@@ -24,7 +24,9 @@ struct symbol_table {
 
 /* Load function symbols of the ELF at `path` (already opened as img) plus its separate debug file
  * if one is installed. root is the filesystem root to search debug files under ("" or "/" for the
- * host; /proc/PID/root for a container). Returns 0 (possibly with 0 symbols) or a negative errno. */
+ * host; /proc/PID/root for a container), every path resolved inside it (symlinks included);
+ * `path` is the file's path inside root, or a host path that starts with root. Returns 0
+ * (possibly with 0 symbols) or a negative errno. */
 int symbol_table_load_elf(struct symbol_table *table, const struct elf_image *img, const char *path,
 			  const char *root);
 /* Kernel symbols from /proc/kallsyms (needs root to see real addresses). */

@@ -544,7 +544,8 @@ def has_seq(frames, alternatives):
 
 
 def check_lua_reload_samples(err, stacks, master, old, new):
-    """Old and new workers in the per-process summary; native stacks through ngx_lua."""
+    """Old and new workers in the per-process summary; native stacks through ngx_lua
+    (check_lua_native_chains)."""
     joined = npt.joined_lines(err)
     for w in new:
         if joined.get(w) != ("nginx", master):
@@ -567,11 +568,17 @@ def check_lua_reload_samples(err, stacks, master, old, new):
         fail(f"new workers have only {share(n_new, total):.2%} of the samples: sampling did not "
              "go on after the reload")
 
-    # Native chains. In Debian's module ngx_http_lua_content_handler ends in a tail call
+    check_lua_native_chains(stacks)
+
+
+def check_lua_native_chains(stacks, nginx=NGINX):
+    """>= 95% of the worker samples are complete (nginx's start-up prefix; nginx = the path of
+    the binary they run) and >= 80% run the content_by_lua handler's native chain."""
+    # In Debian's module ngx_http_lua_content_handler ends in a tail call
     # (jmp *%rax) to the location's handler, ngx_http_lua_content_handler_inline, which ends in
     # one (jmp) to ngx_http_lua_content_by_chunk (objdump -d ngx_http_lua_module.so): their
     # frames are gone while the Lua code runs. Either may be there in another build.
-    ef = ElfFrames(NGINX)
+    ef = ElfFrames(nginx)
     users = [(user_part(f), c) for f, c in stacks if user_part(f)]
     n_users = sum(c for _, c in users)
     prefix = startup_prefix(ef)

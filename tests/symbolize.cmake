@@ -4,8 +4,10 @@
 #   symbolize_aliases        the alias-choice rules on hand-written labels in the fixture
 #   symbolize_nginx/libc     .dynsym of stripped system binaries against `nm -D --defined-only`
 #   symbolize_libc_debug     libc plus its installed debug file (libc6-dbg; skipped without it)
-#   symbolize_buildid        a stripped fixture named through <root>/usr/lib/debug/.build-id
-#   symbolize_debuglink      the same through .gnu_debuglink, with CRC-mismatching decoys
+#   symbolize_buildid        a stripped fixture named through <root>/usr/lib/debug/.build-id;
+#                            symlinks resolve inside <root> (never to the host), FIFOs ignored
+#   symbolize_debuglink      the same through .gnu_debuglink, with CRC-mismatching decoys and a
+#                            directory symlink inside <root>
 #   symbolize_hostile        truncated and corrupted copies of the fixture: no crash, sane tables
 #   symbolize_kallsyms       /proc/kallsyms against the test's own parse of it
 #   symbolize_kallsyms_unprivileged  as uid 65534: hidden addresses give -EPERM

@@ -673,6 +673,17 @@ static void place_debug_file(const struct fixture *fx, const char *binary, const
 	RUN((char *)fx->objcopy, "--only-keep-debug", (char *)binary, (char *)dest);
 }
 
+/* A symbolic link at `at` (its directory created) pointing to `target`, as given. */
+static void make_symlink(const char *target, const char *at)
+{
+	char *dir = xasprintf("%s", at);
+	*strrchr(dir, '/') = '\0';
+	mkdir_p(dir);
+	free(dir);
+	if (symlink(target, at) != 0)
+		die("symlink %s -> %s: %s", at, target, strerror(errno));
+}
+
 static int test_buildid(int argc, char **argv)
 {
 	struct fixture fx;
@@ -698,6 +709,48 @@ static int test_buildid(int argc, char **argv)
 	place_debug_file(&fx, fx.other, decoy);
 	CHECK(!names_static(&fx, stripped, stripped, wrong), "a mismatching build-id was trusted");
 
+	/* Symlinks resolve inside the root, as the container that owns it sees them: an absolute
+	 * link to /real/prog.debug is <root>/real/prog.debug; a link to a host path that only the
+	 * host has, or one climbing out with "..", finds nothing (the host's file is never read). */
+	char *linked = xasprintf("%s/linked", tmp), *hostonly = xasprintf("%s/hostonly/prog.debug", tmp);
+	char *real = xasprintf("%s/real/prog.debug", linked);
+	place_debug_file(&fx, fx.unstripped, real);
+	place_debug_file(&fx, fx.unstripped, hostonly);
+	char *link = build_id_debug_path(linked, stripped);
+	make_symlink("/real/prog.debug", link);
+	CHECK(names_static(&fx, stripped, stripped, linked), "absolute symlink inside the root");
+	char *escape = xasprintf("%s/escape", tmp), *climb = xasprintf("%s/climb", tmp);
+	char *escape_link = build_id_debug_path(escape, stripped);
+	make_symlink(hostonly, escape_link);
+	CHECK(!names_static(&fx, stripped, stripped, escape),
+	      "an absolute symlink was followed to the host's %s", hostonly);
+	char *up = xasprintf("../../../../../../../../../../../../../../..%s", hostonly);
+	char *climb_link = build_id_debug_path(climb, stripped);
+	make_symlink(up, climb_link);
+	CHECK(!names_static(&fx, stripped, stripped, climb), "a symlink climbed out of the root");
+
+	/* A FIFO where the debug file would be is never opened (a read open would block until a
+	 * writer comes: the alarm's default action ends the test if it ever does). */
+	char *fifo_root = xasprintf("%s/fifo", tmp);
+	char *fifo = build_id_debug_path(fifo_root, stripped);
+	make_symlink("/unused", fifo); /* creates the directories */
+	if (unlink(fifo) != 0 || mkfifo(fifo, 0644) != 0)
+		die("mkfifo %s: %s", fifo, strerror(errno));
+	alarm(20);
+	CHECK(!names_static(&fx, stripped, stripped, fifo_root), "a FIFO was taken for a debug file");
+	alarm(0);
+	free(fifo);
+	free(fifo_root);
+
+	free(up);
+	free(climb_link);
+	free(escape_link);
+	free(escape);
+	free(climb);
+	free(link);
+	free(real);
+	free(hostonly);
+	free(linked);
 	free(decoy);
 	free(other_id);
 	free(debug);
@@ -783,6 +836,23 @@ static int test_debuglink(int argc, char **argv)
 		free(host);
 		free(root);
 	}
+	/* The binary's directory through a symlink inside root (<root>/opt/app -> /srv/app): its
+	 * debug file is <root>/srv/app/prog.debug, found whichever way the path is given. */
+	char *sroot = xasprintf("%s/symroot", tmp), *srv = xasprintf("%s/symroot/srv/app", tmp);
+	char *opt_app = xasprintf("%s/opt/app", sroot), *sprog = xasprintf("%s/prog", srv);
+	mkdir_p(srv);
+	copy_file(linked, sprog, false);
+	install_copy(debug, srv, "prog.debug", false);
+	make_symlink("/srv/app", opt_app);
+	char *shost = xasprintf("%s%s", sroot, inner);
+	CHECK(names_static(&fx, sprog, inner, sroot), "directory symlink inside root (inner path)");
+	CHECK(names_static(&fx, sprog, shost, sroot), "directory symlink inside root (host path)");
+	free(shost);
+	free(sprog);
+	free(opt_app);
+	free(srv);
+	free(sroot);
+
 	/* Host root: the binary's own directory is searched as is. */
 	char *host_dir = xasprintf("%s/hostroot/bin", tmp);
 	char *host = install_binary(linked, host_dir, "/prog");

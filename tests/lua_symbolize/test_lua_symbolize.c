@@ -705,16 +705,21 @@ static void load_named(lua_State *L, const char *name)
 }
 
 /* "@/inside.lua" (absolute, inside the root), "@/link.lua" (an absolute symlink to /inside.lua:
- * resolved inside the root, not on the host), "@inside.lua" (relative to the child's cwd, /).
+ * resolved inside the root, not on the host), "@inside.lua" (relative to the child's cwd, /),
+ * "@top/inside.lua" (relative, through top -> /, an absolute symlink: inside the root too).
  * Exit 77 when the child cannot chroot. */
 static int run_container(lua_State *L, const struct lua_puc_version *v, const char *dir)
 {
-	static const char *const names[] = {"@/inside.lua", "@/link.lua", "@inside.lua"};
+	static const char *const names[] = {"@/inside.lua", "@/link.lua", "@inside.lua",
+					    "@top/inside.lua"};
 	char path[PATH_MAX];
 	xpath(path, dir, "inside.lua");
 	write_file(path, inside_script);
 	xpath(path, dir, "link.lua");
 	if (symlink("/inside.lua", path) < 0)
+		die("symlink");
+	xpath(path, dir, "top");
+	if (symlink("/", path) < 0)
 		die("symlink");
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		load_named(L, names[i]);
@@ -739,7 +744,7 @@ static int run_container(lua_State *L, const struct lua_puc_version *v, const ch
 			named++;
 	}
 	if (named != sizeof(names) / sizeof(names[0]))
-		fail("container: %zu of 3 named", named);
+		fail("container: %zu of %zu named", named, sizeof(names) / sizeof(names[0]));
 	lua_symbolizer_free(ls);
 	reap_child(&child);
 	printf("%s: container paths checked\n", LUA_RELEASE);
@@ -1049,7 +1054,7 @@ static void run_hostile(lua_State *L, const struct lua_puc_version *v, const cha
 static void remove_dir(const char *dir)
 {
 	static const char *const names[] = {"a_main_script_with_a_long_name.lua", "rel.lua", "fifo",
-					    "inside.lua", "link.lua"};
+					    "inside.lua", "link.lua", "top"};
 	char path[PATH_MAX];
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		xpath(path, dir, names[i]);
