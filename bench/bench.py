@@ -13,6 +13,7 @@ the timer interrupt), in interleaved rounds, median of each:
 and the unwind table build time and memory for stock nginx and all its libraries.
 """
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -21,6 +22,24 @@ import statistics
 import subprocess
 import tempfile
 import time
+
+
+BPF_STATS_ENABLED = "/proc/sys/kernel/bpf_stats_enabled"
+
+
+@contextlib.contextmanager
+def bpf_stats_enabled():
+    """kernel.bpf_stats_enabled on (BPF programs' run_time_ns and run_cnt counted) for the block;
+    its previous value restored after."""
+    with open(BPF_STATS_ENABLED) as f:
+        before = f.read().strip()
+    with open(BPF_STATS_ENABLED, "w") as f:
+        f.write("1\n")
+    try:
+        yield
+    finally:
+        with open(BPF_STATS_ENABLED, "w") as f:
+            f.write(before + "\n")
 
 
 def bpf_stats(prog_name="on_sample"):
@@ -156,11 +175,7 @@ def main():
     ap.add_argument("--lua-work", type=int, default=300_000_000, help="loop steps per Lua workload run")
     args = ap.parse_args()
     build = os.path.abspath(args.build)
-    with open("/proc/sys/kernel/bpf_stats_enabled") as f:
-        stats_before = f.read().strip()
-    with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
-        f.write("1\n")
-    try:
+    with bpf_stats_enabled():
         with tempfile.TemporaryDirectory() as tmp:
             print(f"kernel {os.uname().release}, {os.cpu_count()} CPUs")
             print("| program | stack | no profiler: wall (spread) | wall slowdown: lua-perf / perf -F 1000 | user CPU: lua-perf / perf | lua-perf BPF ns/sample | BPF share of a CPU at 1000 Hz |")
@@ -189,9 +204,6 @@ def main():
             print("|---|---|---|---|---|---|---|")
             print(f"| master + 2 workers | {t['files']} | {t['rows']} | {t['rows_mib']:.2f} MiB | {t['rules']} | "
                   f"{t['build_s']:.3f} s | {t['lua_perf_peak_rss_mib']:.1f} MiB |")
-    finally:
-        with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
-            f.write(stats_before + "\n")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 sys.path.insert(0, HERE)
 import nginx_profile_test as ngx  # noqa: E402
-from bench import bpf_stats  # noqa: E402
+from bench import bpf_stats, bpf_stats_enabled  # noqa: E402
 
 MODES = ("none", "lua-perf", "perf", "perf-dwarf")
 
@@ -105,15 +105,11 @@ def main():
     ap.add_argument("--seconds", type=int, default=5)
     args = ap.parse_args()
     build = os.path.abspath(args.build)
-    with open("/proc/sys/kernel/bpf_stats_enabled") as f:
-        stats_before = f.read().strip()
-    with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
-        f.write("1\n")
     rps = {m: [] for m in MODES}
     ns, lp_complete, lp_lua, dwarf_complete = [], [], [], []
     master = None
     try:
-        with tempfile.TemporaryDirectory() as tmp:
+        with bpf_stats_enabled(), tempfile.TemporaryDirectory() as tmp:
             os.chmod(tmp, 0o755)
             port = ngx.free_port()
             master, workers = ngx.start_nginx(tmp, ngx.nginx_lua_conf(tmp, port, jit=True, workers=1),
@@ -139,8 +135,6 @@ def main():
     finally:
         if master:
             ngx.stop_nginx(master)
-        with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
-            f.write(stats_before + "\n")
     base = statistics.median(rps["none"])
     spread = 100.0 * (max(rps["none"]) - min(rps["none"])) / base
     print(f"kernel {os.uname().release}, {os.cpu_count()} CPUs, {args.rounds} rounds of {args.seconds} s")

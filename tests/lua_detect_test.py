@@ -52,6 +52,10 @@ import shutil
 import subprocess
 import sys
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from detect_checks import Failures, run  # noqa: E402
+
 CALLEE_SAVED = {"rbx": 3, "rbp": 6, "r12": 12, "r13": 13, "r14": 14, "r15": 15}
 REG_NAME = {number: name for name, number in CALLEE_SAVED.items()}
 GPRS64 = {"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11",
@@ -65,31 +69,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 HOME_PROBE = os.path.join(HERE, "lua_detect", "lua_home_probe.c")
 HOME_CALLS = os.path.join(HERE, "lua_detect", "lua_home_calls.lua")
 MIN_PROBE_EVENTS = 20
-
-
-class Failures:
-    def __init__(self):
-        self.messages = []
-
-    def check(self, cond, message):
-        if not cond:
-            self.messages.append(message)
-            print(f"FAIL {message}")
-        return cond
-
-    def exit(self):
-        if self.messages:
-            print(f"{len(self.messages)} failure(s)")
-            sys.exit(1)
-        print("PASS")
-        sys.exit(0)
-
-
-def run(cmd, cwd=None):
-    proc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr}{proc.stdout}")
-    return proc.stdout
 
 
 def detect(tool, path):

@@ -883,12 +883,9 @@ def main():
     if args.case == "nonlua" and not args.fixture:
         ap.error("--fixture is required for nonlua")
     if args.case != "self-check":
-        if os.geteuid() != 0:
-            log("SKIP: profiling tests need root (BPF, perf events)")
-            return SKIP
-        if not (args.lua_perf and os.access(args.lua_perf, os.X_OK)):
-            log(f"FAIL: lua-perf binary not found or not executable: {args.lua_perf!r}")
-            return 1
+        status = npt.cannot_profile(args)
+        if status is not None:
+            return status
     cases = {"nonlua": case_nonlua, "freed_protos": case_freed_protos,
              "unsupported": case_unsupported, "self-check": case_self_check}
     return npt.run_case(cases.get(args.case, case_scenario), args, f"lua-perf-lua-{args.case}-")

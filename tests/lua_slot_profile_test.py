@@ -84,12 +84,9 @@ def main():
     # What lua_profile_test.case_scenario reads.
     args.case, args.interp, args.relative, args.embed = "deep", f"54-{args.variant}", False, None
     args.use_perf = False
-    if os.geteuid() != 0:
-        log("SKIP: profiling tests need root (BPF, perf events)")
-        return npt.SKIP
-    if not os.access(args.lua_perf, os.X_OK):
-        log(f"FAIL: lua-perf binary not found or not executable: {args.lua_perf!r}")
-        return 1
+    status = npt.cannot_profile(args)
+    if status is not None:
+        return status
     return npt.run_case(case_slot, args, f"lua-perf-lua-slot-{args.variant}-")
 
 

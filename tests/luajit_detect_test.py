@@ -31,35 +31,16 @@ import argparse
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from detect_checks import Failures, run  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROBE = os.path.join(HERE, "luajit_detect", "luajit_layout_probe.c")
 MIN_NAMED = 140  # a floor: Debian 12's builds name 150 (upstream) and 157 (luajit2)
-
-
-class Failures:
-    def __init__(self):
-        self.messages = []
-
-    def check(self, cond, message):
-        if not cond:
-            self.messages.append(message)
-            print(f"FAIL {message}")
-        return cond
-
-    def exit(self):
-        if self.messages:
-            print(f"{len(self.messages)} failures")
-            sys.exit(1)
-        print("all checks passed")
-        sys.exit(0)
-
-
-def run(cmd, **kw):
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw).stdout
 
 
 def detect(tool, path):

@@ -1259,13 +1259,22 @@ def main():
     args = ap.parse_args()
 
     if args.case != "self-check":
-        if os.geteuid() != 0:
-            log("SKIP: profiling tests need root (BPF, perf events)")
-            return SKIP
-        if not args.use_perf and not (args.lua_perf and os.access(args.lua_perf, os.X_OK)):
-            log(f"FAIL: lua-perf binary not found or not executable: {args.lua_perf!r}")
-            return 1
+        status = cannot_profile(args)
+        if status is not None:
+            return status
     return run_case(CASES[args.case], args, f"lua-perf-{args.case}-")
+
+
+def cannot_profile(args):
+    """None when profiling cases can run: as root, with an executable --lua-perf (unless
+    --use-perf). Otherwise the driver's exit status, said why: SKIP (not root) or 1."""
+    if os.geteuid() != 0:
+        log("SKIP: profiling tests need root (BPF, perf events)")
+        return SKIP
+    if not args.use_perf and not (args.lua_perf and os.access(args.lua_perf, os.X_OK)):
+        log(f"FAIL: lua-perf binary not found or not executable: {args.lua_perf!r}")
+        return 1
+    return None
 
 
 def run_case(case, args, tmp_prefix):

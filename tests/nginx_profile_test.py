@@ -197,7 +197,7 @@ def find_seq(frames, items, start=0):
 
 
 NGINX_CONF = """\
-worker_processes 2;
+{main}worker_processes {workers};
 master_process on;
 daemon off;
 pid {tmp}/nginx.pid;
@@ -207,16 +207,27 @@ events {{
 }}
 http {{
     access_log off;
-    default_type application/octet-stream;
     keepalive_requests 1000000;
 {temp_paths}
+{http}}}
+"""
+
+NGINX_STATIC_HTTP = """\
+    default_type application/octet-stream;
     server {{
         listen 127.0.0.1:{port};
         root {tmp}/www;
         location / {{ }}
     }}
-}}
 """
+
+
+def nginx_conf(tmp, http, main="", workers=2):
+    """The config of a test nginx (start_nginx): a master and `workers` workers in the
+    foreground, pid file, error log and temporary files under tmp; `main` holds directives of the
+    main context (lines), `http` directives and servers of the http block (indented lines)."""
+    return NGINX_CONF.format(main=main, workers=workers, tmp=tmp,
+                             temp_paths=nginx_temp_paths(tmp), http=http)
 
 
 def nginx_temp_paths(tmp):
@@ -327,7 +338,7 @@ def case_nginx(args, tmp):
         os.chmod(os.path.join(www, name), 0o644)
     port = free_port()
     master, workers = start_nginx(
-        tmp, NGINX_CONF.format(tmp=tmp, port=port, temp_paths=nginx_temp_paths(tmp)), port)
+        tmp, nginx_conf(tmp, NGINX_STATIC_HTTP.format(tmp=tmp, port=port)), port)
     wrk = prof = None
     try:
         status, body = http_get(port, "/file")
@@ -424,21 +435,12 @@ LUA_RELOAD_DURATION = 6   # lua-perf -d
 LUA_RELOAD_AFTER = 2.0    # SIGHUP this long after the load started
 LUA_SPLICE_SHARE = 0.97   # Lua samples that must be spliced exactly (check_luajit_chains)
 
-NGINX_LUA_CONF = """\
+NGINX_LUA_MAIN = """\
 load_module {modules}/ndk_http_module.so;
 load_module {modules}/ngx_http_lua_module.so;
-worker_processes {workers};
-master_process on;
-daemon off;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{
-    worker_connections 256;
-}}
-http {{
-    access_log off;
-    keepalive_requests 1000000;
-{temp_paths}
+"""
+
+NGINX_LUA_HTTP = """\
     lua_package_path "{tmp}/lua/?.lua;/usr/share/lua/5.1/?.lua;;";
     init_by_lua_block {{ require("jit").{jit}() }}
     server {{
@@ -447,7 +449,6 @@ http {{
             content_by_lua_block {{ require("handler").run() }}
         }}
     }}
-}}
 """
 
 
@@ -470,8 +471,8 @@ def nginx_lua_conf(tmp, port, jit=False, workers=2):
     os.chmod(lua_dir, 0o755)
     shutil.copy(LUA_HANDLER, os.path.join(lua_dir, "handler.lua"))
     os.chmod(os.path.join(lua_dir, "handler.lua"), 0o644)
-    return NGINX_LUA_CONF.format(modules=NGINX_MODULES, workers=workers, tmp=tmp, port=port,
-                                 temp_paths=nginx_temp_paths(tmp), jit="on" if jit else "off")
+    return nginx_conf(tmp, NGINX_LUA_HTTP.format(tmp=tmp, port=port, jit="on" if jit else "off"),
+                      main=NGINX_LUA_MAIN.format(modules=NGINX_MODULES), workers=workers)
 
 
 def lua_handler_response():
@@ -746,12 +747,9 @@ def main():
                     help="profile with perf instead of lua-perf (checks the expectations)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        log("SKIP: profiling tests need root (BPF, perf events)")
-        return npt.SKIP
-    if not args.use_perf and not (args.lua_perf and os.access(args.lua_perf, os.X_OK)):
-        log(f"FAIL: lua-perf binary not found or not executable: {args.lua_perf!r}")
-        return 1
+    status = npt.cannot_profile(args)
+    if status is not None:
+        return status
     return npt.run_case(CASES[args.case], args, f"lua-perf-{args.case}-")
 
 

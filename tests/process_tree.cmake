@@ -14,7 +14,8 @@
 #     spliced under ngx_http_lua_run_thread (tests/nginx_profile_test.py); JIT on, and off
 #     (nginx_lua_reload_jitoff).
 
-add_executable(test_process_tree ${CMAKE_CURRENT_LIST_DIR}/test_process_tree.c)
+add_executable(test_process_tree ${CMAKE_CURRENT_LIST_DIR}/test_process_tree.c
+  ${CMAKE_CURRENT_LIST_DIR}/test_check.c)
 target_link_libraries(test_process_tree PRIVATE lua_perf_core Threads::Threads)
 foreach(mode children proc_scan limit)
   add_test(NAME process_tree_${mode} COMMAND test_process_tree ${mode})

@@ -31,6 +31,7 @@ gone: lua-perf -p <parent> -d 30; 2 s after sampling started the test stops the 
 Exit status: 0 pass, 1 fail, 77 skipped (not root).
 """
 import argparse
+import contextlib
 import os
 import re
 import signal
@@ -94,6 +95,39 @@ def early_pids(child):
     return {k: int(need_info(child, k)) for k in ("child", "middle", "grandchild")}
 
 
+class Fixture:
+    """fixture_fork running (child: its parent) with its early pids, and the profiler (prof)
+    once one is started."""
+
+    def __init__(self, args):
+        self.args = args
+        self.child = Child([args.fixture], stdin=True)
+        self.pids = None
+        self.prof = None
+
+    def profile(self, duration, out, attached=True):
+        """lua-perf -p <parent> -d duration; attached: wait until its perf events are open."""
+        self.prof = Profiler(self.args, [self.child.pid], duration, out)
+        if attached and not self.prof.wait_attached():
+            log("warning: no perf_event fd seen in the profiler within 15 s; going on")
+        return self.prof
+
+
+@contextlib.contextmanager
+def fork_fixture(args):
+    """A Fixture once it is ready; on the way out the profiler is killed and the fixture stopped
+    and reaped, whatever happened."""
+    fx = Fixture(args)
+    try:
+        fx.child.wait_for("ready")
+        fx.pids = early_pids(fx.child)
+        yield fx
+    finally:
+        if fx.prof:
+            fx.prof.kill()
+        stop_fixture(fx.child)
+
+
 def read_late_pid(child):
     line = child.read_line(timeout=5)
     if line is None or not line.startswith("late "):
@@ -147,14 +181,9 @@ def check_agreement(label, summary_count, stack_count):
 
 def case_fork(args, tmp):
     out = os.path.join(tmp, "out.fold")
-    child = Child([args.fixture], stdin=True)
-    prof = None
-    try:
-        child.wait_for("ready")
-        pids = early_pids(child)
-        prof = Profiler(args, [child.pid], FORK_DURATION, out)
-        if not prof.wait_attached():
-            log("warning: no perf_event fd seen in the profiler within 15 s; going on")
+    with fork_fixture(args) as fx:
+        child, pids = fx.child, fx.pids
+        prof = fx.profile(FORK_DURATION, out)
         time.sleep(LATE_AFTER)
         child.send("spawn\n")
         late = read_late_pid(child)
@@ -164,10 +193,6 @@ def case_fork(args, tmp):
         check_exit(rc, err, args)
         if child.proc.poll() is not None:
             fail(f"fixture_fork exited during profiling with {child.proc.returncode}")
-    finally:
-        if prof:
-            prof.kill()
-        stop_fixture(child)
 
     check_joined(err, {pids["child"]: child.pid, pids["middle"]: child.pid,
                        pids["grandchild"]: pids["middle"], late: child.pid})
@@ -196,14 +221,9 @@ def case_fork(args, tmp):
 
 def case_gone(args, tmp):
     out = os.path.join(tmp, "out.fold")
-    child = Child([args.fixture], stdin=True)
-    prof = None
-    try:
-        child.wait_for("ready")
-        pids = early_pids(child)
-        prof = Profiler(args, [child.pid], 30, out)
-        if not prof.wait_attached():
-            log("warning: no perf_event fd seen in the profiler within 15 s; going on")
+    with fork_fixture(args) as fx:
+        child, pids = fx.child, fx.pids
+        prof = fx.profile(30, out)
         time.sleep(2)
         stop_fixture(child, reap=False)
         stopped = time.monotonic()
@@ -218,10 +238,6 @@ def case_gone(args, tmp):
         check_exit(rc, err, args)
         if ended > 10:
             fail(f"lua-perf ran on {ended:.1f} s after its whole process tree had exited")
-    finally:
-        if prof:
-            prof.kill()
-        stop_fixture(child)
 
     if "all target processes exited" not in err:
         fail("lua-perf did not say that all target processes exited")
@@ -239,20 +255,12 @@ def case_many(args, tmp):
     """More processes with samples than the summary lists: the busiest PROCESS_LINES, sorted,
     then "+N more processes: M samples", and the numbers add up to the total."""
     out = os.path.join(tmp, "out.fold")
-    child = Child([args.fixture], stdin=True)
-    prof = None
-    try:
-        child.wait_for("ready")
-        pids = early_pids(child)
+    with fork_fixture(args) as fx:
+        child, pids = fx.child, fx.pids
         child.send("spawn\n" * MANY_LATE)
         late = [read_late_pid(child) for _ in range(MANY_LATE)]
-        prof = Profiler(args, [child.pid], 2, out)
-        rc, _, err = prof.finish()
+        rc, _, err = fx.profile(2, out, attached=False).finish()
         check_exit(rc, err, args)
-    finally:
-        if prof:
-            prof.kill()
-        stop_fixture(child)
     burners = [pids["child"], pids["grandchild"]] + late
     procs, rest = process_summary(err)
     m = re.search(r"^lua-perf: (\d+) samples in ", err, re.M)
@@ -292,12 +300,9 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
     args.use_perf = False  # the shared helpers ask
-    if os.geteuid() != 0:
-        log("SKIP: profiling tests need root (BPF, perf events)")
-        return npt.SKIP
-    if not os.access(args.lua_perf, os.X_OK):
-        log(f"FAIL: lua-perf binary not found or not executable: {args.lua_perf!r}")
-        return 1
+    status = npt.cannot_profile(args)
+    if status is not None:
+        return status
     return npt.run_case(CASES[args.case], args, f"lua-perf-tree-{args.case}-")
 
 

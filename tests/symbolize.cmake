@@ -99,7 +99,8 @@ foreach(tool NM OBJCOPY STRIP)
   endif()
 endforeach()
 
-add_executable(test_symbolize ${CMAKE_CURRENT_LIST_DIR}/test_symbolize.c)
+add_executable(test_symbolize ${CMAKE_CURRENT_LIST_DIR}/test_symbolize.c
+  ${CMAKE_CURRENT_LIST_DIR}/test_check.c)
 target_link_libraries(test_symbolize PRIVATE lua_perf_core)
 add_dependencies(test_symbolize symbolize_fixture_1 symbolize_fixture_2)
 

@@ -18,22 +18,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "tests/test_files.h"
+#include "tests/hostile_elf.h"
+#include "tests/test_check.h"
 #include "src/log.h"
 #include "unwind/cfi_compile.h"
 #include "unwind/elf_image.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                         \
-	do {                                                                                     \
-		if (!(cond)) {                                                                   \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);          \
-			fprintf(stderr, __VA_ARGS__);                                            \
-			fputc('\n', stderr);                                                     \
-			failures++;                                                              \
-		}                                                                                \
-	} while (0)
 
 /* ---- the property under test */
 
@@ -88,17 +77,9 @@ static long try_blob(const char *what, const char *path, const uint8_t *data, si
 	return try_file(what, path);
 }
 
-/* ---- a tiny deterministic PRNG (xorshift64*, Vigna 2014) so that failures reproduce */
+/* ---- xorshift64s_next state (tests/hostile_elf.h): deterministic, so that failures reproduce */
 
 static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-
-static uint64_t rng_next(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dull;
-}
 
 /* ---- section lookup in the pristine libc copy (trusted input) */
 
@@ -150,7 +131,7 @@ static void test_empty_and_random(const char *dir, char *path, size_t path_size)
 
 	uint8_t random_bytes[65536];
 	for (size_t i = 0; i < sizeof(random_bytes); i++)
-		random_bytes[i] = (uint8_t)rng_next();
+		random_bytes[i] = (uint8_t)xorshift64s_next(&rng_state);
 	snprintf(path, path_size, "%s/random", dir);
 	CHECK(try_blob("random bytes", path, random_bytes, sizeof(random_bytes)) == -1, "random bytes opened");
 	/* Random bytes behind a valid-looking ELF identification. */
@@ -174,7 +155,7 @@ static void test_truncated(const char *dir, char *path, size_t path_size, const 
 		try_blob(what, path, libc->data, lengths[i]);
 	}
 	for (int i = 0; i < 24; i++) { /* random lengths */
-		size_t len = 1 + (size_t)(rng_next() % (libc->size - 1));
+		size_t len = 1 + (size_t)(xorshift64s_next(&rng_state) % (libc->size - 1));
 		char what[64];
 		snprintf(what, sizeof(what), "libc truncated to %zu", len);
 		try_blob(what, path, libc->data, len);
@@ -264,10 +245,10 @@ static void test_corrupted_eh_frame(const char *dir, char *path, size_t path_siz
 		memcpy(copy, libc->data, libc->size);
 		/* One byte mostly breaks a single FDE (libdwarf then rejects that FDE only); many bytes
 		 * usually hit a length field, and libdwarf rejects the whole section. */
-		int flips = round < 24 ? 1 : 1 + (int)(rng_next() % 64);
+		int flips = round < 24 ? 1 : 1 + (int)(xorshift64s_next(&rng_state) % 64);
 		for (int i = 0; i < flips; i++) {
-			uint64_t at = eh->offset + rng_next() % eh->size;
-			copy[at] = (uint8_t)rng_next();
+			uint64_t at = eh->offset + xorshift64s_next(&rng_state) % eh->size;
+			copy[at] = (uint8_t)xorshift64s_next(&rng_state);
 		}
 		char what[64];
 		snprintf(what, sizeof(what), "corrupted .eh_frame round %d", round);
@@ -397,10 +378,5 @@ int main(int argc, char **argv)
 
 	free(path);
 	free(libc.data);
-	if (failures) {
-		fprintf(stderr, "%d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("all hostile-input checks passed\n");
-	return 0;
+	return check_finish("hostile inputs");
 }

@@ -13,7 +13,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,30 +22,9 @@
 #include <unistd.h>
 
 #include "src/process_tree.h"
+#include "tests/test_check.h"
 
-#define MAX_REPORTED 40
 #define WAIT_TIMEOUT_MS 10000
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                            \
-	do {                                                                                        \
-		if (!(cond))                                                                        \
-			report_failure(__LINE__, #cond, __VA_ARGS__);                               \
-	} while (0)
-
-__attribute__((format(printf, 3, 4))) static void report_failure(int line, const char *cond,
-								    const char *fmt, ...)
-{
-	if (++failures > MAX_REPORTED)
-		return;
-	fprintf(stderr, "FAIL line %d: %s: ", line, cond);
-	va_list ap;
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
 
 __attribute__((noreturn)) static void die(const char *what)
 {
@@ -320,7 +298,7 @@ static void scan(struct process_tree *tree, struct tree_changes *ch)
 
 /* ---- Modes */
 
-static int test_discovery(enum tree_discovery method)
+static void test_discovery(enum tree_discovery method)
 {
 	struct process_tree tree;
 	struct tree_changes ch;
@@ -375,7 +353,6 @@ static int test_discovery(enum tree_discovery method)
 	CHECK(tree.live_count == 0 && tree.refused_count == 0, "live %zu, refused %zu",
 	      tree.live_count, tree.refused_count);
 	process_tree_free(&tree);
-	return failures;
 }
 
 static pid_t free_pid(void)
@@ -386,7 +363,7 @@ static pid_t free_pid(void)
 	die("no free PID");
 }
 
-static int test_limit(void)
+static void test_limit(void)
 {
 	struct process_tree tree;
 	struct tree_changes ch;
@@ -426,13 +403,10 @@ static int test_limit(void)
 
 	stop_all(p, 5);
 	process_tree_free(&tree);
-	return failures;
 }
 
 int main(int argc, char **argv)
 {
-	int rc;
-
 	if (argc != 2) {
 		fprintf(stderr, "usage: %s children|proc_scan|limit\n", argv[0]);
 		return 2;
@@ -445,18 +419,14 @@ int main(int argc, char **argv)
 			printf("SKIP: this kernel has no /proc/PID/task/TID/children\n");
 			return 77;
 		}
-		rc = test_discovery(TREE_BY_CHILDREN);
+		test_discovery(TREE_BY_CHILDREN);
 	} else if (strcmp(argv[1], "proc_scan") == 0) {
-		rc = test_discovery(TREE_BY_PROC_SCAN);
+		test_discovery(TREE_BY_PROC_SCAN);
 	} else if (strcmp(argv[1], "limit") == 0) {
-		rc = test_limit();
+		test_limit();
 	} else {
 		fprintf(stderr, "unknown mode %s\n", argv[1]);
 		return 2;
 	}
-	if (rc)
-		fprintf(stderr, "%s: %d failure(s)\n", argv[1], failures);
-	else
-		printf("%s: ok\n", argv[1]);
-	return rc ? 1 : 0;
+	return check_finish(argv[1]);
 }

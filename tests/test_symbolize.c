@@ -19,43 +19,13 @@
 
 #include "src/log.h"
 #include "src/symbolize.h"
+#include "tests/test_check.h"
 #include "unwind/elf_image.h"
 
 #define SKIP 77
 #define STATIC_NAME "fixture_static_leaf"
-#define MAX_REPORTED 40
 
 extern char **environ;
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                            \
-	do {                                                                                        \
-		if (!(cond))                                                                        \
-			report_failure(__LINE__, #cond, __VA_ARGS__);                               \
-	} while (0)
-
-__attribute__((format(printf, 3, 4))) static void report_failure(int line, const char *cond,
-								    const char *fmt, ...)
-{
-	if (++failures > MAX_REPORTED)
-		return;
-	fprintf(stderr, "FAIL line %d: %s: ", line, cond);
-	va_list ap;
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-static int finish(const char *mode)
-{
-	if (failures)
-		fprintf(stderr, "%s: %d failure(s)\n", mode, failures);
-	else
-		printf("%s: ok\n", mode);
-	return failures ? 1 : 0;
-}
 
 /* ---- Small helpers; the test aborts on allocation failure or broken scaffolding. */
 
@@ -472,7 +442,7 @@ static int test_lookup(void)
 	CHECK(!symbol_table_lookup(NULL, 0x1000), "NULL table");
 	symbol_table_free(&empty);
 	symbol_table_free(NULL);
-	return finish("lookup");
+	return check_finish("lookup");
 }
 
 /* The alias chosen for the address nm gives `name` must be `name` itself. */
@@ -515,7 +485,7 @@ static int test_dynsym(int argc, char **argv)
 	symbol_table_free(&t);
 	ref_free(&refs);
 	remove_tree(empty_root);
-	return finish("dynsym");
+	return check_finish("dynsym");
 }
 
 /* argv: file nm. The host's debug file for file (by build-id) adds the local symbols. */
@@ -569,7 +539,7 @@ static int test_debugdir(int argc, char **argv)
 	remove_tree(empty_root);
 	free(debug);
 	elf_image_close(&img);
-	return finish("debugdir");
+	return check_finish("debugdir");
 }
 
 /* argv: fixture nm. The fixture's labels (tests/symbolize.cmake) exercise each alias rule. */
@@ -605,7 +575,7 @@ static int test_aliases(int argc, char **argv)
 	CHECK(!find_by_name(&t, "rule10_data"), "a data label is in the table");
 	symbol_table_free(&t);
 	ref_free(&refs);
-	return finish("aliases");
+	return check_finish("aliases");
 }
 
 struct fixture {
@@ -760,7 +730,7 @@ static int test_buildid(int argc, char **argv)
 	free(empty);
 	free(wrong);
 	remove_tree(tmp);
-	return finish("buildid");
+	return check_finish("buildid");
 }
 
 /* Installs the debuglinked binary as <root><inner> and returns the host path. */
@@ -867,7 +837,7 @@ static int test_debuglink(int argc, char **argv)
 	free(stage);
 	free(linked);
 	remove_tree(tmp);
-	return finish("debuglink");
+	return check_finish("debuglink");
 }
 
 /* ---- Hostile input: corrupted copies of the fixture must load or fail cleanly. */
@@ -1020,7 +990,7 @@ static int test_hostile(int argc, char **argv)
 	int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	if (saved_stderr < 0 || devnull < 0 || dup2(devnull, STDERR_FILENO) < 0)
 		die("cannot redirect stderr");
-	int failures_before = failures;
+	int failures_before = check_failures;
 	size_t cuts[] = { 0, 1, 16, 63, 64, 65, 200, len / 4, len / 2, len - 64, len - 1 };
 	for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++)
 		if (cuts[i] < len)
@@ -1037,15 +1007,15 @@ static int test_hostile(int argc, char **argv)
 	dup2(saved_stderr, STDERR_FILENO);
 	close(saved_stderr);
 	close(devnull);
-	CHECK(failures == failures_before, "%d check(s) failed on truncated or random mutants",
-	      failures - failures_before);
+	CHECK(check_failures == failures_before, "%d check(s) failed on truncated or random mutants",
+	      check_failures - failures_before);
 	printf("random mutants: %zu of 400 loaded\n", loaded);
 
 	free(path);
 	remove_tree(tmp);
 	free(data);
 	free(orig);
-	return finish("hostile");
+	return check_finish("hostile");
 }
 
 /* ---- Kernel symbols. */
@@ -1105,7 +1075,7 @@ static int test_kallsyms(void)
 	printf("kallsyms: %zu symbols, %zu addresses checked\n", t.count, checked);
 	symbol_table_free(&t);
 	ref_free(&refs);
-	return finish("kallsyms");
+	return check_finish("kallsyms");
 }
 
 /* As an unprivileged user the kernel shows zero addresses (unless kptr_restrict=0 and
@@ -1130,7 +1100,7 @@ static int test_kallsyms_unprivileged(void)
 		symbol_table_free(&t);
 		ref_free(&refs);
 		fflush(NULL);
-		_exit(finish("kallsyms_unprivileged"));
+		_exit(check_finish("kallsyms_unprivileged"));
 	}
 	int status;
 	while (waitpid(pid, &status, 0) < 0)

@@ -18,23 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "lua/luajit_detect.h"
 #include "src/log.h"
-#include "tests/test_files.h"
+#include "tests/hostile_elf.h"
 #include "unwind/cfi_compile.h"
 #include "unwind/elf_image.h"
-
-static const char *result_name(enum lua_detect_result r)
-{
-	switch (r) {
-	case LUA_DETECT_NONE: return "none";
-	case LUA_DETECT_OK: return "ok";
-	case LUA_DETECT_UNSUPPORTED: return "unsupported";
-	}
-	return "?";
-}
 
 /* -1 when the file is not a readable ELF file. */
 static int detect_file(const char *path, struct luajit_runtime *rt, enum lua_detect_result *result,
@@ -130,7 +119,7 @@ static int cmd_detect(int argc, char **argv)
 			status = 1;
 			continue;
 		}
-		printf("result %s\nreason %s\n", result_name(r), reason ? reason : "-");
+		printf("result %s\nreason %s\n", lua_detect_result_name(r), reason ? reason : "-");
 		if (r == LUA_DETECT_OK)
 			print_runtime(&rt);
 		printf("end\n");
@@ -139,38 +128,7 @@ static int cmd_detect(int argc, char **argv)
 	return status;
 }
 
-/* ---- hostile inputs */
-
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-/* xorshift64* (Vigna 2014): deterministic, so failures reproduce. */
-static uint64_t rng_next(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dull;
-}
-
-#define KEPT_REASONS 48
-
-struct hostile_stats {
-	unsigned runs, ok, none, unsupported, unopenable, broken;
-	const char *kept[KEPT_REASONS]; /* reasons are static strings callers keep */
-	char kept_text[KEPT_REASONS][128];
-	unsigned kept_count;
-};
-
-static void keep_reason(struct hostile_stats *st, const char *reason)
-{
-	for (unsigned i = 0; i < st->kept_count; i++)
-		if (st->kept[i] == reason)
-			return;
-	if (st->kept_count < KEPT_REASONS && strlen(reason) < sizeof(st->kept_text[0])) {
-		st->kept[st->kept_count] = reason;
-		strcpy(st->kept_text[st->kept_count++], reason);
-	}
-}
+/* ---- hostile inputs (tests/hostile_elf.h) */
 
 /* An OK result: the interpreter range, a layout a walker can use, "assert" at ffid 2. */
 static bool ok_valid(const struct luajit_runtime *rt)
@@ -183,116 +141,35 @@ static bool ok_valid(const struct luajit_runtime *rt)
 	       memchr(rt->description, '\0', sizeof(rt->description));
 }
 
-static void try_blob(const char *what, const char *path, const uint8_t *data, size_t size,
-		     struct hostile_stats *st)
+/* hostile_detect_fn. This detector's part of the contract: OK as ok_valid says; no fast
+ * function names otherwise. */
+static int detect_hostile(const char *path, enum lua_detect_result *result,
+			  const char **reason, bool *valid)
 {
-	st->runs++;
-	if (blob_write_file(path, data, size) != 0) {
-		printf("FAIL %s: cannot write %s\n", what, path);
-		st->broken++;
-		return;
-	}
 	struct luajit_runtime rt;
-	enum lua_detect_result r;
-	const char *reason = NULL;
-	if (detect_file(path, &rt, &r, &reason) != 0) {
-		st->unopenable++;
-		return;
-	}
-	bool good = true;
-	if (r == LUA_DETECT_OK) {
-		st->ok++;
-		good = ok_valid(&rt);
-	} else if (r == LUA_DETECT_UNSUPPORTED) {
-		st->unsupported++;
-		good = reason && reason[0] && !rt.ffnames;
-		if (good)
-			keep_reason(st, reason);
-	} else if (r == LUA_DETECT_NONE) {
-		st->none++;
-		good = !rt.ffnames;
-	} else {
-		good = false;
-	}
-	if (!good) {
-		printf("FAIL %s: result %s breaks the contract\n", what, result_name(r));
-		st->broken++;
-	}
+	if (detect_file(path, &rt, result, reason) != 0)
+		return -1;
+	*valid = *result == LUA_DETECT_OK ? ok_valid(&rt) : !rt.ffnames;
 	luajit_runtime_free(&rt);
-}
-
-static void corrupt_runs(const struct blob *orig, uint8_t *work, const char *path, size_t region,
-			 unsigned copies, unsigned bytes, struct hostile_stats *st)
-{
-	if (region > orig->size)
-		region = orig->size;
-	for (unsigned i = 0; i < copies; i++) {
-		memcpy(work, orig->data, orig->size);
-		for (unsigned j = 0; j < bytes; j++)
-			work[rng_next() % region] = (uint8_t)rng_next();
-		char what[64];
-		snprintf(what, sizeof(what), "corrupt %u (%zu bytes region)", i, region);
-		try_blob(what, path, work, orig->size, st);
-	}
-}
-
-/* [offset, offset + size) of a named section of the pristine file; false when absent. */
-static bool section_extent(const char *file, const char *name, size_t *offset, size_t *size)
-{
-	struct elf_image img;
-	if (elf_image_open(&img, file) != 0)
-		return false;
-	GElf_Shdr shdr;
-	bool found = elf_image_section(&img, name, &shdr) && shdr.sh_type != SHT_NOBITS &&
-		     shdr.sh_size > 0;
-	if (found) {
-		*offset = (size_t)shdr.sh_offset;
-		*size = (size_t)shdr.sh_size;
-	}
-	elf_image_close(&img);
-	return found;
-}
-
-/* Random bytes inside what detection reads: symbols, the version string and init data, the
- * FDEs, the API and interpreter code, the cf tables. A window of .text is also scrambled whole
- * at random places (the interpreter is 16 KiB of a 400 KiB .text: the copies aim at it too). */
-static void section_runs(const char *file, const struct blob *orig, uint8_t *work, const char *path,
-			 struct hostile_stats *st)
-{
-	static const char *const sections[] = {".dynsym", ".dynstr", ".symtab", ".strtab", ".rodata",
-					       ".eh_frame_hdr", ".eh_frame", ".text", ".data.rel.ro"};
-	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
-		size_t off, size;
-		if (!section_extent(file, sections[i], &off, &size) || off >= orig->size ||
-		    size > orig->size - off)
-			continue;
-		for (unsigned copy = 0; copy < 24; copy++) {
-			memcpy(work, orig->data, orig->size);
-			unsigned bytes = copy < 8 ? 4 : copy < 16 ? 64 : 1024;
-			for (unsigned j = 0; j < bytes; j++)
-				work[off + (size_t)(rng_next() % size)] = (uint8_t)rng_next();
-			char what[64];
-			snprintf(what, sizeof(what), "%s corrupt %u", sections[i], copy);
-			try_blob(what, path, work, orig->size, st);
-		}
-	}
+	return 0;
 }
 
 /* Byte flips at an address range of the pristine file given as a file offset range: aimed at the
  * interpreter and the init data, where a flip most likely changes what is derived. */
-static void aimed_runs(const struct blob *orig, uint8_t *work, const char *path, size_t off,
-		       size_t size, const char *label, struct hostile_stats *st)
+static void aimed_runs(struct hostile_run *h, size_t off, size_t size, const char *label)
 {
-	if (off >= orig->size || size == 0 || size > orig->size - off)
+	if (off >= h->orig.size || size == 0 || size > h->orig.size - off)
 		return;
 	for (unsigned copy = 0; copy < 64; copy++) {
-		memcpy(work, orig->data, orig->size);
+		memcpy(h->work, h->orig.data, h->orig.size);
 		unsigned bytes = 1 + copy % 8;
-		for (unsigned j = 0; j < bytes; j++)
-			work[off + (size_t)(rng_next() % size)] ^= (uint8_t)(1u << (rng_next() % 8));
+		for (unsigned j = 0; j < bytes; j++) {
+			uint8_t bit = (uint8_t)(1u << (xorshift64s_next(&h->rng) % 8));
+			h->work[off + (size_t)(xorshift64s_next(&h->rng) % size)] ^= bit;
+		}
 		char what[64];
 		snprintf(what, sizeof(what), "%s flip %u", label, copy);
-		try_blob(what, path, work, orig->size, st);
+		hostile_try(h, what, h->work, h->orig.size);
 	}
 }
 
@@ -314,64 +191,49 @@ static bool file_offset(const char *file, uint64_t vaddr, size_t *offset)
 	return found;
 }
 
-static int cmd_hostile(const char *file, const char *dir)
+/* Whether the pristine file is detected as LuaJIT, and the file range of its interpreter then
+ * ({0, 0} when that is not in the file). */
+static bool interpreter_extent(const char *file, size_t *off, size_t *size)
 {
-	struct blob orig;
-	if (blob_read_file(file, &orig) != 0) {
-		printf("FAIL cannot read %s\n", file);
-		return 1;
-	}
-	uint8_t *work = malloc(orig.size);
-	size_t path_len = strlen(dir) + 40;
-	char *path = malloc(path_len);
-	if (!work || !path) {
-		free(work);
-		free(path);
-		free(orig.data);
-		return 1;
-	}
-	snprintf(path, path_len, "%s/luajit_hostile.%ld", dir, (long)getpid());
-	struct hostile_stats st = {0};
+	*off = *size = 0;
 	struct luajit_runtime rt;
 	enum lua_detect_result r = LUA_DETECT_NONE;
 	const char *reason = NULL;
-	bool pristine_ok = detect_file(file, &rt, &r, &reason) == 0 && r == LUA_DETECT_OK;
-	size_t vm_off = 0, vm_size = 0;
-	if (pristine_ok && file_offset(file, rt.interp.exec_start, &vm_off))
-		vm_size = (size_t)(rt.interp.exec_end - rt.interp.exec_start);
+	if (detect_file(file, &rt, &r, &reason) != 0)
+		return false;
+	if (r == LUA_DETECT_OK && file_offset(file, rt.interp.exec_start, off))
+		*size = (size_t)(rt.interp.exec_end - rt.interp.exec_start);
 	luajit_runtime_free(&rt);
-	try_blob("pristine copy", path, orig.data, orig.size, &st);
-	pristine_ok = pristine_ok && st.ok == 1;
-	/* Truncations: at many points, dense near the start where the headers are. */
-	for (size_t len = 0; len < orig.size; len = len < 4096 ? len + 61 : len * 9 / 8 + 1) {
-		char what[64];
-		snprintf(what, sizeof(what), "truncated to %zu", len);
-		try_blob(what, path, orig.data, len, &st);
+	return r == LUA_DETECT_OK;
+}
+
+static int cmd_hostile(const char *file, const char *dir)
+{
+	struct hostile_run h;
+	if (hostile_run_open(&h, file, dir, "luajit_hostile", detect_hostile) != 0) {
+		hostile_run_close(&h);
+		return 1;
 	}
-	corrupt_runs(&orig, work, path, orig.size, 48, 64, &st);
-	corrupt_runs(&orig, work, path, 65536, 48, 16, &st);
-	section_runs(file, &orig, work, path, &st);
-	aimed_runs(&orig, work, path, vm_off, vm_size, "interpreter", &st);
+	size_t vm_off, vm_size;
+	bool pristine_ok = interpreter_extent(file, &vm_off, &vm_size);
+	hostile_try(&h, "pristine copy", h.orig.data, h.orig.size);
+	pristine_ok = pristine_ok && h.st.ok == 1;
+	hostile_truncations(&h);
+	hostile_corruptions(&h, h.orig.size, 48, 64);
+	hostile_corruptions(&h, 65536, 48, 16);
+	/* The interpreter is 16 KiB of a 400 KiB .text: the 1024-byte copies of .text aim at it too. */
+	hostile_section_corruptions(&h, 24);
+	aimed_runs(&h, vm_off, vm_size, "interpreter");
 	size_t rodata_off, rodata_size;
-	if (section_extent(file, ".rodata", &rodata_off, &rodata_size))
-		aimed_runs(&orig, work, path, rodata_off, rodata_size, ".rodata", &st);
-	for (unsigned i = 0; i < st.kept_count; i++) {
-		if (strcmp(st.kept[i], st.kept_text[i]) != 0) {
-			printf("FAIL reason \"%s\" changed into \"%s\"\n", st.kept_text[i], st.kept[i]);
-			st.broken++;
-		}
-	}
-	printf("%u runs: %u ok, %u none, %u unsupported, %u not ELF, %u contract failures\n", st.runs,
-	       st.ok, st.none, st.unsupported, st.unopenable, st.broken);
-	for (unsigned i = 0; i < st.kept_count; i++)
-		printf("  reason seen: %s\n", st.kept_text[i]);
+	if (hostile_section_extent(file, ".rodata", &rodata_off, &rodata_size))
+		aimed_runs(&h, rodata_off, rodata_size, ".rodata");
+	bool contract_kept = hostile_report(&h);
+	for (unsigned i = 0; i < h.st.kept_count; i++)
+		printf("  reason seen: %s\n", h.st.kept_text[i]);
 	if (!pristine_ok)
 		printf("FAIL the pristine file was not detected\n");
-	unlink(path);
-	free(path);
-	free(work);
-	free(orig.data);
-	return st.broken == 0 && pristine_ok ? 0 : 1;
+	hostile_run_close(&h);
+	return contract_kept && pristine_ok ? 0 : 1;
 }
 
 int main(int argc, char **argv)
