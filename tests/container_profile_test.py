@@ -598,9 +598,8 @@ def case_nginx(args, tmp):
         prefix_dir = ct.ct("nginx")
         lua_dir = os.path.join(prefix_dir, "lua")
         port = ngt.free_port()
-        conf = ngt.NGINX_LUA_CONF.format(
-            modules=NGINX_MODULES, workers=2, tmp=prefix_dir, port=port,
-            temp_paths=ngt.nginx_temp_paths(prefix_dir), jit="on")
+        conf = ngt.nginx_conf(prefix_dir, ngt.NGINX_LUA_HTTP.format(tmp=prefix_dir, port=port, jit="on"),
+                              main=ngt.NGINX_LUA_MAIN.format(modules=NGINX_MODULES), workers=2)
         ct.write(os.path.join(prefix_dir, "nginx.conf"), conf)
         with open(ngt.LUA_HANDLER) as f:
             handler = f.read()
