@@ -175,22 +175,32 @@ static __always_inline __u64 luajit_pc_index(struct luajit_layout *lay, __u64 pr
 	return index < sizebc ? index : LUA_PC_UNKNOWN;
 }
 
-static __always_inline int luajit_read_frame(struct luajit_walk_ctx *w, __u64 *func, __s64 *link)
+/* The function and the link of the frame whose link slot is at `frame`. */
+static __always_inline int luajit_read_frame(struct luajit_layout *lay, __u64 frame, __u64 *func,
+					     __s64 *link)
 {
 	__u64 slots[2];
 
-	if (w->lay->gc64) {
-		if (bpf_probe_read_user(slots, sizeof(slots), (void *)(w->frame - 8)))
+	if (lay->gc64) {
+		if (bpf_probe_read_user(slots, sizeof(slots), (void *)(frame - 8)))
 			return -1;
 		*func = slots[0] & LJ_GCVMASK;
 		*link = (__s64)slots[1];
 		return 0;
 	}
-	if (read_u64(w->frame, &slots[0]))
+	if (read_u64(frame, &slots[0]))
 		return -1;
 	*func = slots[0] & 0xffffffffull;
 	*link = (__s32)(slots[0] >> 32);
 	return 0;
+}
+
+/* The distance to the previous frame of a non-Lua link; 0 when it is not believable. */
+static __always_inline __u64 luajit_link_delta(__s64 link)
+{
+	__u64 delta = (__u64)link & ~(__u64)LJ_FRAME_TYPEP;
+
+	return delta <= LJ_STACK_SPAN ? delta : 0;
 }
 
 /* Push the frame of function `func` (header already checked). */
@@ -262,7 +272,7 @@ static long luajit_step(__u64 index, void *data)
 	__s64 link;
 	__u8 head[2]; /* gct, ffid */
 
-	if (w->frame <= w->bot || luajit_read_frame(w, &func, &link))
+	if (w->frame <= w->bot || luajit_read_frame(lay, w->frame, &func, &link))
 		return luajit_stop(w);
 	__u32 typep = link & LJ_FRAME_TYPEP;
 
@@ -279,9 +289,9 @@ static long luajit_step(__u64 index, void *data)
 		if (luajit_prev_lua(w, (__u64)link))
 			return luajit_stop(w);
 	} else {
-		__u64 delta = (__u64)link & ~(__u64)LJ_FRAME_TYPEP;
+		__u64 delta = luajit_link_delta(link);
 
-		if (delta == 0 || delta > LJ_STACK_SPAN)
+		if (delta == 0)
 			return luajit_stop(w);
 		if (typep != LJ_FRAME_VARG)
 			w->pending_pc = typep == LJ_FRAME_CONT ? luajit_cont_pc(w) : 0;
@@ -363,18 +373,15 @@ static __always_inline void luajit_skip_glue(struct unwinder_state *st, struct l
 					     __u64 L, __u64 top)
 {
 	__s64 link = 0;
-	__u64 frame;
+	__u64 frame, func;
 
 	if (!top)
 		luajit_read_ref(lay, L + lay->state_base, &top);
 	frame = top ? top - 8 : 0;
-	if (frame && !read_u64(frame, (__u64 *)&link)) {
-		if (!lay->gc64)
-			link = (__s32)((__u64)link >> 32);
+	if (frame && !luajit_read_frame(lay, frame, &func, &link)) {
 		__u32 typep = link & LJ_FRAME_TYPEP;
-		__u64 delta = (__u64)link & ~(__u64)LJ_FRAME_TYPEP;
-		if ((typep == LJ_FRAME_C || typep == LJ_FRAME_CP) && delta && delta < LJ_STACK_SPAN)
-			frame -= delta;
+		if (typep == LJ_FRAME_C || typep == LJ_FRAME_CP)
+			frame -= luajit_link_delta(link);
 	}
 	st->lua_L = L;
 	st->lua_ci = frame;
