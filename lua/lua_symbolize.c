@@ -416,6 +416,24 @@ static bool tstring_length(const struct lua_puc_version *v, const uint8_t *hdr, 
 	return true;
 }
 
+/* *out for the string at addr of length len whose characters are at contents: its first
+ * bytes, the '@' or '=' and MAX_CHUNK_BYTES of name. 0, -EFAULT, -ENOMEM. */
+static int read_source_head(int fd, uint64_t addr, uint64_t contents, uint64_t len,
+			    struct source_str *out)
+{
+	size_t head_len = len < MAX_CHUNK_BYTES + 1 ? (size_t)len : MAX_CHUNK_BYTES + 1;
+	char *head = malloc(head_len + 1);
+	if (!head)
+		return -ENOMEM;
+	if (!mem_read(fd, contents, head, head_len)) {
+		free(head);
+		return -EFAULT;
+	}
+	head[head_len] = '\0';
+	*out = (struct source_str){addr, contents, len, head, head_len};
+	return 0;
+}
+
 /* 0 (out->head NULL when there is no source), -EFAULT, -ENOMEM. */
 static int read_source(int fd, const struct lua_puc_version *v, uint64_t addr,
 		       struct source_str *out)
@@ -432,18 +450,7 @@ static int read_source(int fd, const struct lua_puc_version *v, uint64_t addr,
 	uint64_t len;
 	if (!tstring_length(v, hdr, &len) || len > MAX_STRING_LEN)
 		return -EFAULT;
-	/* the '@' or '=' and MAX_CHUNK_BYTES of name */
-	size_t head_len = len < MAX_CHUNK_BYTES + 1 ? (size_t)len : MAX_CHUNK_BYTES + 1;
-	char *head = malloc(head_len + 1);
-	if (!head)
-		return -ENOMEM;
-	if (!mem_read(fd, addr + p->tstring_contents, head, head_len)) {
-		free(head);
-		return -EFAULT;
-	}
-	head[head_len] = '\0';
-	*out = (struct source_str){addr, addr + p->tstring_contents, len, head, head_len};
-	return 0;
+	return read_source_head(fd, addr, addr + p->tstring_contents, len, out);
 }
 
 /* ---- Chunk names. */
@@ -814,17 +821,7 @@ static int luajit_read_source(int fd, const struct luajit_runtime *jit, uint64_t
 	uint64_t len = (uint32_t)load_i32(hdr, jit->str_len);
 	if (len > MAX_STRING_LEN)
 		return -EFAULT;
-	size_t head_len = len < MAX_CHUNK_BYTES + 1 ? (size_t)len : MAX_CHUNK_BYTES + 1;
-	char *head = malloc(head_len + 1);
-	if (!head)
-		return -ENOMEM;
-	if (!mem_read(fd, addr + jit->str_size, head, head_len)) {
-		free(head);
-		return -EFAULT;
-	}
-	head[head_len] = '\0';
-	*out = (struct source_str){addr, addr + jit->str_size, len, head, head_len};
-	return 0;
+	return read_source_head(fd, addr, addr + jit->str_size, len, out);
 }
 
 /* ---- The proto cache. */
