@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* session.h - one profiling run: load the BPF program, publish the targets' mappings and unwind
  * tables, sample with cpu-clock perf events on every CPU, keep mappings current (dlopen), stop on
- * signal / duration / exit of every target, then aggregate and write the output. */
+ * signal / duration / exit of every target, then aggregate and write the output. Or, for
+ * `lua-perf dump`, the same start, then one stack of every thread (src/thread_dump.h). */
 #ifndef LUA_PERF_SESSION_H
 #define LUA_PERF_SESSION_H
 
@@ -27,6 +28,8 @@ struct session_options {
 	bool kernel_stacks;
 	bool stats;             /* per-reason unwind failure counts in the summary */
 	bool lua_lines;         /* Lua frames show the current line, not the line defined */
+	bool dump;              /* lua-perf dump: print every thread's current stack once (no
+				 * outputs); duration = the longest wait for them */
 };
 
 /* Returns the process exit code: 0 on success. Errors are reported on stderr. */

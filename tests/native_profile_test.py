@@ -988,15 +988,21 @@ def case_kernel_frames(args, tmp):
 
 
 def case_target_exit(args, tmp):
-    """The target exits (cleanly, after 2 s) while lua-perf profiles for 4 s."""
-    child = Child([args.fixture, "2"])
+    """The target exits (cleanly, 2 s after sampling started) while lua-perf profiles for 4 s.
+    Its own deadline is far; SIGALRM, which it sends itself at that deadline, ends it earlier
+    (fixture_arm_deadline): lua-perf's start-up, seconds on a busy machine, must not count."""
+    child = Child([args.fixture, "600"])
     prof = None
     try:
         child.wait_for("ready")
         reaper = threading.Thread(target=child.proc.wait, daemon=True)  # no zombie left
         reaper.start()
         prof = Profiler(args, [child.pid], DURATION, os.path.join(tmp, "out.fold"))
-        rc, _, err = prof.finish(timeout=DURATION + 20)
+        if not prof.wait_attached(timeout=60):
+            fail("lua-perf did not open its perf events")
+        time.sleep(2)
+        os.kill(child.pid, signal.SIGALRM)
+        rc, _, err = prof.finish(timeout=DURATION + 60)
         reaper.join(timeout=5)
         if child.proc.returncode != 0:
             fail(f"fixture_deep 2 exited with {child.proc.returncode}, expected 0 after 2 s")
@@ -1171,6 +1177,11 @@ def case_self_check(args, tmp):
         "fixture_fork": [("main", "start_early"), ("start_early", "spawn_child"),
                          ("spawn_child", "spawn_child"), ("main", "serve_requests"),
                          ("serve_requests", "spawn_child")],
+        "fixture_dump": [("main", "wait_workers"), ("thread_main", "spin_outer"),
+                         ("spin_outer", "spin_inner"), ("thread_main", "nap_outer"),
+                         ("nap_outer", "nap_inner"), ("nap_inner", "nanosleep"),
+                         ("thread_main", "read_outer"), ("read_outer", "read_inner"),
+                         ("read_inner", "read")],
         os.path.basename(args.plugin): [("plugin_entry", "plugin_hot")],
     }
     for name, pairs in expected.items():
@@ -1207,7 +1218,8 @@ def case_self_check(args, tmp):
     runs = [[os.path.join(d, n), "0.5"] for n in ("fixture_deep", "fixture_deep_stripped",
                                                   "fixture_qsort", "fixture_signal",
                                                   "fixture_vdso", "fixture_threads",
-                                                  "fixture_realign", "fixture_fork")]
+                                                  "fixture_realign", "fixture_fork",
+                                                  "fixture_dump")]
     for argv in runs + [[os.path.join(d, "fixture_dlopen"), args.plugin, "1"]]:
         child = Child(argv, stdin=True)
         try:
