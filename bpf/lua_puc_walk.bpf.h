@@ -45,7 +45,7 @@ struct lua_walk_ctx {
 
 static __always_inline int read_u64(__u64 addr, __u64 *out)
 {
-	return bpf_probe_read_user(out, sizeof(*out), (void *)addr);
+	return read_user(out, sizeof(*out), (void *)addr);
 }
 
 /* L->l_G->mainthread->l_G == L->l_G: cheap evidence that the register really holds a lua_State
@@ -80,12 +80,12 @@ static __always_inline __u64 lua_proto_of(__u64 func, struct lua_interp *interp)
 	__u64 closure, proto;
 	__u8 tag, is_c = 0;
 
-	if (bpf_probe_read_user(&tag, sizeof(tag), (void *)(func + lay->tvalue_tt)) ||
+	if (read_user(&tag, sizeof(tag), (void *)(func + lay->tvalue_tt)) ||
 	    tag != lay->tag_lua_closure || read_u64(func, &closure) || closure == 0)
 		return 0;
 	/* 5.1 has one function tag: the closure's isC byte tells Lua from C (lobject.h) */
 	if (interp->kind == LUA_KIND_PUC51 &&
-	    (bpf_probe_read_user(&is_c, sizeof(is_c), (void *)(closure + lay->closure_isc)) || is_c))
+	    (read_user(&is_c, sizeof(is_c), (void *)(closure + lay->closure_isc)) || is_c))
 		return 0;
 	if (read_u64(closure + lay->lclosure_p, &proto))
 		return 0;
@@ -135,7 +135,7 @@ static long lua_step_chain(__u64 index, void *data)
 	__u8 ci[CI_READ_SIZE];
 
 	if (w->ci == 0 || w->ci == w->base_ci ||
-	    bpf_probe_read_user(ci, sizeof(ci), (void *)w->ci)) {
+	    read_user(ci, sizeof(ci), (void *)w->ci)) {
 		w->ci = 0; /* this lua_State is done */
 		return LUA_STEP_STOP;
 	}
@@ -171,7 +171,7 @@ static __always_inline bool lua51_calls_in_loop(__u64 savedpc)
 {
 	__u32 instruction;
 
-	if (savedpc < 4 || bpf_probe_read_user(&instruction, sizeof(instruction), (void *)(savedpc - 4)))
+	if (savedpc < 4 || read_user(&instruction, sizeof(instruction), (void *)(savedpc - 4)))
 		return false;
 	__u32 op = instruction & LUA51_OPCODE_MASK;
 	return op == LUA51_OP_CALL || op == LUA51_OP_TAILCALL;
@@ -186,7 +186,7 @@ static long lua_step_array(__u64 index, void *data)
 	struct lua_puc_layout *lay = &w->interp->puc;
 	__u8 ci[CI_READ_SIZE];
 
-	if (w->ci <= w->base_ci || bpf_probe_read_user(ci, sizeof(ci), (void *)w->ci)) {
+	if (w->ci <= w->base_ci || read_user(ci, sizeof(ci), (void *)w->ci)) {
 		w->ci = 0;
 		return LUA_STEP_STOP;
 	}

@@ -79,7 +79,7 @@ static __always_inline int luajit_read_ref(struct luajit_layout *lay, __u64 addr
 
 	if (lay->gc64)
 		return read_u64(addr, out);
-	if (bpf_probe_read_user(&v32, sizeof(v32), (void *)addr))
+	if (read_user(&v32, sizeof(v32), (void *)addr))
 		return -1;
 	*out = v32;
 	return 0;
@@ -169,7 +169,7 @@ static __always_inline __u64 luajit_pc_index(struct luajit_layout *lay, __u64 pr
 	__u64 bc = proto + lay->proto_size;
 	__u32 sizebc;
 
-	if (pc <= bc || bpf_probe_read_user(&sizebc, sizeof(sizebc), (void *)(proto + lay->proto_sizebc)))
+	if (pc <= bc || read_user(&sizebc, sizeof(sizebc), (void *)(proto + lay->proto_sizebc)))
 		return LUA_PC_UNKNOWN;
 	__u64 index = (pc - bc) / 4 - 1;
 	return index < sizebc ? index : LUA_PC_UNKNOWN;
@@ -182,7 +182,7 @@ static __always_inline int luajit_read_frame(struct luajit_layout *lay, __u64 fr
 	__u64 slots[2];
 
 	if (lay->gc64) {
-		if (bpf_probe_read_user(slots, sizeof(slots), (void *)(frame - 8)))
+		if (read_user(slots, sizeof(slots), (void *)(frame - 8)))
 			return -1;
 		*func = slots[0] & LJ_GCVMASK;
 		*link = (__s64)slots[1];
@@ -240,7 +240,7 @@ static __always_inline int luajit_prev_lua(struct luajit_walk_ctx *w, __u64 retp
 {
 	__u32 ins;
 
-	if (bpf_probe_read_user(&ins, sizeof(ins), (void *)(retpc - 4)))
+	if (read_user(&ins, sizeof(ins), (void *)(retpc - 4)))
 		return -1;
 	w->frame -= 8 * (1 + w->lay->gc64 + ((ins >> 8) & 0xff));
 	w->pending_pc = retpc;
@@ -280,7 +280,7 @@ static long luajit_step(__u64 index, void *data)
 	 * pseudo-frame a vararg function runs in, above its fixed arguments: the frame below holds
 	 * the same function (lj_debug_frame skips both the same way). */
 	if (func != w->L && typep != LJ_FRAME_VARG) {
-		if (bpf_probe_read_user(head, sizeof(head), (void *)(func + lay->func_ffid - 1)) ||
+		if (read_user(head, sizeof(head), (void *)(func + lay->func_ffid - 1)) ||
 		    head[0] != LJ_GCT_FUNC)
 			return luajit_stop(w);
 		luajit_push_function(w, func, head[1]);
@@ -348,7 +348,7 @@ static __always_inline bool luajit_in_glue(struct luajit_layout *lay, __u64 g)
 {
 	__s32 vmstate;
 
-	return !bpf_probe_read_user(&vmstate, sizeof(vmstate), (void *)(g + lay->g_vmstate)) &&
+	return !read_user(&vmstate, sizeof(vmstate), (void *)(g + lay->g_vmstate)) &&
 	       vmstate == LJ_VMSTATE_C;
 }
 
@@ -488,7 +488,7 @@ static __always_inline enum luajit_trace_result luajit_walk_trace(struct unwinde
 	struct luajit_layout *lay = &interp->jit;
 
 	g = luajit_global(st, lay);
-	if (!g || bpf_probe_read_user(&vmstate, sizeof(vmstate), (void *)(g + lay->g_vmstate)) ||
+	if (!g || read_user(&vmstate, sizeof(vmstate), (void *)(g + lay->g_vmstate)) ||
 	    luajit_read_ref(lay, g + lay->g_jit_base, &base) || base == 0 ||
 	    luajit_read_ref(lay, g + lay->g_cur_L, &L) || !luajit_state_of(lay, L, g) ||
 	    read_u64(L + lay->state_cframe, &cframe) || (cframe & ~LJ_CFRAME_FLAGS) == 0)

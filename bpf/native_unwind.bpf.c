@@ -13,6 +13,11 @@
  * index -> binary search among the rows of one page -> rule. Every loop is bounded.
  *
  * Needs Linux >= 5.17 (bpf_loop) and BTF (bpf_task_pt_regs, 5.15).
+ *
+ * `lua-perf dump` uses the same unwinder twice: this program, with dump_threads set, keeps the
+ * first stack of each thread that runs on a CPU (thread_stacks, keyed by thread ID); and
+ * bpf/thread_dump.bpf.c, a task iterator that compiles this file again with LUA_PERF_TASK_ITER,
+ * unwinds the threads that are off CPU, reading their memory with bpf_copy_from_user_task.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -25,6 +30,9 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Set by userspace before load. */
 const volatile bool collect_kernel_stacks = true;
+/* lua-perf dump: record each thread's first stack in thread_stacks instead of counting samples.
+ * A read-only constant, so the verifier drops the branch not taken: profiling pays nothing. */
+const volatile bool dump_threads = false;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -107,6 +115,14 @@ struct {
 	__uint(max_entries, 64 * 1024);
 } events SEC(".maps");
 
+/* lua-perf dump: one stack per thread (userspace shrinks it to 1 entry when profiling). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_DUMP_THREADS);
+	__type(key, __u32); /* thread ID */
+	__type(value, struct thread_stack);
+} thread_stacks SEC(".maps");
+
 /* Per-CPU working state of one unwind: too large for the 512-byte BPF stack. */
 struct unwinder_state {
 	__u64 regs[DW_REG_COUNT]; /* indexed by DWARF register number */
@@ -143,6 +159,30 @@ struct loop_ctx {
 	struct unwinder_state *st;
 	struct proc_mappings *pm;
 };
+
+/* Reading the target's memory: the sampling program runs in the sampled thread itself; the dump's
+ * task iterator runs in lua-perf and reads the thread dump_tid with bpf_copy_from_user_task
+ * (sleepable, Linux 5.18). The thread is looked up at every read: a trusted task pointer cannot
+ * be kept in a map, and a dump is one unwind per thread, not a hot path. */
+#ifdef LUA_PERF_TASK_ITER
+extern struct task_struct *bpf_task_from_pid(s32 pid) __ksym;
+extern void bpf_task_release(struct task_struct *p) __ksym;
+__s32 dump_tid;
+
+static __always_inline long read_user(void *dst, __u32 size, const void *src)
+{
+	struct task_struct *task = bpf_task_from_pid(dump_tid);
+	long rc;
+
+	if (!task)
+		return -1;
+	rc = bpf_copy_from_user_task(dst, size, src, task, 0);
+	bpf_task_release(task);
+	return rc;
+}
+#else
+#define read_user bpf_probe_read_user
+#endif
 
 /* Hide a value's known range from clang so that the bounds check the verifier needs is kept. */
 #define opaque(var) asm volatile("" : "+r"(var))
@@ -289,7 +329,7 @@ static __always_inline __u32 unwind_signal_frame(struct unwinder_state *st)
 	__u64 sc[SC_COUNT];
 	__u64 addr = st->regs[DW_RSP] + UCONTEXT_MCONTEXT_OFFSET;
 
-	if (bpf_probe_read_user(sc, sizeof(sc), (void *)addr))
+	if (read_user(sc, sizeof(sc), (void *)addr))
 		return END_READ_FAILED;
 	st->regs[DW_R8] = sc[SC_R8];
 	st->regs[DW_R9] = sc[SC_R9];
@@ -327,7 +367,7 @@ static __always_inline __u32 compute_cfa(struct unwinder_state *st, struct unwin
 	case CFA_DEREF_REG_OFF:
 		if (reg_value(st, rule->cfa_reg, &base))
 			return END_REG_UNKNOWN;
-		if (bpf_probe_read_user(cfa, sizeof(*cfa), (void *)(base + (__s64)rule->cfa_off)))
+		if (read_user(cfa, sizeof(*cfa), (void *)(base + (__s64)rule->cfa_off)))
 			return END_READ_FAILED;
 		return END_REASON_COUNT;
 	case CFA_PLT:
@@ -358,7 +398,7 @@ static __always_inline __u32 unwind_frame(struct unwinder_state *st, struct unwi
 		return END_COMPLETE;
 	if (ra_off == REG_SAME)
 		return END_UNSUPPORTED;
-	if (bpf_probe_read_user(&ra, sizeof(ra), (void *)(cfa + ra_off)))
+	if (read_user(&ra, sizeof(ra), (void *)(cfa + ra_off)))
 		return END_READ_FAILED;
 
 	/* Caller-saved registers are unknown in the caller; callee-saved ones follow their rule,
@@ -376,7 +416,7 @@ static __always_inline __u32 unwind_frame(struct unwinder_state *st, struct unwi
 		if (off == REG_SAME && !rbp_based)
 			continue;
 		if ((off == REG_UNDEFINED && !rbp_based) || (rbp_based && !frame_rbp_known) ||
-		    bpf_probe_read_user(&saved, sizeof(saved), (void *)(base + off))) {
+		    read_user(&saved, sizeof(saved), (void *)(base + off))) {
 			valid &= ~REG_BIT(reg);
 			continue;
 		}
@@ -514,13 +554,11 @@ static long unwind_step(__u64 index, void *data)
 		(st)->exact_pc = 1;                                                                \
 	} while (0)
 
-/* Kernel frames first (leaf first), with bpf_get_stack rather than a STACK_TRACE map, whose
- * buckets drop a stack when two hash alike (kernel/bpf/stackmap.c: -EEXIST). */
-static __always_inline void record_kernel_frames(struct bpf_perf_event_data *ctx,
-						 struct unwinder_state *st)
+/* Kernel frames first (leaf first), with bpf_get_stack / bpf_get_task_stack (bytes = their
+ * result) rather than a STACK_TRACE map, whose buckets drop a stack when two hash alike
+ * (kernel/bpf/stackmap.c: -EEXIST). */
+static __always_inline void push_kernel_frames(struct unwinder_state *st, long bytes)
 {
-	long bytes = bpf_get_stack(ctx, st->kernel_ips, sizeof(st->kernel_ips), 0);
-
 	if (bytes < 0) {
 		count(CNT_KSTACK_FAILED);
 		return;
@@ -584,23 +622,8 @@ static __always_inline void count_sample(struct sample_key *key)
 		count(CNT_COUNTS_FULL);
 }
 
-SEC("perf_event")
-int on_sample(struct bpf_perf_event_data *ctx)
+static __always_inline void begin_stack(struct unwinder_state *st, __u32 tgid)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32, zero = 0;
-	struct sample_key key = {.tgid = tgid};
-	/* x86_64 kernel addresses have the top bit set (Documentation/arch/x86/x86_64/mm.rst);
-	 * the ctx only allows 8-byte loads, so this is simpler than reading the 16-bit cs. */
-	bool in_kernel = (__s64)ctx->regs.ip < 0;
-
-	if (!bpf_map_lookup_elem(&targets, &tgid))
-		return 0;
-	count(CNT_SAMPLES);
-
-	struct unwinder_state *st = bpf_map_lookup_elem(&scratch, &zero);
-	if (!st)
-		return 0;
 	st->trace.len = 0;
 	st->hash = 0x243f6a8885a308d3ull;
 	st->lua_L = 0;
@@ -608,31 +631,95 @@ int on_sample(struct bpf_perf_event_data *ctx)
 	st->lua_frames = 0;
 	st->tgid = tgid;
 	st->end_reason = END_DEPTH;
+}
 
-	if (collect_kernel_stacks && in_kernel)
-		record_kernel_frames(ctx, st);
-
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct proc_mappings *pm = bpf_map_lookup_elem(&proc_mappings, &tgid);
+/* The user frames of task, from the user registers saved at its last kernel entry; when a tick
+ * interrupted user mode these are the interrupted registers themselves (arch/x86/entry: the entry
+ * code saves them at the top of the task's kernel stack, task_pt_regs). */
+static __always_inline void unwind_user(struct unwinder_state *st, struct task_struct *task)
+{
+	struct proc_mappings *pm = bpf_map_lookup_elem(&proc_mappings, &st->tgid);
 
 	if (!task->mm) {
 		st->end_reason = END_NO_USER_REGS;
 	} else if (!pm) {
 		st->end_reason = END_PROC_UNKNOWN;
-		request_refresh(tgid, 0);
+		request_refresh(st->tgid, 0);
 	} else {
 		struct loop_ctx lc = {.st = st, .pm = pm};
-
-		/* The user registers saved at kernel entry; when the tick interrupted user mode these
-		 * are the interrupted registers themselves (arch/x86/entry: the entry code saves them
-		 * at the top of the task's kernel stack, task_pt_regs). */
 		struct pt_regs *uregs = (struct pt_regs *)bpf_task_pt_regs(task);
 
 		LOAD_USER_REGS(st, *uregs);
 		bpf_loop(MAX_NATIVE_FRAMES, unwind_step, &lc, 0);
+	}
+}
+
+/* The system call task is in, or -1: syscall entry saves its number in orig_ax and leaves
+ * -ENOSYS in ax until the call returns (arch/x86/entry/entry_64.S, entry_SYSCALL_64: "pushq
+ * $-ENOSYS"); interrupts store a negative vector there instead. */
+#define ENOSYS_ERRNO 38
+static __always_inline __s32 syscall_of(struct task_struct *task)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	long orig_ax = (long)regs->orig_ax;
+
+	if ((long)regs->ax != -ENOSYS_ERRNO || orig_ax < 0 || orig_ax > 0xffff)
+		return -1;
+	return (__s32)orig_ax;
+}
+
+/* lua-perf dump: the stack of thread tid, kept if it is the first one of that thread. Not
+ * inlined: its locals would add to the stack frame the unwinder's bpf_loop callbacks nest in. */
+static __noinline void record_thread(struct unwinder_state *st, struct task_struct *task,
+					  __u32 tid, __u32 capture, __u32 state)
+{
+	struct thread_stack ts = {
+		.tgid = st->tgid,
+		.end_reason = st->end_reason,
+		.capture = capture,
+		.state = state,
+		.syscall = syscall_of(task),
+	};
+
+	bpf_probe_read_kernel_str(ts.comm, sizeof(ts.comm), task->comm);
+	ts.stack_id = store_stack(st);
+	bpf_map_update_elem(&thread_stacks, &tid, &ts, BPF_NOEXIST);
+}
+
+#ifndef LUA_PERF_TASK_ITER
+SEC("perf_event")
+int on_sample(struct bpf_perf_event_data *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid, zero = 0;
+	struct sample_key key = {.tgid = tgid};
+	/* x86_64 kernel addresses have the top bit set (Documentation/arch/x86/x86_64/mm.rst);
+	 * the ctx only allows 8-byte loads, so this is simpler than reading the 16-bit cs. */
+	bool in_kernel = (__s64)ctx->regs.ip < 0;
+
+	if (!bpf_map_lookup_elem(&targets, &tgid))
+		return 0;
+	if (dump_threads && bpf_map_lookup_elem(&thread_stacks, &tid))
+		return 0; /* this thread is dumped already */
+	count(CNT_SAMPLES);
+
+	struct unwinder_state *st = bpf_map_lookup_elem(&scratch, &zero);
+	if (!st)
+		return 0;
+	begin_stack(st, tgid);
+	if (collect_kernel_stacks && in_kernel)
+		push_kernel_frames(st, bpf_get_stack(ctx, st->kernel_ips, sizeof(st->kernel_ips), 0));
+
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	unwind_user(st, task);
+	if (dump_threads) {
+		record_thread(st, task, tid, THREAD_ON_CPU, 0);
+		return 0;
 	}
 	key.end_reason = st->end_reason;
 	key.stack_id = store_stack(st);
 	count_sample(&key);
 	return 0;
 }
+#endif

@@ -28,6 +28,7 @@
 #define MAX_STACKS 16384         /* distinct user stacks kept in the kernel */
 #define MAX_SAMPLE_KEYS 65536    /* distinct (process, user stack, kernel stack, end) counters */
 #define MAX_KERNEL_FRAMES 64     /* kernel frames recorded per sample (bpf_get_stack) */
+#define MAX_DUMP_THREADS 4096    /* threads one `lua-perf dump` reports */
 
 /* Page index granularity: one entry per 4 KiB of a file's covered text (see lookup below). */
 #define UNWIND_PAGE_SHIFT 12
@@ -202,6 +203,25 @@ struct sample_key {
 	__u32 tgid;
 	__u32 end_reason;       /* enum unwind_end: how the user part of the stack ended */
 	__u64 stack_id;         /* 64-bit hash of the frames, key into `stacks`; 0 = no frames */
+};
+
+/* ---- lua-perf dump: hash `thread_stacks`, thread ID -> the first stack taken of that thread,
+ * either by the sampling program while it ran on a CPU or by the task iterator while it was off
+ * CPU (bpf/thread_dump.bpf.c). The frames are in `stacks`, as for profiles. */
+enum thread_capture {
+	THREAD_ON_CPU = 1,     /* sampled while running */
+	THREAD_OFF_CPU = 2,    /* unwound while it slept or waited for a CPU */
+};
+
+struct thread_stack {
+	__u32 tgid;
+	__u32 end_reason;       /* enum unwind_end */
+	__u64 stack_id;         /* key into `stacks`; 0 = no frames (stack map full, or none) */
+	__u32 capture;          /* enum thread_capture */
+	__u32 state;            /* off CPU: the task's __state (TASK_INTERRUPTIBLE 1, ...) */
+	__s32 syscall;          /* the system call it is in (x86_64 number), -1 none */
+	__u32 pad;
+	char comm[16];          /* TASK_COMM_LEN */
 };
 
 /* ---- Global counters (per-CPU array `counters`): what never reaches sample_counts is counted

@@ -3,11 +3,12 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 # chromium and fonts-dejavu-core: the SVG flame graph tests load the SVG in headless Chromium.
+# libcap2-bin: capsh, to run lua-perf with only the capabilities it needs (tests/failures_test.py).
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
   build-essential cmake pkg-config clang llvm bpftool \
   libbpf-dev libelf-dev libdwarf-dev libcapstone-dev zlib1g-dev \
-  binutils python3 procps util-linux \
+  binutils python3 procps util-linux libcap2-bin \
   nginx-light libnginx-mod-http-ndk libnginx-mod-http-lua lua-resty-core wrk \
   lua5.1 lua5.2 lua5.3 lua5.4 liblua5.1-0-dev liblua5.3-dev liblua5.4-dev \
   libluajit2-5.1-2 libluajit2-5.1-common linux-perf libc6-dbg dpkg-dev \

@@ -35,6 +35,11 @@ static const char *const end_reason_names[END_REASON_COUNT] = {
 	[END_PROC_UNKNOWN] = "process mappings not loaded yet",
 };
 
+const char *unwind_end_reason_name(uint32_t reason)
+{
+	return reason < END_REASON_COUNT ? end_reason_names[reason] : "unknown";
+}
+
 /* Samples of one process (sample_counts keys carry the tgid). */
 struct process_samples {
 	pid_t tgid;

@@ -48,6 +48,8 @@ struct aggregate_input {
 };
 
 int aggregate_and_write(const struct aggregate_input *in);
+/* How a stack ended, in words (enum unwind_end). */
+const char *unwind_end_reason_name(uint32_t reason);
 #include <sys/types.h>
 
 /* While sampling: resolve the Lua frames of one stack (BPF announces new ones) or of every stack

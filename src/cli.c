@@ -13,9 +13,11 @@
 
 #define LUA_PERF_VERSION "0.1.0"
 #define MAX_FREQUENCY 100000
+#define DUMP_DEFAULT_WAIT 2.0 /* seconds */
 
 static const char usage_text[] =
 	"Usage: lua-perf -p PID [-p PID ...] [options]\n"
+	"       lua-perf dump -p PID [-p PID ...] [-d SEC] [--no-kernel] [-v|-q]\n"
 	"Sample the CPU stacks of running processes (mixed C/Lua) without frame pointers and write\n"
 	"folded stacks (for flamegraph.pl) and/or an interactive SVG flame graph.\n"
 	"\n"
@@ -34,7 +36,11 @@ static const char usage_text[] =
 	"  -v, --verbose         debug messages\n"
 	"  -q, --quiet           only errors and the final summary\n"
 	"  -h, --help            this help\n"
-	"      --version         print the version\n";
+	"      --version         print the version\n"
+	"\n"
+	"lua-perf dump prints the current stack of every thread of the processes (and their\n"
+	"descendants) once on stdout, leaf first, Lua frames with their current line, and leaves\n"
+	"them running. -d: how long to wait at most for a stack of every thread (default 2).\n";
 
 enum { OPT_NO_KERNEL = 256, OPT_STATS, OPT_LINES, OPT_VERSION, OPT_FORMAT };
 
@@ -163,10 +169,24 @@ static int finish_outputs(struct session_options *opts, const struct output_pars
 	return 0;
 }
 
+/* lua-perf dump prints on stdout: options about output files have nothing to apply to. */
+static int check_dump_option(int opt)
+{
+	const char *name = opt == 'o' ? "-o" : opt == OPT_FORMAT ? "--format" : opt == OPT_STATS ? "--stats" : NULL;
+
+	if (name) {
+		lp_error("%s does not apply to lua-perf dump (it prints on stdout)", name);
+		return -1;
+	}
+	return 0;
+}
+
 static int handle_option(int opt, struct session_options *opts, struct output_parse *parse)
 {
 	long value;
 
+	if (opts->dump && check_dump_option(opt) < 0)
+		return -1;
 	switch (opt) {
 	case 'p':
 		return add_pid(opts, optarg);
@@ -222,6 +242,13 @@ enum cli_result cli_parse(int argc, char **argv, struct session_options *opts)
 		.frequency = 1000,
 		.kernel_stacks = true,
 	};
+	if (argc > 1 && strcmp(argv[1], "dump") == 0) {
+		/* the options after "dump": getopt takes "dump" for the program name */
+		opts->dump = true;
+		opts->lua_lines = true;
+		argc--;
+		argv++;
+	}
 	while ((opt = getopt_long(argc, argv, "p:f:d:o:vqh", long_options, NULL)) != -1) {
 		if (opt == 'h') {
 			fputs(usage_text, stdout);
@@ -241,6 +268,11 @@ enum cli_result cli_parse(int argc, char **argv, struct session_options *opts)
 	if (opts->pid_count == 0) {
 		lp_error("no process given: use -p PID (try 'lua-perf --help')");
 		return CLI_EXIT_ERROR;
+	}
+	if (opts->dump) {
+		if (opts->duration == 0)
+			opts->duration = DUMP_DEFAULT_WAIT;
+		return CLI_RUN;
 	}
 	if (finish_outputs(opts, &parse) < 0)
 		return CLI_EXIT_ERROR;

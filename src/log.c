@@ -7,6 +7,14 @@ static enum log_level current_level = LOG_INFO;
 
 void lp_set_log_level(enum log_level level) { current_level = level; }
 
+int lp_library_message(const char *fmt, va_list ap)
+{
+	if (current_level < LOG_DEBUG)
+		return 0;
+	fputs("lua-perf: debug: ", stderr);
+	return vfprintf(stderr, fmt, ap);
+}
+
 static void emit(const char *prefix, const char *fmt, va_list ap)
 {
 	fprintf(stderr, "lua-perf: %s", prefix);

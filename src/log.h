@@ -9,6 +9,9 @@
 enum log_level { LOG_QUIET = 0, LOG_INFO = 1, LOG_DEBUG = 2 };
 
 void lp_set_log_level(enum log_level level);
+/* Messages of libraries (libbpf) that print on their own: shown with -v only, as they come
+ * (newline included). */
+int lp_library_message(const char *fmt, va_list ap);
 /* "lua-perf: error: ..." / "lua-perf: warning: ..." / "lua-perf: ..." (info) / debug. */
 void lp_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void lp_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

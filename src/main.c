@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* lua-perf: mixed C/Lua CPU profiler. main() checks what can be checked before touching BPF:
- * privileges, that /proc numbers processes as the kernel's BPF helpers do, then that every PID
- * is a live user-space process. */
+ * capabilities, that /proc numbers processes as the kernel's BPF helpers do, then that every
+ * PID is a live user-space process. */
+#include <bpf/libbpf.h>
 #include <linux/capability.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -27,18 +28,52 @@ static bool has_capability(const struct __user_cap_data_struct data[2], int cap)
 	return data[cap / 32].effective & (1u << (cap % 32));
 }
 
-/* BPF programs and maps: CAP_BPF; perf events on every CPU: CAP_PERFMON; reading the targets'
- * memory and mapped files: CAP_SYS_PTRACE. CAP_SYS_ADMIN implies the first two. */
-static bool has_privileges(void)
+/* What lua-perf does with each capability it needs (docs/privileges.md: each one was dropped
+ * alone on Linux 6.18 to see what fails without it). CAP_SYS_ADMIN stands in for CAP_BPF and
+ * CAP_PERFMON (kernel/bpf/syscall.c bpf_capable, include/linux/capability.h perfmon_capable). */
+struct needed_capability {
+	int cap;
+	const char *name;
+	const char *use;
+	bool admin_covers;
+	bool kernel_frames_only; /* not needed with --no-kernel */
+};
+
+static const struct needed_capability needed_capabilities[] = {
+	{CAP_BPF, "CAP_BPF", "BPF programs and maps", true, false},
+	{CAP_PERFMON, "CAP_PERFMON", "perf events, tracing BPF programs", true, false},
+	{CAP_SYS_PTRACE, "CAP_SYS_PTRACE", "the targets' memory and files", false, false},
+	{CAP_SYSLOG, "CAP_SYSLOG", "kernel symbols; or --no-kernel", false, true},
+};
+
+/* One line naming every capability missing, or true. */
+static bool has_privileges(const struct session_options *opts)
 {
 	struct __user_cap_header_struct header = {.version = _LINUX_CAPABILITY_VERSION_3};
 	struct __user_cap_data_struct data[2] = {0};
+	char missing[512] = "";
+	size_t len = 0, count = 0;
 
 	if (syscall(SYS_capget, &header, data) != 0)
 		return geteuid() == 0;
 	bool admin = has_capability(data, CAP_SYS_ADMIN);
-	return (admin || (has_capability(data, CAP_BPF) && has_capability(data, CAP_PERFMON))) &&
-	       has_capability(data, CAP_SYS_PTRACE);
+	for (size_t i = 0; i < sizeof(needed_capabilities) / sizeof(needed_capabilities[0]); i++) {
+		const struct needed_capability *c = &needed_capabilities[i];
+
+		if (has_capability(data, c->cap) || (c->admin_covers && admin) ||
+		    (c->kernel_frames_only && !opts->kernel_stacks))
+			continue;
+		/* the table's text fits: no truncation to check */
+		len += (size_t)snprintf(missing + len, sizeof(missing) - len, "%s%s (%s)", len ? ", " : "",
+					c->name, c->use);
+		count++;
+	}
+	if (count == 0)
+		return true;
+	lp_error("missing capabilit%s: %s; run as root or grant CAP_BPF, CAP_PERFMON, "
+		 "CAP_SYS_PTRACE%s", count > 1 ? "ies" : "y", missing,
+		 opts->kernel_stacks ? " and CAP_SYSLOG" : "");
+	return false;
 }
 
 /* The initial PID namespace's fixed inode number (include/linux/proc_ns.h, PROC_PID_INIT_INO). */
@@ -47,12 +82,17 @@ static bool has_privileges(void)
 /* BPF identifies sampled tasks by their IDs in the initial PID namespace
  * (bpf_get_current_pid_tgid), lua-perf's -p and /proc by the namespace of the /proc mount - its
  * PID 1's. Inside a container with its own PID namespace the two differ and nothing would ever
- * be sampled. Unknown (no /proc/1/ns/pid access): assume they agree. */
+ * be sampled. Unknown (no /proc/1/ns/pid access): assume they agree. Says so when they differ. */
 static bool proc_in_initial_pid_namespace(void)
 {
 	struct stat st;
 
-	return stat("/proc/1/ns/pid", &st) != 0 || st.st_ino == PID_NS_INIT_INO;
+	if (stat("/proc/1/ns/pid", &st) != 0 || st.st_ino == PID_NS_INIT_INO)
+		return true;
+	lp_error("/proc shows a PID namespace other than the host's (lua-perf runs in a container): "
+		 "run it in the host's PID namespace (docker run --pid=host, Kubernetes hostPID: true) "
+		 "and give host PIDs");
+	return false;
 }
 
 static int check_targets(const struct session_options *opts)
@@ -82,6 +122,12 @@ static int check_targets(const struct session_options *opts)
 	return 0;
 }
 
+static int libbpf_message(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	(void)level;
+	return lp_library_message(fmt, ap);
+}
+
 int main(int argc, char **argv)
 {
 	struct session_options opts;
@@ -97,14 +143,8 @@ int main(int argc, char **argv)
 	case CLI_RUN:
 		break;
 	}
-	if (!has_privileges())
-		lp_error("insufficient privileges: run as root (needs CAP_BPF, CAP_PERFMON and "
-			 "CAP_SYS_PTRACE, or CAP_SYS_ADMIN and CAP_SYS_PTRACE)");
-	else if (!proc_in_initial_pid_namespace())
-		lp_error("/proc shows a PID namespace other than the host's (lua-perf runs in a "
-			 "container): run it in the host's PID namespace (docker run --pid=host, "
-			 "Kubernetes hostPID: true) and give host PIDs");
-	else if (check_targets(&opts) == 0)
+	libbpf_set_print(libbpf_message);
+	if (has_privileges(&opts) && proc_in_initial_pid_namespace() && check_targets(&opts) == 0)
 		exit_code = session_run(&opts);
 	cli_options_free(&opts);
 	return exit_code;

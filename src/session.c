@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,10 +23,15 @@
 #include "src/mapped_files.h"
 #include "src/proc_maps.h"
 #include "src/process_tree.h"
+#include "src/strbuf.h"
+#include "src/thread_dump.h"
 #include "src/u64_set.h"
 
 #define POLL_INTERVAL_MS 100
 #define RESCAN_INTERVAL_S 1.0
+#define DUMP_ROUND_MS 20 /* lua-perf dump: between two task iterator rounds */
+#define DUMP_RUNNABLE_GRACE_S 0.3 /* lua-perf dump: runnable threads are sampled as they run
+				   * until then, then unwound where they wait for a CPU */
 
 /* A process being sampled: in the BPF `targets` map, its mappings in `proc_mappings`. */
 struct target {
@@ -54,6 +60,7 @@ struct session {
 	struct proc_mappings *scratch_mappings;
 	double started;
 	bool limit_warned;               /* MAX_TARGET_PROCS reached: said once */
+	struct thread_dump *dump;        /* lua-perf dump only */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -210,7 +217,10 @@ static int process_joined(struct session *s, const struct tree_process *p)
 		lp_info("PID %d (%s) joined, child of %d", (int)p->pid, p->comm, (int)p->ppid);
 	int rc = add_target(s, p->pid);
 	if (rc < 0 && !p->ppid) {
-		lp_error("cannot profile PID %d: %s", (int)p->pid, strerror(-rc));
+		if (rc == -ESRCH || rc == -ENOENT)
+			lp_error("PID %d (%s): exited before profiling started", (int)p->pid, p->comm);
+		else
+			lp_error("cannot profile PID %d: %s", (int)p->pid, strerror(-rc));
 		return rc;
 	}
 	if (rc == -ESRCH || rc == -ENOENT)
@@ -282,6 +292,24 @@ static int open_cpu_clock(int cpu, unsigned frequency)
 	return (int)syscall(__NR_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
 }
 
+static const char *perf_failure_hint(int err)
+{
+	switch (err) {
+	case EINVAL:
+		return " (above kernel.perf_event_max_sample_rate?)";
+	case ENOSYS:
+		return " (this kernel has no perf events: CONFIG_PERF_EVENTS)";
+	case ENOENT:
+	case EOPNOTSUPP:
+		return " (this kernel has no cpu-clock software event)";
+	case EPERM:
+	case EACCES:
+		return " (needs CAP_PERFMON; see kernel.perf_event_paranoid)";
+	default:
+		return "";
+	}
+}
+
 static int attach_perf_events(struct session *s)
 {
 	int attached = 0;
@@ -301,8 +329,7 @@ static int attach_perf_events(struct session *s)
 			if (errno == ENODEV)
 				continue; /* offline CPU */
 			lp_error("perf_event_open(cpu-clock, %u Hz, CPU %d): %s%s", s->opts->frequency, cpu,
-				 strerror(errno),
-				 errno == EINVAL ? " (above kernel.perf_event_max_sample_rate?)" : "");
+				 strerror(errno), perf_failure_hint(errno));
 			return -1;
 		}
 		s->links[cpu] = bpf_program__attach_perf_event(s->skel->progs.on_sample, s->perf_fds[cpu]);
@@ -403,31 +430,103 @@ static void run_loop(struct session *s)
 	}
 }
 
+static const char *load_failure_hint(int err)
+{
+	switch (err) {
+	case ENOSYS:
+		return "this kernel has no BPF system call: CONFIG_BPF_SYSCALL";
+	case EPERM:
+	case EACCES:
+		return "needs CAP_BPF and CAP_PERFMON; a kernel lockdown or an LSM may also forbid BPF";
+	default:
+		return "needs a kernel >= 5.17 with BTF, BPF and perf events";
+	}
+}
+
+/* libbpf relocates the program against the kernel's own BTF: without it the load fails with a
+ * misleading errno (ESRCH), so say it first. */
+#define KERNEL_BTF "/sys/kernel/btf/vmlinux"
+static bool has_kernel_btf(void)
+{
+	struct stat st;
+
+	if (stat(KERNEL_BTF, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
+		return true;
+	lp_error("this kernel exposes no BTF (%s): lua-perf needs a kernel built with "
+		 "CONFIG_DEBUG_INFO_BTF", KERNEL_BTF);
+	return false;
+}
+
 static int load_program(struct session *s)
 {
+	if (!has_kernel_btf())
+		return -1;
 	s->skel = native_unwind_bpf__open();
 	if (!s->skel) {
 		lp_error("cannot open the BPF program: %s", strerror(errno));
 		return -1;
 	}
 	s->skel->rodata->collect_kernel_stacks = s->opts->kernel_stacks;
-	int rc = native_unwind_bpf__load(s->skel);
-	if (rc < 0) {
-		lp_error("cannot load the BPF program: %s (needs a kernel >= 5.17 with BTF, BPF and perf "
-			 "events)", strerror(-rc));
+	s->skel->rodata->dump_threads = s->opts->dump;
+	if (!s->opts->dump && bpf_map__set_max_entries(s->skel->maps.thread_stacks, 1) != 0) {
+		lp_error("cannot size the BPF map thread_stacks: %s", strerror(errno)); /* unused */
 		return -1;
 	}
+	double started = now_seconds();
+	int rc = native_unwind_bpf__load(s->skel);
+	if (rc < 0) {
+		lp_error("cannot load the BPF program: %s (%s)", strerror(-rc), load_failure_hint(-rc));
+		return -1;
+	}
+	lp_debug("BPF program loaded in %.2f s", now_seconds() - started);
 	s->events = ring_buffer__new(bpf_map__fd(s->skel->maps.events), on_event, s, NULL);
 	if (!s->events) {
 		lp_error("cannot open the BPF ring buffer: %s", strerror(errno));
 		return -1;
 	}
-	return 0;
+	if (!s->opts->dump)
+		return 0;
+	started = now_seconds();
+	rc = thread_dump_open(&s->dump, s->skel, s->opts->kernel_stacks);
+	lp_debug("BPF dump iterator loaded in %.2f s", now_seconds() - started);
+	return rc;
+}
+
+/* lua-perf dump: task iterator rounds take the sleeping threads while the perf events take those
+ * that run, until every thread has a stack or the wait (duration) is over. */
+static int run_dump(struct session *s)
+{
+	int missing;
+
+	do {
+		bool take_runnable = now_seconds() - s->started >= DUMP_RUNNABLE_GRACE_S;
+
+		missing = thread_dump_round(s->dump, &s->tree, take_runnable);
+		if (missing <= 0)
+			break;
+		int rc = ring_buffer__poll(s->events, DUMP_ROUND_MS);
+		if (rc < 0 && rc != -EINTR) {
+			lp_warn("ring buffer poll failed: %s", strerror(-rc));
+			break;
+		}
+		refresh_targets(s, false);
+	} while (!stop_requested && now_seconds() - s->started < s->opts->duration);
+	detach_perf_events(s);
+	if (missing < 0) {
+		lp_error("cannot run the BPF dump iterator: %s", strerror(-missing));
+		return 1;
+	}
+	lp_debug("dump took %.3f s", now_seconds() - s->started);
+	int rc = thread_dump_print(s->dump, &s->tree, &s->namer, stdout);
+	if (rc < 0)
+		lp_error("cannot write the dump: %s", strerror(-rc));
+	return rc == 0 ? 0 : 1;
 }
 
 static void session_free(struct session *s)
 {
 	detach_perf_events(s);
+	thread_dump_close(s->dump);
 	ring_buffer__free(s->events);
 	frame_namer_free(&s->namer);
 	u64_set_free(&s->lua_seen_stacks);
@@ -445,6 +544,22 @@ static void session_free(struct session *s)
 	process_tree_free(&s->tree);
 	free(s->links);
 	free(s->perf_fds);
+}
+
+/* Every target exited while the tables were built: one line naming them. */
+static void report_gone_before_start(const struct session *s)
+{
+	struct strbuf sb = {0};
+
+	for (size_t i = 0; i < s->opts->pid_count; i++) {
+		const struct tree_process *p = process_tree_find(&s->tree, s->opts->pids[i]);
+
+		strbuf_appendf(&sb, "%sPID %d (%s)", i ? ", " : "", (int)s->opts->pids[i],
+			       p ? p->comm : "?");
+	}
+	char *pids = strbuf_take(&sb);
+	lp_error("%s: exited before profiling started", pids ? pids : "every target process");
+	free(pids);
 }
 
 static void install_signal_handlers(void)
@@ -473,10 +588,10 @@ int session_run(const struct session_options *opts)
 	int exit_code = 1;
 
 	/* Before any BPF work: an unwritable output must not cost a whole profiling run. */
-	struct outputs outputs;
-	if (outputs_open(&outputs, opts) < 0)
+	struct outputs outputs = {0};
+	if (!opts->dump && outputs_open(&outputs, opts) < 0)
 		return 1;
-	bool outputs_pending = true;
+	bool outputs_pending = !opts->dump;
 	s.scratch_mappings = calloc(1, sizeof(*s.scratch_mappings));
 	if (!s.scratch_mappings) {
 		lp_error("out of memory");
@@ -490,6 +605,17 @@ int session_run(const struct session_options *opts)
 	s.started = now_seconds();
 	if (attach_perf_events(&s) < 0)
 		goto out;
+	/* Targets that exit while the tables are built end the run here, as they would have before */
+	if (update_targets(&s) < 0)
+		goto out;
+	if (s.tree.live_count == 0) {
+		report_gone_before_start(&s);
+		goto out;
+	}
+	if (opts->dump) {
+		exit_code = run_dump(&s);
+		goto out;
+	}
 	lp_info("profiling %zu process%s at %u Hz%s", s.target_count, s.target_count == 1 ? "" : "es",
 		opts->frequency, opts->duration > 0 ? "" : "; Ctrl-C to stop");
 	run_loop(&s);

@@ -2,7 +2,8 @@
 /* session.h - one profiling run: load the BPF program, publish the targets' mappings and unwind
  * tables, sample with cpu-clock perf events on every CPU, keep mappings current (dlopen) and the
  * targets too (each -p PID with all its descendants: src/process_tree.h), stop on signal /
- * duration / exit of every target, then aggregate and write the output. */
+ * duration / exit of every target, then aggregate and write the output. Or, for `lua-perf dump`,
+ * the same start, then one stack of every thread (src/thread_dump.h). */
 #ifndef LUA_PERF_SESSION_H
 #define LUA_PERF_SESSION_H
 
@@ -28,6 +29,8 @@ struct session_options {
 	bool kernel_stacks;
 	bool stats;             /* per-reason unwind failure counts in the summary */
 	bool lua_lines;         /* Lua frames show the current line, not the line defined */
+	bool dump;              /* lua-perf dump: print every thread's current stack once (no
+				 * outputs); duration = the longest wait for them */
 };
 
 /* Returns the process exit code: 0 on success. Errors are reported on stderr. */

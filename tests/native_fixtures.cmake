@@ -42,11 +42,12 @@ function(lua_perf_fixture_options target)
     LIBRARY_OUTPUT_DIRECTORY ${FIXTURE_BIN_DIR})
 endfunction()
 
-foreach(fx deep qsort signal vdso dlopen threads realign fork)
+foreach(fx deep qsort signal vdso dlopen threads realign fork dump)
   add_executable(fixture_${fx} ${FIXTURE_DIR}/fixture_${fx}.c)
   lua_perf_fixture_options(fixture_${fx})
 endforeach()
 target_link_libraries(fixture_threads PRIVATE Threads::Threads)
+target_link_libraries(fixture_dump PRIVATE Threads::Threads)
 target_link_libraries(fixture_signal PRIVATE ${CMAKE_DL_LIBS})
 target_link_libraries(fixture_threads PRIVATE ${CMAKE_DL_LIBS})
 target_link_libraries(fixture_dlopen PRIVATE ${CMAKE_DL_LIBS})
@@ -66,7 +67,7 @@ add_custom_command(TARGET fixture_deep POST_BUILD
 
 add_custom_target(native_fixtures DEPENDS
   fixture_deep fixture_qsort fixture_signal fixture_vdso fixture_dlopen fixture_threads
-  fixture_realign fixture_fork fixture_plugin)
+  fixture_realign fixture_fork fixture_dump fixture_plugin)
 
 # ---- tests
 set(NATIVE_TEST ${CMAKE_CURRENT_LIST_DIR}/native_profile_test.py)

@@ -1176,6 +1176,11 @@ def case_self_check(args, tmp):
         "fixture_fork": [("main", "start_early"), ("start_early", "spawn_child"),
                          ("spawn_child", "spawn_child"), ("main", "serve_requests"),
                          ("serve_requests", "spawn_child")],
+        "fixture_dump": [("main", "wait_workers"), ("thread_main", "spin_outer"),
+                         ("spin_outer", "spin_inner"), ("thread_main", "nap_outer"),
+                         ("nap_outer", "nap_inner"), ("nap_inner", "nanosleep"),
+                         ("thread_main", "read_outer"), ("read_outer", "read_inner"),
+                         ("read_inner", "read")],
         os.path.basename(args.plugin): [("plugin_entry", "plugin_hot")],
     }
     for name, pairs in expected.items():
@@ -1212,7 +1217,8 @@ def case_self_check(args, tmp):
     runs = [[os.path.join(d, n), "0.5"] for n in ("fixture_deep", "fixture_deep_stripped",
                                                   "fixture_qsort", "fixture_signal",
                                                   "fixture_vdso", "fixture_threads",
-                                                  "fixture_realign", "fixture_fork")]
+                                                  "fixture_realign", "fixture_fork",
+                                                  "fixture_dump")]
     for argv in runs + [[os.path.join(d, "fixture_dlopen"), args.plugin, "1"]]:
         child = Child(argv, stdin=True)
         try:
