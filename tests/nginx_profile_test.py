@@ -452,9 +452,10 @@ NGINX_LUA_HTTP = """\
 """
 
 
-def nginx_lua_conf(tmp, port, jit=False, workers=2):
-    """Config for nginx + ngx_lua serving tests/nginx_lua/handler.lua (copied under tmp/lua, where
-    the workers, running as nobody, can read it) on every path. `reuseport`: one listening socket
+def nginx_lua_conf(tmp, port, jit=False, workers=2, handler=LUA_HANDLER):
+    """Config for nginx + ngx_lua serving `handler` (tests/nginx_lua/handler.lua unless told;
+    copied to tmp/lua/handler.lua, where the workers, running as nobody, can read it) on every
+    path. `reuseport`: one listening socket
     per worker, the kernel spreads wrk's connections over them by hash; with one shared socket
     (EPOLLEXCLUSIVE) a single worker may take all of them and the other one idle. jit=False turns LuaJIT's JIT
     compiler off in the master (init_by_lua, before the workers fork): all Lua then runs in the
@@ -469,7 +470,7 @@ def nginx_lua_conf(tmp, port, jit=False, workers=2):
     lua_dir = os.path.join(tmp, "lua")
     os.makedirs(lua_dir, exist_ok=True)
     os.chmod(lua_dir, 0o755)
-    shutil.copy(LUA_HANDLER, os.path.join(lua_dir, "handler.lua"))
+    shutil.copy(handler, os.path.join(lua_dir, "handler.lua"))
     os.chmod(os.path.join(lua_dir, "handler.lua"), 0o644)
     return nginx_conf(tmp, NGINX_LUA_HTTP.format(tmp=tmp, port=port, jit="on" if jit else "off"),
                       main=NGINX_LUA_MAIN.format(modules=NGINX_MODULES), workers=workers)

@@ -5,6 +5,9 @@
 #   dump_lua: two lua5.4 processes (a recursion into a CPU loop, one into io.read): their Lua
 #     frames with current lines.
 #   dump_nginx: nginx master + 2 workers, dump -p <master>: one block per process.
+#   dump_nginx_lua, dump_nginx_lua_jit: nginx + ngx_lua, a worker asleep in poll called through
+#     the FFI from tests/nginx_lua/nap.lua: its Lua frames at their current lines, interpreted
+#     or in a compiled trace.
 #   failures_capabilities: as nobody with exactly CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE and
 #     CAP_SYSLOG (capsh): profile and dump work; each one left out: one line naming it.
 #   failures_startup_exit / _unwritable / _no_bpf: a target exiting during start-up, an output
@@ -25,6 +28,8 @@ add_test(NAME dump_threads
   COMMAND ${Python3_EXECUTABLE} ${DUMP_TEST} threads --fixture $<TARGET_FILE:fixture_dump>)
 add_test(NAME dump_lua COMMAND ${Python3_EXECUTABLE} ${DUMP_TEST} lua)
 add_test(NAME dump_nginx COMMAND ${Python3_EXECUTABLE} ${DUMP_TEST} nginx)
+add_test(NAME dump_nginx_lua COMMAND ${Python3_EXECUTABLE} ${DUMP_TEST} nginx_lua)
+add_test(NAME dump_nginx_lua_jit COMMAND ${Python3_EXECUTABLE} ${DUMP_TEST} nginx_lua_jit)
 
 set(FAILURES_TEST ${CMAKE_CURRENT_LIST_DIR}/failures_test.py --lua-perf $<TARGET_FILE:lua-perf>
   --fixture-dir ${FIXTURE_BIN_DIR} --deny-syscall $<TARGET_FILE:deny_syscall>)
@@ -36,5 +41,6 @@ endforeach()
 
 # 77 = skipped (not root). One at a time with the other profiling tests: they load BPF programs
 # (seconds of verification each) and some keep the CPUs busy.
-set_tests_properties(dump_threads dump_lua dump_nginx ${FAILURES_TESTS} PROPERTIES
+set_tests_properties(dump_threads dump_lua dump_nginx dump_nginx_lua dump_nginx_lua_jit
+  ${FAILURES_TESTS} PROPERTIES
   TIMEOUT 300 LABELS bpf SKIP_RETURN_CODE 77 RESOURCE_LOCK cpu_profiling)

@@ -4,7 +4,7 @@
 
     thread_dump_test.py --lua-perf BIN threads --fixture fixture_dump
     thread_dump_test.py --lua-perf BIN lua
-    thread_dump_test.py --lua-perf BIN nginx
+    thread_dump_test.py --lua-perf BIN nginx|nginx_lua|nginx_lua_jit
 
 The dump is parsed strictly (docs/output-format.md): one `process PID (comm)...: N threads`
 block per process, one `  PID TID comm: state[ in syscall]` block per thread, frames
@@ -27,12 +27,18 @@ nginx: /usr/sbin/nginx, master + 2 idle workers, `dump -p <master>`: one block p
   workers `child of` the master, each sleeping in the system call /proc names, with the worker
   chain main;ngx_master_process_cycle;...;ngx_process_events_and_timers; the master in
   ngx_master_process_cycle; all complete; nginx still serves afterwards.
+nginx_lua, nginx_lua_jit: nginx + ngx_lua (LuaJIT), one worker asleep in poll(2) called through
+  the FFI from tests/nginx_lua/nap.lua, the other idle: the napping worker's Lua frames, leaf
+  first, are exactly nap, _M.run and the content_by_lua chunk at their current lines (the
+  script's marked lines, the conf's line) between libc's poll and lj_vm; with the JIT on, the
+  compiled loop `_M.run..._[j]` right above poll. Both workers have the worker chain, complete.
 
 Exit status: 0 pass, 1 fail, 77 skipped (not root). Shares helpers with native_profile_test.py.
 """
 import argparse
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -509,7 +515,113 @@ def case_nginx(args, tmp):
         ngt.stop_nginx(master)
 
 
-CASES = {"threads": case_threads, "lua": case_lua, "nginx": case_nginx}
+NAP_HANDLER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nginx_lua", "nap.lua")
+
+
+def content_by_lua_line(conf_text):
+    """The nginx.conf line of the content_by_lua_block: ngx_lua names its chunk after it."""
+    lines = [n for n, line in enumerate(conf_text.split("\n"), 1) if "content_by_lua_block" in line]
+    if len(lines) != 1:
+        fail(f"nginx.conf has content_by_lua_block on lines {lines}, want one")
+    return lines[0]
+
+
+def start_request(port):
+    """A GET sent and left unanswered: the worker that takes it runs nap.lua for a minute."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(b"GET /nap HTTP/1.1\r\nHost: lua-perf\r\n\r\n")
+    return sock
+
+
+def check_lua_worker(t, handler, chunk, jit, label):
+    """The stack of the worker asleep in nap.lua's poll, leaf first: kernel frames, libc's poll,
+    then with the JIT off the FFI call's native frames and fast function, the Lua frames nap,
+    _M.run and the content_by_lua chunk at their current lines; with the JIT on poll is called
+    from the compiled loop of _M.run (`_[j]`, the trace's first line; nap is inlined into it).
+    Below them one lj_vm frame, called by ngx_http_lua_run_thread."""
+    at = marks(open(NAP_HANDLER).read())
+    if jit:
+        want = [f"L:_M.run@{handler}:{at['loop']}_[j]"]
+    else:
+        want = [f"L:nap@{handler}:{at['nap']}", f"L:_M.run@{handler}:{at['run']}"]
+    want.append(f"L:main@{chunk}:1")
+    user = t.user_frames()
+    if not user or npt.normalize_libc_name(user[0]) != "poll":
+        fail(f"{label}: leaf user frame {user[:1]}, want libc's poll\n    {t.describe()}")
+    lua = [i for i, f in enumerate(user) if f.startswith("L:") and not f.endswith("@builtin")]
+    if not lua or [user[i] for i in lua] != want or lua != list(range(lua[0], lua[-1] + 1)):
+        fail(f"{label}: Lua frames {[user[i] for i in lua]}, want {want} in a row\n"
+             f"    {t.describe()}")
+    between = user[1:lua[0]]
+    if jit and between:
+        fail(f"{label}: frames {between} between poll and the compiled Lua frame")
+    if not jit and (len(between) < 2 or not re.fullmatch(r"L:\S+@builtin", between[-1])
+                    or not all(f.startswith(("libluajit", "lj_")) for f in between[:-1])):
+        fail(f"{label}: frames {between} between poll and nap: want LuaJIT's FFI call frames "
+             "(libluajit) under a fast function (ffi's __call)")
+    if user[lua[-1] + 1:lua[-1] + 3] != ["lj_vm", "ngx_http_lua_run_thread"]:
+        fail(f"{label}: below the chunk {user[lua[-1] + 1:lua[-1] + 3]}, want lj_vm, "
+             "ngx_http_lua_run_thread")
+
+
+def case_nginx_lua(args, tmp, jit=False):
+    """nginx + ngx_lua (OpenResty's module on LuaJIT, jit on or off): one worker asleep in
+    nap.lua's poll, one idle; dump -p <master>."""
+    os.chmod(tmp, 0o755)  # workers run as nobody
+    port = ngt.free_port()
+    conf = ngt.nginx_lua_conf(tmp, port, jit=jit, handler=NAP_HANDLER)
+    chunk = f"content_by_lua(nginx.conf:{content_by_lua_line(conf)})"
+    handler = os.path.join(tmp, "lua", "handler.lua")
+    master, workers = ngt.start_nginx(tmp, conf, port)
+    sock = None
+    try:
+        names = syscall_names()
+        sock = start_request(port)
+        deadline = time.monotonic() + 10
+        while True:
+            napping = [p for p in workers if names.get(proc_syscall(p, p)) == "poll"]
+            if napping or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        if len(napping) != 1:
+            fail(f"workers in poll: {napping}, want the one that took the request")
+        # nap.lua's loop is compiled after ~56 naps of 20 ms (LuaJIT's hotloop): give it 2 s
+        time.sleep(2 if jit else 0.2)
+        idle = [p for p in workers if p != napping[0]][0]
+        in_syscall = {p: wait_in_syscalls(p, [p], names)[p] for p in [master.pid, idle]}
+        dump, _ = run_dump(args, [master.pid])
+        if set(dump) != {master.pid, *workers}:
+            fail(f"dump has processes {sorted(dump)}, want master {master.pid} and workers "
+                 f"{workers}")
+        ef = ngt.ElfFrames(ngt.NGINX)
+        chain = ngt.startup_prefix(ef) + [one(exact("ngx_master_process_cycle")),
+                                          one(ef.unnamed("ngx_start_worker_processes")),
+                                          one(exact("ngx_spawn_process")),
+                                          one(ef.unnamed("ngx_worker_process_cycle")),
+                                          one(exact("ngx_process_events_and_timers"))]
+        anything = [npt.M("<any>", lambda fr: True)]
+        for p, role in ((napping[0], "napping"), (idle, "idle")):
+            t = dump[p]["threads"][p]
+            label = f"nginx {role} worker {p}"
+            log(f"{label}: {t.state} in {t.syscall}, {len(t.frames)} frames")
+            want_syscall = "poll" if p == napping[0] else in_syscall[p]
+            if t.state != "sleeping" or t.syscall != want_syscall:
+                fail(f"{label}: '{t.state} in {t.syscall}', want 'sleeping in {want_syscall}'")
+            check_sleeper_kernel(t, label)
+            check_stack(t, chain, leaf=anything, label=label)
+        check_lua_worker(dump[napping[0]]["threads"][napping[0]], handler, chunk, jit,
+                         f"nginx worker {napping[0]}")
+        if names.get(proc_syscall(napping[0], napping[0])) != "poll":
+            fail("the napping worker left nap.lua's poll after the dump")
+    finally:
+        if sock:
+            sock.close()
+        ngt.stop_nginx(master)
+
+
+CASES = {"threads": case_threads, "lua": case_lua, "nginx": case_nginx,
+         "nginx_lua": case_nginx_lua,
+         "nginx_lua_jit": lambda args, tmp: case_nginx_lua(args, tmp, jit=True)}
 
 
 def main():
