@@ -48,9 +48,12 @@
  *    "lib.name" otherwise; a loader preregistered with lj_lib_prereg(L, "jit.util", loader)
  *    (called, or inlined as lua_pushcfunction + lua_setfield) whose only registration has no
  *    name gets that name ("jit.util.funcinfo"); an LJLIB_NOREG function a loader "table.new"
- *    registers with lj_lib_postreg(L, cf, ffid, "new") gets "table.new" (OpenResty). Functions
- *    the binary does not name (other LJLIB_NOREG/NOREGUV ones, libraries registered without a
- *    name: file methods, ffi, string.buffer) stay NULL.
+ *    registers with lj_lib_postreg(L, cf, ffid, "new") gets "table.new" (OpenResty). The
+ *    libraries luaopen_ffi, luaopen_io and luaopen_string_buffer register without a name get,
+ *    in call order, the prefixes of the table unnamed_libs ("ffi.meta.__call", "io.method.read",
+ *    buildvm's vmdef.lua names), only when that luaopen_* has exactly as many such registrations
+ *    as the table lists. Functions the binary does not name (other LJLIB_NOREG/NOREGUV ones:
+ *    ipairs_aux, coroutine.wrap_aux, string.gmatch_aux) stay NULL.
  * Everything read from the file is bounds-checked and every loop is bounded; nothing is mapped. */
 #include "lua/luajit_detect.h"
 
@@ -103,14 +106,42 @@ struct fn_sym {
 	uint64_t size; /* 0: unknown (the FDE bounds it) */
 };
 
+/* The prefixes LuaJIT's buildvm (host/buildvm_lib.c, vmdef.lua ffnames) gives the libraries a
+ * luaopen_* registers without a name, in call order: lib_ffi.c luaopen_ffi, lib_io.c luaopen_io,
+ * lib_buffer.c luaopen_string_buffer (each LJ_LIB_REG(L, NULL, module)). */
+#define MAX_UNNAMED 4u
+struct unnamed_libs {
+	const char *luaopen;
+	const char *prefixes[MAX_UNNAMED]; /* NULL-terminated when shorter */
+};
+
+static const struct unnamed_libs unnamed_libs[] = {
+	{"luaopen_ffi", {"ffi.meta", "ffi.clib", "ffi.callback", "ffi"}},
+	{"luaopen_io", {"io.method"}},
+	{"luaopen_string_buffer", {"buffer.method", "buffer"}},
+};
+
+struct luaopen_sym {
+	struct fn_sym sym;
+	const struct unnamed_libs *unnamed; /* its entry of unnamed_libs, or NULL */
+};
+
 struct file {
 	const struct elf_image *img;
 	const struct cfi_table *cfi;
 	struct lua_code text;              /* the executable section holding the API */
 	struct fn_sym api[API_COUNT];
-	struct fn_sym luaopen[MAX_LUAOPEN];/* exported luaopen_* functions */
+	struct luaopen_sym luaopen[MAX_LUAOPEN]; /* exported luaopen_* functions */
 	size_t luaopen_count;
 };
+
+static const struct unnamed_libs *unnamed_libs_of(const char *luaopen)
+{
+	for (size_t i = 0; i < sizeof(unnamed_libs) / sizeof(unnamed_libs[0]); i++)
+		if (strcmp(luaopen, unnamed_libs[i].luaopen) == 0)
+			return &unnamed_libs[i];
+	return NULL;
+}
 
 static void note_symbol(struct file *f, const GElf_Sym *sym, const char *name)
 {
@@ -122,12 +153,20 @@ static void note_symbol(struct file *f, const GElf_Sym *sym, const char *name)
 			return;
 		}
 	}
-	if (strncmp(name, "luaopen_", 8) != 0 || f->luaopen_count >= MAX_LUAOPEN)
+	if (strncmp(name, "luaopen_", 8) != 0)
 		return;
-	for (size_t i = 0; i < f->luaopen_count; i++)
-		if (f->luaopen[i].addr == sym->st_value)
-			return; /* in both .dynsym and .symtab */
-	f->luaopen[f->luaopen_count++] = (struct fn_sym){sym->st_value, sym->st_size};
+	const struct unnamed_libs *unnamed = unnamed_libs_of(name);
+	for (size_t i = 0; i < f->luaopen_count; i++) {
+		struct luaopen_sym *known = &f->luaopen[i];
+		if (known->sym.addr == sym->st_value) { /* in both .dynsym and .symtab, or an alias */
+			if (known->unnamed != unnamed)
+				known->unnamed = NULL; /* two names, two readings: neither */
+			return;
+		}
+	}
+	if (f->luaopen_count < MAX_LUAOPEN)
+		f->luaopen[f->luaopen_count++] =
+			(struct luaopen_sym){{sym->st_value, sym->st_size}, unnamed};
 }
 
 static void scan_symbol_section(struct file *f, Elf_Scn *scn, const GElf_Shdr *shdr)
@@ -1150,7 +1189,8 @@ struct lib_call {
 struct lib_fn {
 	uint64_t start, end;
 	char prereg[MAX_NAME]; /* the name lj_lib_prereg gives this loader, or "" */
-	unsigned registrations;
+	const struct unnamed_libs *unnamed; /* an exported luaopen_* of unnamed_libs, or NULL */
+	unsigned registrations, unnamed_registrations;
 };
 
 struct lib_scan {
@@ -1558,8 +1598,34 @@ static void ffnames_free(char **names, uint32_t count)
 	free(names);
 }
 
+static bool is_unnamed_registration(const struct file *f, const struct lib_scan *ls,
+				    const struct lib_call *c)
+{
+	return c->target == ls->register_fn && is_register_call(f, c) && c->name.kind == A_ZERO;
+}
+
+/* The prefix of the registration without a name c (of ls->calls) of an unnamed_libs luaopen_*:
+ * the table's entry for its place among that function's ones, when their number is the table's
+ * (linear sweep order is call order: luaopen_* are straight-line code); NULL otherwise. */
+static const char *unnamed_prefix(const struct file *f, const struct lib_scan *ls,
+				  const struct lib_call *c)
+{
+	const struct lib_fn *fn = &ls->fns[c->fn];
+	if (!fn->unnamed)
+		return NULL;
+	size_t expected = 0, place = 0;
+	while (expected < MAX_UNNAMED && fn->unnamed->prefixes[expected])
+		expected++;
+	if (fn->unnamed_registrations != expected)
+		return NULL;
+	for (const struct lib_call *other = ls->calls; other < c; other++)
+		if (other->fn == c->fn && is_unnamed_registration(f, ls, other))
+			place++;
+	return place < expected ? fn->unnamed->prefixes[place] : NULL;
+}
+
 /* The prefix of a registration: "" for "_G", the library name, the loader's lj_lib_prereg name
- * for a loader's only registration without a name; NULL: unnamed. */
+ * for a loader's only registration without a name, unnamed_prefix; NULL: unnamed. */
 static bool registration_prefix(const struct file *f, const struct lib_scan *ls,
 				const struct lib_call *c, char out[MAX_NAME], const char **prefix)
 {
@@ -1570,7 +1636,7 @@ static bool registration_prefix(const struct file *f, const struct lib_scan *ls,
 		return true;
 	}
 	const struct lib_fn *fn = &ls->fns[c->fn];
-	*prefix = fn->prereg[0] && fn->registrations == 1 ? fn->prereg : NULL;
+	*prefix = fn->prereg[0] && fn->registrations == 1 ? fn->prereg : unnamed_prefix(f, ls, c);
 	return true;
 }
 
@@ -1621,9 +1687,12 @@ static int registered_before(const struct file *f, const struct lib_scan *ls, si
 static const char *collect_names(const struct file *f, struct lib_scan *ls, struct ffnames *fn)
 {
 	bool base_found = false;
-	for (size_t i = 0; i < ls->call_count; i++)
+	for (size_t i = 0; i < ls->call_count; i++) {
 		if (ls->calls[i].target == ls->register_fn && is_register_call(f, &ls->calls[i]))
 			ls->fns[ls->calls[i].fn].registrations++;
+		if (is_unnamed_registration(f, ls, &ls->calls[i]))
+			ls->fns[ls->calls[i].fn].unnamed_registrations++;
+	}
 	for (size_t i = 0; i < ls->call_count; i++) {
 		const struct lib_call *c = &ls->calls[i];
 		char name[MAX_NAME];
@@ -1664,11 +1733,14 @@ static const char *find_ffnames(const struct file *f, struct lua_disasm *d, stru
 	for (size_t i = 0; i < f->luaopen_count && !why; i++) {
 		uint64_t end;
 		size_t index;
-		if (!function_range(f, &f->luaopen[i], MAX_FUNCTION_BYTES, &end))
+		if (!function_range(f, &f->luaopen[i].sym, MAX_FUNCTION_BYTES, &end))
 			continue;
-		index = add_fn(ls, f->luaopen[i].addr, end);
-		if (index == SIZE_MAX || scan_calls(f, d, ls, index) != 0)
+		index = add_fn(ls, f->luaopen[i].sym.addr, end);
+		if (index == SIZE_MAX || scan_calls(f, d, ls, index) != 0) {
 			why = "too many luaopen_* calls to follow";
+			break;
+		}
+		ls->fns[index].unnamed = f->luaopen[i].unnamed;
 	}
 	if (!why && !find_register_fn(f, ls))
 		why = "the exported luaopen_* functions call no common lj_lib_register";
