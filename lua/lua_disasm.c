@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "bpf/unwind_abi.h"
+#include "src/grow_array.h"
 #include "src/log.h"
 
 #define MAX_DEPTH 4            /* 5.4 at -O1: lua_callk -> luaD_callnoyield -> ccall -> luaV_execute */
@@ -165,14 +166,10 @@ struct u64_vec {
 
 static int vec_push(struct u64_vec *v, uint64_t value)
 {
-	if (v->count == v->capacity) {
-		size_t capacity = v->capacity ? v->capacity * 2 : 64;
-		uint64_t *items = realloc(v->items, capacity * sizeof(*items));
-		if (!items)
-			return -ENOMEM;
-		v->items = items;
-		v->capacity = capacity;
-	}
+	uint64_t *items = grow_array(v->items, &v->capacity, v->count + 1, sizeof(*items), 64);
+	if (!items)
+		return -ENOMEM;
+	v->items = items;
 	v->items[v->count++] = value;
 	return 0;
 }
@@ -420,14 +417,10 @@ static int graph_add(struct graph *g, const struct lua_exec_search *s, uint64_t 
 		lp_debug("lua: call graph limit (%u functions) reached", MAX_FUNCTIONS);
 		return 0;
 	}
-	if (g->count == g->capacity) {
-		size_t capacity = g->capacity ? g->capacity * 2 : 64;
-		struct fn *fns = realloc(g->fns, capacity * sizeof(*fns));
-		if (!fns)
-			return -ENOMEM;
-		g->fns = fns;
-		g->capacity = capacity;
-	}
+	struct fn *fns = grow_array(g->fns, &g->capacity, g->count + 1, sizeof(*fns), 64);
+	if (!fns)
+		return -ENOMEM;
+	g->fns = fns;
 	g->fns[g->count++] = (struct fn){.start = start, .end = end, .depth = depth};
 	return 0;
 }

@@ -66,6 +66,7 @@
 #include <unistd.h>
 
 #include "lua/lua_disasm.h"
+#include "src/grow_array.h"
 #include "src/log.h"
 
 /* Work bounds for hostile files. lj_vm is 16-17 KiB (x86_64, 2.1); the API functions are short. */
@@ -1201,21 +1202,20 @@ struct lib_scan {
 	uint64_t register_fn; /* lj_lib_register */
 };
 
+#define MAX_LIB_CALLS 4096 /* calls of the luaopen_* functions and their loaders followed */
+
 static int push_call(struct lib_scan *ls, const struct lib_call *call)
 {
 	for (size_t i = 0; i < ls->call_count; i++)
 		if (ls->calls[i].site == call->site)
 			return 0;
-	if (ls->call_count == ls->call_capacity) {
-		size_t capacity = ls->call_capacity ? ls->call_capacity * 2 : 64;
-		if (capacity > 4096)
-			return -E2BIG;
-		struct lib_call *calls = realloc(ls->calls, capacity * sizeof(*calls));
-		if (!calls)
-			return -ENOMEM;
-		ls->calls = calls;
-		ls->call_capacity = capacity;
-	}
+	if (ls->call_count >= MAX_LIB_CALLS)
+		return -E2BIG;
+	struct lib_call *calls = grow_array(ls->calls, &ls->call_capacity, ls->call_count + 1,
+					    sizeof(*calls), 64);
+	if (!calls)
+		return -ENOMEM;
+	ls->calls = calls;
 	ls->calls[ls->call_count++] = *call;
 	return 0;
 }

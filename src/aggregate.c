@@ -15,6 +15,7 @@
 #include "native_unwind.skel.h"
 #include "src/flamegraph_svg.h"
 #include "src/frame_names.h"
+#include "src/grow_array.h"
 #include "src/log.h"
 #include "src/process_tree.h"
 #include "src/strbuf.h"
@@ -130,15 +131,12 @@ void aggregate_prefetch_lua(struct native_unwind_bpf *skel, struct frame_namer *
 
 static int add_line(struct fold_result *res, char *text, uint64_t count)
 {
-	if (res->count == res->capacity) {
-		size_t cap = res->capacity ? res->capacity * 2 : 256;
-		struct folded_line *grown = realloc(res->lines, cap * sizeof(*grown));
+	struct folded_line *grown = grow_array(res->lines, &res->capacity, res->count + 1,
+					       sizeof(*grown), 256);
 
-		if (!grown)
-			return -ENOMEM;
-		res->lines = grown;
-		res->capacity = cap;
-	}
+	if (!grown)
+		return -ENOMEM;
+	res->lines = grown;
 	res->lines[res->count++] = (struct folded_line){.text = text, .count = count};
 	return 0;
 }
@@ -147,15 +145,12 @@ static int add_line(struct fold_result *res, char *text, uint64_t count)
 
 static int add_process_samples(struct fold_result *res, pid_t tgid, uint64_t count)
 {
-	if (res->process_count == res->process_capacity) {
-		size_t cap = res->process_capacity ? res->process_capacity * 2 : 64;
-		struct process_samples *grown = realloc(res->processes, cap * sizeof(*grown));
+	struct process_samples *grown = grow_array(res->processes, &res->process_capacity,
+						   res->process_count + 1, sizeof(*grown), 64);
 
-		if (!grown)
-			return -ENOMEM;
-		res->processes = grown;
-		res->process_capacity = cap;
-	}
+	if (!grown)
+		return -ENOMEM;
+	res->processes = grown;
 	res->processes[res->process_count++] = (struct process_samples){tgid, count};
 	return 0;
 }

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "src/grow_array.h"
+
 /* ---- Geometry (px). The script reads what it needs from data-* attributes of the root. */
 #define IMAGE_WIDTH 1200
 #define PLOT_X 10
@@ -66,27 +68,9 @@ struct graph {
 	bool tails_complete; /* every undrawn frame is in tails (within FLAMEGRAPH_MAX_LIST_BYTES) */
 };
 
-/* array, or a copy grown (by doubling, *cap updated) to hold `need` elements; NULL when out of
- * memory (array unchanged). */
-static void *reserve(void *array, size_t *cap, size_t need, size_t elem_size)
-{
-	if (need <= *cap)
-		return array;
-	size_t cap_new = *cap ? *cap : 64;
-	while (cap_new < need) {
-		if (cap_new > SIZE_MAX / 2 / elem_size)
-			return NULL;
-		cap_new *= 2;
-	}
-	void *grown = realloc(array, cap_new * elem_size);
-	if (grown)
-		*cap = cap_new;
-	return grown;
-}
-
 static int reserve_path(struct graph *g, size_t need)
 {
-	size_t *path = reserve(g->path, &g->path_cap, need, sizeof(*path));
+	size_t *path = grow_array(g->path, &g->path_cap, need, sizeof(*path), 64);
 
 	if (!path)
 		return -ENOMEM;
@@ -96,7 +80,7 @@ static int reserve_path(struct graph *g, size_t need)
 
 static int open_node(struct graph *g, const char *name, size_t name_len)
 {
-	struct node *nodes = reserve(g->nodes, &g->cap, g->count + 1, sizeof(*nodes));
+	struct node *nodes = grow_array(g->nodes, &g->cap, g->count + 1, sizeof(*nodes), 64);
 
 	if (!nodes)
 		return -ENOMEM;
@@ -275,8 +259,8 @@ static int choose_drawn(struct graph *g)
 
 static int add_tail(struct graph *g, size_t parent, const char *frames, uint64_t count)
 {
-	struct undrawn_tail *tails = reserve(g->tails, &g->tail_cap, g->tail_count + 1,
-					     sizeof(*tails));
+	struct undrawn_tail *tails = grow_array(g->tails, &g->tail_cap, g->tail_count + 1,
+						sizeof(*tails), 64);
 
 	if (!tails)
 		return -ENOMEM;

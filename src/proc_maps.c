@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "src/grow_array.h"
+
 static FILE *open_proc_file(pid_t pid, const char *name)
 {
 	char path[64]; /* "/proc/" + 10 digits + "/" + short name: always fits */
@@ -124,15 +126,11 @@ static int parse_maps_line(const char *line, struct proc_exec_map *map, int *exe
 
 static int append_map(struct proc_exec_maps *out, size_t *cap, const struct proc_exec_map *map)
 {
-	if (out->count == *cap) {
-		size_t new_cap = *cap ? *cap * 2 : 32;
-		struct proc_exec_map *grown = realloc(out->maps, new_cap * sizeof(*grown));
+	struct proc_exec_map *grown = grow_array(out->maps, cap, out->count + 1, sizeof(*grown), 32);
 
-		if (!grown)
-			return -ENOMEM;
-		out->maps = grown;
-		*cap = new_cap;
-	}
+	if (!grown)
+		return -ENOMEM;
+	out->maps = grown;
 	out->maps[out->count++] = *map;
 	return 0;
 }

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "src/grow_array.h"
+
 /* Larger /proc files than this are not what we expect to read: a children file lists at most
  * every PID of the system ("N " each, PID_MAX_LIMIT = 4 Mi in include/linux/threads.h). */
 #define PROC_FILE_LIMIT (64u << 20)
@@ -35,15 +37,11 @@ struct proc_stat {
 
 static int pid_list_push(struct pid_list *list, pid_t pid)
 {
-	if (list->count == list->capacity) {
-		size_t capacity = list->capacity ? list->capacity * 2 : 16;
-		pid_t *grown = realloc(list->pids, capacity * sizeof(*grown));
+	pid_t *grown = grow_array(list->pids, &list->capacity, list->count + 1, sizeof(*grown), 16);
 
-		if (!grown)
-			return -ENOMEM;
-		list->pids = grown;
-		list->capacity = capacity;
-	}
+	if (!grown)
+		return -ENOMEM;
+	list->pids = grown;
 	list->pids[list->count++] = pid;
 	return 0;
 }
@@ -338,15 +336,12 @@ static bool refuse(struct process_tree *tree, pid_t pid, uint64_t start_time)
 
 static int append_process(struct process_tree *tree, pid_t pid, pid_t ppid, struct proc_stat *st)
 {
-	if (tree->count == tree->capacity) {
-		size_t capacity = tree->capacity ? tree->capacity * 2 : 16;
-		struct tree_process *grown = realloc(tree->procs, capacity * sizeof(*grown));
+	struct tree_process *grown = grow_array(tree->procs, &tree->capacity, tree->count + 1,
+						sizeof(*grown), 16);
 
-		if (!grown)
-			return -ENOMEM;
-		tree->procs = grown;
-		tree->capacity = capacity;
-	}
+	if (!grown)
+		return -ENOMEM;
+	tree->procs = grown;
 	tree->procs[tree->count] = (struct tree_process){
 		.pid = pid, .ppid = ppid, .start_time = st->start_time, .comm = st->comm, .live = true};
 	st->comm = NULL;

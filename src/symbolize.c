@@ -33,6 +33,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "src/grow_array.h"
 #include "src/log.h"
 #include "src/process_root.h"
 
@@ -58,16 +59,11 @@ struct raw_vec {
 
 static int raw_push(struct raw_vec *vec, const struct raw_sym *sym)
 {
-	if (vec->count == vec->capacity) {
-		size_t capacity = vec->capacity ? vec->capacity * 2 : 1024;
-		if (capacity > SIZE_MAX / sizeof(*vec->items))
-			return -ENOMEM;
-		struct raw_sym *items = realloc(vec->items, capacity * sizeof(*items));
-		if (!items)
-			return -ENOMEM;
-		vec->items = items;
-		vec->capacity = capacity;
-	}
+	struct raw_sym *items = grow_array(vec->items, &vec->capacity, vec->count + 1,
+					   sizeof(*items), 1024);
+	if (!items)
+		return -ENOMEM;
+	vec->items = items;
 	vec->items[vec->count++] = *sym;
 	return 0;
 }

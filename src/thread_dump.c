@@ -11,13 +11,14 @@
 #include <unistd.h>
 
 #include "native_unwind.skel.h"
-#include "thread_dump.skel.h"
-#include "syscall_names.h"
 #include "src/aggregate.h"
 #include "src/frame_names.h"
+#include "src/grow_array.h"
 #include "src/log.h"
 #include "src/process_tree.h"
 #include "src/strbuf.h"
+#include "syscall_names.h"
+#include "thread_dump.skel.h"
 
 /* A thread of a target process, listed in /proc. */
 struct thread_ref {
@@ -129,15 +130,12 @@ static int run_iterator(struct thread_dump *d)
 
 static int add_listed(struct thread_dump *d, pid_t tgid, pid_t tid)
 {
-	if (d->listed_count == d->listed_capacity) {
-		size_t cap = d->listed_capacity ? d->listed_capacity * 2 : 64;
-		struct thread_ref *grown = realloc(d->listed, cap * sizeof(*grown));
+	struct thread_ref *grown = grow_array(d->listed, &d->listed_capacity, d->listed_count + 1,
+					      sizeof(*grown), 64);
 
-		if (!grown)
-			return -ENOMEM;
-		d->listed = grown;
-		d->listed_capacity = cap;
-	}
+	if (!grown)
+		return -ENOMEM;
+	d->listed = grown;
 	d->listed[d->listed_count++] = (struct thread_ref){tgid, tid};
 	return 0;
 }
@@ -235,15 +233,12 @@ struct dumped {
 
 static int add_dumped(struct dumped *all, const struct dumped_thread *t)
 {
-	if (all->count == all->capacity) {
-		size_t cap = all->capacity ? all->capacity * 2 : 64;
-		struct dumped_thread *grown = realloc(all->threads, cap * sizeof(*grown));
+	struct dumped_thread *grown = grow_array(all->threads, &all->capacity, all->count + 1,
+						 sizeof(*grown), 64);
 
-		if (!grown)
-			return -ENOMEM;
-		all->threads = grown;
-		all->capacity = cap;
-	}
+	if (!grown)
+		return -ENOMEM;
+	all->threads = grown;
 	all->threads[all->count++] = *t;
 	return 0;
 }

@@ -26,6 +26,7 @@
 #include <libdwarf/dwarf.h>
 #include <libdwarf/libdwarf.h>
 
+#include "src/grow_array.h"
 #include "src/log.h"
 
 /* Frame sections larger than this are refused (libc's .eh_frame is 0.2 MiB). */
@@ -152,26 +153,6 @@ static void add_frame_section(struct frame_object *fo, const struct elf_image *i
 	fo->index_of[source] = (int)index;
 }
 
-/* ---- growable arrays */
-
-static int grow(void **items, size_t *capacity, size_t needed, size_t item_size)
-{
-	if (needed <= *capacity)
-		return 0;
-	size_t cap = *capacity ? *capacity : 64;
-	while (cap < needed) {
-		if (cap > SIZE_MAX / 2 / item_size)
-			return -ENOMEM;
-		cap *= 2;
-	}
-	void *p = realloc(*items, cap * item_size);
-	if (!p)
-		return -ENOMEM;
-	*items = p;
-	*capacity = cap;
-	return 0;
-}
-
 /* ---- FDE references and coverage pieces */
 
 struct fde_ref {
@@ -264,10 +245,11 @@ static int add_piece(struct build_ctx *ctx, const struct fde_ref *ref, uint64_t 
 {
 	if (start >= end)
 		return 0;
-	int err = grow((void **)&ctx->pieces, &ctx->piece_capacity, ctx->piece_count + 1,
-		       sizeof(*ctx->pieces));
-	if (err)
-		return err;
+	struct piece *pieces = grow_array(ctx->pieces, &ctx->piece_capacity, ctx->piece_count + 1,
+					  sizeof(*pieces), 64);
+	if (!pieces)
+		return -ENOMEM;
+	ctx->pieces = pieces;
 	ctx->pieces[ctx->piece_count++] = (struct piece){.ref = ref, .start = start, .end = end};
 	return 0;
 }
@@ -585,9 +567,10 @@ static int push_row(struct cfi_table *t, uint64_t pc, const struct unwind_rule *
 		if (rules_equal(&last->rule, rule))
 			return 0;
 	}
-	int err = grow((void **)&t->rows, &t->capacity, t->count + 1, sizeof(*t->rows));
-	if (err)
-		return err;
+	struct cfi_row *rows = grow_array(t->rows, &t->capacity, t->count + 1, sizeof(*rows), 64);
+	if (!rows)
+		return -ENOMEM;
+	t->rows = rows;
 	t->rows[t->count++] = (struct cfi_row){.pc = pc, .rule = *rule};
 	return 0;
 }
@@ -721,11 +704,13 @@ static int push_function_start(struct cfi_table *t, const struct piece *piece, s
 {
 	if (piece->start != piece->ref->lo)
 		return 0;
-	int err = grow((void **)&t->function_starts, capacity, t->function_count + 1,
-		       sizeof(*t->function_starts));
-	if (!err)
-		t->function_starts[t->function_count++] = piece->start;
-	return err;
+	uint64_t *starts = grow_array(t->function_starts, capacity, t->function_count + 1,
+				      sizeof(*starts), 64);
+	if (!starts)
+		return -ENOMEM;
+	t->function_starts = starts;
+	t->function_starts[t->function_count++] = piece->start;
+	return 0;
 }
 
 static int emit_table(struct build_ctx *ctx)

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/* test_grow_array.c - src/grow_array.c: room for what is needed, doubling from the initial
+ * capacity, the contents kept, and NULL with everything untouched when the size cannot be
+ * represented. */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "src/grow_array.h"
+#include "tests/test_check.h"
+
+static void grows_by_doubling(void)
+{
+	size_t capacity = 0, count = 0;
+	uint32_t *items = NULL;
+
+	for (uint32_t i = 0; i < 1000; i++) {
+		uint32_t *grown = grow_array(items, &capacity, count + 1, sizeof(*items), 16);
+
+		CHECK(grown != NULL, "out of memory at %u", i);
+		if (!grown)
+			break;
+		items = grown;
+		items[count++] = i * 7u;
+		/* 16, 32, ..., 1024: always a power of two times 16, at least count */
+		CHECK(capacity >= count && capacity % 16 == 0 && (capacity & (capacity - 1)) == 0,
+		      "capacity %zu for %zu elements", capacity, count);
+	}
+	CHECK(capacity == 1024, "capacity %zu after 1000 elements from 16, want 1024", capacity);
+	for (size_t i = 0; i < count; i++)
+		CHECK(items[i] == i * 7u, "element %zu is %u after growing", i, items[i]);
+	free(items);
+}
+
+static void keeps_an_array_with_room(void)
+{
+	size_t capacity = 8;
+	char *items = malloc(capacity);
+
+	CHECK(items != NULL, "malloc");
+	CHECK(grow_array(items, &capacity, 8, 1, 4) == items && capacity == 8,
+	      "an array with room was moved or its capacity changed to %zu", capacity);
+	char *big = grow_array(items, &capacity, 100, 1, 4);
+	CHECK(big != NULL && capacity == 128, "8 -> 100 elements: capacity %zu, want 128", capacity);
+	free(big ? big : items);
+}
+
+static void refuses_sizes_that_overflow(void)
+{
+	size_t capacity = 4;
+	uint64_t *items = calloc(capacity, sizeof(*items));
+
+	CHECK(items != NULL, "calloc");
+	CHECK(grow_array(items, &capacity, SIZE_MAX / 2, sizeof(*items), 4) == NULL && capacity == 4,
+	      "elements * size beyond SIZE_MAX: not refused, or capacity changed to %zu", capacity);
+	CHECK(grow_array(items, &capacity, SIZE_MAX, 1, 4) == NULL && capacity == 4,
+	      "SIZE_MAX elements: not refused, or capacity changed to %zu", capacity);
+	free(items); /* still ours after the refusals */
+}
+
+int main(void)
+{
+	grows_by_doubling();
+	keeps_an_array_with_room();
+	refuses_sizes_that_overflow();
+	return check_finish("grow_array");
+}
