@@ -24,7 +24,9 @@ no_bpf: the bpf() system call fails with ENOSYS (a seccomp filter, tests/tools/d
   is hidden (/sys/kernel/btf/vmlinux bind-mounted over in a mount namespace): exit code 1 and one
   `error:` line saying what the kernel lacks.
 After every run: lua-perf is gone, and no BPF program named like lua-perf's (on_sample,
-dump_thread) is left that no process holds (bpftool prog show, /proc/*/fdinfo prog_id).
+dump_thread) is left that no process holds (bpftool prog show, /proc/*/fdinfo prog_id). A perf
+event lives as long as a file or a BPF link refers to it, and lua-perf's links hold its program:
+with lua-perf gone and no program left, no perf event is left either.
 
 Exit status: 0 pass, 1 fail, 77 skipped (not root).
 """
