@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""How long `lua-perf dump` takes, and where the time goes.
+
+usage: bench/dump_bench.py BUILD_DIR [--rounds N]   (as root)
+
+nginx + ngx_lua (LuaJIT, JIT on), 2 workers, one of them asleep in an FFI call from a compiled
+loop (tests/nginx_lua/nap.lua, as the dump_nginx_lua_jit test), dumped N times with
+`lua-perf dump -v -p <master>`. Reported per phase (median, min, max over the rounds): the whole
+run's wall time, loading the sampling program and the dump iterator (mostly the verifier), building
+the unwind tables, and the dump itself (first iterator round to the last stack), from lua-perf's
+own -v lines.
+"""
+import argparse
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+import nginx_profile_test as ngx  # noqa: E402
+
+NAP_HANDLER = os.path.join(HERE, "..", "tests", "nginx_lua", "nap.lua")
+PHASES = (("BPF program load", r"BPF program loaded in ([\d.]+) s"),
+          ("dump iterator load", r"BPF dump iterator loaded in ([\d.]+) s"),
+          ("unwind tables", r"unwind tables: .* built in ([\d.]+) s"),
+          ("dump", r"dump took ([\d.]+) s"))
+
+
+def one_dump(build, master):
+    started = time.monotonic()
+    res = subprocess.run([os.path.join(build, "lua-perf"), "dump", "-v", "-p", str(master)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    wall = time.monotonic() - started
+    err = res.stderr.decode(errors="replace")
+    if res.returncode != 0:
+        sys.exit(f"lua-perf dump exited with {res.returncode}: {err[-2000:]}")
+    times = {"wall": wall}
+    for name, pattern in PHASES:
+        m = re.search(pattern, err)
+        if not m:
+            sys.exit(f"no '{name}' time in lua-perf's -v output")
+        times[name] = float(m[1])
+    return times
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("build")
+    ap.add_argument("--rounds", type=int, default=10)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="lua-perf-dump-bench-") as tmp:
+        os.chmod(tmp, 0o755)  # workers run as nobody
+        port = ngx.free_port()
+        conf = ngx.nginx_lua_conf(tmp, port, jit=True, handler=NAP_HANDLER)
+        master, _ = ngx.start_nginx(tmp, conf, port)
+        try:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.sendall(b"GET /nap HTTP/1.1\r\nHost: bench\r\n\r\n")
+            time.sleep(2)  # the nap loop compiled
+            runs = [one_dump(args.build, master.pid) for _ in range(args.rounds)]
+            sock.close()
+        finally:
+            ngx.stop_nginx(master)
+    print(f"{args.rounds} dumps of nginx + ngx_lua (master, 2 workers), seconds:")
+    for name in ["wall"] + [p for p, _ in PHASES]:
+        values = [r[name] for r in runs]
+        print(f"  {name:20s} median {statistics.median(values):.3f}  min {min(values):.3f}  "
+              f"max {max(values):.3f}")
+
+
+if __name__ == "__main__":
+    main()
