@@ -17,6 +17,7 @@
 #include "src/frame_names.h"
 #include "src/grow_array.h"
 #include "src/log.h"
+#include "src/proc_maps.h"
 #include "src/process_tree.h"
 #include "src/strbuf.h"
 #include "src/u64_set.h"
@@ -271,18 +272,10 @@ static char *describe_targets(const struct session_options *opts)
 	struct strbuf sb = {0};
 
 	for (size_t i = 0; i < opts->pid_count && i < TITLE_MAX_TARGETS; i++) {
-		/* /proc/PID/comm: at most TASK_COMM_LEN - 1 = 15 bytes and a newline
-		 * (include/linux/sched.h). */
-		char path[40], comm[64] = "";
-		FILE *f;
+		/* comm: at most TASK_COMM_LEN - 1 = 15 bytes (include/linux/sched.h) */
+		char comm[64];
 
-		snprintf(path, sizeof(path), "/proc/%d/comm", (int)opts->pids[i]);
-		f = fopen(path, "re");
-		if (!f || !fgets(comm, sizeof(comm), f))
-			comm[0] = '\0';
-		if (f)
-			fclose(f);
-		comm[strcspn(comm, "\n")] = '\0';
+		proc_thread_comm(opts->pids[i], opts->pids[i], comm, sizeof(comm));
 		strbuf_appendf(&sb, "%s%s (PID %d)", i ? ", " : "", comm[0] ? comm : "?",
 			       (int)opts->pids[i]);
 	}

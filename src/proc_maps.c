@@ -86,6 +86,20 @@ pid_t proc_tgid(pid_t tid)
 	return tgid;
 }
 
+void proc_thread_comm(pid_t pid, pid_t tid, char *out, size_t size)
+{
+	char path[64]; /* "/proc/" + 2 * 10 digits + "/task/" + "/comm": always fits */
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)pid, (int)tid);
+	f = fopen(path, "re");
+	if (!f || !fgets(out, (int)size, f))
+		out[0] = '\0';
+	if (f)
+		fclose(f);
+	out[strcspn(out, "\n")] = '\0';
+}
+
 static uint64_t fnv1a(uint64_t hash, const char *data, size_t len)
 {
 	for (size_t i = 0; i < len; i++)

@@ -28,6 +28,9 @@ enum proc_state { PROC_USER = 0, PROC_MISSING = -1, PROC_KERNEL_THREAD = -2, PRO
 enum proc_state proc_check(pid_t pid);
 /* The thread-group id of a thread id, or -1. */
 pid_t proc_tgid(pid_t tid);
+/* The command name of thread tid of process pid (tid = pid: the process's) into out (size >= 16,
+ * TASK_COMM_LEN), "" when it cannot be read. */
+void proc_thread_comm(pid_t pid, pid_t tid, char *out, size_t size);
 /* Executable mappings of pid. Returns 0 or a negative errno (-ESRCH when it has exited). */
 int proc_read_exec_maps(pid_t pid, struct proc_exec_maps *out);
 void proc_exec_maps_free(struct proc_exec_maps *maps);

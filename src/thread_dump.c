@@ -15,6 +15,7 @@
 #include "src/frame_names.h"
 #include "src/grow_array.h"
 #include "src/log.h"
+#include "src/proc_maps.h"
 #include "src/process_tree.h"
 #include "src/strbuf.h"
 #include "syscall_names.h"
@@ -312,20 +313,10 @@ static void append_comm(struct strbuf *sb, const struct dumped_thread *t)
 {
 	char comm[sizeof(t->ts.comm) + 1] = "";
 
-	if (t->has_stack) {
+	if (t->has_stack)
 		memcpy(comm, t->ts.comm, sizeof(t->ts.comm));
-	} else {
-		char path[64];
-		FILE *f;
-
-		snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)t->ts.tgid, (int)t->tid);
-		f = fopen(path, "re");
-		if (!f || !fgets(comm, sizeof(comm), f))
-			comm[0] = '\0';
-		if (f)
-			fclose(f);
-		comm[strcspn(comm, "\n")] = '\0';
-	}
+	else
+		proc_thread_comm((pid_t)t->ts.tgid, t->tid, comm, sizeof(comm));
 	for (char *c = comm; *c; c++)
 		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
 			*c = '?';

@@ -160,6 +160,13 @@ def startup_prefix(ef):
             one(libc_fn({"libc_start_call_main"})), one(ef.main())]
 
 
+def worker_chain(ef):
+    """A worker's frames right after main, root first (matchers)."""
+    return [exact("ngx_master_process_cycle"), ef.unnamed("ngx_start_worker_processes"),
+            exact("ngx_spawn_process"), ef.unnamed("ngx_worker_process_cycle"),
+            exact("ngx_process_events_and_timers")]
+
+
 def share(n, d):
     return n / d if d else 0.0
 
@@ -370,9 +377,7 @@ def case_nginx(args, tmp):
              + top_stacks(stacks))
 
     # The worker's chain right after main.
-    chain = [exact("ngx_master_process_cycle"), ef.unnamed("ngx_start_worker_processes"),
-             exact("ngx_spawn_process"), ef.unnamed("ngx_worker_process_cycle"),
-             exact("ngx_process_events_and_timers")]
+    chain = worker_chain(ef)
     n_chain = 0
     cycle_fns = collections.Counter()
     bad = []

@@ -249,6 +249,7 @@ def normalize_is_libc(frame):
     return npt.normalize_libc_name(frame) in LIBC_BLOCKING
 
 
+ANY_FRAME = [npt.M("<any>", lambda fr: True)]
 THREAD_ROOT = [one(libc_fn({"clone3"})), one(libc_fn({"start_thread"}))]
 MAIN_ROOT = [one(exact("_start")), one(libc_fn({"libc_start_main"}, allow_offset=False)),
              one(libc_fn({"libc_start_call_main"}))]
@@ -436,7 +437,7 @@ def case_lua(args, tmp):
                 f"{got}")
             if got != want:
                 fail(f"lua5.4 {name}: Lua frames {got}, want {want}\n    {t.describe()}")
-            check_stack(t, MAIN_ROOT, leaf=[npt.M("<any>", lambda fr: True)], label=name)
+            check_stack(t, MAIN_ROOT, leaf=ANY_FRAME, label=name)
             # the Lua frames sit right above the interpreter that runs them
             below = t.frames[t.frames.index(want[-1]) + 1]
             if below != "luaV_execute":
@@ -455,6 +456,15 @@ def case_lua(args, tmp):
     finally:
         busy.close()
         wait.close()
+
+
+def dump_nginx(args, master, workers):
+    """dump -p <master>: the parsed dump, which must hold the master and its workers."""
+    dump, _ = run_dump(args, [master.pid])
+    if set(dump) != {master.pid, *workers}:
+        fail(f"dump has processes {sorted(dump)}, want master {master.pid} and workers "
+             f"{workers}")
+    return dump
 
 
 def case_nginx(args, tmp):
@@ -477,18 +487,10 @@ def case_nginx(args, tmp):
                 fail(f"nginx process {p} has threads {proc_threads(p)}: expected one each")
         in_syscall = {p: wait_in_syscalls(p, [p], names)[p] for p in [master.pid] + workers}
         log(f"nginx master {master.pid}, workers {workers}; in system calls {in_syscall}")
-        dump, err = run_dump(args, [master.pid])
-        if set(dump) != {master.pid, *workers}:
-            fail(f"dump has processes {sorted(dump)}, want master {master.pid} and workers "
-                 f"{workers}")
+        dump = dump_nginx(args, master, workers)
         ef = ngt.ElfFrames(ngt.NGINX)
         prefix = ngt.startup_prefix(ef)
-        worker_chain = [one(exact("ngx_master_process_cycle")),
-                        one(ef.unnamed("ngx_start_worker_processes")),
-                        one(exact("ngx_spawn_process")),
-                        one(ef.unnamed("ngx_worker_process_cycle")),
-                        one(exact("ngx_process_events_and_timers"))]
-        anything = [npt.M("<any>", lambda fr: True)]
+        worker_chain = [one(m) for m in ngt.worker_chain(ef)]
         for p in [master.pid] + workers:
             proc = dump[p]
             want_ppid = None if p == master.pid else master.pid
@@ -504,7 +506,7 @@ def case_nginx(args, tmp):
             check_sleeper_kernel(t, label)
             chain = prefix + (worker_chain if p != master.pid
                               else [one(exact("ngx_master_process_cycle"))])
-            check_stack(t, chain, leaf=anything, label=label)
+            check_stack(t, chain, leaf=ANY_FRAME, label=label)
         status, _ = ngt.http_get(port, "/index.html")
         if " 200 " not in status + " ":
             fail(f"nginx does not serve after the dump: {status!r}")
@@ -589,17 +591,9 @@ def case_nginx_lua(args, tmp, jit=False):
         time.sleep(2 if jit else 0.2)
         idle = [p for p in workers if p != napping[0]][0]
         in_syscall = {p: wait_in_syscalls(p, [p], names)[p] for p in [master.pid, idle]}
-        dump, _ = run_dump(args, [master.pid])
-        if set(dump) != {master.pid, *workers}:
-            fail(f"dump has processes {sorted(dump)}, want master {master.pid} and workers "
-                 f"{workers}")
+        dump = dump_nginx(args, master, workers)
         ef = ngt.ElfFrames(ngt.NGINX)
-        chain = ngt.startup_prefix(ef) + [one(exact("ngx_master_process_cycle")),
-                                          one(ef.unnamed("ngx_start_worker_processes")),
-                                          one(exact("ngx_spawn_process")),
-                                          one(ef.unnamed("ngx_worker_process_cycle")),
-                                          one(exact("ngx_process_events_and_timers"))]
-        anything = [npt.M("<any>", lambda fr: True)]
+        chain = ngt.startup_prefix(ef) + [one(m) for m in ngt.worker_chain(ef)]
         for p, role in ((napping[0], "napping"), (idle, "idle")):
             t = dump[p]["threads"][p]
             label = f"nginx {role} worker {p}"
@@ -608,7 +602,7 @@ def case_nginx_lua(args, tmp, jit=False):
             if t.state != "sleeping" or t.syscall != want_syscall:
                 fail(f"{label}: '{t.state} in {t.syscall}', want 'sleeping in {want_syscall}'")
             check_sleeper_kernel(t, label)
-            check_stack(t, chain, leaf=anything, label=label)
+            check_stack(t, chain, leaf=ANY_FRAME, label=label)
         check_lua_worker(dump[napping[0]]["threads"][napping[0]], handler, chunk, jit,
                          f"nginx worker {napping[0]}")
         if names.get(proc_syscall(napping[0], napping[0])) != "poll":
