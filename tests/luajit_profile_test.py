@@ -189,10 +189,12 @@ def check_workload(stacks, workload, mode, regex):
         fail(f"with jit.on only {jit}/{hot} hot samples ran compiled code (`_[j]`)")
 
 
-def profile_script(args, tmp, target, script, script_args, extra=(), jitp_report=None):
+def profile_script(args, tmp, target, script, script_args, extra=(), jitp_report=None,
+                   stop_file=None):
     """Profile the script under the target for npt.DURATION s; returns the parsed fold. With
-    jitp_report, LuaJIT's own profiler runs in the same process and the script is waited for
-    (its report is written at exit), else it is killed."""
+    jitp_report, LuaJIT's own profiler runs in the same process, and the script is told to end
+    by creating stop_file once lua-perf is done (however long lua-perf's start-up took) and
+    waited for (jit.p writes its report at exit); else it is killed."""
     argv, env = target_command(args, target, script, script_args)
     if jitp_report:
         argv.insert(1, f"-jp=fri1m0,{jitp_report}")
@@ -206,6 +208,8 @@ def profile_script(args, tmp, target, script, script_args, extra=(), jitp_report
         check_exit(rc, err, args)
         if child.proc.poll() is not None:
             fail(f"the workload exited during profiling with {child.proc.returncode}")
+        if stop_file:
+            open(stop_file, "w").close()
         if jitp_report and child.proc.wait(timeout=60) != 0:
             fail(f"luajit -jp exited with {child.proc.returncode}")
     finally:
@@ -266,8 +270,9 @@ def normalized(shares):
 def case_jitp(args, tmp):
     for mode in ("on", "off"):
         report = os.path.join(tmp, f"jitp-{mode}.txt")
-        stacks = profile_script(args, tmp, "upstream", SHARES, [mode, str(npt.DURATION + 2)],
-                                jitp_report=report)
+        stop = os.path.join(tmp, f"stop-{mode}")
+        stacks = profile_script(args, tmp, "upstream", SHARES, [mode, stop], jitp_report=report,
+                                stop_file=stop)
         ours = normalized(lua_perf_shares(stacks))
         theirs = normalized(jitp_shares(report))
         top = sorted(theirs, key=theirs.get, reverse=True)[:10]

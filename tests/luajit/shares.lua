@@ -1,7 +1,9 @@
--- shares.lua on|off SECONDS - eight pure-Lua leaf functions burning the CPU in different
+-- shares.lua on|off STOPFILE - eight pure-Lua leaf functions burning the CPU in different
 -- proportions (weights 30 20 15 10 8 7 5 5), for comparing lua-perf's per-function shares with
--- LuaJIT's own profiler (jit.p, `luajit -jp=...`) in tests/luajit_profile_test.py.
-local mode, seconds = arg[1], tonumber(arg[2])
+-- LuaJIT's own profiler (jit.p, `luajit -jp=...`) in tests/luajit_profile_test.py. Runs until
+-- STOPFILE exists (looked for every 0.2 s of CPU time), then exits normally so that jit.p
+-- writes its report; at most 120 s of CPU time.
+local mode, stopfile = arg[1], arg[2]
 if mode == "off" then jit.off() else jit.on() end
 local UNIT = mode == "off" and 2000 or 20000
 
@@ -29,5 +31,17 @@ local warm = os.clock() + 0.3
 while os.clock() < warm do round() end
 io.write("ready\n")
 io.flush()
-local deadline = os.clock() + seconds
-while os.clock() < deadline do round() end
+local function stopped()
+  local f = io.open(stopfile)
+  if f then f:close() end
+  return f ~= nil
+end
+local start, next_look = os.clock(), 0
+while true do
+  round()
+  local now = os.clock() - start
+  if now >= next_look then
+    if now > 120 or stopped() then break end
+    next_look = now + 0.2
+  end
+end
