@@ -414,12 +414,10 @@ def main():
     ap.add_argument("--deny-syscall", help="tests/tools/deny_syscall (no_bpf)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        log("SKIP: needs root (capabilities to hand out, BPF)")
-        return npt.SKIP
-    if not os.access(args.lua_perf, os.X_OK):
-        log(f"FAIL: lua-perf binary not found or not executable: {args.lua_perf!r}")
-        return 1
+    args.use_perf = False  # cannot_profile asks (no perf mode here)
+    status = npt.cannot_profile(args)  # needs root: capabilities to hand out, BPF
+    if status is not None:
+        return status
     return npt.run_case(CASES[args.case], args, f"lua-perf-failures-{args.case}-")
 
 

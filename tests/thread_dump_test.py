@@ -636,13 +636,10 @@ def main():
     ap.add_argument("--fixture", help="fixture_dump (threads)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
-    args.use_perf = False
-    if os.geteuid() != 0:
-        log("SKIP: lua-perf dump needs root (BPF, perf events)")
-        return npt.SKIP
-    if not os.access(args.lua_perf, os.X_OK):
-        log(f"FAIL: lua-perf binary not found or not executable: {args.lua_perf!r}")
-        return 1
+    args.use_perf = False  # native_profile_test.Profiler option; perf has no dump
+    status = npt.cannot_profile(args)
+    if status is not None:
+        return status
     return npt.run_case(CASES[args.case], args, f"lua-perf-dump-{args.case}-")
 
 
