@@ -18,30 +18,34 @@ static FILE *open_proc_file(pid_t pid, const char *name)
 	return fopen(path, "re");
 }
 
-/* Fields of /proc/PID/stat after the "(comm)" which may itself contain spaces and parentheses:
- * proc(5) - state is field 3, ppid 4, flags 9. */
-static int read_stat_fields(pid_t pid, unsigned long *flags)
+static FILE *open_thread_file(pid_t pid, pid_t tid, const char *name)
 {
-	FILE *f = open_proc_file(pid, "stat");
+	char path[64]; /* "/proc/" + 2 * 10 digits + "/task/" + "/" + short name: always fits */
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/%s", (int)pid, (int)tid, name);
+	return fopen(path, "re");
+}
+
+/* Fields of a stat file (/proc/PID/stat, /proc/PID/task/TID/stat) after the "(comm)" which may
+ * itself contain spaces and parentheses: proc(5) - state is field 3, ppid 4, flags 9.
+ * 0, -EINVAL (not that format) or -ESRCH (empty: the task is gone). */
+static int read_stat_fields(FILE *f, char *state, unsigned long *flags)
+{
 	char *line = NULL;
 	size_t cap = 0;
 	int rc = -ESRCH;
 
-	if (!f)
-		return errno == EACCES ? -EACCES : -ESRCH;
 	if (getline(&line, &cap, f) > 0) {
 		char *close = strrchr(line, ')');
-		char state;
 		int ppid, pgrp, session, tty, tpgid;
 
-		if (close && sscanf(close + 1, " %c %d %d %d %d %d %lu", &state, &ppid, &pgrp, &session,
+		if (close && sscanf(close + 1, " %c %d %d %d %d %d %lu", state, &ppid, &pgrp, &session,
 				    &tty, &tpgid, flags) == 7)
 			rc = 0;
 		else
 			rc = -EINVAL;
 	}
 	free(line);
-	fclose(f);
 	return rc;
 }
 
@@ -50,13 +54,17 @@ static int read_stat_fields(pid_t pid, unsigned long *flags)
 enum proc_state proc_check(pid_t pid)
 {
 	unsigned long flags = 0;
+	char state;
+	FILE *f;
 	int rc;
 
 	if (pid <= 0)
 		return PROC_MISSING;
-	rc = read_stat_fields(pid, &flags);
-	if (rc == -EACCES)
-		return PROC_NO_ACCESS;
+	f = open_proc_file(pid, "stat");
+	if (!f)
+		return errno == EACCES ? PROC_NO_ACCESS : PROC_MISSING;
+	rc = read_stat_fields(f, &state, &flags);
+	fclose(f);
 	if (rc < 0)
 		return PROC_MISSING;
 	if (flags & PF_KTHREAD)
@@ -88,16 +96,26 @@ pid_t proc_tgid(pid_t tid)
 
 void proc_thread_comm(pid_t pid, pid_t tid, char *out, size_t size)
 {
-	char path[64]; /* "/proc/" + 2 * 10 digits + "/task/" + "/comm": always fits */
-	FILE *f;
+	FILE *f = open_thread_file(pid, tid, "comm");
 
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)pid, (int)tid);
-	f = fopen(path, "re");
 	if (!f || !fgets(out, (int)size, f))
 		out[0] = '\0';
 	if (f)
 		fclose(f);
 	out[strcspn(out, "\n")] = '\0';
+}
+
+char proc_thread_state(pid_t pid, pid_t tid)
+{
+	FILE *f = open_thread_file(pid, tid, "stat");
+	unsigned long flags;
+	char state;
+
+	if (!f)
+		return '\0';
+	int rc = read_stat_fields(f, &state, &flags);
+	fclose(f);
+	return rc == 0 ? state : '\0';
 }
 
 static uint64_t fnv1a(uint64_t hash, const char *data, size_t len)

@@ -31,6 +31,9 @@ pid_t proc_tgid(pid_t tid);
 /* The command name of thread tid of process pid (tid = pid: the process's) into out (size >= 16,
  * TASK_COMM_LEN), "" when it cannot be read. */
 void proc_thread_comm(pid_t pid, pid_t tid, char *out, size_t size);
+/* The state letter of thread tid of process pid (proc(5): R, S, D, T, t, Z, X...), or '\0' when
+ * it cannot be read (it is gone). */
+char proc_thread_state(pid_t pid, pid_t tid);
 /* Executable mappings of pid. Returns 0 or a negative errno (-ESRCH when it has exited). */
 int proc_read_exec_maps(pid_t pid, struct proc_exec_maps *out);
 void proc_exec_maps_free(struct proc_exec_maps *maps);

@@ -176,24 +176,9 @@ static int list_threads(struct thread_dump *d, pid_t pid)
  * threads stays a zombie until they end (proc(5): state Z, or X). It has no stack to take. */
 static bool thread_exited(const struct thread_ref *t)
 {
-	char path[64], *line = NULL;
-	size_t cap = 0;
-	bool exited = true; /* gone meanwhile */
+	char state = proc_thread_state(t->tgid, t->tid);
 
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)t->tgid, (int)t->tid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return true;
-	if (getline(&line, &cap, f) > 0) {
-		const char *close = strrchr(line, ')');
-		char state;
-
-		if (close && sscanf(close + 1, " %c", &state) == 1)
-			exited = state == 'Z' || state == 'X';
-	}
-	free(line);
-	fclose(f);
-	return exited;
+	return state == '\0' || state == 'Z' || state == 'X';
 }
 
 int thread_dump_round(struct thread_dump *d, const struct process_tree *tree, bool take_runnable)
