@@ -15,6 +15,7 @@
 #include "src/log.h"
 #include "src/proc_maps.h"
 #include "src/session.h"
+#include "src/strbuf.h"
 
 #ifndef CAP_PERFMON
 #define CAP_PERFMON 38 /* include/uapi/linux/capability.h, Linux 5.8 */
@@ -51,8 +52,8 @@ static bool has_privileges(const struct session_options *opts)
 {
 	struct __user_cap_header_struct header = {.version = _LINUX_CAPABILITY_VERSION_3};
 	struct __user_cap_data_struct data[2] = {0};
-	char missing[512] = "";
-	size_t len = 0, count = 0;
+	struct strbuf missing = {0};
+	size_t count = 0;
 
 	if (syscall(SYS_capget, &header, data) != 0)
 		return geteuid() == 0;
@@ -63,16 +64,16 @@ static bool has_privileges(const struct session_options *opts)
 		if (has_capability(data, c->cap) || (c->admin_covers && admin) ||
 		    (c->kernel_frames_only && !opts->kernel_stacks))
 			continue;
-		/* the table's text fits: no truncation to check */
-		len += (size_t)snprintf(missing + len, sizeof(missing) - len, "%s%s (%s)", len ? ", " : "",
-					c->name, c->use);
+		strbuf_appendf(&missing, "%s%s (%s)", count ? ", " : "", c->name, c->use);
 		count++;
 	}
 	if (count == 0)
 		return true;
+	char *names = strbuf_take(&missing);
 	lp_error("missing capabilit%s: %s; run as root or grant CAP_BPF, CAP_PERFMON, "
-		 "CAP_SYS_PTRACE%s", count > 1 ? "ies" : "y", missing,
+		 "CAP_SYS_PTRACE%s", count > 1 ? "ies" : "y", names ? names : "(out of memory)",
 		 opts->kernel_stacks ? " and CAP_SYSLOG" : "");
+	free(names);
 	return false;
 }
 
