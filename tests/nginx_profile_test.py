@@ -460,12 +460,11 @@ NGINX_LUA_HTTP = """\
 def nginx_lua_conf(tmp, port, jit=False, workers=2, handler=LUA_HANDLER):
     """Config for nginx + ngx_lua serving `handler` (tests/nginx_lua/handler.lua unless told;
     copied to tmp/lua/handler.lua, where the workers, running as nobody, can read it) on every
-    path. `reuseport`: one listening socket
-    per worker, the kernel spreads wrk's connections over them by hash; with one shared socket
-    (EPOLLEXCLUSIVE) a single worker may take all of them and the other one idle. jit=False turns LuaJIT's JIT
-    compiler off in the master (init_by_lua, before the workers fork): all Lua then runs in the
-    interpreter (lj_vm_*, described by libluajit's .eh_frame), none in compiled traces
-    (anonymous memory, no unwind information)."""
+    path. `reuseport`: one listening socket per worker, the kernel spreads wrk's connections over
+    them by hash; with one shared socket (EPOLLEXCLUSIVE) a single worker may take all of them and
+    the other one idle. jit=False turns LuaJIT's JIT compiler off in the master (init_by_lua,
+    before the workers fork): all Lua then runs in the interpreter (lj_vm_*, described by
+    libluajit's .eh_frame), none in compiled traces (anonymous memory, no unwind information)."""
     for mod in ("ndk_http_module.so", "ngx_http_lua_module.so"):
         if not os.path.exists(os.path.join(NGINX_MODULES, mod)):
             fail(f"{NGINX_MODULES}/{mod} not found: the project's install script installs "
