@@ -209,14 +209,14 @@ def check_capability_set(caps, numbers):
 
 
 def public_copy(path, directory):
-    """A copy nobody can execute (the build tree may be out of its reach)."""
+    """A copy that the user nobody can execute (the build tree may be out of its reach)."""
     dest = os.path.join(directory, os.path.basename(path))
     shutil.copy2(path, dest)
     os.chmod(dest, 0o755)
     return dest
 
 
-def check_profile_as_nobody(args, exe, pub, deep_pid, dd_pid):
+def check_profile_as_nobody(exe, pub, deep_pid, dd_pid):
     out = os.path.join(pub, "caps.fold")
     rc, _, err, _ = run_lua_perf(as_nobody(NEEDED, [exe, "-p", str(deep_pid), "-p", str(dd_pid),
                                                     "-d", "2", "-o", out]), "profile, 4 capabilities")
@@ -237,7 +237,7 @@ def check_profile_as_nobody(args, exe, pub, deep_pid, dd_pid):
              "of >= 100)\n" + npt.top_stacks(stacks))
 
 
-def check_dump_as_nobody(args, exe, dump_fixture):
+def check_dump_as_nobody(exe, dump_fixture):
     rc, out, err, _ = run_lua_perf(as_nobody(NEEDED, [exe, "dump", "-p", str(dump_fixture.pid)]),
                                    "dump, 4 capabilities")
     if rc != 0:
@@ -272,8 +272,8 @@ def case_capabilities(args, tmp):
         targets = [deep, dd, dump_fixture]
         deep.wait_for("ready")
         dump_fixture.wait_for("ready")
-        check_profile_as_nobody(args, exe, pub, deep.pid, dd.pid)
-        check_dump_as_nobody(args, exe, dump_fixture)
+        check_profile_as_nobody(exe, pub, deep.pid, dd.pid)
+        check_dump_as_nobody(exe, dump_fixture)
 
         rc, _, err, _ = run_lua_perf(
             as_nobody([c for c in NEEDED if c != "CAP_SYSLOG"],
