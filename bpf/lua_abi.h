@@ -10,9 +10,15 @@
 #ifndef LUA_PERF_LUA_ABI_H
 #define LUA_PERF_LUA_ABI_H
 
-#ifndef __VMLINUX_H__
+#ifdef __bpf__
+#include "kernel_types.h"
+#else
 #include <linux/types.h>
 #endif
+
+/* Lua frames pushed for one activation by the BPF walkers: a 5.3/5.4 recursion keeps every Lua
+ * level in a single activation, so this bounds the Lua depth seen (with MAX_STACK_FRAMES). */
+#define MAX_LUA_FRAMES_PER_ACTIVATION 200
 
 enum lua_kind {
 	LUA_KIND_NONE = 0,

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * lua_puc_walk.bpf.h - the PUC Lua (5.1, 5.3, 5.4) frame walker, called by the native unwinder
- * (native_unwind.bpf.c) at every native frame whose pc lies in luaV_execute.
+ * (native_unwind.bpf.h) at every native frame whose pc lies in luaV_execute, through the global
+ * BPF function lua_puc_walk_frame: the verifier checks it once, on its own, so that its cost adds
+ * to the native loop's instead of multiplying with it.
  *
  * The splice: each luaV_execute C frame runs one "activation" of the VM, a contiguous run of Lua
  * CallInfos of one lua_State. The unwinder meets activations innermost first, so the walker keeps
@@ -26,11 +28,8 @@
 #ifndef LUA_PERF_LUA_PUC_WALK_BPF_H
 #define LUA_PERF_LUA_PUC_WALK_BPF_H
 
-#include "lua_abi.h"
-
-/* Lua frames pushed for one activation: a 5.3/5.4 recursion keeps every Lua level in a single
- * activation, so this bounds the Lua depth seen (together with MAX_STACK_FRAMES). */
-#define MAX_LUA_FRAMES_PER_ACTIVATION 200
+#include "frame_rules.bpf.h"
+#include "lua_walkers.bpf.h"
 
 struct lua_walk_ctx {
 	struct unwinder_state *st;
@@ -43,11 +42,6 @@ struct lua_walk_ctx {
 	__u32 pushed_any;
 };
 
-static __always_inline int read_u64(__u64 addr, __u64 *out)
-{
-	return read_user(out, sizeof(*out), (void *)addr);
-}
-
 /* L->l_G->mainthread->l_G == L->l_G: cheap evidence that the register really holds a lua_State
  * (the reference notes L may briefly move out of it in some tight loops). */
 static __always_inline bool lua_state_valid(__u64 L, struct lua_puc_layout *lay)
@@ -59,18 +53,6 @@ static __always_inline bool lua_state_valid(__u64 L, struct lua_puc_layout *lay)
 	    read_u64(main + lay->state_l_G, &main_g))
 		return false;
 	return main_g == g;
-}
-
-static __always_inline __u64 lua_frame_of_kind(__u64 kind, __u64 proto, __u64 pc_index)
-{
-	if (pc_index > LUA_PC_UNKNOWN)
-		pc_index = LUA_PC_UNKNOWN;
-	return (kind << FRAME_KIND_SHIFT) | (pc_index << LUA_PC_SHIFT) | ((proto >> 3) & LUA_PROTO_MASK);
-}
-
-static __always_inline __u64 lua_frame(__u64 proto, __u64 pc_index)
-{
-	return lua_frame_of_kind(FRAME_LUA, proto, pc_index);
 }
 
 /* The Proto of the Lua function in stack slot `func`, or 0 when it holds no Lua closure. */
@@ -270,6 +252,19 @@ static __always_inline void lua_puc_walk_activation(struct unwinder_state *st,
 	st->lua_frames |= w.pushed_any;
 	if (!w.pushed_any)
 		count(CNT_LUA_EMPTY_ACTIVATION);
+}
+
+/* The Lua frames of the luaV_execute frame being unwound in this CPU's unwinder_state; rule_id:
+ * that frame's unwind rule. A global function: scalar arguments, the state is looked up again. */
+__noinline int lua_puc_walk_frame(__u32 file_id, __u32 rule_id)
+{
+	struct unwinder_state *st = unwinder_state();
+	struct lua_interp *interp = bpf_map_lookup_elem(&lua_interps, &file_id);
+
+	if (!st || !interp)
+		return 0;
+	lua_puc_walk_activation(st, interp, bpf_map_lookup_elem(&unwind_rules, &rule_id));
+	return 0;
 }
 
 #endif

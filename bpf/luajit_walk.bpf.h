@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * luajit_walk.bpf.h - the LuaJIT 2.1 frame walker (GC64 and GC32), called by the native unwinder
- * (native_unwind.bpf.c) at every native frame whose pc lies in the lj_vm interpreter code, and
- * when the unwinder meets anonymous code while the VM runs a JIT trace.
+ * (native_unwind.bpf.h) at every native frame whose pc lies in the lj_vm interpreter code
+ * (luajit_walk_frame), and when the unwinder meets anonymous code while the VM runs a JIT trace
+ * (luajit_splice_trace). Both are global BPF functions, which the verifier checks once each, on
+ * their own.
  *
  * The splice. Every VM entry (lj_vm_pcall, lj_vm_call, lj_vm_cpcall, lj_vm_resume) pushes one
  * "cframe" on the C stack, and the lj_vm code has a single unwind rule CFA = rsp + CFRAME_SIZE:
@@ -30,7 +32,8 @@
 #ifndef LUA_PERF_LUAJIT_WALK_BPF_H
 #define LUA_PERF_LUAJIT_WALK_BPF_H
 
-#include "lua_abi.h"
+#include "frame_rules.bpf.h"
+#include "lua_walkers.bpf.h"
 
 /* lj_obj.h: GC64 function slots hold a tagged value, the pointer is the low 47 bits. */
 #define LJ_GCVMASK ((1ull << 47) - 1)
@@ -303,34 +306,42 @@ static long luajit_step(__u64 index, void *data)
 	return w->st->trace.len >= MAX_STACK_FRAMES ? LUAJIT_STEP_STOP : LUAJIT_STEP_NEXT;
 }
 
-/* Walk one activation of L: from the cursor when L is the lua_State of the previous activation,
- * else from `top` (the base of its top frame). top_pc: the interpreter's PC register for L's top
- * frame, 0 when unknown. */
-static __always_inline void luajit_walk_state(struct unwinder_state *st, struct luajit_layout *lay,
-					      __u32 file_id, __u64 L, __u64 top, __u64 top_pc,
-					      __u64 trace_pc, bool jit)
+/* Walk one activation of L in this CPU's unwinder_state: from the cursor when L is the lua_State
+ * of the previous activation, else from `top` (the base of its top frame). pc: in the
+ * interpreter (in_trace 0), its PC register for L's top frame; in a trace (in_trace 1), the
+ * trace's first instruction; 0 when unknown. A global function: the interpreter's and the
+ * trace's walks share its one verification. */
+__noinline int luajit_walk_lua_stack(__u32 file_id, __u64 L, __u64 top, __u64 pc, __u32 in_trace)
 {
-	struct luajit_walk_ctx w = {.st = st, .lay = lay, .L = L, .file_id = file_id};
+	struct unwinder_state *st = unwinder_state();
+	struct lua_interp *interp = bpf_map_lookup_elem(&lua_interps, &file_id);
 	__u64 stack;
+
+	if (!st || !interp)
+		return 0;
+	struct luajit_layout *lay = &interp->jit;
+	struct luajit_walk_ctx w = {.st = st, .lay = lay, .L = L, .file_id = file_id};
 
 	if (luajit_read_ref(lay, L + lay->state_stack, &stack)) {
 		count(CNT_LUA_NO_STATE);
-		return;
+		return 0;
 	}
 	w.bot = stack + 8 * lay->gc64;
 	if (L == st->lua_L) {
 		w.frame = st->lua_ci;
 	} else {
 		w.frame = top - 8;
-		w.pending_pc = top_pc;
-		w.jit_top = jit;
-		w.trace_pc = trace_pc;
+		w.jit_top = in_trace != 0;
+		if (in_trace)
+			w.trace_pc = pc;
+		else
+			w.pending_pc = pc;
 	}
 	if (w.frame <= w.bot || w.frame - stack > LJ_STACK_SPAN) {
 		st->lua_L = L;
 		st->lua_ci = 0;
 		count(CNT_LUA_EMPTY_ACTIVATION);
-		return;
+		return 0;
 	}
 	bpf_loop(MAX_LUA_FRAMES_PER_ACTIVATION, luajit_step, &w, 0);
 	st->lua_L = L;
@@ -338,6 +349,7 @@ static __always_inline void luajit_walk_state(struct unwinder_state *st, struct 
 	st->lua_frames |= w.pushed_any;
 	if (!w.pushed_any)
 		count(CNT_LUA_EMPTY_ACTIVATION);
+	return 0;
 }
 
 /* lj_obj.h: vmstate holds ~LJ_VMST_C (-2) while C code runs; the interpreter's entry and exit
@@ -443,7 +455,7 @@ static __always_inline void luajit_walk_activation(struct unwinder_state *st,
 			return;
 		}
 	}
-	luajit_walk_state(st, lay, file_id, L, top, pc, 0, false);
+	luajit_walk_lua_stack(file_id, L, top, pc, 0);
 }
 
 /* The first instruction of the running trace (lj_jit.h: J->trace[traceno]->startpc); 0 unknown. */
@@ -457,12 +469,6 @@ static __always_inline __u64 luajit_trace_start(struct luajit_layout *lay, __u64
 		return 0;
 	return startpc;
 }
-
-enum luajit_trace_result {
-	LUAJIT_NOT_IN_TRACE = 0, /* not LuaJIT trace code: the caller ends the stack as before */
-	LUAJIT_TRACE_CONTINUE,   /* spliced: go on unwinding at the registers now in st */
-	LUAJIT_TRACE_END,        /* spliced, but the native stack ends here (st->end_reason) */
-};
 
 /* pc is in anonymous code (or unmapped): if the process's LuaJIT is running a trace, push the
  * Lua frames from g->jit_base (the top one marked JIT), an lj_vm frame for the activation the
@@ -495,10 +501,11 @@ static __always_inline enum luajit_trace_result luajit_walk_trace(struct unwinde
 		return LUAJIT_NOT_IN_TRACE;
 	cframe &= ~LJ_CFRAME_FLAGS;
 
-	struct unwind_rule *rule = find_rule(file_id, interp->exec_start, &reason);
+	__u32 rule_id;
+	struct unwind_rule *rule = find_rule(file_id, interp->exec_start, &reason, &rule_id);
 	if (!rule)
 		return LUAJIT_NOT_IN_TRACE;
-	luajit_walk_state(st, lay, file_id, L, base, 0, luajit_trace_start(lay, g, vmstate), true);
+	luajit_walk_lua_stack(file_id, L, base, luajit_trace_start(lay, g, vmstate), 1);
 	push_frame(st, native_frame(file_id, interp->exec_start, false));
 	st->regs[DW_RSP] = cframe;
 	st->valid |= REG_BIT(DW_RSP);
@@ -508,6 +515,35 @@ static __always_inline enum luajit_trace_result luajit_walk_trace(struct unwinde
 		return LUAJIT_TRACE_END;
 	}
 	return LUAJIT_TRACE_CONTINUE;
+}
+
+/* The Lua frames of the lj_vm frame being unwound in this CPU's unwinder_state; rule_id: that
+ * frame's unwind rule. A global function: scalar arguments, the state is looked up again. */
+__noinline int luajit_walk_frame(__u32 file_id, __u32 rule_id)
+{
+	struct unwinder_state *st = unwinder_state();
+	struct lua_interp *interp = bpf_map_lookup_elem(&lua_interps, &file_id);
+
+	if (!st || !interp || interp->kind != LUA_KIND_LUAJIT)
+		return 0;
+	luajit_walk_activation(st, interp, file_id, bpf_map_lookup_elem(&unwind_rules, &rule_id));
+	return 0;
+}
+
+/* The unwinder met anonymous (or unmapped) code: splice the JIT trace running there, if any. */
+__noinline int luajit_splice_trace(void)
+{
+	struct unwinder_state *st = unwinder_state();
+	struct proc_mappings *pm;
+	__u32 tgid;
+
+	if (!st)
+		return LUAJIT_NOT_IN_TRACE;
+	tgid = st->tgid;
+	pm = bpf_map_lookup_elem(&proc_mappings, &tgid);
+	if (!pm)
+		return LUAJIT_NOT_IN_TRACE;
+	return luajit_walk_trace(st, pm);
 }
 
 #endif

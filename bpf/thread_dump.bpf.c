@@ -2,9 +2,10 @@
 /*
  * thread_dump.bpf.c - `lua-perf dump`: unwind the threads of the target processes that are off
  * CPU (sleeping, or runnable and waiting for a CPU), with the very unwinder and Lua walkers of
- * native_unwind.bpf.c, compiled again here with LUA_PERF_TASK_ITER so that they read the
- * thread's memory with bpf_copy_from_user_task. Threads on a CPU are left to the sampling
- * program (dump_threads mode); both record into the shared map thread_stacks, first one wins.
+ * the sampling program (sample.bpf.c), built here with LUA_PERF_TASK_ITER so that they read the
+ * thread's memory with bpf_copy_from_user_task (user_memory.bpf.h). Threads on a CPU are left to
+ * the sampling program (dump_threads mode); both record into the shared map thread_stacks, first
+ * one wins.
  *
  * A task iterator (iter.s/task: sleepable, Linux 5.18) visits every task of the system each time
  * userspace reads the iterator; userspace shares every map of the sampling object with this one
@@ -16,9 +17,16 @@
  * task increments its nvcsw or nivcsw) and on_cpu confirm afterwards.
  */
 #define LUA_PERF_TASK_ITER 1
-#include "native_unwind.bpf.c"
-
+#include "kernel_types.h"
+#include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
+
+#include "lua_puc_walk.bpf.h"
+#include "luajit_walk.bpf.h"
+#include "native_unwind.bpf.h"
+#include "stack_record.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
 
 /* Set by userspace after a grace period. Until then a runnable thread (waiting for a CPU) is
  * left to the sampling program, which takes it as it runs; one that gets no CPU meanwhile is
@@ -34,7 +42,6 @@ SEC("iter.s/task")
 int dump_thread(struct bpf_iter__task *ctx)
 {
 	struct task_struct *task = ctx->task;
-	__u32 zero = 0;
 
 	if (!task)
 		return 0;
@@ -49,7 +56,7 @@ int dump_thread(struct bpf_iter__task *ctx)
 		return 0;
 	__u64 switches = context_switches(task);
 
-	struct unwinder_state *st = bpf_map_lookup_elem(&scratch, &zero);
+	struct unwinder_state *st = unwinder_state();
 	if (!st)
 		return 0;
 	dump_tid = (__s32)tid;

@@ -6,13 +6,15 @@
  * table row format, the rule format, the encoding of a frame in a recorded stack, and the
  * reasons an unwind ends. docs/unwind-table-format.md explains the format in prose.
  *
- * Only fixed-width types: this header is included by clang -target bpf (with vmlinux.h)
+ * Only fixed-width types: this header is included by clang -target bpf (with kernel_types.h)
  * and by the C17 userspace (with <linux/types.h>).
  */
 #ifndef LUA_PERF_UNWIND_ABI_H
 #define LUA_PERF_UNWIND_ABI_H
 
-#ifndef __VMLINUX_H__
+#ifdef __bpf__
+#include "kernel_types.h"
+#else
 #include <linux/types.h>
 #endif
 

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "native_unwind.skel.h"
+#include "sample.skel.h"
 #include "src/flamegraph_svg.h"
 #include "src/frame_names.h"
 #include "src/grow_array.h"
@@ -60,7 +60,7 @@ struct fold_result {
 	uint64_t without_stack; /* stack lost (stacks map full) */
 };
 
-static int read_counters(struct native_unwind_bpf *skel, uint64_t totals[CNT_COUNT])
+static int read_counters(struct sample_bpf *skel, uint64_t totals[CNT_COUNT])
 {
 	int cpus = libbpf_num_possible_cpus();
 	uint64_t *values;
@@ -104,7 +104,7 @@ static void append_frames(struct frame_namer *namer, int stacks_fd, const struct
 	}
 }
 
-void aggregate_prefetch_lua_stack(struct native_unwind_bpf *skel, struct frame_namer *namer,
+void aggregate_prefetch_lua_stack(struct sample_bpf *skel, struct frame_namer *namer,
 				  struct u64_set *seen_stacks, pid_t tgid, uint64_t stack_id)
 {
 	if (u64_set_add(seen_stacks, stack_id) != 1 ||
@@ -114,7 +114,7 @@ void aggregate_prefetch_lua_stack(struct native_unwind_bpf *skel, struct frame_n
 		frame_namer_prefetch(namer, tgid, trace_buffer.frames[i]);
 }
 
-void aggregate_prefetch_lua(struct native_unwind_bpf *skel, struct frame_namer *namer,
+void aggregate_prefetch_lua(struct sample_bpf *skel, struct frame_namer *namer,
 			    struct u64_set *seen_stacks)
 {
 	int counts_fd = bpf_map__fd(skel->maps.sample_counts);
@@ -195,7 +195,7 @@ static int fold_one(const struct aggregate_input *in, struct frame_namer *namer,
 		    const struct sample_key *key, uint64_t count, struct fold_result *res)
 {
 	struct strbuf sb = {0};
-	struct native_unwind_bpf *skel = in->skel;
+	struct sample_bpf *skel = in->skel;
 
 	res->samples += count;
 	if (add_process_samples(res, (pid_t)key->tgid, count) < 0)

@@ -11,7 +11,7 @@
 
 #include "src/session.h"
 
-struct native_unwind_bpf;
+struct sample_bpf;
 struct frame_namer;
 struct u64_set;
 struct process_tree;
@@ -37,7 +37,7 @@ int outputs_open(struct outputs *outs, const struct session_options *opts);
 void outputs_discard(struct outputs *outs);
 
 struct aggregate_input {
-	struct native_unwind_bpf *skel;
+	struct sample_bpf *skel;
 	struct frame_namer *namer;
 	bool stats;
 	double elapsed;
@@ -54,9 +54,9 @@ const char *unwind_end_reason_name(uint32_t reason);
 
 /* While sampling: resolve the Lua frames of one stack (BPF announces new ones) or of every stack
  * not seen before, while their Protos are alive (they can be freed later). */
-void aggregate_prefetch_lua_stack(struct native_unwind_bpf *skel, struct frame_namer *namer,
+void aggregate_prefetch_lua_stack(struct sample_bpf *skel, struct frame_namer *namer,
 				  struct u64_set *seen_stacks, pid_t tgid, uint64_t stack_id);
-void aggregate_prefetch_lua(struct native_unwind_bpf *skel, struct frame_namer *namer,
+void aggregate_prefetch_lua(struct sample_bpf *skel, struct frame_namer *namer,
 			    struct u64_set *seen_stacks);
 
 #endif

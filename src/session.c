@@ -10,13 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "native_unwind.skel.h"
+#include "sample.skel.h"
 #include "src/aggregate.h"
+#include "src/bpf_load.h"
 #include "src/frame_names.h"
 #include "lua/luajit_detect.h"
 #include "src/log.h"
@@ -43,7 +43,7 @@ struct target {
 
 struct session {
 	const struct session_options *opts;
-	struct native_unwind_bpf *skel;
+	struct sample_bpf *skel;
 	struct table_store *store;
 	struct mapped_files files;
 	struct frame_namer namer;
@@ -94,7 +94,7 @@ static void *mmap_map(struct bpf_map *map, size_t *len)
 
 static int open_table_store(struct session *s)
 {
-	struct native_unwind_bpf *skel = s->skel;
+	struct sample_bpf *skel = s->skel;
 
 	s->rows_mem = mmap_map(skel->maps.unwind_rows, &s->rows_len);
 	s->pages_mem = mmap_map(skel->maps.unwind_pages, &s->pages_len);
@@ -443,25 +443,11 @@ static const char *load_failure_hint(int err)
 	}
 }
 
-/* libbpf relocates the program against the kernel's own BTF: without it the load fails with a
- * misleading errno (ESRCH), so say it first. */
-#define KERNEL_BTF "/sys/kernel/btf/vmlinux"
-static bool has_kernel_btf(void)
-{
-	struct stat st;
-
-	if (stat(KERNEL_BTF, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
-		return true;
-	lp_error("this kernel exposes no BTF (%s): lua-perf needs a kernel built with "
-		 "CONFIG_DEBUG_INFO_BTF", KERNEL_BTF);
-	return false;
-}
-
 static int load_program(struct session *s)
 {
-	if (!has_kernel_btf())
+	if (!kernel_supports(s->opts->dump ? NEED_DUMP : NEED_PROFILE))
 		return -1;
-	s->skel = native_unwind_bpf__open();
+	s->skel = sample_bpf__open();
 	if (!s->skel) {
 		lp_error("cannot open the BPF program: %s", strerror(errno));
 		return -1;
@@ -473,7 +459,9 @@ static int load_program(struct session *s)
 		return -1;
 	}
 	double started = now_seconds();
-	int rc = native_unwind_bpf__load(s->skel);
+	struct verifier_stats *stats = verifier_stats_collect(s->skel->obj);
+	int rc = sample_bpf__load(s->skel);
+	verifier_stats_report(stats, rc);
 	if (rc < 0) {
 		lp_error("cannot load the BPF program: %s (%s)", strerror(-rc), load_failure_hint(-rc));
 		return -1;
@@ -538,7 +526,7 @@ static void session_free(struct session *s)
 		munmap(s->pages_mem, s->pages_len);
 	if (s->rules_mem)
 		munmap(s->rules_mem, s->rules_len);
-	native_unwind_bpf__destroy(s->skel);
+	sample_bpf__destroy(s->skel);
 	free(s->scratch_mappings);
 	free(s->targets);
 	process_tree_free(&s->tree);

@@ -10,8 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "native_unwind.skel.h"
+#include "sample.skel.h"
 #include "src/aggregate.h"
+#include "src/bpf_load.h"
 #include "src/frame_names.h"
 #include "src/grow_array.h"
 #include "src/log.h"
@@ -40,7 +41,7 @@ struct thread_dump {
 /* Every map of the iterator's object is the sampling object's own, but the internal ones (its
  * read-only settings, dump_tid) and the per-CPU scratch state: a sampling program may run on the
  * iterator's CPU while the iterator sleeps in a read, and must not overwrite its state. */
-static int share_maps(struct thread_dump_bpf *skel, struct native_unwind_bpf *sampler)
+static int share_maps(struct thread_dump_bpf *skel, struct sample_bpf *sampler)
 {
 	struct bpf_map *map;
 
@@ -62,7 +63,7 @@ static int share_maps(struct thread_dump_bpf *skel, struct native_unwind_bpf *sa
 	return 0;
 }
 
-int thread_dump_open(struct thread_dump **out, struct native_unwind_bpf *sampler, bool kernel_stacks)
+int thread_dump_open(struct thread_dump **out, struct sample_bpf *sampler, bool kernel_stacks)
 {
 	struct thread_dump *d = calloc(1, sizeof(*d));
 
@@ -84,10 +85,11 @@ int thread_dump_open(struct thread_dump **out, struct native_unwind_bpf *sampler
 		thread_dump_close(d);
 		return -1;
 	}
+	struct verifier_stats *stats = verifier_stats_collect(d->skel->obj);
 	int rc = thread_dump_bpf__load(d->skel);
+	verifier_stats_report(stats, rc);
 	if (rc < 0) {
-		lp_error("cannot load the BPF dump iterator: %s (lua-perf dump needs Linux >= 5.18: "
-			 "sleepable task iterators, bpf_copy_from_user_task)", strerror(-rc));
+		lp_error("cannot load the BPF dump iterator: %s", strerror(-rc));
 		thread_dump_close(d);
 		return -1;
 	}

@@ -10,14 +10,14 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-struct native_unwind_bpf;
+struct sample_bpf;
 struct process_tree;
 struct frame_namer;
 struct thread_dump;
 
 /* Load the task iterator, sharing the maps of the loaded sampling program. Errors are reported
  * (one line); returns 0 or -1. */
-int thread_dump_open(struct thread_dump **out, struct native_unwind_bpf *sampler, bool kernel_stacks);
+int thread_dump_open(struct thread_dump **out, struct sample_bpf *sampler, bool kernel_stacks);
 void thread_dump_close(struct thread_dump *d);
 
 /* One round: unwind the threads that sleep (and, with take_runnable, those waiting for a CPU) and

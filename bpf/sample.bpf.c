@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * sample.bpf.c - the sampling program: on every cpu-clock tick that lands in a target process,
+ * unwind the user stack (native_unwind.bpf.h, with the Lua frames spliced in), record the kernel
+ * stack, and count the (process, user stack, kernel stack) triple in a hash map. Userspace reads
+ * the maps at the end: nothing per sample crosses to userspace.
+ *
+ * `lua-perf dump` loads it with dump_threads set: it then keeps the first stack of each thread
+ * that runs on a CPU (thread_stacks, keyed by thread ID); bpf/thread_dump.bpf.c unwinds the
+ * threads that are off CPU.
+ */
+#include "kernel_types.h"
+#include <bpf/bpf_helpers.h>
+
+#include "lua_puc_walk.bpf.h"
+#include "luajit_walk.bpf.h"
+#include "native_unwind.bpf.h"
+#include "stack_record.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* lua-perf dump: record each thread's first stack in thread_stacks instead of counting samples.
+ * A read-only constant, so the verifier drops the branch not taken: profiling pays nothing. */
+const volatile bool dump_threads = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_SAMPLE_KEYS);
+	__type(key, struct sample_key);
+	__type(value, __u64);
+} sample_counts SEC(".maps");
+
+static __always_inline void count_sample(struct sample_key *key)
+{
+	__u64 one = 1, *value;
+
+	value = bpf_map_lookup_elem(&sample_counts, key);
+	if (value) {
+		__sync_fetch_and_add(value, 1);
+		return;
+	}
+	if (bpf_map_update_elem(&sample_counts, key, &one, BPF_NOEXIST) == 0)
+		return;
+	value = bpf_map_lookup_elem(&sample_counts, key);
+	if (value)
+		__sync_fetch_and_add(value, 1);
+	else
+		count(CNT_COUNTS_FULL);
+}
+
+SEC("perf_event")
+int on_sample(struct bpf_perf_event_data *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
+	struct sample_key key = {.tgid = tgid};
+	/* x86_64 kernel addresses have the top bit set (Documentation/arch/x86/x86_64/mm.rst);
+	 * the ctx only allows 8-byte loads, so this is simpler than reading the 16-bit cs. */
+	bool in_kernel = (__s64)ctx->regs.ip < 0;
+
+	if (!bpf_map_lookup_elem(&targets, &tgid))
+		return 0;
+	if (dump_threads && bpf_map_lookup_elem(&thread_stacks, &tid))
+		return 0; /* this thread is dumped already */
+	count(CNT_SAMPLES);
+
+	struct unwinder_state *st = unwinder_state();
+	if (!st)
+		return 0;
+	begin_stack(st, tgid);
+	if (collect_kernel_stacks && in_kernel)
+		push_kernel_frames(st, bpf_get_stack(ctx, st->kernel_ips, sizeof(st->kernel_ips), 0));
+
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	unwind_user(st, task);
+	if (dump_threads) {
+		record_thread(st, task, tid, THREAD_ON_CPU, 0);
+		return 0;
+	}
+	key.end_reason = st->end_reason;
+	key.stack_id = store_stack(st);
+	count_sample(&key);
+	return 0;
+}

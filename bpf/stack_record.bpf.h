@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * stack_record.bpf.h - a stack from its start to where it is kept: the kernel frames, the
+ * stack's identity (a hash of its frames, key of `stacks`), and for `lua-perf dump` the first
+ * stack of each thread with what the thread is doing.
+ */
+#ifndef LUA_PERF_STACK_RECORD_BPF_H
+#define LUA_PERF_STACK_RECORD_BPF_H
+
+#include "unwinder_state.bpf.h"
+
+/* lua-perf dump: one stack per thread (userspace shrinks it to 1 entry when profiling). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_DUMP_THREADS);
+	__type(key, __u32); /* thread ID */
+	__type(value, struct thread_stack);
+} thread_stacks SEC(".maps");
+
+static __always_inline void begin_stack(struct unwinder_state *st, __u32 tgid)
+{
+	st->trace.len = 0;
+	st->hash = 0x243f6a8885a308d3ull;
+	st->lua_L = 0;
+	st->lua_ci = 0;
+	st->lua_frames = 0;
+	st->tgid = tgid;
+	st->end_reason = END_DEPTH;
+}
+
+/* Kernel frames first (leaf first), with bpf_get_stack / bpf_get_task_stack (bytes = their
+ * result) rather than a STACK_TRACE map, whose buckets drop a stack when two hash alike
+ * (kernel/bpf/stackmap.c: -EEXIST). */
+static __always_inline void push_kernel_frames(struct unwinder_state *st, long bytes)
+{
+	if (bytes < 0) {
+		count(CNT_KSTACK_FAILED);
+		return;
+	}
+	for (int i = 0; i < MAX_KERNEL_FRAMES; i++) {
+		if (i >= bytes / 8)
+			break;
+		push_frame(st, (FRAME_KERNEL << FRAME_KIND_SHIFT) | (st->kernel_ips[i] & FRAME_KERNEL_MASK));
+	}
+}
+
+/* Once per distinct stack, never per sample: userspace names the Protos in it at once. */
+static __always_inline void announce_lua_stack(__u32 tgid, __u64 stack_id)
+{
+	struct profiler_event *event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
+
+	if (!event) {
+		count(CNT_LUA_EVENTS_LOST);
+		return;
+	}
+	event->type = EVENT_NEW_LUA_STACK;
+	event->tgid = tgid;
+	event->addr = stack_id;
+	bpf_ringbuf_submit(event, 0);
+}
+
+static __always_inline __u64 store_stack(struct unwinder_state *st)
+{
+	__u64 id = st->hash ? st->hash : 1;
+
+	if (st->trace.len == 0)
+		return 0;
+	if (bpf_map_lookup_elem(&stacks, &id))
+		return id;
+	if (bpf_map_update_elem(&stacks, &id, &st->trace, BPF_NOEXIST) == 0) {
+		if (st->lua_frames)
+			announce_lua_stack(st->tgid, id);
+		return id;
+	}
+	if (bpf_map_lookup_elem(&stacks, &id)) /* another CPU inserted it meanwhile */
+		return id;
+	count(CNT_STACKS_FULL);
+	return 0;
+}
+
+/* The system call task is in, or -1: syscall entry saves its number in orig_ax and leaves
+ * -ENOSYS in ax until the call returns (arch/x86/entry/entry_64.S, entry_SYSCALL_64: "pushq
+ * $-ENOSYS"); interrupts store a negative vector there instead. */
+#define ENOSYS_ERRNO 38
+static __always_inline __s32 syscall_of(struct task_struct *task)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	long orig_ax = (long)regs->orig_ax;
+
+	if ((long)regs->ax != -ENOSYS_ERRNO || orig_ax < 0 || orig_ax > 0xffff)
+		return -1;
+	return (__s32)orig_ax;
+}
+
+/* lua-perf dump: the stack of thread tid, kept if it is the first one of that thread. Not
+ * inlined: its locals would add to the stack frame the unwinder's bpf_loop callbacks nest in. */
+static __noinline void record_thread(struct unwinder_state *st, struct task_struct *task,
+					  __u32 tid, __u32 capture, __u32 state)
+{
+	struct thread_stack ts = {
+		.tgid = st->tgid,
+		.end_reason = st->end_reason,
+		.capture = capture,
+		.state = state,
+		.syscall = syscall_of(task),
+	};
+
+	bpf_probe_read_kernel_str(ts.comm, sizeof(ts.comm), task->comm);
+	ts.stack_id = store_stack(st);
+	bpf_map_update_elem(&thread_stacks, &tid, &ts, BPF_NOEXIST);
+}
+
+#endif

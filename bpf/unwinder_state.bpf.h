@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * unwinder_state.bpf.h - what every part of the unwinder shares: the maps (the layout contract
+ * with userspace is bpf/unwind_abi.h and bpf/lua_abi.h), the per-CPU state of the stack being
+ * unwound, and the recording of frames into it.
+ *
+ * Both BPF objects (sample.bpf.c, thread_dump.bpf.c) define these maps; userspace makes the
+ * dump's object reuse the sampling object's maps, all but `scratch`.
+ */
+#ifndef LUA_PERF_UNWINDER_STATE_BPF_H
+#define LUA_PERF_UNWINDER_STATE_BPF_H
+
+#include "kernel_types.h"
+#include <bpf/bpf_helpers.h>
+
+#include "lua_abi.h"
+#include "unwind_abi.h"
+
+/* Set by userspace before load. */
+const volatile bool collect_kernel_stacks = true;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_TARGET_PROCS);
+	__type(key, __u32);
+	__type(value, __u8);
+} targets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_TARGET_PROCS);
+	__type(key, __u32);
+	__type(value, struct proc_mappings);
+} proc_mappings SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_FILES);
+	__type(key, __u32);
+	__type(value, struct unwind_file);
+} unwind_files SEC(".maps");
+
+/* The three table arrays are mmap()ed by userspace, which writes rows in bulk. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, DEFAULT_MAX_ROWS);
+	__type(key, __u32);
+	__type(value, struct unwind_row);
+} unwind_rows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, DEFAULT_MAX_PAGES);
+	__type(key, __u32);
+	__type(value, struct unwind_page);
+} unwind_pages SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, MAX_RULES);
+	__type(key, __u32);
+	__type(value, struct unwind_rule);
+} unwind_rules SEC(".maps");
+
+/* Lua VMs by file id (bpf/lua_abi.h), written by userspace when it registers a file. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_FILES);
+	__type(key, __u32);
+	__type(value, struct lua_interp);
+} lua_interps SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_STACKS);
+	__type(key, __u64);
+	__type(value, struct stack_trace);
+} stacks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CNT_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* Processes with a mapping refresh already requested: one notification until userspace has
+ * reread /proc/PID/maps and deleted the entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_TARGET_PROCS);
+	__type(key, __u32);
+	__type(value, __u8);
+} refresh_pending SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 * 1024);
+} events SEC(".maps");
+
+/* struct sigcontext_64 (arch/x86/include/uapi/asm/sigcontext.h): r8 ... ip, 17 registers. */
+#define SIGCONTEXT_REGS 17
+
+/* Per-CPU working state of one unwind: too large for the 512-byte BPF stack. The parts of the
+ * unwinder (the native loop, the Lua walkers, which the verifier checks separately) pass nothing
+ * else to each other. */
+struct unwinder_state {
+	__u64 regs[DW_REG_COUNT]; /* indexed by DWARF register number */
+	__u32 valid;              /* bit n: regs[n] is known */
+	__u32 exact_pc;           /* regs[DW_RIP] is the interrupted pc, not a return address */
+	__u32 end_reason;
+	__u32 tgid;
+	__u64 hash;
+	__u64 lua_L;              /* the lua_State of the last Lua activation walked */
+	__u64 lua_ci;             /* where its next activation starts (0: none left) */
+	__u64 lua_top_ci;         /* its L->ci (5.1: the CallInfo whose pc is L->savedpc) */
+	__u32 lua_frames;         /* Lua frames pushed in this sample */
+	__u32 pad;
+	__u64 kernel_ips[MAX_KERNEL_FRAMES];
+	__u64 sigcontext[SIGCONTEXT_REGS]; /* a signal frame's saved registers, as read */
+	struct stack_trace trace;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct unwinder_state);
+} scratch SEC(".maps");
+
+static __always_inline struct unwinder_state *unwinder_state(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&scratch, &zero);
+}
+
+/* Hide a value's known range from clang so that the bounds check the verifier needs is kept. */
+#define opaque(var) asm volatile("" : "+r"(var))
+
+#define REG_BIT(r) (1u << (r))
+
+static __always_inline void count(__u32 which)
+{
+	__u64 *value = bpf_map_lookup_elem(&counters, &which);
+
+	if (value)
+		*value += 1;
+}
+
+static __always_inline void push_frame(struct unwinder_state *st, __u64 frame)
+{
+	__u32 len = st->trace.len;
+
+	if (len >= MAX_STACK_FRAMES)
+		return;
+	st->trace.frames[len & (MAX_STACK_FRAMES - 1)] = frame;
+	st->trace.len = len + 1;
+	st->hash = (st->hash ^ frame) * 0x9e3779b97f4a7c15ull;
+	st->hash ^= st->hash >> 29;
+}
+
+static __always_inline __u64 native_frame(__u32 file_id, __u64 vaddr, bool retaddr)
+{
+	return (FRAME_NATIVE << FRAME_KIND_SHIFT) | (retaddr ? FRAME_RETADDR : 0) |
+	       (((__u64)file_id & FRAME_FILE_MASK) << FRAME_FILE_SHIFT) | (vaddr & FRAME_ADDR_MASK);
+}
+
+static __always_inline __u64 anon_frame(__u64 pc, bool retaddr)
+{
+	return (FRAME_ANON << FRAME_KIND_SHIFT) | (retaddr ? FRAME_RETADDR : 0) | (pc & FRAME_ANON_MASK);
+}
+
+static __always_inline __u64 lua_frame_of_kind(__u64 kind, __u64 proto, __u64 pc_index)
+{
+	if (pc_index > LUA_PC_UNKNOWN)
+		pc_index = LUA_PC_UNKNOWN;
+	return (kind << FRAME_KIND_SHIFT) | (pc_index << LUA_PC_SHIFT) | ((proto >> 3) & LUA_PROTO_MASK);
+}
+
+static __always_inline __u64 lua_frame(__u64 proto, __u64 pc_index)
+{
+	return lua_frame_of_kind(FRAME_LUA, proto, pc_index);
+}
+
+#endif

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bpf_load.h - loading lua-perf's BPF objects: what the running kernel must offer, checked in its
+ * BTF before anything is loaded (one error line naming the kernel and the missing feature), and
+ * what the verifier spent on each program (instructions processed, time), shown with -v and
+ * named when a program is refused.
+ */
+#ifndef LUA_PERF_BPF_LOAD_H
+#define LUA_PERF_BPF_LOAD_H
+
+#include <stdbool.h>
+
+struct bpf_object;
+
+/* Kernel features a BPF object of lua-perf needs. */
+enum kernel_need {
+	NEED_PROFILE, /* the sampling program: BTF, bpf_loop (Linux 5.17) */
+	NEED_DUMP,    /* plus the dump's task iterator: bpf_copy_from_user_task (5.18) and the
+		       * kfunc bpf_task_from_pid (6.2) */
+};
+
+/* Whether the running kernel has what `need` requires; if not, says so in one error line. */
+bool kernel_supports(enum kernel_need need);
+
+struct verifier_stats;
+
+/* Before obj is loaded: have the kernel report its verifier statistics for each program. NULL
+ * when out of memory (the load then goes on without them). */
+struct verifier_stats *verifier_stats_collect(struct bpf_object *obj);
+
+/* After the load (rc: its result): with -v, one line per program, "BPF program NAME: N
+ * instructions verified in T ms"; when the load failed, an error line for each program the
+ * verifier refused with what it had processed. Frees vs. */
+void verifier_stats_report(struct verifier_stats *vs, int rc);
+
+#endif
