@@ -141,11 +141,18 @@ static long luajit_scan_step(__u64 index, void *data)
 	return 1;
 }
 
-/* g: from DISPATCH (r14) when it holds it, else the per-process cache, else (GC32 traces use r14
- * for their own values, and a process may run compiled code only) from the cframe found on the
- * stack above rsp; 0 when none. */
-static __always_inline __u64 luajit_global(struct unwinder_state *st, struct luajit_layout *lay)
+/* g of the LuaJIT in file_id, for this CPU's unwinder_state: from DISPATCH (r14) when it holds
+ * it, else the per-process cache, else (GC32 traces use r14 for their own values, and a process
+ * may run compiled code only) from the cframe found on the stack above rsp; 0 when none. A global
+ * function: its scan's stack frame is not on the walkers' call chains (512 bytes for all). */
+__noinline __u64 luajit_global(__u32 file_id)
 {
+	struct unwinder_state *st = unwinder_state();
+	struct lua_interp *interp = bpf_map_lookup_elem(&lua_interps, &file_id);
+
+	if (!st || !interp)
+		return 0;
+	struct luajit_layout *lay = &interp->jit;
 	__u64 g = luajit_g_from_r14(st, lay);
 	__u32 tgid = st->tgid;
 
@@ -416,7 +423,7 @@ static __always_inline void luajit_walk_activation(struct unwinder_state *st,
 						   struct unwind_rule *rule)
 {
 	struct luajit_layout *lay = &interp->jit;
-	__u64 g = luajit_global(st, lay), cfa, L = 0;
+	__u64 g = luajit_global(file_id), cfa, L = 0;
 
 	if (!g || !rule || compute_cfa(st, rule, &cfa) != END_REASON_COUNT) {
 		count(CNT_LUA_NO_STATE);
@@ -493,7 +500,7 @@ static __always_inline enum luajit_trace_result luajit_walk_trace(struct unwinde
 		return LUAJIT_NOT_IN_TRACE;
 	struct luajit_layout *lay = &interp->jit;
 
-	g = luajit_global(st, lay);
+	g = luajit_global(file_id);
 	if (!g || read_user(&vmstate, sizeof(vmstate), (void *)(g + lay->g_vmstate)) ||
 	    luajit_read_ref(lay, g + lay->g_jit_base, &base) || base == 0 ||
 	    luajit_read_ref(lay, g + lay->g_cur_L, &L) || !luajit_state_of(lay, L, g) ||

@@ -51,20 +51,20 @@ static bool btf_has_enum_value(const struct btf *btf, const char *enum_name, con
 struct kernel_feature {
 	const char *helper;  /* BPF_FUNC_... */
 	const char *kfunc;
-	const char *name;    /* as the message says it */
+	const char *name;    /* as messages say it */
 	const char *since;   /* the first Linux version with it */
-	const char *needed_for;
 };
 
-static const struct kernel_feature profile_features[] = {
-	{"BPF_FUNC_loop", NULL, "bpf_loop", "5.17", "lua-perf"},
+static const struct kernel_feature sampling_features[] = {
+	{"BPF_FUNC_loop", NULL, "bpf_loop", "5.17"},
 };
 
-static const struct kernel_feature dump_features[] = {
-	{"BPF_FUNC_loop", NULL, "bpf_loop", "5.17", "lua-perf"},
-	{"BPF_FUNC_copy_from_user_task", NULL, "bpf_copy_from_user_task", "5.18", "lua-perf dump"},
-	{NULL, "bpf_task_from_pid", "the kfunc bpf_task_from_pid", "6.2", "lua-perf dump"},
+static const struct kernel_feature off_cpu_features[] = {
+	{"BPF_FUNC_copy_from_user_task", NULL, "bpf_copy_from_user_task", "5.18"},
+	{NULL, "bpf_task_from_pid", "the kfunc bpf_task_from_pid", "6.2"},
 };
+
+#define FEATURE_COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 static bool has_feature(const struct btf *btf, const struct kernel_feature *f)
 {
@@ -73,31 +73,58 @@ static bool has_feature(const struct btf *btf, const struct kernel_feature *f)
 	return btf__find_by_name_kind(btf, f->kfunc, BTF_KIND_FUNC) > 0;
 }
 
-bool kernel_supports(enum kernel_need need)
+static const char *kernel_release(struct utsname *un)
 {
-	const struct kernel_feature *features = need == NEED_DUMP ? dump_features : profile_features;
-	size_t count = need == NEED_DUMP ? sizeof(dump_features) / sizeof(dump_features[0])
-					 : sizeof(profile_features) / sizeof(profile_features[0]);
+	return uname(un) == 0 ? un->release : "(unknown)";
+}
+
+/* The first of count features the kernel lacks, or NULL; *btf_error when its BTF cannot be read
+ * (said in an error line). */
+static const struct kernel_feature *missing_feature(const struct kernel_feature *features,
+						    size_t count, bool *btf_error)
+{
+	const struct kernel_feature *missing = NULL;
+	struct btf *btf = btf__load_vmlinux_btf();
+
+	*btf_error = btf == NULL;
+	if (!btf) {
+		lp_error("cannot read the kernel's BTF (%s): %s", KERNEL_BTF, strerror(errno));
+		return NULL;
+	}
+	for (size_t i = 0; i < count && !missing; i++)
+		if (!has_feature(btf, &features[i]))
+			missing = &features[i];
+	btf__free(btf);
+	return missing;
+}
+
+bool kernel_supports_sampling(void)
+{
+	struct utsname un;
+	bool btf_error;
 
 	if (!has_kernel_btf())
 		return false;
-	struct btf *btf = btf__load_vmlinux_btf();
-	if (!btf) {
-		lp_error("cannot read the kernel's BTF (%s): %s", KERNEL_BTF, strerror(errno));
-		return false;
-	}
-	bool ok = true;
-	for (size_t i = 0; i < count && ok; i++) {
-		if (has_feature(btf, &features[i]))
-			continue;
-		struct utsname un;
-		const char *release = uname(&un) == 0 ? un.release : "(unknown)";
-		lp_error("this kernel (Linux %s) is too old: %s needs %s (Linux %s or later)", release,
-			 features[i].needed_for, features[i].name, features[i].since);
-		ok = false;
-	}
-	btf__free(btf);
-	return ok;
+	const struct kernel_feature *missing =
+		missing_feature(sampling_features, FEATURE_COUNT(sampling_features), &btf_error);
+	if (missing)
+		lp_error("this kernel (Linux %s) is too old: lua-perf needs %s (Linux %s or later)",
+			 kernel_release(&un), missing->name, missing->since);
+	return !missing && !btf_error;
+}
+
+bool kernel_supports_off_cpu_dump(void)
+{
+	struct utsname un;
+	bool btf_error;
+	const struct kernel_feature *missing =
+		missing_feature(off_cpu_features, FEATURE_COUNT(off_cpu_features), &btf_error);
+
+	if (missing)
+		lp_warn("this kernel (Linux %s) cannot unwind threads that are off CPU: that needs %s "
+			"(Linux %s or later); only threads that run during the dump get a stack",
+			kernel_release(&un), missing->name, missing->since);
+	return !missing && !btf_error;
 }
 
 /* Room for the verifier's statistics and any error it reports (log level BPF_LOG_STATS prints no
@@ -177,27 +204,37 @@ static bool verified_insns(struct bpf_program *prog, const char *log, uint64_t *
 	return log_number(log, "processed ", insns);
 }
 
-static void report_program(struct bpf_program *prog, const char *log, bool refused)
+static void report_loaded(struct bpf_program *prog, const char *log)
 {
 	uint64_t insns = 0, usec = 0;
 	bool have_insns = verified_insns(prog, log, &insns);
 	bool have_time = log_number(log, "verification time ", &usec);
 	const char *name = bpf_program__name(prog);
 
-	if (refused && have_insns)
-		lp_error("the kernel's verifier refused BPF program %s after %" PRIu64 " instructions",
-			 name, insns);
-	else if (refused)
-		lp_error("the kernel refused BPF program %s", name);
-	else if (have_insns && have_time)
+	if (have_insns && have_time)
 		lp_debug("BPF program %s: %" PRIu64 " instructions verified in %.1f ms", name, insns,
 			 (double)usec / 1000.0);
 	else if (have_insns)
 		lp_debug("BPF program %s: %" PRIu64 " instructions verified", name, insns);
 }
 
+static void report_refused(struct bpf_program *prog, const char *log, int rc)
+{
+	uint64_t insns = 0;
+	const char *name = bpf_program__name(prog);
+
+	if (log_number(log, "processed ", &insns))
+		lp_error("cannot load the BPF program %s: %s (the kernel's verifier refused it after "
+			 "%" PRIu64 " instructions)", name, strerror(-rc), insns);
+	else
+		lp_error("cannot load the BPF program %s: %s (refused by the kernel)", name,
+			 strerror(-rc));
+	if (log && log[0])
+		lp_debug("verifier log of BPF program %s:\n%s", name, log);
+}
+
 /* libbpf loads the programs in order and stops at the first the kernel refuses: the last one
- * with a log. */
+ * with a log, if it has the verifier's count (else the failure was not the verifier's). */
 static size_t refused_program(const struct verifier_stats *vs)
 {
 	size_t last = vs->count;
@@ -205,27 +242,30 @@ static size_t refused_program(const struct verifier_stats *vs)
 	for (size_t i = 0; i < vs->count; i++)
 		if (vs->logs[i] && vs->logs[i][0])
 			last = i;
+	if (last < vs->count && !strstr(vs->logs[last], "processed "))
+		return vs->count;
 	return last;
 }
 
-void verifier_stats_report(struct verifier_stats *vs, int rc)
+bool verifier_stats_report(struct verifier_stats *vs, int rc)
 {
 	struct bpf_program *prog;
 	size_t i = 0, refused;
 
 	if (!vs)
-		return;
+		return false;
 	refused = rc != 0 ? refused_program(vs) : vs->count;
 	bpf_object__for_each_program(prog, vs->obj) {
 		if (i >= vs->count)
 			break;
-		report_program(prog, vs->logs[i], i == refused);
-		if (i == refused && vs->logs[i])
-			lp_debug("verifier log of BPF program %s:\n%s", bpf_program__name(prog),
-				 vs->logs[i]);
+		if (i == refused)
+			report_refused(prog, vs->logs[i], rc);
+		else if (rc == 0)
+			report_loaded(prog, vs->logs[i]);
 		free(vs->logs[i]);
 		i++;
 	}
 	free(vs->logs);
 	free(vs);
+	return refused < i;
 }

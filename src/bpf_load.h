@@ -12,15 +12,14 @@
 
 struct bpf_object;
 
-/* Kernel features a BPF object of lua-perf needs. */
-enum kernel_need {
-	NEED_PROFILE, /* the sampling program: BTF, bpf_loop (Linux 5.17) */
-	NEED_DUMP,    /* plus the dump's task iterator: bpf_copy_from_user_task (5.18) and the
-		       * kfunc bpf_task_from_pid (6.2) */
-};
+/* Whether the running kernel has what the sampling program needs (BTF, bpf_loop: Linux 5.17);
+ * if not, says so in one error line. */
+bool kernel_supports_sampling(void);
 
-/* Whether the running kernel has what `need` requires; if not, says so in one error line. */
-bool kernel_supports(enum kernel_need need);
+/* Whether it can unwind threads that are off CPU for `lua-perf dump` (the task iterator:
+ * bpf_copy_from_user_task, Linux 5.18, and the kfunc bpf_task_from_pid, 6.2); if not, says so in
+ * one warning line. */
+bool kernel_supports_off_cpu_dump(void);
 
 struct verifier_stats;
 
@@ -29,8 +28,9 @@ struct verifier_stats;
 struct verifier_stats *verifier_stats_collect(struct bpf_object *obj);
 
 /* After the load (rc: its result): with -v, one line per program, "BPF program NAME: N
- * instructions verified in T ms"; when the load failed, an error line for each program the
- * verifier refused with what it had processed. Frees vs. */
-void verifier_stats_report(struct verifier_stats *vs, int rc);
+ * instructions verified in T ms"; when the load failed, the error line naming the program the
+ * kernel refused (and with -v its verifier log). Frees vs. Returns whether that error line was
+ * said (the caller then says nothing more). */
+bool verifier_stats_report(struct verifier_stats *vs, int rc);
 
 #endif

@@ -445,7 +445,7 @@ static const char *load_failure_hint(int err)
 
 static int load_program(struct session *s)
 {
-	if (!kernel_supports(s->opts->dump ? NEED_DUMP : NEED_PROFILE))
+	if (!kernel_supports_sampling())
 		return -1;
 	s->skel = sample_bpf__open();
 	if (!s->skel) {
@@ -461,9 +461,10 @@ static int load_program(struct session *s)
 	double started = now_seconds();
 	struct verifier_stats *stats = verifier_stats_collect(s->skel->obj);
 	int rc = sample_bpf__load(s->skel);
-	verifier_stats_report(stats, rc);
+	bool refusal_said = verifier_stats_report(stats, rc);
 	if (rc < 0) {
-		lp_error("cannot load the BPF program: %s (%s)", strerror(-rc), load_failure_hint(-rc));
+		if (!refusal_said)
+			lp_error("cannot load the BPF program: %s (%s)", strerror(-rc), load_failure_hint(-rc));
 		return -1;
 	}
 	lp_debug("BPF program loaded in %.2f s", now_seconds() - started);
@@ -475,7 +476,8 @@ static int load_program(struct session *s)
 	if (!s->opts->dump)
 		return 0;
 	started = now_seconds();
-	rc = thread_dump_open(&s->dump, s->skel, s->opts->kernel_stacks);
+	rc = thread_dump_open(&s->dump, s->skel, s->opts->kernel_stacks,
+			      kernel_supports_off_cpu_dump());
 	lp_debug("BPF dump iterator loaded in %.2f s", now_seconds() - started);
 	return rc;
 }

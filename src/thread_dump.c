@@ -63,7 +63,36 @@ static int share_maps(struct thread_dump_bpf *skel, struct sample_bpf *sampler)
 	return 0;
 }
 
-int thread_dump_open(struct thread_dump **out, struct sample_bpf *sampler, bool kernel_stacks)
+/* The task iterator that unwinds the threads off CPU, sharing the sampler's maps. */
+static int open_iterator(struct thread_dump *d, struct sample_bpf *sampler, bool kernel_stacks)
+{
+	d->skel = thread_dump_bpf__open();
+	if (!d->skel) {
+		lp_error("cannot open the BPF dump iterator: %s", strerror(errno));
+		thread_dump_close(d);
+		return -1;
+	}
+	d->skel->rodata->collect_kernel_stacks = kernel_stacks;
+	if (share_maps(d->skel, sampler) < 0)
+		return -1;
+	struct verifier_stats *stats = verifier_stats_collect(d->skel->obj);
+	int rc = thread_dump_bpf__load(d->skel);
+	bool refusal_said = verifier_stats_report(stats, rc);
+	if (rc < 0) {
+		if (!refusal_said)
+			lp_error("cannot load the BPF dump iterator: %s", strerror(-rc));
+		return -1;
+	}
+	d->iter = bpf_program__attach_iter(d->skel->progs.dump_thread, NULL);
+	if (!d->iter) {
+		lp_error("cannot attach the BPF dump iterator: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int thread_dump_open(struct thread_dump **out, struct sample_bpf *sampler, bool kernel_stacks,
+		     bool off_cpu)
 {
 	struct thread_dump *d = calloc(1, sizeof(*d));
 
@@ -74,28 +103,7 @@ int thread_dump_open(struct thread_dump **out, struct sample_bpf *sampler, bool 
 	}
 	d->thread_stacks_fd = bpf_map__fd(sampler->maps.thread_stacks);
 	d->stacks_fd = bpf_map__fd(sampler->maps.stacks);
-	d->skel = thread_dump_bpf__open();
-	if (!d->skel) {
-		lp_error("cannot open the BPF dump iterator: %s", strerror(errno));
-		thread_dump_close(d);
-		return -1;
-	}
-	d->skel->rodata->collect_kernel_stacks = kernel_stacks;
-	if (share_maps(d->skel, sampler) < 0) {
-		thread_dump_close(d);
-		return -1;
-	}
-	struct verifier_stats *stats = verifier_stats_collect(d->skel->obj);
-	int rc = thread_dump_bpf__load(d->skel);
-	verifier_stats_report(stats, rc);
-	if (rc < 0) {
-		lp_error("cannot load the BPF dump iterator: %s", strerror(-rc));
-		thread_dump_close(d);
-		return -1;
-	}
-	d->iter = bpf_program__attach_iter(d->skel->progs.dump_thread, NULL);
-	if (!d->iter) {
-		lp_error("cannot attach the BPF dump iterator: %s", strerror(errno));
+	if (off_cpu && open_iterator(d, sampler, kernel_stacks) < 0) {
 		thread_dump_close(d);
 		return -1;
 	}
@@ -187,8 +195,12 @@ int thread_dump_round(struct thread_dump *d, const struct process_tree *tree, bo
 {
 	size_t kept = 0;
 
-	d->skel->bss->take_runnable = take_runnable;
-	int rc = run_iterator(d);
+	int rc = 0;
+
+	if (d->skel) {
+		d->skel->bss->take_runnable = take_runnable;
+		rc = run_iterator(d);
+	}
 	if (rc < 0)
 		return rc;
 	d->listed_count = 0;

@@ -15,9 +15,11 @@ struct process_tree;
 struct frame_namer;
 struct thread_dump;
 
-/* Load the task iterator, sharing the maps of the loaded sampling program. Errors are reported
- * (one line); returns 0 or -1. */
-int thread_dump_open(struct thread_dump **out, struct sample_bpf *sampler, bool kernel_stacks);
+/* With off_cpu, load the task iterator, sharing the maps of the loaded sampling program; without
+ * (a kernel that cannot unwind threads off CPU), only the threads that run get a stack. Errors
+ * are reported (one line); returns 0 or -1. */
+int thread_dump_open(struct thread_dump **out, struct sample_bpf *sampler, bool kernel_stacks,
+		     bool off_cpu);
 void thread_dump_close(struct thread_dump *d);
 
 /* One round: unwind the threads that sleep (and, with take_runnable, those waiting for a CPU) and
