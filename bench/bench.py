@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Cost of lua-perf; the figures go into docs/benchmarks.md.
 
-usage: bench/bench.py BUILD_DIR [--rounds N]   (as root)
+usage: bench/bench.py BUILD_DIR [--rounds N] [--reference REF_BUILD_DIR]   (as root)
 
 Measures, at 1000 Hz, for fixed-work programs:
   * native: bench_stack_depth at ~40 and ~120 native frames;
@@ -11,6 +11,8 @@ the timer interrupt), in interleaved rounds, median of each:
   * the slowdown of the program (wall time) under lua-perf and under perf;
   * BPF time per sample (kernel.bpf_stats_enabled: run_time_ns / run_cnt of on_sample);
 and the unwind table build time and memory for stock nginx and all its libraries.
+With --reference, the lua-perf of another build (e.g. the previous version) runs in the same
+interleaved rounds, and its BPF time per sample is reported next to this build's, with the ratio.
 """
 import argparse
 import contextlib
@@ -55,14 +57,15 @@ def bpf_stats(prog_name="on_sample"):
 START_DELAY = 1.5
 
 
-def run_workload(build, argv, mode, tmp):
-    """Returns (wall seconds of the work, user CPU seconds, BPF ns per sample or None)."""
+def run_workload(builds, argv, mode, tmp):
+    """Returns (wall seconds of the work, user CPU seconds, BPF ns per sample or None). builds maps
+    the lua-perf modes ("lua-perf", "reference") to their build directories."""
     argv = argv + [str(START_DELAY)]
     started = time.monotonic()
     work = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
     profiler = None
-    if mode == "lua-perf":
-        profiler = subprocess.Popen([os.path.join(build, "lua-perf"), "-p", str(work.pid), "-q",
+    if mode in builds:
+        profiler = subprocess.Popen([os.path.join(builds[mode], "lua-perf"), "-p", str(work.pid), "-q",
                                      "-o", os.path.join(tmp, "bench.fold")],
                                     stderr=subprocess.DEVNULL)
     elif mode == "perf":
@@ -74,7 +77,7 @@ def run_workload(build, argv, mode, tmp):
         pid, status, usage = os.wait4(work.pid, os.WNOHANG)
         if pid == work.pid:
             break
-        if mode == "lua-perf":
+        if mode in builds:
             last = bpf_stats() or last
         time.sleep(0.05)
     work.returncode = os.waitstatus_to_exitcode(status)
@@ -89,22 +92,31 @@ def run_workload(build, argv, mode, tmp):
     return seconds, usage.ru_utime, per_sample
 
 
-def bench_program(build, argv, bench_rounds, tmp):
-    modes = ("none", "lua-perf", "perf")
+def median_and_spread(values):
+    """(median, half the min-max range in % of the median), or (None, None)."""
+    if not values:
+        return None, None
+    mid = statistics.median(values)
+    return mid, 50.0 * (max(values) - min(values)) / mid
+
+
+def bench_program(builds, argv, bench_rounds, tmp):
+    modes = ("none", "lua-perf", "perf") + (("reference",) if "reference" in builds else ())
     wall = {m: [] for m in modes}
     user = {m: [] for m in modes}
-    ns = []
+    ns = {m: [] for m in builds}
     for _ in range(bench_rounds):
         for mode in modes:  # interleaved, so that machine noise hits every mode alike
-            seconds, user_seconds, per_sample = run_workload(build, argv, mode, tmp)
+            seconds, user_seconds, per_sample = run_workload(builds, argv, mode, tmp)
             wall[mode].append(seconds)
             user[mode].append(user_seconds)
             if per_sample:
-                ns.append(per_sample)
+                ns[mode].append(per_sample)
     base = statistics.median(wall["none"])
     base_user = statistics.median(user["none"])
-    row = {"base_s": base, "bpf_ns_per_sample": statistics.median(ns) if ns else None,
-           "wall_spread_pct": 100.0 * (max(wall["none"]) - min(wall["none"])) / base}
+    row = {"base_s": base, "wall_spread_pct": 100.0 * (max(wall["none"]) - min(wall["none"])) / base}
+    for mode in builds:
+        row[mode + "_ns"], row[mode + "_ns_spread_pct"] = median_and_spread(ns[mode])
     for mode in ("lua-perf", "perf"):
         row[mode + "_slowdown_pct"] = 100.0 * (statistics.median(wall[mode]) / base - 1.0)
         row[mode + "_user_pct"] = 100.0 * (statistics.median(user[mode]) / base_user - 1.0)
@@ -173,13 +185,20 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--work", type=int, default=1_500_000_000, help="LCG steps per C workload run")
     ap.add_argument("--lua-work", type=int, default=300_000_000, help="loop steps per Lua workload run")
+    ap.add_argument("--reference", help="another build whose lua-perf runs in the same rounds")
     args = ap.parse_args()
     build = os.path.abspath(args.build)
+    builds = {"lua-perf": build}
+    if args.reference:
+        builds["reference"] = os.path.abspath(args.reference)
     with bpf_stats_enabled():
         with tempfile.TemporaryDirectory() as tmp:
             print(f"kernel {os.uname().release}, {os.cpu_count()} CPUs")
-            print("| program | stack | no profiler: wall (spread) | wall slowdown: lua-perf / perf -F 1000 | user CPU: lua-perf / perf | lua-perf BPF ns/sample | BPF share of a CPU at 1000 Hz |")
-            print("|---|---|---|---|---|---|---|")
+            ref_head = " reference BPF ns/sample (spread) | this / reference |" if args.reference else ""
+            print("| program | stack | no profiler: wall (spread) | wall slowdown: lua-perf / perf -F 1000 | "
+                  "user CPU: lua-perf / perf | lua-perf BPF ns/sample (spread) | BPF share of a CPU at 1000 Hz |"
+                  + ref_head)
+            print("|---|---|---|---|---|---|---|" + ("---|---|" if args.reference else ""))
             lua_script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lua_depth_workload.lua")
             programs = [
                 # + main, libc start frames, work: ~40 and ~120 native frames
@@ -190,13 +209,18 @@ def main():
                 ("lua5.4", "115 (16 native + 99 Lua)", ["lua5.4", lua_script, "98", str(args.lua_work)]),
             ]
             for name, stack, argv in programs:
-                r = bench_program(build, argv, args.rounds, tmp)
-                per = r["bpf_ns_per_sample"]
-                ns = f"{per:.0f}" if per else "n/a"
+                r = bench_program(builds, argv, args.rounds, tmp)
+                per = r["lua-perf_ns"]
+                ns = f"{per:.0f} (±{r['lua-perf_ns_spread_pct']:.0f}%)" if per else "n/a"
                 share = f"{per * 1000 / 1e7:.2f}%" if per else "n/a"
+                ref = ""
+                if args.reference:
+                    ref_ns = r["reference_ns"]
+                    ref = (f" {ref_ns:.0f} (±{r['reference_ns_spread_pct']:.0f}%) | {per / ref_ns:.2f} |"
+                           if ref_ns and per else " n/a | n/a |")
                 print(f"| {name} | {stack} | {r['base_s']:.2f} s (±{r['wall_spread_pct'] / 2:.0f}%) | "
                       f"{r['lua-perf_slowdown_pct']:+.1f}% / {r['perf_slowdown_pct']:+.1f}% | "
-                      f"{r['lua-perf_user_pct']:+.1f}% / {r['perf_user_pct']:+.1f}% | {ns} | {share} |",
+                      f"{r['lua-perf_user_pct']:+.1f}% / {r['perf_user_pct']:+.1f}% | {ns} | {share} |{ref}",
                       flush=True)
             t = bench_nginx_tables(build, tmp)
             print()

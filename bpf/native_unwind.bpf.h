@@ -72,21 +72,16 @@ static __always_inline int unwind_unknown_code(struct unwinder_state *st, __u64 
 	return 1;
 }
 
-/* One native frame of this CPU's unwinder_state: record it, then compute its caller. Returns 1
- * when the stack ends there. A global function, checked once by the verifier: as the body of the
- * bpf_loop callback it would be checked again and again until the callback's states converge
- * (Linux >= 6.8 verifies a callback as a loop body), each time with its bounded searches. */
-__noinline int unwind_native_frame(void)
+/* One native frame of st (this CPU's unwinder_state), in the process whose mappings are pm: record
+ * it, then compute its caller. Returns 1 when the stack ends there. A global function, checked
+ * once by the verifier: as the body of the bpf_loop callback it would be checked again and again
+ * until the callback's states converge (Linux >= 6.8 verifies a callback as a loop body), each
+ * time with its bounded searches. Its pointer arguments are map values passed as memory of their
+ * type's size (kernel/bpf/btf.c, btf_prepare_func_args: PTR_TO_MEM, maybe NULL), which spares
+ * every frame a lookup of the process's mappings. */
+__noinline int unwind_native_frame(struct unwinder_state *st, struct proc_mappings *pm)
 {
-	struct unwinder_state *st = unwinder_state();
-	struct proc_mappings *pm;
-	__u32 tgid;
-
-	if (!st)
-		return 1;
-	tgid = st->tgid;
-	pm = bpf_map_lookup_elem(&proc_mappings, &tgid);
-	if (!pm)
+	if (!st || !pm)
 		return 1;
 
 	__u64 pc = st->regs[DW_RIP];
@@ -128,9 +123,16 @@ __noinline int unwind_native_frame(void)
 	return 0;
 }
 
+struct unwind_loop {
+	struct unwinder_state *st;
+	struct proc_mappings *pm;
+};
+
 static long unwind_step(__u64 index, void *data)
 {
-	return unwind_native_frame() ? 1 : 0; /* a callback returns 0 or 1 */
+	struct unwind_loop *loop = data;
+
+	return unwind_native_frame(loop->st, loop->pm) ? 1 : 0; /* a callback returns 0 or 1 */
 }
 
 /* bpf_task_pt_regs() gives a BTF pointer the verifier lets us load from directly. */
@@ -172,8 +174,10 @@ static __always_inline void unwind_user(struct unwinder_state *st, struct task_s
 	} else {
 		struct pt_regs *uregs = (struct pt_regs *)bpf_task_pt_regs(task);
 
+		struct unwind_loop loop = {.st = st, .pm = pm};
+
 		LOAD_USER_REGS(st, *uregs);
-		bpf_loop(MAX_NATIVE_FRAMES, unwind_step, NULL, 0);
+		bpf_loop(MAX_NATIVE_FRAMES, unwind_step, &loop, 0);
 	}
 }
 
