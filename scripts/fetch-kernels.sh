@@ -129,7 +129,7 @@ images_in() {
 fetch_one() {
 	local name=$1 dest=$DIR/$1 meta pkg version deb image release binary
 	if [[ -f $dest/kernel.env && -e $dest/vmlinuz ]]; then
-		# shellcheck disable=SC1091
+		# shellcheck disable=SC1091,SC2153 # PACKAGE, VERSION, RELEASE come from kernel.env
 		(source "$dest/kernel.env" && echo "$name: $PACKAGE $VERSION (kernel $RELEASE), already fetched")
 		return 0
 	fi
