@@ -242,8 +242,9 @@ target() {
 	say target name=$name pid=$pid ready=yes uptime=$(uptime_s)
 }
 # step NAME ARGV...: runs under a timeout; exit status, times, stdout and stderr are sent. Once
-# a step could not load the BPF program, the later ones are skipped: they would fail the same
-# way, each after as long a verification (minutes under TCG when it hits the verifier's limit).
+# a step could not load the BPF program (or timed out), the later ones are skipped: they would
+# fail the same way, each after as long a verification (minutes under TCG when it hits the
+# verifier's limit).
 step() {
 	name=$1
 	shift
@@ -258,6 +259,7 @@ step() {
 	send $name.stdout /tmp/$name.stdout
 	send $name.stderr /tmp/$name.stderr
 	grep -q '^lua-perf: error: cannot load the BPF' /tmp/$name.stderr && load_failed=$name
+	[ $rc -eq 137 ] && load_failed=$name # killed by the timeout: most likely still verifying
 }
 """
 
@@ -402,7 +404,10 @@ class Run:
     def describe(self):
         err = self.digest()
         shown = "\n      ".join(err[-12:]) if err else "(nothing)"
-        return f"exit {self.rc} after {self.seconds:.1f} s; stderr:\n      {shown}"
+        status = f"exit {self.rc}"
+        if self.rc == 137:
+            status = f"killed by the guest's timeout ({STEP_TIMEOUT} s)"
+        return f"{status} after {self.seconds:.1f} s; stderr:\n      {shown}"
 
 
 def check_verifier(run, programs, failures):
@@ -580,7 +585,8 @@ def run_kernel(args, name):
         for line in r.digest():
             log(f"  {line}")
     for s in by_kind.get("skipped", []):
-        failures.append(f"step {s['name']} skipped: the BPF program did not load in {s['after']}")
+        failures.append(f"step {s['name']} skipped: the BPF program did not load in {s['after']} "
+                        f"(or it timed out)")
         runs_skipped.add(s["name"])
 
     def need(step):
