@@ -4,6 +4,8 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 # chromium and fonts-dejavu-core: the SVG flame graph tests load the SVG in headless Chromium.
 # libcap2-bin: capsh, to run lua-perf with only the capabilities it needs (tests/failures_test.py).
+# qemu-system-x86, busybox-static: the kernel matrix boots Debian kernels under QEMU with a
+# busybox initramfs (tests/kernel_matrix_test.py, docs/kernels.md).
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
   build-essential cmake pkg-config clang llvm bpftool \
@@ -12,4 +14,5 @@ apt-get install -y -q --no-install-recommends \
   nginx-light libnginx-mod-http-ndk libnginx-mod-http-lua lua-resty-core wrk \
   lua5.1 lua5.2 lua5.3 lua5.4 liblua5.1-0-dev liblua5.3-dev liblua5.4-dev \
   libluajit2-5.1-2 libluajit2-5.1-common linux-perf libc6-dbg dpkg-dev \
-  chromium fonts-dejavu-core
+  chromium fonts-dejavu-core \
+  qemu-system-x86 busybox-static
