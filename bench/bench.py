@@ -179,6 +179,44 @@ def bench_nginx_tables(build, tmp):
             "build_s": float(m[5]), "lua_perf_peak_rss_mib": (rss or 0) / 1024.0}
 
 
+def startup_once(lua_perf, pid, tmp):
+    """Seconds from lua-perf's start to its "profiling" line, and its own load and table times."""
+    started = time.monotonic()
+    prof = subprocess.Popen([lua_perf, "-p", str(pid), "-d", "0.2", "-v", "-o", os.path.join(tmp, "startup.fold")],
+                            stderr=subprocess.PIPE, text=True)
+    ready = None
+    lines = []
+    for line in prof.stderr:
+        lines.append(line)
+        if ready is None and "lua-perf: profiling " in line:
+            ready = time.monotonic() - started
+    prof.wait()
+    err = "".join(lines)
+    load = re.search(r"BPF program loaded in ([\d.]+) s", err)
+    tables = re.search(r"unwind tables: .*built in ([\d.]+) s", err)
+    if ready is None or not load or not tables:
+        raise SystemExit("lua-perf did not start as expected:\n" + err)
+    return ready, float(load[1]), float(tables[1])
+
+
+def bench_startup(builds, rounds, tmp):
+    """lua-perf's start-up on the bundled example (examples/app.lua under lua5.4): until the
+    perf events are on, of which the BPF load (the verifier) and the unwind tables; per build,
+    medians of interleaved rounds."""
+    app = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "app.lua")
+    work = subprocess.Popen(["lua5.4", app], stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(0.3)
+        runs = {mode: [] for mode in builds}
+        for _ in range(rounds):
+            for mode, build in builds.items():
+                runs[mode].append(startup_once(os.path.join(build, "lua-perf"), work.pid, tmp))
+    finally:
+        work.kill()
+        work.wait()
+    return {mode: tuple(statistics.median(r[i] for r in rs) for i in range(3)) for mode, rs in runs.items()}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("build")
@@ -221,6 +259,12 @@ def main():
                 print(f"| {name} | {stack} | {r['base_s']:.2f} s (±{r['wall_spread_pct'] / 2:.0f}%) | "
                       f"{r['lua-perf_slowdown_pct']:+.1f}% / {r['perf_slowdown_pct']:+.1f}% | "
                       f"{r['lua-perf_user_pct']:+.1f}% / {r['perf_user_pct']:+.1f}% | {ns} | {share} |{ref}",
+                      flush=True)
+            print()
+            print("| lua-perf on examples/app.lua | start-up (to sampling) | BPF load (verifier) | unwind tables |")
+            print("|---|---|---|---|")
+            for mode, (ready, load, tables) in bench_startup(builds, args.rounds, tmp).items():
+                print(f"| {'this build' if mode == 'lua-perf' else 'reference'} | {ready:.2f} s | {load:.2f} s | {tables:.3f} s |",
                       flush=True)
             t = bench_nginx_tables(build, tmp)
             print()

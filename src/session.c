@@ -475,10 +475,11 @@ static int load_program(struct session *s)
 	}
 	if (!s->opts->dump)
 		return 0;
+	bool off_cpu = kernel_supports_off_cpu_dump();
 	started = now_seconds();
-	rc = thread_dump_open(&s->dump, s->skel, s->opts->kernel_stacks,
-			      kernel_supports_off_cpu_dump());
-	lp_debug("BPF dump iterator loaded in %.2f s", now_seconds() - started);
+	rc = thread_dump_open(&s->dump, s->skel, s->opts->kernel_stacks, off_cpu);
+	if (rc == 0 && off_cpu)
+		lp_debug("BPF dump iterator loaded in %.2f s", now_seconds() - started);
 	return rc;
 }
 

@@ -10,6 +10,7 @@
 #   kernel_matrix_bookworm    6.1   profile lua5.4 (coroutines) and LuaJIT (JIT on), dump both;
 #   kernel_matrix_trixie      6.12  every BPF program within the verifier budget
 #   kernel_matrix_backports   trixie-backports (7.x)
+#   kernel_matrix_host        the same profile and dump checks on this machine's own kernel
 # Only in the plain build: the ASan build's lua-perf would need the ASan runtime in the guest.
 if(LUA_PERF_SANITIZE)
   return()
@@ -47,3 +48,10 @@ foreach(kernel bullseye bookworm trixie backports)
     FIXTURES_REQUIRED kernel_images TIMEOUT 330 LABELS "bpf;kernel_matrix"
     SKIP_RETURN_CODE 77 RESOURCE_LOCK cpu_profiling)
 endforeach()
+
+add_test(NAME kernel_matrix_host
+  COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/kernel_matrix_test.py
+    --lua-perf $<TARGET_FILE:lua-perf> --luajit-run $<TARGET_FILE:kernel_matrix_luajit_run>
+    --kernels ${KERNEL_MATRIX_DIR} --work ${CMAKE_BINARY_DIR}/kernel_matrix_work host)
+set_tests_properties(kernel_matrix_host PROPERTIES
+  TIMEOUT 120 LABELS "bpf;kernel_matrix" SKIP_RETURN_CODE 77 RESOURCE_LOCK cpu_profiling)

@@ -7,7 +7,8 @@ inside against real Lua targets, all in one boot.
 
     kernel_matrix_test.py --lua-perf BIN --kernels DIR --luajit-run BIN --work DIR NAME
 
-NAME (DIR/NAME/vmlinuz, KERNELS below):
+NAME (DIR/NAME/vmlinuz, KERNELS below), or `host`: the same runs and checks on the machine's own
+kernel, without QEMU:
   bullseye   Debian 11, 5.10: no bpf_loop (5.17), lua-perf must refuse: exit 1 and exactly one
              error line naming the kernel and the missing feature (REFUSAL), before any program
              is loaded (nothing about the verifier on stderr)
@@ -15,7 +16,9 @@ NAME (DIR/NAME/vmlinuz, KERNELS below):
              `lua-perf -p PID -d 3 -o F -v` on lua5.4 running tests/lua/coroutines.lua and on
              tests/kernel_matrix/luajit_run (Debian's libluajit-5.1.so.2) running
              tests/luajit/workloads.lua coroutine with the JIT on, then one `lua-perf dump -v`
-             of both processes (the dump needs 5.18: all three qualify)
+             of both processes. On 6.1 (no kfunc bpf_task_from_pid, 6.2) the dump unwinds only
+             threads that run: it must say so in one warning (DUMP_RUNNING_ONLY) and load no
+             dump_thread program; both targets are busy, so their chains are still there.
 Asserted for a profile: exit 0; >= MIN_SAMPLES samples in the folded output; >= MIN_HOT hot
 samples (those holding the chain's leaf function), >= MIN_SHARE of them with exactly the Lua
 frames of the chain (CHAINS: only the `L:` frames, root first; the native frames between them
@@ -66,13 +69,19 @@ REFUSAL = {
     "absent": re.compile(r"verif|PROG LOAD LOG|failed to load", re.IGNORECASE),
 }
 
-# What each kernel must do. dump: run `lua-perf dump` (Linux >= 5.18).
+# What each kernel must do. dump: None (not run), "running" (only threads on a CPU: no
+# bpf_task_from_pid before 6.2), "all" (the task iterator too).
 KERNELS = {
-    "bullseye": {"describe": "Debian 11", "expect": "refuse", "dump": False},
-    "bookworm": {"describe": "Debian 12", "expect": "profile", "dump": True},
-    "trixie": {"describe": "Debian 13", "expect": "profile", "dump": True},
-    "backports": {"describe": "trixie-backports", "expect": "profile", "dump": True},
+    "bullseye": {"describe": "Debian 11", "expect": "refuse", "dump": None},
+    "bookworm": {"describe": "Debian 12", "expect": "profile", "dump": "running"},
+    "trixie": {"describe": "Debian 13", "expect": "profile", "dump": "all"},
+    "backports": {"describe": "trixie-backports", "expect": "profile", "dump": "all"},
 }
+
+# The dump's one warning on a kernel that cannot unwind threads off CPU.
+DUMP_RUNNING_ONLY = re.compile(r"lua-perf: warning: this kernel \(Linux \S+\) cannot unwind threads "
+                               r"that are off CPU: that needs the kfunc bpf_task_from_pid \(Linux 6\.2 "
+                               r"or later\); only threads that run during the dump get a stack")
 
 VERIFIED_RE = re.compile(r"BPF program (\S+): (\d+) instructions verified in ([\d.]+) ms")
 MAX_VERIFIED_INSNS = 250000
@@ -101,10 +110,14 @@ def lua_definitions(path):
     return defs
 
 
-def chains():
-    """{target: (Lua frames of the hot samples, root first, as regexes; leaf function name)}."""
-    co = f"{GUEST_DIR}/coroutines.lua"
-    wl = f"{GUEST_DIR}/workloads.lua"
+GUEST_SCRIPTS = (f"{GUEST_DIR}/coroutines.lua", f"{GUEST_DIR}/workloads.lua")
+HOST_SCRIPTS = (COROUTINES, WORKLOADS)
+
+
+def chains(scripts=GUEST_SCRIPTS):
+    """{target: (Lua frames of the hot samples, root first, as regexes; leaf function name)},
+    for the scripts (coroutines.lua, workloads.lua) run from these paths."""
+    co, wl = scripts
     cdef = lua_definitions(COROUTINES)
     wdef = lua_definitions(WORKLOADS)
 
@@ -444,7 +457,7 @@ def check_refusal(run, failures):
                         + run.describe())
 
 
-def check_profile(run, fold_path, target, failures):
+def check_profile(run, fold_path, target, failures, scripts=GUEST_SCRIPTS):
     """A profile run: exit status, samples, the Lua chain, JIT share, verifier lines."""
     if run.rc != 0:
         failures.append(f"{run.name}: {run.describe()}")
@@ -455,7 +468,7 @@ def check_profile(run, fold_path, target, failures):
     except TestFailure as e:
         failures.append(f"{run.name}: {e}")
         return
-    chain, leaf = chains()[target]
+    chain, leaf = chains(scripts)[target]
     want = re.compile(";".join(chain))
     total = sum(count for _, count in stacks)
     hot = exact = jit = 0
@@ -506,14 +519,26 @@ def parse_dump(text):
     return procs
 
 
-def check_dump(run, pids, failures):
+def check_dump(run, pids, failures, mode, scripts=GUEST_SCRIPTS):
+    """A dump run; mode: "all" (every thread can be unwound), "running" (only those on a CPU)."""
     if run.rc != 0:
         failures.append(f"{run.name}: {run.describe()}")
         return
-    check_verifier(run, DUMP_PROGRAMS, failures)
+    warned = [line for line in run.stderr.splitlines() if DUMP_RUNNING_ONLY.fullmatch(line)]
+    loaded = [name for name, _, _ in run.verified]
+    if mode == "running":
+        check_verifier(run, PROFILE_PROGRAMS, failures)
+        if len(warned) != 1 or "dump_thread" in loaded:
+            failures.append(f"{run.name}: want exactly one warning {DUMP_RUNNING_ONLY.pattern!r} "
+                            f"and no dump_thread program; got {len(warned)} warnings, programs "
+                            f"{loaded}")
+    else:
+        check_verifier(run, DUMP_PROGRAMS, failures)
+        if warned:
+            failures.append(f"{run.name}: unexpected warning {warned[0]!r}")
     procs = parse_dump(run.stdout)
     for target, pid in pids.items():
-        chain, _ = chains()[target]
+        chain, _ = chains(scripts)[target]
         # the function names of the chain, leaf first as the dump lists them
         names = [re.sub(r"\\(.)", r"\1", c).split("@")[0] for c in reversed(chain)]
         frames = procs.get(pid)
@@ -526,6 +551,65 @@ def check_dump(run, pids, failures):
         if got != names:
             failures.append(f"{run.name}: {target}: Lua frames {got}, want {names}; frames: "
                             f"{frames}")
+
+
+# ---- the host's own kernel ------------------------------------------------------------------
+
+def start_target(name, argv, work):
+    """A target started on the host, once it printed its "ready" line."""
+    out_path = os.path.join(work, f"{name}.out")
+    out = open(out_path, "w")
+    proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+    out.close()
+    deadline = time.monotonic() + READY_TIMEOUT
+    while not re.search(r"^ready", read_text(out_path), re.MULTILINE):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            fail(f"target {name} did not get ready: {read_text(out_path)[-800:]!r}")
+        time.sleep(0.1)
+    return proc
+
+
+def host_step(name, argv):
+    """A lua-perf run on the host, as a Run."""
+    start = time.monotonic()
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=STEP_TIMEOUT)
+    run = Run(name, {"rc": res.returncode, "start": 0, "end": time.monotonic() - start},
+              {f"{name}.stdout": res.stdout, f"{name}.stderr": res.stderr})
+    log(f"step {name}: exit {run.rc} in {run.seconds:.1f} s; stderr (digest):")
+    for line in run.digest():
+        log(f"  {line}")
+    return run
+
+
+def run_host(args):
+    """The profile and dump runs of a supported kernel, on the host's own kernel."""
+    release = os.uname().release
+    major, minor = (int(x) for x in re.match(r"(\d+)\.(\d+)", release).groups())
+    dump_mode = "all" if (major, minor) >= (6, 2) else "running"
+    log(f"host kernel {release}: dump expected to unwind {dump_mode} threads")
+    work = os.path.join(args.work, "host")
+    os.makedirs(work, exist_ok=True)
+    targets = {"lua54": start_target("lua54", [LUA54, COROUTINES], work)}
+    failures, runs = [], {}
+    try:
+        targets["luajit"] = start_target("luajit", [args.luajit_run, WORKLOADS, "coroutine", "on",
+                                                    "100000"], work)
+        pids = {name: proc.pid for name, proc in targets.items()}
+        for name, pid in pids.items():
+            fold = os.path.join(work, f"{name}.fold")
+            runs[name] = host_step(f"profile_{name}", [args.lua_perf, "-p", str(pid), "-d",
+                                                       str(DURATION), "-v", "-o", fold])
+            check_profile(runs[name], fold, name, failures, HOST_SCRIPTS)
+        runs["dump"] = host_step("dump", [args.lua_perf, "dump", "-v"] +
+                                 [a for pid in pids.values() for a in ("-p", str(pid))])
+        check_dump(runs["dump"], pids, failures, dump_mode, HOST_SCRIPTS)
+    finally:
+        for proc in targets.values():
+            proc.kill()
+            proc.wait()
+    summary("host", {"RELEASE": release}, runs)
+    return failures
 
 
 # ---- main ----------------------------------------------------------------------------------
@@ -603,7 +687,7 @@ def run_kernel(args, name):
                 check_profile(runs[f"profile_{target}"], os.path.join(outdir, f"{target}.fold"),
                               target, failures)
         if kernel["dump"] and need("dump"):
-            check_dump(runs["dump"], pids, failures)
+            check_dump(runs["dump"], pids, failures, kernel["dump"])
     if "finished" not in by_kind:
         show_console(os.path.join(work, "console.log"))
         failures.append("the guest did not finish its script")
@@ -633,12 +717,12 @@ def main():
     ap.add_argument("--busybox", default="/bin/busybox")
     ap.add_argument("--timeout", type=int, default=BOOT_TIMEOUT,
                     help="seconds QEMU may run (default %(default)s)")
-    ap.add_argument("kernel", choices=sorted(KERNELS))
+    ap.add_argument("kernel", choices=sorted(KERNELS) + ["host"])
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("SKIP: needs root (as every test labelled bpf)")
         return 77
-    for tool in (args.qemu, args.busybox):
+    for tool in (args.qemu, args.busybox) if args.kernel != "host" else ():
         if not shutil.which(tool):
             print(f"FAIL: {tool} not found (scripts/install-deps.sh installs qemu-system-x86 "
                   f"and busybox-static)")
@@ -646,7 +730,7 @@ def main():
     args.qemu = shutil.which(args.qemu)
     os.makedirs(args.work, exist_ok=True)
     try:
-        failures = run_kernel(args, args.kernel)
+        failures = run_host(args) if args.kernel == "host" else run_kernel(args, args.kernel)
     except TestFailure as e:
         print(f"FAIL: {e}")
         return 1
