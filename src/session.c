@@ -439,7 +439,7 @@ static const char *load_failure_hint(int err)
 	case EACCES:
 		return "needs CAP_BPF and CAP_PERFMON; a kernel lockdown or an LSM may also forbid BPF";
 	default:
-		return "needs a kernel >= 5.17 with BTF, BPF and perf events";
+		return "-v shows libbpf's and the kernel's messages";
 	}
 }
 
