@@ -31,8 +31,13 @@ instruction's line; compiled: the line the trace starts at), run the line of its
 
 jitp: the same process is profiled by LuaJIT's own profiler (`luajit -jp=fri1m0,FILE`, 1 ms
 samples, per function) and by lua-perf (leaf-most Lua function per sample), upstream LuaJIT,
-tests/luajit/shares.lua with jit on and off: for each of the top 10 functions, the two shares
-(over the share_* functions) differ by less than 3 percentage points.
+tests/luajit/shares.lua with jit on and off. The share_* functions spend time in proportion to
+the weights written in the script (`N * UNIT` iterations of the same loop body): lua-perf's
+share of each is within WEIGHT_TOLERANCE percentage points of its weight, and within
+JITP_TOLERANCE of jit.p's. jit.p itself strays further from the weights than lua-perf does: its
+samples land where the VM next checks its hook (measured on 6.18, 10 runs: up to 4.0 points
+from the weights, lua-perf up to 0.9), so comparing with it alone at 3 points failed one run in
+four whatever lua-perf measured.
 Exit status: 0 pass, 1 fail, 77 skipped (not root)."""
 import argparse
 import collections
@@ -267,6 +272,20 @@ def normalized(shares):
     return {k: 100.0 * v / total for k, v in picked.items()}
 
 
+WEIGHT_TOLERANCE = 2.0
+JITP_TOLERANCE = 6.0
+
+
+def script_weights(path):
+    """{share function: its weight in %} from shares.lua's `local function share_x() ... N * UNIT`."""
+    with open(path) as f:
+        weights = {m.group(1): int(m.group(2)) for m in
+                   re.finditer(r"local function (share_\w+)\(\).*?(\d+) \* UNIT", f.read())}
+    if len(weights) < 8:
+        fail(f"{path}: found only the weights {weights}")
+    return normalized(weights)
+
+
 def case_jitp(args, tmp):
     for mode in ("on", "off"):
         report = os.path.join(tmp, f"jitp-{mode}.txt")
@@ -275,17 +294,23 @@ def case_jitp(args, tmp):
                                 stop_file=stop)
         ours = normalized(lua_perf_shares(stacks))
         theirs = normalized(jitp_shares(report))
+        weights = script_weights(SHARES)
         top = sorted(theirs, key=theirs.get, reverse=True)[:10]
-        log(f"jit {mode}: function  jit.p%  lua-perf%")
-        worst = 0.0
+        log(f"jit {mode}: function  weight%  jit.p%  lua-perf%")
+        from_weight = from_jitp = 0.0
         for name in top:
-            diff = abs(theirs[name] - ours.get(name, 0.0))
-            worst = max(worst, diff)
-            log(f"  {name:10} {theirs[name]:6.1f} {ours.get(name, 0.0):6.1f}")
+            ours_share = ours.get(name, 0.0)
+            from_weight = max(from_weight, abs(weights.get(name, 0.0) - ours_share))
+            from_jitp = max(from_jitp, abs(theirs[name] - ours_share))
+            log(f"  {name:10} {weights.get(name, 0.0):7.1f} {theirs[name]:6.1f} {ours_share:9.1f}")
         if len(top) < 8:
             fail(f"jit {mode}: jit.p reported only {sorted(top)}")
-        if worst >= 3.0:
-            fail(f"jit {mode}: shares differ by {worst:.1f} percentage points (want < 3)")
+        if from_weight >= WEIGHT_TOLERANCE:
+            fail(f"jit {mode}: lua-perf's shares differ from the workload's weights by "
+                 f"{from_weight:.1f} percentage points (want < {WEIGHT_TOLERANCE})")
+        if from_jitp >= JITP_TOLERANCE:
+            fail(f"jit {mode}: shares differ from jit.p's by {from_jitp:.1f} percentage points "
+                 f"(want < {JITP_TOLERANCE})")
 
 
 def main():
