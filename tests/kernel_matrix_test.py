@@ -51,6 +51,7 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from luajit_profile_test import definition_lines  # noqa: E402
 from native_profile_test import TestFailure, fail, log, parse_fold  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -99,17 +100,6 @@ QEMU = ["-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", "2G",
         "-nic", "none", "-display", "none", "-monitor", "none", "-no-reboot"]
 
 
-def lua_definitions(path):
-    """{function name: line of its definition} for `local function NAME(` lines."""
-    defs = {}
-    with open(path) as f:
-        for n, text in enumerate(f, 1):
-            m = re.match(r"\s*local function (\w+)\(", text)
-            if m:
-                defs[m.group(1)] = n
-    return defs
-
-
 GUEST_SCRIPTS = (f"{GUEST_DIR}/coroutines.lua", f"{GUEST_DIR}/workloads.lua")
 HOST_SCRIPTS = (COROUTINES, WORKLOADS)
 
@@ -118,8 +108,8 @@ def chains(scripts=GUEST_SCRIPTS):
     """{target: (Lua frames of the hot samples, root first, as regexes; leaf function name)},
     for the scripts (coroutines.lua, workloads.lua) run from these paths."""
     co, wl = scripts
-    cdef = lua_definitions(COROUTINES)
-    wdef = lua_definitions(WORKLOADS)
+    cdef = definition_lines(COROUTINES)
+    wdef = definition_lines(WORKLOADS)
 
     def at(name, chunk, defs, jit=False):
         line = 0 if name == "main" else defs[name]
