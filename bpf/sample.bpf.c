@@ -2,8 +2,9 @@
 /*
  * sample.bpf.c - the sampling program: on every cpu-clock tick that lands in a target process,
  * unwind the user stack (native_unwind.bpf.h, with the Lua frames spliced in), record the kernel
- * stack, and count the (process, user stack, kernel stack) triple in a hash map. Userspace reads
- * the maps at the end: nothing per sample crosses to userspace.
+ * stack, and count the (process, stack, end reason) triple in a hash map. Userspace drains the
+ * maps every second or so (generations.bpf.h): nothing per sample crosses to userspace.
+ * Processes the targets start join in the kernel (process_follow.bpf.h).
  *
  * `lua-perf dump` loads it with dump_threads set: it then keeps the first stack of each thread
  * that runs on a CPU (thread_stacks, keyed by thread ID); bpf/thread_dump.bpf.c unwinds the
@@ -15,6 +16,7 @@
 #include "lua_puc_walk.bpf.h"
 #include "luajit_walk.bpf.h"
 #include "native_unwind.bpf.h"
+#include "process_follow.bpf.h"
 #include "stack_record.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -23,25 +25,33 @@ char LICENSE[] SEC("license") = "GPL";
  * A read-only constant, so the verifier drops the branch not taken: profiling pays nothing. */
 const volatile bool dump_threads = false;
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_SAMPLE_KEYS);
-	__type(key, struct sample_key);
-	__type(value, __u64);
-} sample_counts SEC(".maps");
+#define SAMPLE_COUNTS_MAP(name)                            \
+	struct {                                           \
+		__uint(type, BPF_MAP_TYPE_HASH);           \
+		__uint(max_entries, MAX_SAMPLE_KEYS);      \
+		__type(key, struct sample_key);            \
+		__type(value, __u64);                      \
+	} name SEC(".maps")
 
-static __always_inline void count_sample(struct sample_key *key)
+/* One per generation, like the stacks (generations.bpf.h). */
+SAMPLE_COUNTS_MAP(sample_counts_0);
+SAMPLE_COUNTS_MAP(sample_counts_1);
+
+static __always_inline void count_sample(struct sample_key *key, __u32 generation)
 {
+	void *counts = generation ? (void *)&sample_counts_1 : (void *)&sample_counts_0;
 	__u64 one = 1, *value;
 
-	value = bpf_map_lookup_elem(&sample_counts, key);
+	value = bpf_map_lookup_elem(counts, key);
 	if (value) {
 		__sync_fetch_and_add(value, 1);
 		return;
 	}
-	if (bpf_map_update_elem(&sample_counts, key, &one, BPF_NOEXIST) == 0)
+	if (bpf_map_update_elem(counts, key, &one, BPF_NOEXIST) == 0) {
+		count_stored(generation_keys, generation);
 		return;
-	value = bpf_map_lookup_elem(&sample_counts, key);
+	}
+	value = bpf_map_lookup_elem(counts, key);
 	if (value)
 		__sync_fetch_and_add(value, 1);
 	else
@@ -80,6 +90,6 @@ int on_sample(struct bpf_perf_event_data *ctx)
 	}
 	key.end_reason = st->end_reason;
 	key.stack_id = store_stack(st);
-	count_sample(&key);
+	count_sample(&key, st->generation);
 	return 0;
 }

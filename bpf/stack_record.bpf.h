@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * stack_record.bpf.h - a stack from its start to where it is kept: the kernel frames, the
- * stack's identity (a hash of its frames, key of `stacks`), and for `lua-perf dump` the first
+ * stack's identity (a hash of its frames, key of the active generation's stacks map,
+ * generations.bpf.h), and for `lua-perf dump` the first
  * stack of each thread with what the thread is doing.
  */
 #ifndef LUA_PERF_STACK_RECORD_BPF_H
 #define LUA_PERF_STACK_RECORD_BPF_H
 
+#include "generations.bpf.h"
 #include "unwinder_state.bpf.h"
 
 /* lua-perf dump: one stack per thread (userspace shrinks it to 1 entry when profiling). */
@@ -26,6 +28,7 @@ static __always_inline void begin_stack(struct unwinder_state *st, __u32 tgid)
 	st->lua_frames = 0;
 	st->tgid = tgid;
 	st->end_reason = END_DEPTH;
+	st->generation = current_generation();
 }
 
 /* Kernel frames first (leaf first), with bpf_get_stack / bpf_get_task_stack (bytes = their
@@ -45,7 +48,7 @@ static __always_inline void push_kernel_frames(struct unwinder_state *st, long b
 }
 
 /* Once per distinct stack, never per sample: userspace names the Protos in it at once. */
-static __always_inline void announce_lua_stack(__u32 tgid, __u64 stack_id)
+static __always_inline void announce_lua_stack(__u32 tgid, __u64 stack_id, __u32 generation)
 {
 	struct profiler_event *event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
 
@@ -56,23 +59,27 @@ static __always_inline void announce_lua_stack(__u32 tgid, __u64 stack_id)
 	event->type = EVENT_NEW_LUA_STACK;
 	event->tgid = tgid;
 	event->addr = stack_id;
+	event->generation = generation;
 	bpf_ringbuf_submit(event, 0);
 }
 
 static __always_inline __u64 store_stack(struct unwinder_state *st)
 {
 	__u64 id = st->hash ? st->hash : 1;
+	__u32 generation = st->generation;
+	void *stacks = stacks_of(generation);
 
 	if (st->trace.len == 0)
 		return 0;
-	if (bpf_map_lookup_elem(&stacks, &id))
+	if (bpf_map_lookup_elem(stacks, &id))
 		return id;
-	if (bpf_map_update_elem(&stacks, &id, &st->trace, BPF_NOEXIST) == 0) {
+	if (bpf_map_update_elem(stacks, &id, &st->trace, BPF_NOEXIST) == 0) {
+		count_stored(generation_stacks, generation);
 		if (st->lua_frames)
-			announce_lua_stack(st->tgid, id);
+			announce_lua_stack(st->tgid, id, generation);
 		return id;
 	}
-	if (bpf_map_lookup_elem(&stacks, &id)) /* another CPU inserted it meanwhile */
+	if (bpf_map_lookup_elem(stacks, &id)) /* another CPU inserted it meanwhile */
 		return id;
 	count(CNT_STACKS_FULL);
 	return 0;

@@ -27,8 +27,8 @@
 #define DEFAULT_MAX_ROWS (1u << 21)  /* unwind rows over all files: 2 Mi rows, 16 MiB (nginx + libs: 171 Ki) */
 #define DEFAULT_MAX_PAGES (1u << 18) /* page index entries over all files */
 #define MAX_RULES (1u << 16)     /* distinct (deduplicated) unwind rules over all files */
-#define MAX_STACKS 16384         /* distinct user stacks kept in the kernel */
-#define MAX_SAMPLE_KEYS 65536    /* distinct (process, user stack, kernel stack, end) counters */
+#define MAX_STACKS 8192          /* distinct stacks kept in the kernel per generation */
+#define MAX_SAMPLE_KEYS 16384    /* distinct (process, stack, end) counters per generation */
 #define MAX_KERNEL_FRAMES 64     /* kernel frames recorded per sample (bpf_get_stack) */
 #define MAX_DUMP_THREADS 4096    /* threads one `lua-perf dump` reports */
 
@@ -200,16 +200,19 @@ enum unwind_end {
 	END_REASON_COUNT = 12,
 };
 
-/* ---- Aggregation in the kernel: hash `sample_counts`, key -> u64 count. */
+/* ---- Aggregation in the kernel: hashes `sample_counts_N` (one per generation), key -> u64
+ * count. */
 struct sample_key {
 	__u32 tgid;
 	__u32 end_reason;       /* enum unwind_end: how the user part of the stack ended */
-	__u64 stack_id;         /* 64-bit hash of the frames, key into `stacks`; 0 = no frames */
+	__u64 stack_id;         /* 64-bit hash of the frames, key into the same generation's
+				 * stacks map (bpf/generations.bpf.h); 0 = no frames */
 };
 
 /* ---- lua-perf dump: hash `thread_stacks`, thread ID -> the first stack taken of that thread,
  * either by the sampling program while it ran on a CPU or by the task iterator while it was off
- * CPU (bpf/thread_dump.bpf.c). The frames are in `stacks`, as for profiles. */
+ * CPU (bpf/thread_dump.bpf.c). The frames are in the stacks map of generation 0 (a dump never
+ * switches generations). */
 enum thread_capture {
 	THREAD_ON_CPU = 1,     /* sampled while running */
 	THREAD_OFF_CPU = 2,    /* unwound while it slept or waited for a CPU */
@@ -218,7 +221,7 @@ enum thread_capture {
 struct thread_stack {
 	__u32 tgid;
 	__u32 end_reason;       /* enum unwind_end */
-	__u64 stack_id;         /* key into `stacks`; 0 = no frames (stack map full, or none) */
+	__u64 stack_id;         /* key into stacks_0; 0 = no frames (stack map full, or none) */
 	__u32 capture;          /* enum thread_capture */
 	__u32 state;            /* off CPU: the task's __state (TASK_INTERRUPTIBLE 1, ...) */
 	__s32 syscall;          /* the system call it is in (x86_64 number), -1 none */
@@ -230,15 +233,17 @@ struct thread_stack {
  * here, so that nothing is dropped silently. */
 enum counter {
 	CNT_SAMPLES = 0,            /* perf events that hit a target process */
-	CNT_COUNTS_FULL = 1,        /* sample lost: sample_counts full */
-	CNT_STACKS_FULL = 2,        /* stack lost (sample counted without frames): `stacks` full */
+	CNT_COUNTS_FULL = 1,        /* sample lost: the sample counts map full */
+	CNT_STACKS_FULL = 2,        /* stack lost (sample counted without frames): stacks map full */
 	CNT_KSTACK_FAILED = 3,      /* kernel stack not recorded (bpf_get_stack error) */
 	CNT_REFRESH_REQUESTS = 4,   /* unknown-mapping notifications sent to userspace */
 	CNT_REFRESH_LOST = 5,       /* notifications lost (ring buffer full) */
 	CNT_LUA_NO_STATE = 6,       /* a luaV_execute frame whose lua_State could not be read */
 	CNT_LUA_EMPTY_ACTIVATION = 7, /* a luaV_execute frame with no Lua frame found for it */
 	CNT_LUA_EVENTS_LOST = 8,    /* new-Lua-stack events lost (ring buffer full): resolved later */
-	CNT_COUNT = 9,
+	CNT_FOLLOW_REFUSED = 9,     /* a target forked a process beyond MAX_TARGET_PROCS */
+	CNT_FOLLOW_EVENTS_LOST = 10, /* fork/exec events lost (ring buffer full): the scan catches up */
+	CNT_COUNT = 11,
 };
 
 /* ---- Ring buffer events (rare, never per sample in the common path). */
@@ -246,12 +251,16 @@ enum event_type {
 	EVENT_UNKNOWN_MAPPING = 1,  /* a pc fell outside every known mapping: reread the maps */
 	EVENT_NEW_LUA_STACK = 2,    /* a stack with Lua frames seen for the first time (addr = its
 				     * id): name its Protos now, while they are certainly alive */
+	EVENT_PROCESS_FORKED = 3,   /* a target forked tgid (addr = the parent): it is a target */
+	EVENT_PROCESS_EXECED = 4,   /* target tgid exec'd: its mappings are gone, publish the new */
 };
 
 struct profiler_event {
 	__u32 type;
 	__u32 tgid;
 	__u64 addr;
+	__u32 generation;   /* EVENT_NEW_LUA_STACK: of the stacks map that holds it */
+	__u32 pad;
 };
 
 #endif

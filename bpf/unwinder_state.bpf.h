@@ -74,13 +74,6 @@ struct {
 } lua_interps SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_STACKS);
-	__type(key, __u64);
-	__type(value, struct stack_trace);
-} stacks SEC(".maps");
-
-struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, CNT_COUNT);
 	__type(key, __u32);
@@ -118,7 +111,7 @@ struct unwinder_state {
 	__u64 lua_ci;             /* where its next activation starts (0: none left) */
 	__u64 lua_top_ci;         /* its L->ci (5.1: the CallInfo whose pc is L->savedpc) */
 	__u32 lua_frames;         /* Lua frames pushed in this sample */
-	__u32 pad;
+	__u32 generation;         /* of the maps this sample is recorded in (generations.bpf.h) */
 	__u64 kernel_ips[MAX_KERNEL_FRAMES];
 	__u64 sigcontext[SIGCONTEXT_REGS]; /* a signal frame's saved registers, as read */
 	struct stack_trace trace;

@@ -16,8 +16,9 @@
  *   - the proto cache: at most MAX_PROTOS (1 Mi) entries and MAX_CACHE_BYTES (256 MiB) of entries,
  *     names and line arrays. A proto whose lines do not fit is kept without lines; once an entry
  *     does not fit, the cache is full and unknown protos give NULL at once (cached ones still
- *     answer). Failures are cached too (per pid and address). Nothing is ever evicted, so the
- *     returned pointers stay valid until lua_symbolizer_free.
+ *     answer) until lua_symbolizer_forget makes room. Failures are cached too (per pid and
+ *     address). Entries leave only with their process (lua_symbolizer_forget), so the returned
+ *     pointers stay valid until then.
  *
  * Chunk names (struct lua_proto_info.chunk):
  *   - `@path` / `=name`: without the first byte; longer than 4096 bytes: the first 4096 and "...";
@@ -891,6 +892,39 @@ static bool proto_insert(struct lua_symbolizer *ls, struct proto_entry *e)
 	ls->count++;
 	ls->bytes += e->cost;
 	return true;
+}
+
+static bool pid_listed(pid_t pid, const pid_t *pids, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		if (pids[i] == pid)
+			return true;
+	return false;
+}
+
+void lua_symbolizer_forget(struct lua_symbolizer *ls, const pid_t *pids, size_t count)
+{
+	if (!ls || count == 0)
+		return;
+	for (size_t b = 0; b < ls->nbuckets; b++) {
+		struct proto_entry **link = &ls->buckets[b];
+
+		while (*link) {
+			struct proto_entry *e = *link;
+
+			if (!pid_listed(e->pid, pids, count)) {
+				link = &e->next;
+				continue;
+			}
+			*link = e->next;
+			ls->count--;
+			ls->bytes -= e->cost;
+			entry_free(e);
+		}
+	}
+	if (pid_listed(ls->mem_pid, pids, count))
+		mem_close(ls);
+	ls->full = false; /* room again for the protos of other processes */
 }
 
 /* Which VM a proto belongs to: one of the two is set. */

@@ -31,6 +31,9 @@ void lua_symbolizer_free(struct lua_symbolizer *ls);
 const struct lua_proto_info *lua_symbolizer_proto(struct lua_symbolizer *ls, pid_t pid,
 						  const struct lua_puc_version *version,
 						  uint64_t proto);
+/* Drop the cached protos of these processes (exited, or exec'd): they are freed, and their
+ * pointers no longer valid. */
+void lua_symbolizer_forget(struct lua_symbolizer *ls, const pid_t *pids, size_t count);
 /* The same for a LuaJIT GCproto (lj_obj.h) of the build jit describes (lua/luajit_detect.h); line
  * index pc is the bytecode position (0: the function header, which reports line_defined). */
 struct luajit_runtime;

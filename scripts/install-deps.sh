@@ -3,6 +3,7 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 # chromium and fonts-dejavu-core: the SVG flame graph tests load the SVG in headless Chromium.
+# lua-check: luacheck, the large Lua code base that the long-run test profiles (tests/long_run_test.py).
 # libcap2-bin: capsh, to run lua-perf with only the capabilities it needs (tests/failures_test.py).
 # qemu-system-x86, busybox-static: the kernel matrix boots Debian kernels under QEMU with a
 # busybox initramfs (tests/kernel_matrix_test.py, docs/kernels.md).
@@ -12,7 +13,7 @@ apt-get install -y -q --no-install-recommends \
   libbpf-dev libelf-dev libdwarf-dev libcapstone-dev zlib1g-dev \
   binutils python3 procps util-linux libcap2-bin \
   nginx-light libnginx-mod-http-ndk libnginx-mod-http-lua lua-resty-core wrk \
-  lua5.1 lua5.2 lua5.3 lua5.4 liblua5.1-0-dev liblua5.3-dev liblua5.4-dev \
+  lua5.1 lua5.2 lua5.3 lua5.4 lua-check liblua5.1-0-dev liblua5.3-dev liblua5.4-dev \
   libluajit2-5.1-2 libluajit2-5.1-common linux-perf libc6-dbg dpkg-dev \
   chromium fonts-dejavu-core \
   qemu-system-x86 busybox-static

@@ -9,18 +9,18 @@
 #include <stdlib.h>
 #include <sys/types.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "sample.skel.h"
+#include "src/clocks.h"
 #include "src/flamegraph_svg.h"
 #include "src/frame_names.h"
-#include "src/grow_array.h"
 #include "src/log.h"
 #include "src/proc_maps.h"
 #include "src/process_tree.h"
 #include "src/strbuf.h"
-#include "src/u64_set.h"
 
 static const char *const end_reason_names[END_REASON_COUNT] = {
 	[END_COMPLETE] = "complete",
@@ -42,25 +42,7 @@ const char *unwind_end_reason_name(uint32_t reason)
 	return reason < END_REASON_COUNT ? end_reason_names[reason] : "unknown";
 }
 
-/* Samples of one process (sample_counts keys carry the tgid). */
-struct process_samples {
-	pid_t tgid;
-	uint64_t samples;
-};
-
-struct fold_result {
-	struct folded_line *lines;
-	size_t count;
-	size_t capacity;
-	struct process_samples *processes;  /* one entry per key until merged */
-	size_t process_count;
-	size_t process_capacity;
-	uint64_t samples;
-	uint64_t by_reason[END_REASON_COUNT];
-	uint64_t without_stack; /* stack lost (stacks map full) */
-};
-
-static int read_counters(struct sample_bpf *skel, uint64_t totals[CNT_COUNT])
+int read_counters(struct sample_bpf *skel, uint64_t totals[CNT_COUNT])
 {
 	int cpus = libbpf_num_possible_cpus();
 	uint64_t *values;
@@ -82,16 +64,11 @@ static int read_counters(struct sample_bpf *skel, uint64_t totals[CNT_COUNT])
 }
 
 /* Root first: the recorded trace is leaf first (kernel frames, then user frames). */
-static struct stack_trace trace_buffer; /* 2 KiB: keep it off the stack */
-
-static void append_frames(struct frame_namer *namer, int stacks_fd, const struct sample_key *key,
+static void append_frames(struct frame_namer *namer, pid_t tgid, const struct stack_trace *trace,
 			  struct strbuf *sb)
 {
-	struct stack_trace *trace = &trace_buffer;
-
-	if (key->stack_id == 0 || bpf_map_lookup_elem(stacks_fd, &key->stack_id, trace) != 0)
-		return;
 	uint32_t len = trace->len < MAX_STACK_FRAMES ? trace->len : MAX_STACK_FRAMES;
+
 	for (uint32_t i = len; i-- > 0;) {
 		uint64_t frame = trace->frames[i];
 
@@ -100,177 +77,47 @@ static void append_frames(struct frame_namer *namer, int stacks_fd, const struct
 		if (frame >> FRAME_KIND_SHIFT == FRAME_KERNEL)
 			frame_name_kernel(namer, frame | ~FRAME_KERNEL_MASK, sb);
 		else
-			frame_name_user(namer, (pid_t)key->tgid, frame, sb);
+			frame_name_user(namer, tgid, frame, sb);
 	}
 }
 
-void aggregate_prefetch_lua_stack(struct sample_bpf *skel, struct frame_namer *namer,
-				  struct u64_set *seen_stacks, pid_t tgid, uint64_t stack_id)
+static struct stack_trace prefetch_buffer; /* 2 KiB: keep it off the stack */
+
+void aggregate_prefetch_lua_stack(struct frame_namer *namer, int stacks_fd, pid_t tgid,
+				  uint64_t stack_id)
 {
-	if (u64_set_add(seen_stacks, stack_id) != 1 ||
-	    bpf_map_lookup_elem(bpf_map__fd(skel->maps.stacks), &stack_id, &trace_buffer) != 0)
-		return;
-	for (uint32_t i = 0; i < trace_buffer.len && i < MAX_STACK_FRAMES; i++)
-		frame_namer_prefetch(namer, tgid, trace_buffer.frames[i]);
+	if (bpf_map_lookup_elem(stacks_fd, &stack_id, &prefetch_buffer) != 0)
+		return; /* drained already: named then */
+	for (uint32_t i = 0; i < prefetch_buffer.len && i < MAX_STACK_FRAMES; i++)
+		frame_namer_prefetch(namer, tgid, prefetch_buffer.frames[i]);
 }
 
-void aggregate_prefetch_lua(struct sample_bpf *skel, struct frame_namer *namer,
-			    struct u64_set *seen_stacks)
+int aggregate_sample(void *aggregation, const struct sample_key *key, uint64_t count,
+		     const struct stack_trace *trace)
 {
-	int counts_fd = bpf_map__fd(skel->maps.sample_counts);
-	struct sample_key key, next;
-	void *prev = NULL;
-
-	if (namer->lua_proc_count == 0)
-		return;
-	while (bpf_map_get_next_key(counts_fd, prev, &next) == 0) {
-		key = next;
-		prev = &key;
-		aggregate_prefetch_lua_stack(skel, namer, seen_stacks, (pid_t)key.tgid, key.stack_id);
-	}
-}
-
-static int add_line(struct fold_result *res, char *text, uint64_t count)
-{
-	struct folded_line *grown = grow_array(res->lines, &res->capacity, res->count + 1,
-					       sizeof(*grown), 256);
-
-	if (!grown)
-		return -ENOMEM;
-	res->lines = grown;
-	res->lines[res->count++] = (struct folded_line){.text = text, .count = count};
-	return 0;
-}
-
-#define PROCESS_LINES 16 /* processes listed in the summary; the rest in one "+N more" line */
-
-static int add_process_samples(struct fold_result *res, pid_t tgid, uint64_t count)
-{
-	struct process_samples *grown = grow_array(res->processes, &res->process_capacity,
-						   res->process_count + 1, sizeof(*grown), 64);
-
-	if (!grown)
-		return -ENOMEM;
-	res->processes = grown;
-	res->processes[res->process_count++] = (struct process_samples){tgid, count};
-	return 0;
-}
-
-static int compare_tgids(const void *a, const void *b)
-{
-	pid_t x = ((const struct process_samples *)a)->tgid, y = ((const struct process_samples *)b)->tgid;
-
-	return (x > y) - (x < y);
-}
-
-/* Most samples first; equal counts by PID. */
-static int compare_process_samples(const void *a, const void *b)
-{
-	const struct process_samples *x = a, *y = b;
-
-	if (x->samples != y->samples)
-		return x->samples < y->samples ? 1 : -1;
-	return compare_tgids(a, b);
-}
-
-/* One entry per process, most samples first. */
-static void merge_process_samples(struct fold_result *res)
-{
-	size_t out = 0;
-
-	if (res->process_count == 0)
-		return;
-	qsort(res->processes, res->process_count, sizeof(*res->processes), compare_tgids);
-	for (size_t i = 0; i < res->process_count; i++) {
-		if (out > 0 && res->processes[out - 1].tgid == res->processes[i].tgid)
-			res->processes[out - 1].samples += res->processes[i].samples;
-		else
-			res->processes[out++] = res->processes[i];
-	}
-	res->process_count = out;
-	qsort(res->processes, out, sizeof(*res->processes), compare_process_samples);
-}
-
-static int fold_one(const struct aggregate_input *in, struct frame_namer *namer,
-		    const struct sample_key *key, uint64_t count, struct fold_result *res)
-{
+	struct aggregation *a = aggregation;
 	struct strbuf sb = {0};
-	struct sample_bpf *skel = in->skel;
 
-	res->samples += count;
-	if (add_process_samples(res, (pid_t)key->tgid, count) < 0)
-		return -ENOMEM;
-	if (key->end_reason < END_REASON_COUNT)
-		res->by_reason[key->end_reason] += count;
-	if (key->stack_id == 0)
-		res->without_stack += count;
-	append_frames(namer, bpf_map__fd(skel->maps.stacks), key, &sb);
+	if (trace)
+		append_frames(a->namer, (pid_t)key->tgid, trace, &sb);
 	if (sb.len == 0)
 		strbuf_append(&sb, "[no stack]");
-	char *text = strbuf_take(&sb);
-	if (!text || add_line(res, text, count) < 0) {
-		free(text);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-static int compare_lines(const void *a, const void *b)
-{
-	return strcmp(((const struct folded_line *)a)->text, ((const struct folded_line *)b)->text);
-}
-
-/* Sort, then merge lines that symbolize to the same text (different return addresses in the
- * same functions, or the same stack in several processes). */
-static void merge_equal_lines(struct fold_result *res)
-{
-	size_t out = 0;
-
-	if (res->count == 0)
-		return; /* lines is NULL: qsort must not see it */
-	qsort(res->lines, res->count, sizeof(*res->lines), compare_lines);
-	for (size_t i = 0; i < res->count; i++) {
-		if (out > 0 && strcmp(res->lines[out - 1].text, res->lines[i].text) == 0) {
-			res->lines[out - 1].count += res->lines[i].count;
-			free(res->lines[i].text);
-			continue;
-		}
-		res->lines[out++] = res->lines[i];
-	}
-	res->count = out;
-}
-
-static int collect(const struct aggregate_input *in, struct fold_result *res)
-{
-	int counts_fd = bpf_map__fd(in->skel->maps.sample_counts);
-	struct sample_key key, next;
-	void *prev = NULL;
-	int rc = 0;
-
-	while (rc == 0 && bpf_map_get_next_key(counts_fd, prev, &next) == 0) {
-		uint64_t count;
-
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(counts_fd, &key, &count) == 0 && count > 0)
-			rc = fold_one(in, in->namer, &key, count, res);
-	}
-	if (rc == 0) {
-		merge_equal_lines(res);
-		merge_process_samples(res);
-	}
-	return rc;
+	return folded_profile_add(&a->profile, (pid_t)key->tgid, key->end_reason, strbuf_take(&sb),
+				  count);
 }
 
 /* ---- Outputs */
 
 #define TITLE_MAX_TARGETS 8 /* the flame graph's title names this many, then says how many more */
 
-/* "comm (PID n), ..." for the flame graph's title, read before sampling: targets may exit. */
+/* "comm (PID n), ..." (or the command line) for the flame graph's title, read before sampling:
+ * targets may exit. */
 static char *describe_targets(const struct session_options *opts)
 {
 	struct strbuf sb = {0};
 
+	for (char **arg = opts->command; arg && *arg; arg++) /* lua-perf -- CMD: the command line */
+		strbuf_appendf(&sb, "%s%s", arg == opts->command ? "" : " ", *arg);
 	for (size_t i = 0; i < opts->pid_count && i < TITLE_MAX_TARGETS; i++) {
 		/* comm: at most TASK_COMM_LEN - 1 = 15 bytes (include/linux/sched.h) */
 		char comm[64];
@@ -360,7 +207,7 @@ void outputs_discard(struct outputs *outs)
 	outputs_free(outs);
 }
 
-static int write_folded(FILE *f, const struct fold_result *res)
+static int write_folded(FILE *f, const struct folded_profile *res)
 {
 	for (size_t i = 0; i < res->count; i++)
 		fprintf(f, "%s %llu\n", res->lines[i].text, (unsigned long long)res->lines[i].count);
@@ -381,7 +228,7 @@ static int truncate_output(FILE *f)
 }
 
 static int write_output(const struct aggregate_input *in, const struct outputs *outs,
-			struct output_file *o, const struct fold_result *res)
+			struct output_file *o, const struct folded_profile *res)
 {
 	struct flamegraph_stats stats = {0};
 	int rc = truncate_output(o->file);
@@ -412,7 +259,7 @@ static int write_output(const struct aggregate_input *in, const struct outputs *
 }
 
 /* Write every output (each one even if another fails) and close them: 0 or the first error. */
-static int write_outputs(const struct aggregate_input *in, const struct fold_result *res)
+static int write_outputs(const struct aggregate_input *in, const struct folded_profile *res)
 {
 	struct outputs *outs = in->outputs;
 	int rc = 0;
@@ -432,7 +279,10 @@ static double percent(uint64_t part, uint64_t whole)
 	return whole ? 100.0 * (double)part / (double)whole : 0.0;
 }
 
-static void print_process_summary(const struct aggregate_input *in, const struct fold_result *res)
+#define PROCESS_LINES 16 /* processes listed in the summary; the rest in one "+N more" line */
+
+static void print_process_summary(const struct aggregate_input *in,
+				  const struct folded_profile *res)
 {
 	const struct process_tree *tree = in->tree;
 	size_t exited = 0;
@@ -465,19 +315,42 @@ static void print_process_summary(const struct aggregate_input *in, const struct
 			res->process_count - PROCESS_LINES, (unsigned long long)rest);
 }
 
-static void print_summary(const struct aggregate_input *in, const struct fold_result *res,
-			  const uint64_t counters[CNT_COUNT])
+/* lua-perf's own cost: CPU time (to start, then while sampling) and peak memory, from the
+ * kernel's accounting. */
+static void print_own_cost(const struct aggregate_input *in, const struct folded_profile *res)
 {
-	uint64_t lost = counters[CNT_COUNTS_FULL];
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return;
+	double sampling_cpu = own_cpu_seconds() - in->cpu_at_start;
+	fprintf(stderr,
+		"lua-perf: %zu distinct folded stacks; kernel maps drained %llu times; lua-perf used "
+		"%.2f s of CPU to start, %.2f s while sampling (%.1f%% of one CPU), peak RSS %.1f "
+		"MiB\n",
+		res->count, (unsigned long long)in->drains, in->cpu_at_start, sampling_cpu,
+		in->elapsed > 0 ? 100.0 * sampling_cpu / in->elapsed : 0.0,
+		(double)ru.ru_maxrss / 1024.0);
+}
+
+static void print_summary(const struct aggregate_input *in, const struct folded_profile *res)
+{
+	const uint64_t *counters = in->counters;
 
 	fprintf(stderr,
 		"lua-perf: %llu samples in %.2f s at %u Hz; %llu lost (sample map full), %llu without "
 		"stack (stack map full); complete stacks: %.1f%%\n",
-		(unsigned long long)res->samples, in->elapsed, in->frequency, (unsigned long long)lost,
-		(unsigned long long)res->without_stack,
+		(unsigned long long)res->samples, in->elapsed, in->frequency,
+		(unsigned long long)counters[CNT_COUNTS_FULL],
+		(unsigned long long)counters[CNT_STACKS_FULL],
 		percent(res->by_reason[END_COMPLETE], res->samples));
 	if (res->samples == 0)
 		lp_warn("no samples: the target processes did not run on a CPU while profiling (idle?)");
+	print_own_cost(in, res);
+	if (res->overflow_samples)
+		fprintf(stderr, "lua-perf: %llu samples of stacks beyond %zu MiB of distinct stacks are "
+			"counted as \"%s\"\n", (unsigned long long)res->overflow_samples,
+			FOLDED_PROFILE_MAX_BYTES >> 20, FOLDED_PROFILE_OVERFLOW_LINE);
 	if (counters[CNT_KSTACK_FAILED])
 		fprintf(stderr, "lua-perf: %llu kernel stacks not recorded\n",
 			(unsigned long long)counters[CNT_KSTACK_FAILED]);
@@ -492,36 +365,28 @@ static void print_summary(const struct aggregate_input *in, const struct fold_re
 		if (res->by_reason[r])
 			fprintf(stderr, "  %-52s %10llu  %5.1f%%\n", end_reason_names[r],
 				(unsigned long long)res->by_reason[r], percent(res->by_reason[r], res->samples));
-	fprintf(stderr, "  %-52s %10llu\n", "mapping refreshes requested by BPF",
-		(unsigned long long)counters[CNT_REFRESH_REQUESTS]);
-	fprintf(stderr, "  %-52s %10llu\n", "refresh requests lost (ring buffer full)",
-		(unsigned long long)counters[CNT_REFRESH_LOST]);
-	fprintf(stderr, "  %-52s %10llu\n", "Lua VM frames whose lua_State was unreadable",
-		(unsigned long long)counters[CNT_LUA_NO_STATE]);
-	fprintf(stderr, "  %-52s %10llu\n", "Lua VM frames with no Lua frame found",
-		(unsigned long long)counters[CNT_LUA_EMPTY_ACTIVATION]);
-	fprintf(stderr, "  %-52s %10llu\n", "new Lua stack events lost (resolved later)",
-		(unsigned long long)counters[CNT_LUA_EVENTS_LOST]);
+	static const struct {
+		enum counter counter;
+		const char *what;
+	} listed[] = {
+		{CNT_SAMPLES, "samples taken by BPF"},
+		{CNT_REFRESH_REQUESTS, "mapping refreshes requested by BPF"},
+		{CNT_REFRESH_LOST, "refresh requests lost (ring buffer full)"},
+		{CNT_LUA_NO_STATE, "Lua VM frames whose lua_State was unreadable"},
+		{CNT_LUA_EMPTY_ACTIVATION, "Lua VM frames with no Lua frame found"},
+		{CNT_LUA_EVENTS_LOST, "new Lua stack events lost (resolved later)"},
+		{CNT_FOLLOW_REFUSED, "processes forked beyond the process limit"},
+		{CNT_FOLLOW_EVENTS_LOST, "fork/exec events lost (found by the scan)"},
+	};
+	for (size_t i = 0; i < sizeof(listed) / sizeof(listed[0]); i++)
+		fprintf(stderr, "  %-52s %10llu\n", listed[i].what,
+			(unsigned long long)counters[listed[i].counter]);
 }
 
 int aggregate_and_write(const struct aggregate_input *in)
 {
-	struct fold_result res = {0};
-	uint64_t counters[CNT_COUNT] = {0};
-	int rc = read_counters(in->skel, counters);
-
-	if (rc == 0)
-		rc = collect(in, &res);
-	if (rc < 0) {
-		lp_error("cannot read the samples: %s", strerror(-rc));
-		outputs_discard(in->outputs);
-	} else {
-		print_summary(in, &res, counters);
-		rc = write_outputs(in, &res);
-	}
-	for (size_t i = 0; i < res.count; i++)
-		free(res.lines[i].text);
-	free(res.lines);
-	free(res.processes);
-	return rc;
+	folded_profile_sort(in->profile);
+	folded_profile_sort_processes(in->profile);
+	print_summary(in, in->profile);
+	return write_outputs(in, in->profile);
 }

@@ -17,9 +17,12 @@
 
 static const char usage_text[] =
 	"Usage: lua-perf -p PID [-p PID ...] [options]\n"
+	"       lua-perf [options] -- CMD [ARGS...]\n"
 	"       lua-perf dump -p PID [-p PID ...] [-d SEC] [--no-kernel] [-v|-q]\n"
 	"Sample the CPU stacks of running processes (mixed C/Lua) without frame pointers and write\n"
 	"folded stacks (for flamegraph.pl) and/or an interactive SVG flame graph.\n"
+	"With -- CMD: start CMD, profile it and its descendants from its first instruction until\n"
+	"it exits, and exit with its exit status.\n"
 	"\n"
 	"  -p, --pid PID         process to profile with all its threads and descendants, also\n"
 	"                        those it starts while profiling; repeat for several\n"
@@ -233,6 +236,41 @@ static int handle_option(int opt, struct session_options *opts, struct output_pa
 	}
 }
 
+/* What follows "--" is the command to start and profile. */
+static int take_command(int argc, char **argv, struct session_options *opts)
+{
+	bool after_separator = optind > 1 && strcmp(argv[optind - 1], "--") == 0;
+
+	if (optind < argc && !after_separator) {
+		lp_error("unexpected argument '%s'; try 'lua-perf --help'", argv[optind]);
+		return -1;
+	}
+	if (after_separator && optind == argc) {
+		lp_error("no command after --");
+		return -1;
+	}
+	if (after_separator)
+		opts->command = &argv[optind];
+	return 0;
+}
+
+static int check_targets_given(const struct session_options *opts)
+{
+	if (opts->command && opts->dump) {
+		lp_error("lua-perf dump takes running processes (-p PID), not a command to start");
+		return -1;
+	}
+	if (opts->command && opts->pid_count) {
+		lp_error("give either -p PID or a command after --, not both");
+		return -1;
+	}
+	if (!opts->command && opts->pid_count == 0) {
+		lp_error("no process given: use -p PID or -- CMD (try 'lua-perf --help')");
+		return -1;
+	}
+	return 0;
+}
+
 enum cli_result cli_parse(int argc, char **argv, struct session_options *opts)
 {
 	struct output_parse parse = {FORMAT_AUTO, false};
@@ -249,7 +287,8 @@ enum cli_result cli_parse(int argc, char **argv, struct session_options *opts)
 		argc--;
 		argv++;
 	}
-	while ((opt = getopt_long(argc, argv, "p:f:d:o:vqh", long_options, NULL)) != -1) {
+	/* '+': options end at the first argument that is not one (or at "--": the command) */
+	while ((opt = getopt_long(argc, argv, "+p:f:d:o:vqh", long_options, NULL)) != -1) {
 		if (opt == 'h') {
 			fputs(usage_text, stdout);
 			return CLI_EXIT_OK;
@@ -261,14 +300,8 @@ enum cli_result cli_parse(int argc, char **argv, struct session_options *opts)
 		if (handle_option(opt, opts, &parse) < 0)
 			return CLI_EXIT_ERROR;
 	}
-	if (optind < argc) {
-		lp_error("unexpected argument '%s'; try 'lua-perf --help'", argv[optind]);
+	if (take_command(argc, argv, opts) < 0 || check_targets_given(opts) < 0)
 		return CLI_EXIT_ERROR;
-	}
-	if (opts->pid_count == 0) {
-		lp_error("no process given: use -p PID (try 'lua-perf --help')");
-		return CLI_EXIT_ERROR;
-	}
 	if (opts->dump) {
 		if (opts->duration == 0)
 			opts->duration = DUMP_DEFAULT_WAIT;

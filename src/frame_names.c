@@ -57,6 +57,22 @@ int frame_namer_add_lua_process(struct frame_namer *namer, pid_t pid,
 	return 0;
 }
 
+void frame_namer_forget(struct frame_namer *namer, const pid_t *pids, size_t count)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < namer->lua_proc_count; i++) {
+		bool listed = false;
+
+		for (size_t j = 0; j < count && !listed; j++)
+			listed = namer->lua_procs[i].pid == pids[j];
+		if (!listed)
+			namer->lua_procs[kept++] = namer->lua_procs[i];
+	}
+	namer->lua_proc_count = kept;
+	lua_symbolizer_forget(namer->lua, pids, count);
+}
+
 static const struct lua_runtime *lua_runtime_of(const struct frame_namer *namer, pid_t pid)
 {
 	for (size_t i = 0; i < namer->lua_proc_count; i++)

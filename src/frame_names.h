@@ -34,6 +34,9 @@ void frame_namer_free(struct frame_namer *namer);
 /* Remember that pid runs the Lua VM `runtime` (replaces an earlier entry for pid). */
 int frame_namer_add_lua_process(struct frame_namer *namer, pid_t pid,
 				const struct lua_runtime *runtime);
+/* Forget what was learnt about these processes (exited, or exec'd), once their samples are
+ * named: memory stays bounded by the processes alive. */
+void frame_namer_forget(struct frame_namer *namer, const pid_t *pids, size_t count);
 /* Resolve (and cache) a Lua frame of process tgid while the process is alive; no-op for others. */
 void frame_namer_prefetch(struct frame_namer *namer, pid_t tgid, uint64_t frame);
 /* Append the name of a recorded user frame (bpf/unwind_abi.h encoding) of process tgid to sb. */

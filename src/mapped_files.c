@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "lua/luajit_detect.h"
+#include "src/clocks.h"
 #include "src/log.h"
 #include "src/process_root.h"
 
@@ -164,13 +165,6 @@ static int remember_file(struct mapped_files *mf, uint32_t id, const struct elf_
 	return 0;
 }
 
-static double now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void log_puc_runtime(const char *name, const struct lua_runtime *rt)
 {

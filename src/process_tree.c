@@ -445,6 +445,34 @@ int process_tree_scan(struct process_tree *tree, struct tree_changes *changes)
 	return rc;
 }
 
+int process_tree_add(struct process_tree *tree, pid_t pid, pid_t parent)
+{
+	struct proc_stat st;
+
+	if (is_live(tree, pid))
+		return 0;
+	int rc = read_stat(pid, &st);
+	if (rc < 0)
+		return rc == -ESRCH || rc == -ENOENT ? 0 : rc;
+	rc = 0;
+	if (!refuse(tree, pid, st.start_time))
+		rc = append_process(tree, pid, parent, &st) == 0 ? 1 : -ENOMEM;
+	free(st.comm);
+	return rc;
+}
+
+void process_tree_update_comm(struct process_tree *tree, pid_t pid)
+{
+	for (size_t i = 0; i < tree->live_count; i++) {
+		struct tree_process *p = &tree->procs[tree->live[i]];
+
+		if (p->pid == pid) {
+			still_running(p);
+			return;
+		}
+	}
+}
+
 const struct tree_process *process_tree_find(const struct process_tree *tree, pid_t pid)
 {
 	for (size_t i = tree->count; i-- > 0;)

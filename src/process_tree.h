@@ -66,6 +66,13 @@ void process_tree_free(struct process_tree *tree);
  * Returns 0 or a negative errno (the tree is then still consistent; changes are valid). */
 int process_tree_scan(struct process_tree *tree, struct tree_changes *changes);
 
+/* Process pid joins at once, as a child of parent (which the kernel reported: no check), unless
+ * it is followed already, gone, or beyond max_live (refused_count). Returns 1 when it joined (the
+ * last of procs), 0 when not, or a negative errno. The next scan looks for its children. */
+int process_tree_add(struct process_tree *tree, pid_t pid, pid_t parent);
+/* A followed process exec'd: read its command name again. */
+void process_tree_update_comm(struct process_tree *tree, pid_t pid);
+
 /* The latest process that had pid (live or not), or NULL. */
 const struct tree_process *process_tree_find(const struct process_tree *tree, pid_t pid);
 

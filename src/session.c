@@ -17,18 +17,23 @@
 #include "sample.skel.h"
 #include "src/aggregate.h"
 #include "src/bpf_load.h"
+#include "src/clocks.h"
+#include "src/command.h"
 #include "src/frame_names.h"
+#include "src/grow_array.h"
 #include "lua/luajit_detect.h"
 #include "src/log.h"
+#include "src/loss_report.h"
 #include "src/mapped_files.h"
 #include "src/proc_maps.h"
 #include "src/process_tree.h"
+#include "src/sample_drain.h"
 #include "src/strbuf.h"
 #include "src/thread_dump.h"
-#include "src/u64_set.h"
 
 #define POLL_INTERVAL_MS 100
 #define RESCAN_INTERVAL_S 1.0
+#define DRAIN_INTERVAL_S 1.0 /* or sooner, when a generation is half full */
 #define DUMP_ROUND_MS 20 /* lua-perf dump: between two task iterator rounds */
 #define DUMP_RUNNABLE_GRACE_S 0.3 /* lua-perf dump: runnable threads are sampled as they run
 				   * until then, then unwound where they wait for a CPU */
@@ -47,11 +52,20 @@ struct session {
 	struct table_store *store;
 	struct mapped_files files;
 	struct frame_namer namer;
-	struct u64_set lua_seen_stacks;  /* stacks whose Lua frames were already resolved */
+	struct sample_drain drain;
+	struct aggregation aggregation;  /* the profile, built at every drain */
+	struct loss_report losses;
+	double last_drain;
+	bool drain_failure_said;
+	pid_t *gone;                     /* exited since the last drain: forgotten after the next */
+	size_t gone_count;
+	size_t gone_capacity;
+	struct command command;          /* lua-perf -- CMD */
 	struct process_tree tree;        /* the -p processes and their descendants */
 	struct target *targets;          /* the live processes of the tree, MAX_TARGET_PROCS at most */
 	size_t target_count;
 	struct bpf_link **links;
+	struct bpf_link *follow_links[2]; /* fork, exec */
 	int *perf_fds;
 	int cpu_count;
 	struct ring_buffer *events;
@@ -59,25 +73,27 @@ struct session {
 	size_t rows_len, pages_len, rules_len;
 	struct proc_mappings *scratch_mappings;
 	double started;
+	double cpu_at_start; /* own CPU seconds when sampling started */
 	bool limit_warned;               /* MAX_TARGET_PROCS reached: said once */
 	struct thread_dump *dump;        /* lua-perf dump only */
 };
 
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_signals;       /* how many were received */
+static volatile sig_atomic_t stop_signal_forwardable; /* the last one was sent to lua-perf alone */
+static volatile sig_atomic_t stop_signal_number;
 
-static void on_stop_signal(int sig)
+/* A terminal sends its signals (Ctrl-C) to the whole foreground process group, with si_code
+ * SI_KERNEL (drivers/tty/tty_io.c, __kill_pgrp_info via isig()); kill(2) sends SI_USER. */
+static void on_stop_signal(int sig, siginfo_t *info, void *context)
 {
-	(void)sig;
+	(void)context;
 	stop_requested = 1;
+	stop_signals++;
+	stop_signal_number = sig;
+	stop_signal_forwardable = info && info->si_code != SI_KERNEL;
 }
 
-static double now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* An mmap()ed BPF array: elements are value_size rounded up to 8 bytes (kernel/bpf/arraymap.c,
  * elem_size), which every table entry type already is. */
@@ -119,6 +135,7 @@ static int open_table_store(struct session *s)
 		lp_error("out of memory");
 		return -1;
 	}
+	s->aggregation.namer = &s->namer;
 	return 0;
 }
 
@@ -204,10 +221,44 @@ static void remove_target(struct session *s, pid_t pid)
 	}
 }
 
+/* What was learnt about an exited process (its Lua functions' names) is kept until the samples
+ * it left in the kernel are drained and named. */
+static void remember_gone(struct session *s, pid_t pid)
+{
+	pid_t *grown = grow_array(s->gone, &s->gone_capacity, s->gone_count + 1, sizeof(*grown), 16);
+
+	if (!grown) {
+		frame_namer_forget(&s->namer, &pid, 1); /* out of memory: at once, rather than never */
+		return;
+	}
+	s->gone = grown;
+	s->gone[s->gone_count++] = pid;
+}
+
+static void forget_gone(struct session *s)
+{
+	frame_namer_forget(&s->namer, s->gone, s->gone_count);
+	s->gone_count = 0;
+}
+
+/* A new process has a PID that an exited one had: forget the old one now, not after the new
+ * one has been introduced. */
+static void forget_reused_pid(struct session *s, pid_t pid)
+{
+	for (size_t i = 0; i < s->gone_count; i++) {
+		if (s->gone[i] == pid) {
+			frame_namer_forget(&s->namer, &pid, 1);
+			s->gone[i] = s->gone[--s->gone_count];
+			return;
+		}
+	}
+}
+
 static void process_left(struct session *s, const struct tree_process *p)
 {
 	lp_info("PID %d (%s) exited", (int)p->pid, p->comm);
 	remove_target(s, p->pid);
+	remember_gone(s, p->pid);
 }
 
 /* A root that cannot be profiled ends the run before it starts; a descendant is left out. */
@@ -215,6 +266,7 @@ static int process_joined(struct session *s, const struct tree_process *p)
 {
 	if (p->ppid)
 		lp_info("PID %d (%s) joined, child of %d", (int)p->pid, p->comm, (int)p->ppid);
+	forget_reused_pid(s, p->pid);
 	int rc = add_target(s, p->pid);
 	if (rc < 0 && !p->ppid) {
 		if (rc == -ESRCH || rc == -ENOENT)
@@ -227,7 +279,7 @@ static int process_joined(struct session *s, const struct tree_process *p)
 		lp_debug("PID %d exited before it could be profiled", (int)p->pid);
 	else if (rc < 0)
 		lp_warn("PID %d (%s) not profiled: %s", (int)p->pid, p->comm, strerror(-rc));
-	else if (!s->targets[s->target_count - 1].lua_file && !p->ppid)
+	else if (!s->targets[s->target_count - 1].lua_file && !p->ppid && p->pid != s->command.pid)
 		lp_info("PID %d: no Lua runtime found: native frames only", (int)p->pid);
 	return 0;
 }
@@ -257,20 +309,29 @@ static int update_targets(struct session *s)
 	return 0;
 }
 
+/* The -p processes, or the command lua-perf started. */
+static const pid_t *root_pids(const struct session *s, size_t *count)
+{
+	*count = s->command.pid > 0 ? 1 : s->opts->pid_count;
+	return s->command.pid > 0 ? &s->command.pid : s->opts->pids;
+}
+
 static int add_targets(struct session *s)
 {
-	int rc = process_tree_init(&s->tree, s->opts->pids, s->opts->pid_count, MAX_TARGET_PROCS,
+	size_t root_count;
+	const pid_t *roots = root_pids(s, &root_count);
+	int rc = process_tree_init(&s->tree, roots, root_count, MAX_TARGET_PROCS,
 				   process_tree_default_discovery());
 
 	s->targets = calloc(MAX_TARGET_PROCS, sizeof(*s->targets));
 	if (rc < 0 || !s->targets)
 		return -ENOMEM;
 	rc = update_targets(s);
-	for (size_t i = 0; rc == 0 && i < s->opts->pid_count; i++) {
-		const struct tree_process *p = process_tree_find(&s->tree, s->opts->pids[i]);
+	for (size_t i = 0; rc == 0 && i < root_count; i++) {
+		const struct tree_process *p = process_tree_find(&s->tree, roots[i]);
 
 		if (!p || !p->live) {
-			lp_error("PID %d: %s", (int)s->opts->pids[i],
+			lp_error("PID %d: %s", (int)roots[i],
 				 s->tree.refused_count ? "not profiled: too many processes"
 						       : "exited before profiling started");
 			rc = -ESRCH;
@@ -342,6 +403,18 @@ static int attach_perf_events(struct session *s)
 	return attached > 0 ? 0 : -1;
 }
 
+/* Processes the targets fork and exec are followed in the kernel (bpf/process_follow.bpf.h). */
+static int attach_process_followers(struct session *s)
+{
+	s->follow_links[0] = bpf_program__attach(s->skel->progs.on_fork);
+	s->follow_links[1] = s->follow_links[0] ? bpf_program__attach(s->skel->progs.on_exec) : NULL;
+	if (!s->follow_links[1]) {
+		lp_error("cannot attach the BPF programs that follow fork and exec: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static void detach_perf_events(struct session *s)
 {
 	for (int cpu = 0; s->links && cpu < s->cpu_count; cpu++) {
@@ -363,23 +436,96 @@ static struct target *find_target(struct session *s, pid_t pid)
 	return NULL;
 }
 
+/* BPF made child a target when a target forked it (bpf/process_follow.bpf.h): it joins the tree
+ * now, or leaves BPF's targets again when it cannot be followed. */
+static void process_forked(struct session *s, pid_t child, pid_t parent)
+{
+	int rc = process_tree_add(&s->tree, child, parent);
+
+	if (rc == 1) {
+		process_joined(s, &s->tree.procs[s->tree.count - 1]);
+		return;
+	}
+	if (rc < 0)
+		lp_warn("PID %d not profiled: %s", (int)child, strerror(-rc));
+	const struct tree_process *p = process_tree_find(&s->tree, child);
+	if (!p || !p->live)
+		remove_target(s, child); /* gone already, or beyond the limit */
+}
+
+/* The kernel dropped the mappings of the old image: publish the new one's at once. */
+static void process_execed(struct session *s, pid_t pid)
+{
+	struct target *t = find_target(s, pid);
+
+	if (!t)
+		return;
+	process_tree_update_comm(&s->tree, pid);
+	int rc = publish_process(s, t, true);
+	if (rc < 0 && rc != -ESRCH && rc != -ENOENT)
+		lp_warn("PID %d: cannot read its mappings after exec: %s", (int)pid, strerror(-rc));
+}
+
 static int on_event(void *ctx, void *data, size_t size)
 {
 	struct session *s = ctx;
 	const struct profiler_event *event = data;
+	struct target *t;
 
 	if (size < sizeof(*event))
 		return 0;
-	if (event->type == EVENT_NEW_LUA_STACK) {
-		aggregate_prefetch_lua_stack(s->skel, &s->namer, &s->lua_seen_stacks,
+	switch (event->type) {
+	case EVENT_NEW_LUA_STACK:
+		aggregate_prefetch_lua_stack(&s->namer,
+					     sample_drain_stacks_fd(&s->drain, event->generation),
 					     (pid_t)event->tgid, event->addr);
-		return 0;
+		break;
+	case EVENT_UNKNOWN_MAPPING:
+		t = find_target(s, (pid_t)event->tgid);
+		if (t)
+			t->refresh_requested = true;
+		break;
+	case EVENT_PROCESS_FORKED:
+		process_forked(s, (pid_t)event->tgid, (pid_t)event->addr);
+		break;
+	case EVENT_PROCESS_EXECED:
+		process_execed(s, (pid_t)event->tgid);
+		break;
+	default:
+		break;
 	}
-	struct target *t = event->type == EVENT_UNKNOWN_MAPPING ? find_target(s, (pid_t)event->tgid)
-								 : NULL;
-	if (t)
-		t->refresh_requested = true;
 	return 0;
+}
+
+/* Take the samples out of the kernel into the profile, then say any loss that started. */
+static void drain_samples(struct session *s)
+{
+	uint64_t counters[CNT_COUNT];
+	int rc = sample_drain_run(&s->drain, aggregate_sample, &s->aggregation);
+
+	s->last_drain = now_seconds();
+	if (rc < 0 && !s->drain_failure_said) {
+		lp_warn("cannot take samples out of the kernel: %s", strerror(-rc));
+		s->drain_failure_said = true;
+	}
+	forget_gone(s);
+	if (read_counters(s->skel, counters) == 0)
+		loss_report_check(&s->losses, counters, &s->aggregation.profile);
+}
+
+/* Has the run's end come: the command exited, or every process of every tree? */
+static bool targets_done(struct session *s)
+{
+	if (s->command.pid > 0) {
+		if (!command_exited(&s->command))
+			return false;
+		lp_info("%s exited (status %d)", s->opts->command[0], command_exit_code(&s->command));
+		return true;
+	}
+	if (s->tree.live_count > 0)
+		return false;
+	lp_info("all target processes exited");
+	return true;
 }
 
 /* Reread mappings where BPF asked for it or (every RESCAN_INTERVAL_S) where they changed. An
@@ -413,18 +559,17 @@ static void run_loop(struct session *s)
 			lp_warn("ring buffer poll failed: %s", strerror(-rc));
 			break;
 		}
+		if (now - s->last_drain >= DRAIN_INTERVAL_S || sample_drain_due(&s->drain))
+			drain_samples(s);
 		bool periodic = now - last_rescan >= RESCAN_INTERVAL_S;
 		if (periodic) {
 			last_rescan = now;
-			aggregate_prefetch_lua(s->skel, &s->namer, &s->lua_seen_stacks);
 			if (update_targets(s) < 0)
 				break;
 		}
 		refresh_targets(s, periodic);
-		if (s->tree.live_count == 0) {
-			lp_info("all target processes exited");
+		if (targets_done(s))
 			break;
-		}
 		if (s->opts->duration > 0 && now - s->started >= s->opts->duration)
 			break;
 	}
@@ -458,6 +603,11 @@ static int load_program(struct session *s)
 		lp_error("cannot size the BPF map thread_stacks: %s", strerror(errno)); /* unused */
 		return -1;
 	}
+	if (s->opts->dump && (bpf_program__set_autoload(s->skel->progs.on_fork, false) != 0 ||
+			      bpf_program__set_autoload(s->skel->progs.on_exec, false) != 0)) {
+		lp_error("cannot leave out the BPF process followers: %s", strerror(errno));
+		return -1;
+	}
 	double started = now_seconds();
 	struct verifier_stats *stats = verifier_stats_collect(s->skel->obj);
 	int rc = sample_bpf__load(s->skel);
@@ -474,7 +624,7 @@ static int load_program(struct session *s)
 		return -1;
 	}
 	if (!s->opts->dump)
-		return 0;
+		return sample_drain_init(&s->drain, s->skel) < 0 ? -1 : 0;
 	bool off_cpu = kernel_supports_off_cpu_dump();
 	started = now_seconds();
 	rc = thread_dump_open(&s->dump, s->skel, s->opts->kernel_stacks, off_cpu);
@@ -517,10 +667,14 @@ static int run_dump(struct session *s)
 static void session_free(struct session *s)
 {
 	detach_perf_events(s);
+	for (size_t i = 0; i < sizeof(s->follow_links) / sizeof(s->follow_links[0]); i++)
+		bpf_link__destroy(s->follow_links[i]);
 	thread_dump_close(s->dump);
 	ring_buffer__free(s->events);
+	sample_drain_free(&s->drain);
+	folded_profile_free(&s->aggregation.profile);
+	free(s->gone);
 	frame_namer_free(&s->namer);
-	u64_set_free(&s->lua_seen_stacks);
 	mapped_files_free(&s->files);
 	table_store_free(s->store);
 	if (s->rows_mem)
@@ -555,7 +709,7 @@ static void report_gone_before_start(const struct session *s)
 
 static void install_signal_handlers(void)
 {
-	struct sigaction sa = {.sa_handler = on_stop_signal};
+	struct sigaction sa = {.sa_sigaction = on_stop_signal, .sa_flags = SA_SIGINFO};
 
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
@@ -573,9 +727,75 @@ static void print_table_summary(const struct session *s)
 		s->files.build_seconds);
 }
 
+/* Sampling is over: take what the kernel still holds (both generations), then write. */
+static int finish_profile(struct session *s, struct outputs *outputs)
+{
+	uint64_t counters[CNT_COUNT] = {0};
+
+	detach_perf_events(s);
+	drain_samples(s);
+	drain_samples(s);
+	if (read_counters(s->skel, counters) < 0)
+		lp_warn("cannot read the BPF counters: the summary's loss counts are 0");
+	struct aggregate_input input = {
+		.profile = &s->aggregation.profile,
+		.counters = counters,
+		.drains = s->drain.drained,
+		.stats = s->opts->stats,
+		.elapsed = now_seconds() - s->started,
+		.cpu_at_start = s->cpu_at_start,
+		.frequency = s->opts->frequency,
+		.outputs = outputs,
+		.mappings_dropped = s->files.mappings_dropped,
+		.tree = &s->tree,
+	};
+	return aggregate_and_write(&input) == 0 ? 0 : 1;
+}
+
+/* lua-perf -- CMD: a stop signal that CMD did not get too (not from the terminal) is passed on. */
+static void stop_command(struct session *s)
+{
+	if (s->command.pid > 0 && stop_requested && stop_signal_forwardable)
+		command_signal(&s->command, stop_signal_number);
+}
+
+/* lua-perf -- CMD exits with CMD's status, once CMD has exited; 1 if CMD succeeded but the
+ * profile could not be written. */
+static int command_result(struct session *s, int profile_exit_code)
+{
+	if (!command_exited(&s->command))
+		lp_info("waiting for %s (PID %d) to exit", s->opts->command[0], (int)s->command.pid);
+	command_wait(&s->command, &stop_signals);
+	int code = command_exit_code(&s->command);
+	return code == 0 ? profile_exit_code : code;
+}
+
+/* Release CMD, held since the fork. Its exit code when it cannot run: 127 not found, else 126
+ * (the shell's convention). */
+static int start_command(struct session *s)
+{
+	int rc = command_start(&s->command, s->opts->command[0]);
+
+	if (rc == 0)
+		return 0;
+	command_exited(&s->command); /* reaps it */
+	return rc == -ENOENT ? 127 : 126;
+}
+
+static int profile(struct session *s, struct outputs *outputs)
+{
+	lp_info("profiling %zu process%s at %u Hz%s", s->target_count,
+		s->target_count == 1 ? "" : "es", s->opts->frequency,
+		s->opts->duration > 0 ? "" : "; Ctrl-C to stop");
+	run_loop(s);
+	stop_command(s);
+	int exit_code = finish_profile(s, outputs);
+	return s->command.pid > 0 ? command_result(s, exit_code) : exit_code;
+}
+
 int session_run(const struct session_options *opts)
 {
-	struct session s = {.opts = opts};
+	struct session s = {.opts = opts, .command.release_fd = -1, .command.status_fd = -1};
 	int exit_code = 1;
 
 	/* Before any BPF work: an unwritable output must not cost a whole profiling run. */
@@ -586,20 +806,26 @@ int session_run(const struct session_options *opts)
 	s.scratch_mappings = calloc(1, sizeof(*s.scratch_mappings));
 	if (!s.scratch_mappings) {
 		lp_error("out of memory");
-		outputs_discard(&outputs);
-		return 1;
+		goto out;
 	}
+	if (opts->command && command_spawn(&s.command, opts->command) < 0)
+		goto out;
 	install_signal_handlers();
 	if (load_program(&s) < 0 || open_table_store(&s) < 0 || add_targets(&s) < 0)
 		goto out;
 	print_table_summary(&s);
 	s.started = now_seconds();
-	if (attach_perf_events(&s) < 0)
+	s.cpu_at_start = own_cpu_seconds();
+	s.last_drain = s.started;
+	if (attach_perf_events(&s) < 0 || (!opts->dump && attach_process_followers(&s) < 0))
 		goto out;
+	if (s.command.pid > 0 && (exit_code = start_command(&s)) != 0)
+		goto out;
+	exit_code = 1;
 	/* Targets that exit while the tables are built end the run here, as they would have before */
 	if (update_targets(&s) < 0)
 		goto out;
-	if (s.tree.live_count == 0) {
+	if (s.tree.live_count == 0 && s.command.pid <= 0) {
 		report_gone_before_start(&s);
 		goto out;
 	}
@@ -607,27 +833,12 @@ int session_run(const struct session_options *opts)
 		exit_code = run_dump(&s);
 		goto out;
 	}
-	lp_info("profiling %zu process%s at %u Hz%s", s.target_count, s.target_count == 1 ? "" : "es",
-		opts->frequency, opts->duration > 0 ? "" : "; Ctrl-C to stop");
-	run_loop(&s);
-	detach_perf_events(&s);
-	aggregate_prefetch_lua(s.skel, &s.namer, &s.lua_seen_stacks);
-
-	struct aggregate_input input = {
-		.skel = s.skel,
-		.namer = &s.namer,
-		.stats = opts->stats,
-		.elapsed = now_seconds() - s.started,
-		.frequency = opts->frequency,
-		.outputs = &outputs,
-		.mappings_dropped = s.files.mappings_dropped,
-		.tree = &s.tree,
-	};
-	exit_code = aggregate_and_write(&input) == 0 ? 0 : 1;
+	exit_code = profile(&s, &outputs);
 	outputs_pending = false; /* closed by aggregate_and_write */
 out:
 	if (outputs_pending)
 		outputs_discard(&outputs);
+	command_abandon(&s.command);
 	session_free(&s);
 	return exit_code;
 }

@@ -22,6 +22,8 @@ struct output_spec {
 struct session_options {
 	pid_t *pids;            /* roots: each is profiled with all its descendants */
 	size_t pid_count;
+	char **command;         /* or lua-perf -- CMD: its argv (NULL-terminated), started and
+				 * profiled with its descendants until it exits */
 	unsigned frequency;     /* Hz, per CPU */
 	double duration;        /* seconds; 0 = until SIGINT/SIGTERM */
 	struct output_spec *outputs; /* at least one; malloc'ed */

@@ -102,7 +102,7 @@ int thread_dump_open(struct thread_dump **out, struct sample_bpf *sampler, bool 
 		return -1;
 	}
 	d->thread_stacks_fd = bpf_map__fd(sampler->maps.thread_stacks);
-	d->stacks_fd = bpf_map__fd(sampler->maps.stacks);
+	d->stacks_fd = bpf_map__fd(sampler->maps.stacks_0); /* a dump never switches generations */
 	if (off_cpu && open_iterator(d, sampler, kernel_stacks) < 0) {
 		thread_dump_close(d);
 		return -1;
