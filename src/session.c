@@ -623,8 +623,11 @@ static int load_program(struct session *s)
 		lp_error("cannot open the BPF ring buffer: %s", strerror(errno));
 		return -1;
 	}
+	/* In dump mode too: it names the stacks that EVENT_NEW_LUA_STACK announces. */
+	if (sample_drain_init(&s->drain, s->skel) < 0)
+		return -1;
 	if (!s->opts->dump)
-		return sample_drain_init(&s->drain, s->skel) < 0 ? -1 : 0;
+		return 0;
 	bool off_cpu = kernel_supports_off_cpu_dump();
 	started = now_seconds();
 	rc = thread_dump_open(&s->dump, s->skel, s->opts->kernel_stacks, off_cpu);

@@ -27,8 +27,8 @@ are checked by tests/lua_profile_test.py and tests/luajit_profile_test.py on the
 thread holds the chain's Lua functions (leaf first there, by name: the dump shows current
 lines). For every run that loads BPF programs: the `-v` lines
     lua-perf: debug: BPF program NAME: N instructions verified in T ms
-are there for the programs the run needs (on_sample; the dump: on_sample and dump_thread) and
-N <= MAX_VERIFIED_INSNS. A table of kernel/program/instructions/ms is printed at the end.
+are there for the programs the run needs (profiling: on_sample, on_fork, on_exec; the dump:
+on_sample and dump_thread) and N <= MAX_VERIFIED_INSNS. A table of kernel/program/instructions/ms is printed at the end.
 
 How it runs: the guest's /init (a busybox sh script written here) mounts proc, sysfs, devtmpfs,
 tmpfs /tmp, debugfs, tracefs and bpffs, starts the targets (niced, so that lua-perf's start-up
@@ -86,7 +86,7 @@ DUMP_RUNNING_ONLY = re.compile(r"lua-perf: warning: this kernel \(Linux \S+\) ca
 
 VERIFIED_RE = re.compile(r"BPF program (\S+): (\d+) instructions verified in ([\d.]+) ms")
 MAX_VERIFIED_INSNS = 250000
-PROFILE_PROGRAMS = ("on_sample",)
+PROFILE_PROGRAMS = ("on_sample", "on_fork", "on_exec")
 DUMP_PROGRAMS = ("on_sample", "dump_thread")
 
 DURATION = 3        # seconds of each profile
