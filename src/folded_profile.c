@@ -70,12 +70,17 @@ static struct folded_line *line_of(struct folded_profile *p, char **text)
 	return &p->lines[p->count - 1];
 }
 
+size_t folded_profile_bound(const struct folded_profile *p)
+{
+	return p->max_text_bytes ? p->max_text_bytes : FOLDED_PROFILE_MAX_BYTES;
+}
+
 /* Past the bound, new stacks share one line, which the bound does not count. */
 static struct folded_line *bounded_line_of(struct folded_profile *p, char **text, uint64_t count)
 {
 	size_t len = strlen(*text) + 1;
 
-	if (p->text_bytes + len > FOLDED_PROFILE_MAX_BYTES) {
+	if (p->text_bytes + len > folded_profile_bound(p)) {
 		size_t *slot = p->slots ? find_slot(p, *text) : NULL;
 
 		if (slot && *slot)

@@ -2,8 +2,9 @@
 /* folded_profile.h - the profile as it accumulates in userspace while the kernel's maps are
  * drained: sample counts by folded stack (the symbolized text, so that the same stack in many
  * processes, or in many generations, is one line), by process and by how the user stack ended.
- * Memory grows with what is distinct after symbolization; past FOLDED_PROFILE_MAX_BYTES of
- * stack text, samples of new stacks are counted under one overflow line (never dropped). */
+ * Memory grows with what is distinct after symbolization; past max_text_bytes (default
+ * FOLDED_PROFILE_MAX_BYTES) of stack text, samples of new stacks are counted under one overflow
+ * line (never dropped). A zeroed struct is an empty profile. */
 #ifndef LUA_PERF_FOLDED_PROFILE_H
 #define LUA_PERF_FOLDED_PROFILE_H
 
@@ -25,6 +26,7 @@ struct process_samples {
 };
 
 struct folded_profile {
+	size_t max_text_bytes;        /* the bound; 0: FOLDED_PROFILE_MAX_BYTES */
 	struct folded_line *lines;    /* distinct stacks, in order of first appearance */
 	size_t count;
 	size_t capacity;
@@ -44,6 +46,8 @@ struct folded_profile {
  * -ENOMEM (the samples are then counted in the totals but not in a line). */
 int folded_profile_add(struct folded_profile *p, pid_t tgid, uint32_t end_reason, char *text,
 		       uint64_t count);
+/* The bound on the text of distinct lines, in bytes. */
+size_t folded_profile_bound(const struct folded_profile *p);
 /* The lines sorted by text, for writing (the profile must not be added to afterwards). */
 void folded_profile_sort(struct folded_profile *p);
 /* Processes most samples first (the profile must not be added to afterwards). */

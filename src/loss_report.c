@@ -35,7 +35,7 @@ void loss_report_check(struct loss_report *r, const uint64_t counters[CNT_COUNT]
 	}
 	if (profile->overflow_samples && !r->overflow_said) {
 		r->overflow_said = true;
-		lp_warn("more than %zu MiB of distinct stacks: the samples of new ones are counted as "
-			"\"%s\"", FOLDED_PROFILE_MAX_BYTES >> 20, FOLDED_PROFILE_OVERFLOW_LINE);
+		lp_warn("more than %zu KiB of distinct stacks: the samples of new ones are counted as "
+			"\"%s\"", folded_profile_bound(profile) >> 10, FOLDED_PROFILE_OVERFLOW_LINE);
 	}
 }

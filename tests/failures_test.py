@@ -24,9 +24,10 @@ no_bpf: the bpf() system call fails with ENOSYS (a seccomp filter, tests/tools/d
   is hidden (/sys/kernel/btf/vmlinux bind-mounted over in a mount namespace): exit code 1 and one
   `error:` line saying what the kernel lacks.
 After every run: lua-perf is gone, and no BPF program named like lua-perf's (on_sample,
-dump_thread) is left that no process holds (bpftool prog show, /proc/*/fdinfo prog_id). A perf
-event lives as long as a file or a BPF link refers to it, and lua-perf's links hold its program:
-with lua-perf gone and no program left, no perf event is left either.
+on_fork, on_exec, dump_thread) is left that no process holds (bpftool prog show,
+/proc/*/fdinfo prog_id). A perf event lives as long as a file or a BPF link refers to it, and
+lua-perf's links hold its program: with lua-perf gone and no program left, no perf event is left
+either.
 
 Exit status: 0 pass, 1 fail, 77 skipped (not root).
 """
@@ -50,7 +51,7 @@ from native_profile_test import Child, fail, log  # noqa: E402
 CAPSH = "/usr/sbin/capsh"
 CAPABILITY_H = "/usr/include/linux/capability.h"
 NEEDED = ["CAP_BPF", "CAP_PERFMON", "CAP_SYS_PTRACE", "CAP_SYSLOG"]
-LUA_PERF_PROGS = ("on_sample", "dump_thread")
+LUA_PERF_PROGS = ("on_sample", "on_fork", "on_exec", "dump_thread")
 RUN_TIMEOUT = 120  # seconds: BPF verification on a busy 2-core machine
 
 

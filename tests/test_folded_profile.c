@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: MIT */
+/* test_folded_profile.c - src/folded_profile.c and src/loss_report.c: samples of the same folded
+ * stack from any process and any drain add up on one line; totals by process and by end reason;
+ * past the bound, new stacks go to the overflow line and nothing is dropped; each kind of loss is
+ * said on stderr once, when it first shows. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "src/folded_profile.h"
+#include "src/loss_report.h"
+#include "tests/test_check.h"
+
+static char *text(const char *s)
+{
+	char *copy = strdup(s);
+
+	CHECK(copy != NULL, "strdup");
+	return copy;
+}
+
+static const struct folded_line *find_line(const struct folded_profile *p, const char *s)
+{
+	for (size_t i = 0; i < p->count; i++)
+		if (strcmp(p->lines[i].text, s) == 0)
+			return &p->lines[i];
+	return NULL;
+}
+
+static void same_stack_is_one_line(void)
+{
+	struct folded_profile p = {0};
+	char name[64];
+
+	/* 300 short-lived processes, each in the same two stacks, over three drains */
+	for (int drain = 0; drain < 3; drain++)
+		for (pid_t pid = 1000; pid < 1300; pid++) {
+			CHECK(folded_profile_add(&p, pid, END_COMPLETE, text("main;L:handle@a.lua:3"),
+						 2) == 0, "add");
+			CHECK(folded_profile_add(&p, pid, END_NO_ROW, text("main;L:other@a.lua:9"), 1) ==
+				      0, "add");
+		}
+	for (int i = 0; i < 5000; i++) { /* enough distinct lines to grow the hash table */
+		snprintf(name, sizeof(name), "main;f%d", i);
+		CHECK(folded_profile_add(&p, 7, END_COMPLETE, text(name), 1) == 0, "add %d", i);
+	}
+	CHECK(p.count == 5002, "%zu lines, want 5002", p.count);
+	const struct folded_line *handle = find_line(&p, "main;L:handle@a.lua:3");
+	CHECK(handle && handle->count == 1800, "handle: %llu samples, want 1800",
+	      handle ? (unsigned long long)handle->count : 0ull);
+	const struct folded_line *f4999 = find_line(&p, "main;f4999");
+	CHECK(f4999 && f4999->count == 1, "f4999 after growing");
+	CHECK(p.samples == 2700 + 5000, "%llu samples", (unsigned long long)p.samples);
+	CHECK(p.by_reason[END_COMPLETE] == 1800 + 5000 && p.by_reason[END_NO_ROW] == 900,
+	      "by reason: %llu complete, %llu no row", (unsigned long long)p.by_reason[END_COMPLETE],
+	      (unsigned long long)p.by_reason[END_NO_ROW]);
+	CHECK(p.process_count == 301, "%zu processes, want 301", p.process_count);
+	folded_profile_sort(&p);
+	for (size_t i = 1; i < p.count; i++)
+		CHECK(strcmp(p.lines[i - 1].text, p.lines[i].text) < 0, "lines not sorted at %zu", i);
+	folded_profile_sort_processes(&p);
+	CHECK(p.processes[0].tgid == 7 && p.processes[0].samples == 5000, "busiest first");
+	CHECK(p.processes[1].tgid == 1000 && p.processes[1].samples == 9, "then by PID");
+	folded_profile_free(&p);
+}
+
+/* Runs check with stderr going to a file; returns what it wrote (to be freed). */
+static char *stderr_of(void (*check)(void *), void *arg)
+{
+	FILE *capture = tmpfile();
+	char *out = calloc(1, 4096);
+
+	CHECK(capture && out, "tmpfile");
+	if (!capture || !out)
+		return out;
+	fflush(stderr);
+	int saved = dup(STDERR_FILENO);
+	CHECK(saved >= 0 && dup2(fileno(capture), STDERR_FILENO) >= 0, "dup2");
+	check(arg);
+	fflush(stderr);
+	CHECK(dup2(saved, STDERR_FILENO) >= 0, "restore stderr");
+	close(saved);
+	rewind(capture);
+	size_t n = fread(out, 1, 4095, capture);
+	out[n] = '\0';
+	fclose(capture);
+	return out;
+}
+
+struct loss_case {
+	struct loss_report report;
+	uint64_t counters[CNT_COUNT];
+	struct folded_profile *profile;
+};
+
+static void check_losses(void *arg)
+{
+	struct loss_case *c = arg;
+
+	loss_report_check(&c->report, c->counters, c->profile);
+}
+
+static size_t occurrences(const char *haystack, const char *needle)
+{
+	size_t n = 0;
+
+	for (const char *at = haystack; (at = strstr(at, needle)); at += strlen(needle))
+		n++;
+	return n;
+}
+
+static void bound_and_losses_said_once(void)
+{
+	struct folded_profile p = {.max_text_bytes = 64};
+	struct loss_case c = {.profile = &p};
+	char name[64];
+
+	char *said = stderr_of(check_losses, &c);
+	CHECK(said && said[0] == '\0', "nothing lost, yet said: %s", said ? said : "");
+	free(said);
+	for (int i = 0; i < 20; i++) { /* 20 lines of 12 bytes: 5 fit in 64 */
+		snprintf(name, sizeof(name), "stack%05d", i);
+		CHECK(folded_profile_add(&p, 1, END_COMPLETE, text(name), 3) == 0, "add %d", i);
+	}
+	CHECK(folded_profile_add(&p, 1, END_COMPLETE, text("stack00001"), 1) == 0, "add known");
+	CHECK(p.count == 6, "%zu lines, want 5 and the overflow line", p.count);
+	const struct folded_line *over = find_line(&p, FOLDED_PROFILE_OVERFLOW_LINE);
+	CHECK(over && over->count == 45, "overflow line: %llu samples, want 45",
+	      over ? (unsigned long long)over->count : 0ull);
+	CHECK(find_line(&p, "stack00001")->count == 4, "a known stack still counts past the bound");
+	CHECK(p.samples == 61 && p.overflow_samples == 45, "%llu samples, %llu overflow",
+	      (unsigned long long)p.samples, (unsigned long long)p.overflow_samples);
+
+	c.counters[CNT_STACKS_FULL] = 3;
+	said = stderr_of(check_losses, &c);
+	CHECK(said && occurrences(said, "warning") == 2, "two warnings: %s", said ? said : "");
+	CHECK(said && strstr(said, "3 samples without stack") && strstr(said, "distinct stacks"),
+	      "what was said: %s", said ? said : "");
+	free(said);
+	c.counters[CNT_STACKS_FULL] = 10;
+	c.counters[CNT_COUNTS_FULL] = 1;
+	said = stderr_of(check_losses, &c);
+	CHECK(said && occurrences(said, "warning") == 1 && strstr(said, "1 samples lost"),
+	      "only the new kind of loss: %s", said ? said : "");
+	free(said);
+	folded_profile_free(&p);
+}
+
+int main(void)
+{
+	same_stack_is_one_line();
+	bound_and_losses_said_once();
+	return check_finish("folded_profile");
+}
