@@ -63,7 +63,6 @@ int on_sample(struct bpf_perf_event_data *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
-	struct sample_key key = {.tgid = tgid};
 	/* x86_64 kernel addresses have the top bit set (Documentation/arch/x86/x86_64/mm.rst);
 	 * the ctx only allows 8-byte loads, so this is simpler than reading the 16-bit cs. */
 	bool in_kernel = (__s64)ctx->regs.ip < 0;
@@ -88,7 +87,11 @@ int on_sample(struct bpf_perf_event_data *ctx)
 		record_thread(st, task, tid, THREAD_ON_CPU, 0);
 		return 0;
 	}
-	key.end_reason = st->end_reason;
+	/* Built only now, so that it shares stack slots with what the unwinding needed: Linux < 6.2
+	 * rounds each function's stack to 32 bytes when it checks the 512-byte total of a call
+	 * chain (kernel/bpf/verifier.c, check_max_stack_depth), and on_sample must stay at 64. */
+	struct sample_key key = {.tgid = tgid, .end_reason = st->end_reason};
+
 	key.stack_id = store_stack(st);
 	count_sample(&key, st->generation);
 	return 0;

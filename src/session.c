@@ -94,7 +94,6 @@ static void on_stop_signal(int sig, siginfo_t *info, void *context)
 	stop_signal_forwardable = info && info->si_code != SI_KERNEL;
 }
 
-
 /* An mmap()ed BPF array: elements are value_size rounded up to 8 bytes (kernel/bpf/arraymap.c,
  * elem_size), which every table entry type already is. */
 static void *mmap_map(struct bpf_map *map, size_t *len)
