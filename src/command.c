@@ -4,11 +4,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "src/log.h"
+#include "src/strbuf.h"
 
 /* In the child, between fork and exec: only async-signal-safe calls. */
 static void run_child(int release_fd, int status_fd, char *const argv[])
@@ -63,6 +66,40 @@ int command_spawn(struct command *c, char *const argv[])
 	}
 	c->pid = pid;
 	return 0;
+}
+
+static bool is_executable_file(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+char *command_resolve(const char *name)
+{
+	const char *path = getenv("PATH");
+	struct strbuf sb = {0};
+
+	if (strchr(name, '/'))
+		return strdup(name);
+	if (!path)
+		path = "/bin:/usr/bin"; /* glibc's execvp default (posix/execvpe.c) */
+	for (const char *dir = path;; dir++) {
+		size_t len = strcspn(dir, ":");
+
+		sb.len = 0;
+		if (len)
+			strbuf_appendf(&sb, "%.*s/%s", (int)len, dir, name);
+		else /* an empty entry is the current directory (execvp(3)) */
+			strbuf_appendf(&sb, "./%s", name);
+		if (sb.data && !sb.failed && is_executable_file(sb.data))
+			return strbuf_take(&sb);
+		dir += len;
+		if (*dir == '\0')
+			break;
+	}
+	free(sb.data);
+	return NULL;
 }
 
 static void close_fd(int *fd)

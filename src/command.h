@@ -17,6 +17,9 @@ struct command {
 	bool reaped;
 };
 
+/* The file execvp() would run for name: name itself when it has a '/', else the first
+ * executable regular file name in $PATH (glibc's default when unset). malloc()ed; NULL if none. */
+char *command_resolve(const char *name);
 /* Fork the child that will run argv (argv[0] looked up in PATH). 0 or -errno (said). */
 int command_spawn(struct command *c, char *const argv[]);
 /* Let it exec. 0 when argv[0] runs, else -errno of the failed exec (said, naming it). */

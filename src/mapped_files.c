@@ -260,19 +260,16 @@ static int register_file(struct mapped_files *mf, const struct elf_image *img, c
 	return rc;
 }
 
-/* The file id of a mapping's file, registering the file on first sight. */
-static int file_for_mapping(struct mapped_files *mf, pid_t pid, const struct proc_exec_map *map,
-			    const char *path, uint32_t *file_id)
+/* The file id of the ELF file open on fd (taken: closed here), registering it on first sight.
+ * dev/ino 0: not cached by inode (the vdso copy). */
+static int file_of_fd(struct mapped_files *mf, int fd, const char *path, pid_t pid, bool by_inode,
+		      uint32_t *file_id)
 {
-	bool is_vdso = strcmp(path, "[vdso]") == 0;
-	int fd = is_vdso ? open_vdso_copy(pid, map) : open_mapped_file(pid, map, path);
 	struct stat st = {0};
 	struct elf_image img;
 	int rc, known;
 
-	if (fd < 0)
-		return -errno;
-	if (!is_vdso && fstat(fd, &st) == 0 && (known = find_cached(mf, st.st_dev, st.st_ino)) >= 0) {
+	if (by_inode && fstat(fd, &st) == 0 && (known = find_cached(mf, st.st_dev, st.st_ino)) >= 0) {
 		close(fd);
 		*file_id = (uint32_t)known;
 		return 0;
@@ -284,10 +281,38 @@ static int file_for_mapping(struct mapped_files *mf, pid_t pid, const struct pro
 	if (known >= 0)
 		*file_id = (uint32_t)known;
 	else
-		rc = register_file(mf, &img, path, pid, is_vdso ? 0 : st.st_dev,
-				   is_vdso ? 0 : st.st_ino, file_id);
+		rc = register_file(mf, &img, path, pid, by_inode ? st.st_dev : 0,
+				   by_inode ? st.st_ino : 0, file_id);
 	elf_image_close(&img);
 	return rc;
+}
+
+/* The file id of a mapping's file, registering the file on first sight. */
+static int file_for_mapping(struct mapped_files *mf, pid_t pid, const struct proc_exec_map *map,
+			    const char *path, uint32_t *file_id)
+{
+	bool is_vdso = strcmp(path, "[vdso]") == 0;
+	int fd = is_vdso ? open_vdso_copy(pid, map) : open_mapped_file(pid, map, path);
+
+	if (fd < 0)
+		return -errno;
+	return file_of_fd(mf, fd, path, pid, !is_vdso, file_id);
+}
+
+int mapped_files_prepare(struct mapped_files *mf, pid_t pid, const char *path)
+{
+	uint32_t file_id;
+	char magic[4];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (pread(fd, magic, sizeof(magic), 0) != (ssize_t)sizeof(magic) ||
+	    memcmp(magic, "\177ELF", sizeof(magic)) != 0) {
+		close(fd); /* a script: its interpreter is found when it runs */
+		return -ENOEXEC;
+	}
+	return file_of_fd(mf, fd, path, pid, true, &file_id);
 }
 
 /* bias such that ELF vaddr = address - bias. ld.so maps each PT_LOAD from its page-aligned file

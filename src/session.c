@@ -459,10 +459,13 @@ static void process_execed(struct session *s, pid_t pid)
 
 	if (!t)
 		return;
+	double started = now_seconds();
 	process_tree_update_comm(&s->tree, pid);
 	int rc = publish_process(s, t, true);
 	if (rc < 0 && rc != -ESRCH && rc != -ENOENT)
 		lp_warn("PID %d: cannot read its mappings after exec: %s", (int)pid, strerror(-rc));
+	lp_debug("PID %d exec'd: its mappings published in %.1f ms", (int)pid,
+		 (now_seconds() - started) * 1e3);
 }
 
 static int on_event(void *ctx, void *data, size_t size)
@@ -774,8 +777,21 @@ static int command_result(struct session *s, int profile_exit_code)
 
 /* Release CMD, held since the fork. Its exit code when it cannot run: 127 not found, else 126
  * (the shell's convention). */
+/* CMD's executable gets its unwind table (and its Lua VM found) before CMD runs: after the
+ * exec, its samples then wait only for its mappings to be read, not for a table to be built. */
+static void prepare_command(struct session *s)
+{
+	char *path = command_resolve(s->opts->command[0]);
+	int rc = path ? mapped_files_prepare(&s->files, s->command.pid, path) : -ENOENT;
+
+	if (rc < 0)
+		lp_debug("%s: no table built ahead: %s", s->opts->command[0], strerror(-rc));
+	free(path);
+}
+
 static int start_command(struct session *s)
 {
+	prepare_command(s);
 	int rc = command_start(&s->command, s->opts->command[0]);
 
 	if (rc == 0)
