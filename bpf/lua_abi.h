@@ -88,6 +88,15 @@ struct lua_interp {
 	__s16 l_cfa_off;
 	__u64 exec_start;        /* luaV_execute's ELF vaddr range [exec_start, exec_end) */
 	__u64 exec_end;
+	/* PUC Lua: lua_resume's ELF vaddr range (0, 0 when unknown) and where it keeps the lua_State
+	 * it resumes (as l_reg / l_in_frame / l_cfa_off for luaV_execute). At a lua_resume frame the
+	 * walker splices the coroutine's frames that no luaV_execute runs (bpf/lua_puc_walk.bpf.h). */
+	__u64 resume_start;
+	__u64 resume_end;
+	__u8 resume_l_reg;
+	__u8 resume_l_in_frame;
+	__s16 resume_l_cfa_off;
+	__u32 pad_resume;
 	union {
 		struct lua_puc_layout puc;   /* kind PUC* */
 		struct luajit_layout jit;    /* kind LUAJIT: exec range = the lj_vm interpreter code */

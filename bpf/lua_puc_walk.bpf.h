@@ -22,6 +22,20 @@
  * The caller then pushes the luaV_execute frame itself, so that read root-first the Lua frames
  * follow the native frame that runs them, exactly, with no heuristic.
  *
+ * Pending frames (5.3, 5.4): after a yield, lua_resume finishes the coroutine's interrupted
+ * frames from its own C frame: ldo.c resume() continues the top one, then unroll() takes the
+ * rest one at a time, "luaV_finishOp(L); luaV_execute(L)" for a Lua frame and finishCcall() (the
+ * C function's continuation k) for a C one. While it runs one of them, the callers below it are
+ * on the CallInfo chain but no luaV_execute runs them yet, and a C function below them (the one
+ * that called lua_callk/lua_pcallk, or yielded with lua_yieldk) has no C frame left either (the
+ * yield longjmp'ed over it). So at a lua_resume frame (resume_start..resume_end), the walker
+ * reads the coroutine it resumes from the register or slot lua_resume keeps it in, and pushes
+ * every Lua frame of that coroutine the activations above did not take: from the cursor (or
+ * L->ci when none of its activations was met) down to &L->base_ci, skipping C CallInfos. They
+ * are the oldest part of the chain, pushed before the lua_resume frame itself: read root-first,
+ * they come right after lua_resume and before the coroutine's first luaV_execute. Each frame is
+ * taken once: activations consume the chain from the top, the splice takes what is left.
+ *
  * Sources: lstate.h / ldo.c / lvm.c of Lua 5.1.5, 5.3.6 and 5.4.4 (CallInfo, luaD_call, ccall,
  * luaV_execute's "startfunc"/"returning" paths, CIST_* bits).
  */
@@ -36,6 +50,7 @@ struct lua_walk_ctx {
 	struct lua_interp *interp;
 	__u64 base_ci;  /* 5.3/5.4: &L->base_ci, the end of the chain; 5.1: the array start */
 	__u64 ci;       /* the CallInfo under examination */
+	__u32 pending;  /* 1: the splice at lua_resume: every Lua frame down to base_ci, no bound */
 	/* Whether a Lua frame was pushed in this activation: a flag, not a count, so that the
 	 * verifier's states for the callback converge (it iterates bpf_loop callbacks to a fixed
 	 * point since Linux 6.8, and a precisely tracked counter never repeats). */
@@ -128,7 +143,7 @@ static long lua_step_chain(__u64 index, void *data)
 	__u64 proto = is_lua ? lua_proto_of(ci_field_u64(ci, lay->ci_func), interp) : 0;
 
 	if (!proto) {
-		if (w->pushed_any)
+		if (w->pushed_any && !w->pending)
 			return LUA_STEP_STOP; /* a C call below Lua frames: the next activation's */
 		w->ci = ci_field_u64(ci, lay->ci_previous);
 		return LUA_STEP_NEXT;
@@ -137,8 +152,9 @@ static long lua_step_chain(__u64 index, void *data)
 	w->pushed_any = 1;
 	w->ci = ci_field_u64(ci, lay->ci_previous);
 	/* the CallInfo that entered this luaV_execute ends the activation (lvm.c: "if (ci->callstatus
-	 * & CIST_FRESH) return;"); in 5.4.0-5.4.1 each Lua call entered its own */
-	if (lay->cist_fresh == 0 || (status & lay->cist_fresh))
+	 * & CIST_FRESH) return;"); in 5.4.0-5.4.1 each Lua call entered its own. Pending frames have
+	 * no activation: their CIST_FRESH bits are those of activations a yield ended. */
+	if (!w->pending && (lay->cist_fresh == 0 || (status & lay->cist_fresh)))
 		return LUA_STEP_STOP;
 	return w->st->trace.len >= MAX_STACK_FRAMES ? LUA_STEP_STOP : LUA_STEP_NEXT;
 }
@@ -191,18 +207,20 @@ static long lua_step_array(__u64 index, void *data)
 	return w->st->trace.len >= MAX_STACK_FRAMES ? LUA_STEP_STOP : LUA_STEP_NEXT;
 }
 
-/* lua_State *L as luaV_execute holds it in the frame being unwound: in a callee-saved register
- * (recovered for this frame by the unwinder), or in a stack slot at a fixed distance from the
- * frame's CFA. Returns 0 when unknown. */
+/* lua_State *L as luaV_execute (pending: lua_resume) holds it in the frame being unwound: in a
+ * callee-saved register (recovered for this frame by the unwinder), or in a stack slot at a fixed
+ * distance from the frame's CFA. Returns 0 when unknown. */
 static __always_inline __u64 lua_state_of_frame(struct unwinder_state *st, struct lua_interp *interp,
-						struct unwind_rule *rule)
+						struct unwind_rule *rule, __u32 pending)
 {
 	__u64 cfa, L;
-	__u32 l_reg = interp->l_reg;
+	__u32 l_reg = pending ? interp->resume_l_reg : interp->l_reg;
+	bool in_frame = pending ? interp->resume_l_in_frame : interp->l_in_frame;
+	__s64 cfa_off = pending ? interp->resume_l_cfa_off : interp->l_cfa_off;
 
-	if (interp->l_in_frame) {
+	if (in_frame) {
 		if (!rule || compute_cfa(st, rule, &cfa) != END_REASON_COUNT ||
-		    read_u64(cfa + interp->l_cfa_off, &L))
+		    read_u64(cfa + cfa_off, &L))
 			return 0;
 		return L;
 	}
@@ -212,19 +230,19 @@ static __always_inline __u64 lua_state_of_frame(struct unwinder_state *st, struc
 }
 
 /* Push the Lua frames of the activation run by the luaV_execute frame being unwound (rule: that
- * frame's unwind rule). */
+ * frame's unwind rule), or with pending, those a lua_resume frame splices. */
 static __always_inline void lua_puc_walk_activation(struct unwinder_state *st,
 						    struct lua_interp *interp,
-						    struct unwind_rule *rule)
+						    struct unwind_rule *rule, __u32 pending)
 {
 	struct lua_puc_layout *lay = &interp->puc;
-	__u64 L = lua_state_of_frame(st, interp, rule);
+	__u64 L = lua_state_of_frame(st, interp, rule, pending);
 
 	if (L == 0) {
 		count(CNT_LUA_NO_STATE);
 		return;
 	}
-	struct lua_walk_ctx w = {.st = st, .interp = interp};
+	struct lua_walk_ctx w = {.st = st, .interp = interp, .pending = pending};
 
 	if (L != st->lua_L) {
 		if (!lua_state_valid(L, lay) || read_u64(L + lay->state_ci, &w.ci)) {
@@ -237,7 +255,8 @@ static __always_inline void lua_puc_walk_activation(struct unwinder_state *st,
 		w.ci = st->lua_ci; /* 0: this lua_State has no frames left */
 	}
 	if (w.ci == 0) {
-		count(CNT_LUA_EMPTY_ACTIVATION);
+		if (!pending)
+			count(CNT_LUA_EMPTY_ACTIVATION);
 		return;
 	}
 	if (interp->kind == LUA_KIND_PUC51) {
@@ -250,20 +269,22 @@ static __always_inline void lua_puc_walk_activation(struct unwinder_state *st,
 	}
 	st->lua_ci = w.ci;
 	st->lua_frames |= w.pushed_any;
-	if (!w.pushed_any)
+	if (!w.pushed_any && !pending)
 		count(CNT_LUA_EMPTY_ACTIVATION);
 }
 
-/* The Lua frames of the luaV_execute frame being unwound in this CPU's unwinder_state; rule_id:
- * that frame's unwind rule. A global function: scalar arguments, the state is looked up again. */
-__noinline int lua_puc_walk_frame(__u32 file_id, __u32 rule_id)
+/* The Lua frames of the luaV_execute frame (pending: the lua_resume frame) being unwound in this
+ * CPU's unwinder_state; rule_id: that frame's unwind rule. A global function: scalar arguments,
+ * the state is looked up again. */
+__noinline int lua_puc_walk_frame(__u32 file_id, __u32 rule_id, __u32 pending)
 {
 	struct unwinder_state *st = unwinder_state();
 	struct lua_interp *interp = bpf_map_lookup_elem(&lua_interps, &file_id);
 
 	if (!st || !interp)
 		return 0;
-	lua_puc_walk_activation(st, interp, bpf_map_lookup_elem(&unwind_rules, &rule_id));
+	lua_puc_walk_activation(st, interp, bpf_map_lookup_elem(&unwind_rules, &rule_id),
+				pending != 0);
 	return 0;
 }
 

@@ -38,18 +38,23 @@ static __always_inline void request_refresh(__u32 tgid, __u64 addr)
 }
 
 /* At an interpreter frame (luaV_execute, lj_vm), the Lua frames it runs go first (leaf side) of
- * the native frame. */
-static __always_inline void walk_interpreter(__u32 file_id, __u64 vaddr, __u32 rule_id)
+ * the native frame; at a PUC lua_resume frame that called into the coroutine (a return address,
+ * not the sampled pc: its prologue may not hold L yet), the coroutine's pending frames do. */
+static __always_inline void walk_interpreter(__u32 file_id, __u64 vaddr, __u32 rule_id, bool leaf)
 {
 	struct lua_interp *interp = bpf_map_lookup_elem(&lua_interps, &file_id);
 
-	if (!interp || interp->kind == LUA_KIND_NONE || vaddr < interp->exec_start ||
-	    vaddr >= interp->exec_end)
+	if (!interp || interp->kind == LUA_KIND_NONE)
 		return;
-	if (interp->kind == LUA_KIND_LUAJIT)
-		luajit_walk_frame(file_id, rule_id);
-	else
-		lua_puc_walk_frame(file_id, rule_id);
+	if (vaddr >= interp->exec_start && vaddr < interp->exec_end) {
+		if (interp->kind == LUA_KIND_LUAJIT)
+			luajit_walk_frame(file_id, rule_id);
+		else
+			lua_puc_walk_frame(file_id, rule_id, 0);
+	} else if (vaddr >= interp->resume_start && vaddr < interp->resume_end && !leaf &&
+		   interp->kind != LUA_KIND_LUAJIT) {
+		lua_puc_walk_frame(file_id, rule_id, 1);
+	}
 }
 
 /* pc in anonymous code or no known mapping: a LuaJIT trace is spliced and unwinding goes on
@@ -105,7 +110,7 @@ __noinline int unwind_native_frame(struct unwinder_state *st, struct proc_mappin
 	 * (__restore_rt): that pc is not after a call, name it as it is. */
 	if (rule && rule->cfa_type == CFA_SIGNAL)
 		retaddr = false;
-	walk_interpreter(m->file_id, lookup_pc - m->bias, rule_id);
+	walk_interpreter(m->file_id, lookup_pc - m->bias, rule_id, !retaddr);
 	push_frame(st, native_frame(m->file_id, pc - m->bias, retaddr));
 	if (!rule) {
 		st->end_reason = reason;

@@ -290,6 +290,54 @@ static int symtab_exec(const struct exec_ctx *x, uint64_t *start, uint64_t *end,
 	return -ENOENT;
 }
 
+/* Where the function at [start, end) keeps the lua_State it was passed (lua/lua_disasm.c), as
+ * struct lua_interp's reg / in_frame / cfa_off triple. */
+static int state_home(const struct exec_ctx *x, uint64_t start, uint64_t end, uint8_t *reg,
+		      uint8_t *in_frame, int16_t *cfa_off, const char **reason)
+{
+	struct lua_state_home home;
+	if (lua_state_home(&x->code, x->cfi, start, end, &home, reason) != 0)
+		return -ENOENT;
+	*in_frame = home.in_frame;
+	*reg = home.in_frame ? LUA_L_REG_NONE : home.dwarf_reg;
+	*cfa_off = home.in_frame ? home.cfa_off : 0;
+	return 0;
+}
+
+/* lua_resume's bounds and where it keeps the coroutine it resumes: ldo.c's unroll() and
+ * finishCcall() run a resumed coroutine's interrupted frames from inside lua_resume, with no
+ * luaV_execute of theirs on the C stack, and the BPF walker splices them at lua_resume's frame.
+ * Without them (resume_start 0, *resume_problem says why) the VM is still walked, those frames
+ * missing. */
+static void locate_resume(const struct exec_ctx *x, struct lua_runtime *out)
+{
+	uint64_t start = x->syms->api[API_RESUME], end = 0;
+	struct lua_interp *in = &out->interp;
+	const char *reason = NULL;
+
+	/* 5.1 ldo.c resume(): "luaV_execute(L, cast_int(L->ci - L->base_ci))" runs every Lua frame
+	 * of a resumed coroutine in one activation (5.1 yields neither across C calls nor with a
+	 * continuation): nothing is ever pending there. */
+	if (out->interp.kind == LUA_KIND_PUC51)
+		return;
+	if (start == 0) {
+		out->resume_problem = "lua_resume is not exported";
+		return;
+	}
+	if (!has_function_bounds(x->cfi) || !lua_fn_end(x->cfi, start, &end)) {
+		out->resume_problem = "lua_resume has no FDE";
+		return;
+	}
+	if (state_home(x, start, end, &in->resume_l_reg, &in->resume_l_in_frame,
+		       &in->resume_l_cfa_off, &reason) != 0) {
+		out->resume_problem = "lua_resume keeps lua_State *L neither in a callee-saved register "
+				      "nor in a slot of its frame";
+		return;
+	}
+	in->resume_start = start;
+	in->resume_end = end;
+}
+
 static enum lua_detect_result locate_vm(const struct elf_image *img, const struct cfi_table *cfi,
 					const struct lua_syms *syms, struct lua_runtime *out,
 					const char **reason)
@@ -312,16 +360,10 @@ static enum lua_detect_result locate_vm(const struct elf_image *img, const struc
 	out->interp.exec_start = start;
 	out->interp.exec_end = end;
 	out->exec_from_symtab = syms->exec_found;
-	struct lua_state_home home;
-	if (lua_state_home(&x.code, cfi, start, end, &home, reason) != 0)
+	if (state_home(&x, start, end, &out->interp.l_reg, &out->interp.l_in_frame,
+		       &out->interp.l_cfa_off, reason) != 0)
 		return LUA_DETECT_UNSUPPORTED;
-	if (home.in_frame) {
-		out->interp.l_reg = LUA_L_REG_NONE;
-		out->interp.l_in_frame = 1;
-		out->interp.l_cfa_off = home.cfa_off;
-	} else {
-		out->interp.l_reg = home.dwarf_reg;
-	}
+	locate_resume(&x, out);
 	return LUA_DETECT_OK;
 }
 

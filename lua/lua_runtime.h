@@ -22,6 +22,7 @@ struct lua_runtime {
 	struct luajit_runtime *jit; /* LuaJIT (lua/luajit_detect.h, owned by the holder), else NULL */
 	char version[16];          /* "5.4.4" (from the ident string; always NUL-terminated) */
 	bool exec_from_symtab;     /* luaV_execute came from .symtab rather than derived */
+	const char *resume_problem; /* why lua_resume's range or L is unknown (static), else NULL */
 };
 
 enum lua_detect_result {

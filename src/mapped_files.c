@@ -178,6 +178,16 @@ static void log_puc_runtime(const char *name, const struct lua_runtime *rt)
 			 rt->version, (unsigned long long)rt->interp.exec_start,
 			 (unsigned long long)rt->interp.exec_end,
 			 rt->exec_from_symtab ? "from .symtab" : "derived from the API", rt->interp.l_reg);
+	if (rt->resume_problem)
+		lp_warn("%s: %s: the frames of resumed coroutines that no luaV_execute runs yet "
+			"(after a yield) will be missing", name, rt->resume_problem);
+	else
+		lp_debug("%s: lua_resume [0x%llx, 0x%llx), L %s %d", name,
+			 (unsigned long long)rt->interp.resume_start,
+			 (unsigned long long)rt->interp.resume_end,
+			 rt->interp.resume_l_in_frame ? "at CFA" : "in DWARF register",
+			 rt->interp.resume_l_in_frame ? rt->interp.resume_l_cfa_off
+						      : rt->interp.resume_l_reg);
 }
 
 /* PUC Lua first, then LuaJIT (which PUC detection refuses as NONE). On OK, rt->jit is set for

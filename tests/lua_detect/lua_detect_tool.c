@@ -54,11 +54,16 @@ static int cmd_detect(int argc, char **argv)
 			continue;
 		}
 		printf("file=%s result=%s version=%s kind=%u exec_start=%#llx exec_end=%#llx l_reg=%u "
-		       "l_in_frame=%u l_cfa_off=%d from_symtab=%d reason=%s\n",
+		       "l_in_frame=%u l_cfa_off=%d resume_start=%#llx resume_end=%#llx "
+		       "resume_l_reg=%u resume_l_in_frame=%u resume_l_cfa_off=%d from_symtab=%d "
+		       "reason=%s\n",
 		       argv[i], lua_detect_result_name(r), rt.version[0] ? rt.version : "-",
 		       rt.interp.kind,
 		       (unsigned long long)rt.interp.exec_start, (unsigned long long)rt.interp.exec_end,
 		       rt.interp.l_reg, rt.interp.l_in_frame, rt.interp.l_cfa_off,
+		       (unsigned long long)rt.interp.resume_start,
+		       (unsigned long long)rt.interp.resume_end, rt.interp.resume_l_reg,
+		       rt.interp.resume_l_in_frame, rt.interp.resume_l_cfa_off,
 		       rt.exec_from_symtab ? 1 : 0, reason ? reason : "-");
 	}
 	return status;
