@@ -64,6 +64,9 @@ DETECT_LINE = re.compile(
     r"file=(?P<file>\S+) result=(?P<result>\S+)(?: version=(?P<version>\S+) kind=(?P<kind>\d+) "
     r"exec_start=(?P<start>\S+) exec_end=(?P<end>\S+) l_reg=(?P<reg>\d+) "
     r"l_in_frame=(?P<in_frame>\d) l_cfa_off=(?P<cfa_off>-?\d+) "
+    r"resume_start=(?P<resume_start>\S+) resume_end=(?P<resume_end>\S+) "
+    r"resume_l_reg=(?P<resume_reg>\d+) resume_l_in_frame=(?P<resume_in_frame>\d) "
+    r"resume_l_cfa_off=(?P<resume_cfa_off>-?\d+) "
     r"from_symtab=(?P<symtab>\d) reason=(?P<reason>.*))?$")
 HERE = os.path.dirname(os.path.abspath(__file__))
 HOME_PROBE = os.path.join(HERE, "lua_detect", "lua_home_probe.c")
@@ -81,6 +84,9 @@ def detect(tool, path):
         d["start"], d["end"] = int(d["start"], 16), int(d["end"], 16)
         d["reg"], d["symtab"] = int(d["reg"]), d["symtab"] == "1"
         d["in_frame"], d["cfa_off"] = d["in_frame"] == "1", int(d["cfa_off"])
+        d["resume_start"], d["resume_end"] = int(d["resume_start"], 16), int(d["resume_end"], 16)
+        d["resume"] = {"in_frame": d["resume_in_frame"] == "1", "reg": int(d["resume_reg"]),
+                       "cfa_off": int(d["resume_cfa_off"])}
     return d
 
 
@@ -202,6 +208,39 @@ def home_oracle(counts, slots_only=False):
 
 # ---- mode: debian
 
+def dynsym_address(tools, path, name):
+    """The address of an exported function, None when it is not exported."""
+    for line in run([tools.nm, "-D", "--defined-only", path]).splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] in "tT" and parts[2].split("@")[0] == name:
+            return int(parts[0], 16)
+    return None
+
+
+def check_resume(tools, path, d, fail):
+    """lua_resume's range and where it keeps L (the coroutine whose pending frames the walker
+    splices at its frame) against binutils: the FDE of the exported lua_resume, and the register
+    or frame slot its code passes most often as the first argument (5.1: nothing, it needs no
+    splice)."""
+    if d["version"].startswith("5.1."):
+        fail.check(d["resume_start"] == 0, f"{path}: a lua_resume range for Lua 5.1")
+        return
+    start = dynsym_address(tools, path, "lua_resume")
+    if not fail.check(start is not None, f"{path}: lua_resume is not exported"):
+        return
+    ends = [b for a, b in fde_ranges(tools, path) if a == start]
+    if not fail.check(len(ends) == 1, f"{path}: lua_resume at {start:#x} starts no single FDE"):
+        return
+    fail.check((d["resume_start"], d["resume_end"]) == (start, ends[0]),
+               f"{path}: lua_resume {d['resume_start']:#x}..{d['resume_end']:#x}, expected its "
+               f"FDE {start:#x}..{ends[0]:#x}")
+    rules = cfa_rules(tools, path, start)
+    oracle = home_oracle(first_argument_sources(disassemble(tools, path, start, ends[0]), rules))
+    found = home_of(d["resume"])
+    print(f"{path}: lua_resume keeps L in {found} (its code's first arguments: {oracle})")
+    fail.check(found == oracle, f"{path}: lua_resume's L in {found}, its code says {oracle}")
+
+
 def check_debian(tools, tool, path, version, reg_name, fail, symtab_expected=False):
     if not fail.check(os.path.exists(path), f"{path} is not installed"):
         return
@@ -216,6 +255,7 @@ def check_debian(tools, tool, path, version, reg_name, fail, symtab_expected=Fal
     fail.check((d["start"], d["end"]) in fde_ranges(tools, path),
                f"{path}: luaV_execute {d['start']:#x}..{d['end']:#x} is not one whole FDE")
     fail.check(d["end"] - d["start"] >= 4096, f"{path}: luaV_execute of {d['end'] - d['start']} bytes")
+    check_resume(tools, path, d, fail)
 
 
 def mode_debian(args, tools):
