@@ -22,6 +22,9 @@
 # else the ones the host's apt sources use, else deb.debian.org.
 set -euo pipefail
 
+# shellcheck source=scripts/private-apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/private-apt.sh"
+
 ALL_NAMES=(bullseye bookworm trixie backports)
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 SCRATCH=
@@ -71,41 +74,15 @@ suites_of() {
 	esac
 }
 
-# Writes DIR/apt/NAME/apt.conf, the private configuration of one kernel's suites: its own
-# sources list, package state (an empty dpkg status: the host's installed packages play no
-# part), lists and cache; the host's configuration parts are still read (proxies and the like),
-# but the hooks they add to updates and dpkg runs are cleared (the file is read again, as
-# Dir::Etc::Main, after them).
+# Writes DIR/apt/NAME/apt.conf, the private configuration of one kernel's suites
+# (scripts/private-apt.sh), and its sources list.
 write_apt_conf() {
 	local name=$1 root=$APT_ROOT/$1 uri suite
-	mkdir -p "$root/lists/partial" "$root/cache/archives/partial" "$root/state"
-	: >"$root/state/status"
+	private_apt_conf "$root"
 	: >"$root/sources.list"
 	while read -r uri suite; do
 		echo "deb [signed-by=$KEYRING] $uri $suite main" >>"$root/sources.list"
 	done < <(suites_of "$name")
-	cat >"$root/apt.conf" <<EOF
-Dir::Etc::Main "$root/apt.conf";
-Dir::Etc::SourceList "$root/sources.list";
-Dir::Etc::SourceParts "/dev/null";
-Dir::Etc::Preferences "/dev/null";
-Dir::Etc::PreferencesParts "/dev/null";
-Dir::State "$root/state";
-Dir::State::Lists "$root/lists";
-Dir::State::status "$root/state/status";
-Dir::Cache "$root/cache";
-Dir::Cache::pkgcache "";
-Dir::Cache::srcpkgcache "";
-APT::Architecture "amd64";
-APT::Architectures { "amd64"; };
-APT::Sandbox::User "root";
-Acquire::Languages "none";
-#clear APT::Update::Pre-Invoke;
-#clear APT::Update::Post-Invoke;
-#clear APT::Update::Post-Invoke-Success;
-#clear DPkg::Pre-Invoke;
-#clear DPkg::Post-Invoke;
-EOF
 }
 
 # apt-get/apt-cache with the private configuration of kernel $1.

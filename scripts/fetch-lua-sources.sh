@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# fetch-lua-sources.sh DIR [PKG...] - unpacks Debian 12 source packages of Lua VMs into DIR, with
+# fetch-lua-sources.sh [--suite SUITE] DIR [PKG...] - unpacks Debian 12 source packages of Lua VMs into DIR, with
 # Debian's patches applied, for tests that compile the real Lua headers and sources. The default
 # packages are lua5.1, lua5.3 and lua5.4 (DIR/lua5.1-5.1.5, DIR/lua5.3-5.3.6, DIR/lua5.4-5.4.4:
 # tests/lua_detect.cmake); scripts/fetch-luajit.sh asks for luajit and luajit2
 # (DIR/luajit-2.1.0~beta3+git20220320+dfsg, DIR/luajit2-2.1-20230119).
+#
+# --suite SUITE takes the packages from another Debian suite (trixie: lua5.4 5.4.7, the newest 5.4
+# the tests build from source, tests/lua_yield.cmake) through a private apt configuration in
+# DIR/.apt (deb-src SUITE from the host's Debian mirror): /etc/apt is not read for sources nor
+# written.
 #
 # Idempotent: a package already unpacked in DIR is not fetched again, and apt is touched only when
 # something is missing. Needs root then: it adds deb-src entries mirroring the machine's bookworm
@@ -11,15 +16,20 @@
 # apt-get update, and installs dpkg-dev (dpkg-source) if absent.
 set -euo pipefail
 
+# shellcheck source=scripts/private-apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/private-apt.sh"
+
 PACKAGES=()
 DEFAULT_PACKAGES=(lua5.1 lua5.3 lua5.4)
 SCRATCH=
 APT_DIR=/etc/apt
 SRC_SOURCES=$APT_DIR/sources.list.d/lua-perf-deb-src.sources
 SRC_LIST=$APT_DIR/sources.list.d/lua-perf-deb-src.list
+SUITE=
+KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 
 usage() {
-	echo "usage: $0 DIR [PKG...]  (default PKG: ${DEFAULT_PACKAGES[*]})" >&2
+	echo "usage: $0 [--suite SUITE] DIR [PKG...]  (default PKG: ${DEFAULT_PACKAGES[*]})" >&2
 	exit 2
 }
 
@@ -130,7 +140,36 @@ add_deb_src() {
 	fi
 }
 
+# The host's Debian mirror: the first URI of its sources that ends in /debian (not -security).
+host_mirror() {
+	local f
+	for f in "$APT_DIR/sources.list" "$APT_DIR"/sources.list.d/*.sources "$APT_DIR"/sources.list.d/*.list; do
+		[[ -f $f ]] || continue
+		grep -hoE "https?://[^ ]+/debian/?( |$)" "$f" | sed 's: *$::; s:/*$::' | head -n 1 && return 0
+	done
+	return 0
+}
+
+# apt-get and apt-cache read $PWD/.apt/apt.conf from now on (scripts/private-apt.sh): deb-src
+# SUITE from the host's mirror, and nothing else.
+use_private_apt() {
+	local root=$PWD/.apt mirror
+	mirror=$(host_mirror)
+	if [[ -z $mirror ]]; then
+		echo "$0: no Debian mirror in $APT_DIR to take $SUITE from" >&2
+		exit 1
+	fi
+	private_apt_conf "$root"
+	echo "deb-src [signed-by=$KEYRING] $mirror $SUITE main" >"$root/sources.list"
+	export APT_CONFIG=$root/apt.conf
+}
+
 main() {
+	if [[ ${1:-} == --suite ]]; then
+		(($# >= 2)) || usage
+		SUITE=$2
+		shift 2
+	fi
 	(($# >= 1)) || usage
 	mkdir -p "$1"
 	cd "$1"
@@ -148,7 +187,10 @@ main() {
 	fi
 	export DEBIAN_FRONTEND=noninteractive
 	local lock=(-o DPkg::Lock::Timeout=600)
-	if ! has_deb_src; then
+	if [[ -n $SUITE ]]; then
+		use_private_apt
+		apt-get update -q
+	elif ! has_deb_src; then
 		add_deb_src
 		apt-get "${lock[@]}" update -q
 	elif ! apt-cache showsrc "${missing[0]}" 2>/dev/null | grep -q '^Package:'; then

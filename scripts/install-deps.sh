@@ -5,6 +5,7 @@ export DEBIAN_FRONTEND=noninteractive
 # chromium and fonts-dejavu-core: the SVG flame graph tests load the SVG in headless Chromium.
 # lua-check: luacheck, the large Lua code base that the long-run test profiles (tests/long_run_test.py).
 # libcap2-bin: capsh, to run lua-perf with only the capabilities it needs (tests/failures_test.py).
+# libluajit2-5.1-dev: the yield tests build their host against Debian's libluajit (tests/lua_yield.cmake).
 # qemu-system-x86, busybox-static: the kernel matrix boots Debian kernels under QEMU with a
 # busybox initramfs (tests/kernel_matrix_test.py, docs/kernels.md).
 apt-get update -q
@@ -14,6 +15,6 @@ apt-get install -y -q --no-install-recommends \
   binutils python3 procps util-linux libcap2-bin \
   nginx-light libnginx-mod-http-ndk libnginx-mod-http-lua lua-resty-core wrk \
   lua5.1 lua5.2 lua5.3 lua5.4 lua-check liblua5.1-0-dev liblua5.3-dev liblua5.4-dev \
-  libluajit2-5.1-2 libluajit2-5.1-common linux-perf libc6-dbg dpkg-dev \
+  libluajit2-5.1-2 libluajit2-5.1-common libluajit2-5.1-dev linux-perf libc6-dbg dpkg-dev \
   chromium fonts-dejavu-core \
   qemu-system-x86 busybox-static

@@ -13,6 +13,9 @@
 #   lua_yield_51_<scenario>_<interrupt>     chain and nested (5.1 has no continuations)
 #   luajit_yield_<scenario>_<on|off>        chain and nested, yields from a C function, the JIT
 #                                           on or off
+#   lua_yield_547_<scenario>_<interrupt>    Lua 5.4.7 (Debian 13's source, fetched by the fixture
+#                                           lua_yield_fetch_trixie) built by the test, all four
+#   lua_layouts_5.4.7                       the 5.4 layout against 5.4.7's own headers
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 
 set(LUA_YIELD_TEST ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/lua_yield_profile_test.py
@@ -68,6 +71,27 @@ foreach(scenario chain nested)
       --lua luajit --jit ${jit} ${scenario} call)
   endforeach()
 endforeach()
+
+# Lua 5.4.7 from Debian 13's source package (a private apt configuration, /etc/apt untouched).
+set(LUA_YIELD_TRIXIE_SOURCES ${CMAKE_BINARY_DIR}/lua_sources/trixie)
+add_test(NAME lua_yield_fetch_trixie
+  COMMAND ${CMAKE_SOURCE_DIR}/scripts/fetch-lua-sources.sh --suite trixie ${LUA_YIELD_TRIXIE_SOURCES}
+          lua5.4)
+set_tests_properties(lua_yield_fetch_trixie PROPERTIES FIXTURES_SETUP lua_trixie_sources TIMEOUT 900)
+foreach(scenario chain pcallk yieldk nested)
+  foreach(interrupt hook call)
+    set(name lua_yield_547_${scenario}_${interrupt})
+    add_test(NAME ${name} COMMAND ${LUA_YIELD_TEST} --lua 54 --lua-sources ${LUA_YIELD_TRIXIE_SOURCES}
+      --work ${CMAKE_BINARY_DIR}/lua_yield_work/5.4.7 --cc ${CMAKE_C_COMPILER} ${scenario} ${interrupt})
+    set_tests_properties(${name} PROPERTIES FIXTURES_REQUIRED lua_trixie_sources)
+    list(APPEND LUA_YIELD_TESTS ${name})
+  endforeach()
+endforeach()
+add_test(NAME lua_layouts_5.4.7 COMMAND ${Python3_EXECUTABLE}
+  ${CMAKE_CURRENT_LIST_DIR}/lua_detect_test.py layouts ${LUA_DETECT_ARGS}
+  --sources ${LUA_YIELD_TRIXIE_SOURCES} --version 5.4 --work ${CMAKE_BINARY_DIR}/lua_yield_work/layouts
+  --probe ${CMAKE_CURRENT_LIST_DIR}/lua_detect/lua_layout_probe.c)
+set_tests_properties(lua_layouts_5.4.7 PROPERTIES FIXTURES_REQUIRED lua_trixie_sources)
 
 # Each profiles for 3 s and needs the CPU to itself (ctest -j would starve the samples).
 set_tests_properties(${LUA_YIELD_TESTS} PROPERTIES
