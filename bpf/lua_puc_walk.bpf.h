@@ -273,18 +273,32 @@ static __always_inline void lua_puc_walk_activation(struct unwinder_state *st,
 		count(CNT_LUA_EMPTY_ACTIVATION);
 }
 
-/* The Lua frames of the luaV_execute frame (pending: the lua_resume frame) being unwound in this
- * CPU's unwinder_state; rule_id: that frame's unwind rule. A global function: scalar arguments,
- * the state is looked up again. */
-__noinline int lua_puc_walk_frame(__u32 file_id, __u32 rule_id, __u32 pending)
+static __always_inline void lua_puc_walk_at(__u32 file_id, __u32 rule_id, __u32 pending)
 {
 	struct unwinder_state *st = unwinder_state();
 	struct lua_interp *interp = bpf_map_lookup_elem(&lua_interps, &file_id);
 
-	if (!st || !interp)
-		return 0;
-	lua_puc_walk_activation(st, interp, bpf_map_lookup_elem(&unwind_rules, &rule_id),
-				pending != 0);
+	if (st && interp)
+		lua_puc_walk_activation(st, interp, bpf_map_lookup_elem(&unwind_rules, &rule_id),
+					pending);
+}
+
+/* The Lua frames of the luaV_execute frame being unwound in this CPU's unwinder_state; rule_id:
+ * that frame's unwind rule. A global function: scalar arguments, the state is looked up again. */
+__noinline int lua_puc_walk_frame(__u32 file_id, __u32 rule_id)
+{
+	lua_puc_walk_at(file_id, rule_id, 0);
+	return 0;
+}
+
+/* The same at a lua_resume frame: the resumed coroutine's pending frames. A global function of
+ * its own, with the mode a constant in each: one function taking it as an argument kept more
+ * values alive across its calls and needed 96 bytes of stack instead of 72, and the frames of
+ * the calls from on_sample down to a walker's callback must fit in 512 bytes together
+ * (kernel/bpf/verifier.c, check_max_stack_depth: "combined stack size"). */
+__noinline int lua_puc_splice_pending(__u32 file_id, __u32 rule_id)
+{
+	lua_puc_walk_at(file_id, rule_id, 1);
 	return 0;
 }
 

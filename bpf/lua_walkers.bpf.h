@@ -21,9 +21,11 @@ enum luajit_trace_result {
 };
 
 /* At a native frame in luaV_execute / lj_vm (file_id's interpreter) whose unwind rule is rule_id:
- * push the Lua frames of the activation it runs; for PUC Lua with pending = 1, at a lua_resume
- * frame: the resumed coroutine's frames that no luaV_execute runs (lua_puc_walk.bpf.h). */
-int lua_puc_walk_frame(__u32 file_id, __u32 rule_id, __u32 pending);
+ * push the Lua frames of the activation it runs. */
+int lua_puc_walk_frame(__u32 file_id, __u32 rule_id);
+/* At a PUC lua_resume frame: the resumed coroutine's frames that no luaV_execute runs
+ * (lua_puc_walk.bpf.h, "Pending frames"). */
+int lua_puc_splice_pending(__u32 file_id, __u32 rule_id);
 int luajit_walk_frame(__u32 file_id, __u32 rule_id);
 /* At anonymous or unmapped code: an enum luajit_trace_result. */
 int luajit_splice_trace(void);
