@@ -271,7 +271,7 @@ static int register_file(struct mapped_files *mf, const struct elf_image *img, c
 }
 
 /* The file id of the ELF file open on fd (taken: closed here), registering it on first sight.
- * dev/ino 0: not cached by inode (the vdso copy). */
+ * by_inode false: no inode to cache it by (the vdso's memfd copy); found by content only. */
 static int file_of_fd(struct mapped_files *mf, int fd, const char *path, pid_t pid, bool by_inode,
 		      uint32_t *file_id)
 {

@@ -41,11 +41,11 @@ struct mapped_files {
 
 int mapped_files_init(struct mapped_files *mf, struct table_store *store, int lua_interps_fd);
 void mapped_files_free(struct mapped_files *mf);
-/* Fill *out (sorted executable mappings of pid) from maps, registering new files under the names
- * the process itself uses (a chroot'ed process's paths without its root directory). */
 /* Build the table of the ELF file at path (as this process sees it) ahead of pid mapping it:
  * `lua-perf -- CMD` prepares CMD's executable before CMD runs. 0 or -errno (not an ELF file...). */
 int mapped_files_prepare(struct mapped_files *mf, pid_t pid, const char *path);
+/* Fill *out (sorted executable mappings of pid) from maps, registering new files under the names
+ * the process itself uses (a chroot'ed process's paths without its root directory). */
 int mapped_files_build_process(struct mapped_files *mf, pid_t pid, const struct proc_exec_maps *maps,
 			       struct proc_mappings *out);
 const struct mapped_file *mapped_files_get(const struct mapped_files *mf, uint32_t file_id);

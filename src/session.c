@@ -775,8 +775,6 @@ static int command_result(struct session *s, int profile_exit_code)
 	return code == 0 ? profile_exit_code : code;
 }
 
-/* Release CMD, held since the fork. Its exit code when it cannot run: 127 not found, else 126
- * (the shell's convention). */
 /* CMD's executable gets its unwind table (and its Lua VM found) before CMD runs: after the
  * exec, its samples then wait only for its mappings to be read, not for a table to be built. */
 static void prepare_command(struct session *s)
@@ -789,6 +787,8 @@ static void prepare_command(struct session *s)
 	free(path);
 }
 
+/* Release CMD, held since the fork. Its exit code when it cannot run: 127 not found, else 126
+ * (the shell's convention). */
 static int start_command(struct session *s)
 {
 	prepare_command(s);
