@@ -4,7 +4,8 @@
 # unroll()/finishCcall() will run spliced right after lua_resume (tests/lua_yield_profile_test.py,
 # whose docstring lists the chains). Included by the top CMakeLists.
 #
-# The host, tests/lua/lua_yield_host.c, is built once per Lua library, from Debian's packages:
+# The host, tests/lua_yield/lua_yield_host.c, is built once per Lua library, from Debian's
+# packages:
 #   lua_yield_host51 / 53 / 54   liblua5.1-0-dev, liblua5.3-dev, liblua5.4-dev
 #   lua_yield_hostjit            libluajit2-5.1-dev (OpenResty's luajit2, GC64)
 # Tests (label bpf, need root, 77 = skipped when not root):
@@ -19,7 +20,7 @@
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 
 set(LUA_YIELD_TEST ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/lua_yield_profile_test.py
-  --lua-perf $<TARGET_FILE:lua-perf> --script ${CMAKE_CURRENT_LIST_DIR}/lua/yield_app.lua)
+  --lua-perf $<TARGET_FILE:lua-perf> --script ${CMAKE_CURRENT_LIST_DIR}/lua_yield/yield_app.lua)
 set(LUA_YIELD_BIN_DIR ${CMAKE_BINARY_DIR}/lua_fixtures)
 set(LUA_YIELD_TESTS)
 
@@ -32,7 +33,7 @@ function(lua_yield_host target module)
                     "(scripts/install-deps.sh installs the -dev package)")
     return()
   endif()
-  add_executable(${target} ${CMAKE_CURRENT_FUNCTION_LIST_DIR}/lua/lua_yield_host.c)
+  add_executable(${target} ${CMAKE_CURRENT_FUNCTION_LIST_DIR}/lua_yield/lua_yield_host.c)
   target_link_libraries(${target} PRIVATE PkgConfig::LUA_YIELD_${target})
   target_compile_definitions(${target} PRIVATE ${ARGN})
   set_target_properties(${target} PROPERTIES

@@ -11,10 +11,10 @@ frames"). This test checks that every hot sample shows the whole chain, exactly 
     lua_yield_profile_test.py --lua-perf BIN --script yield_app.lua --lua 54
         --lua-sources DIR --work DIR [--cc CC] SCENARIO INTERRUPT
 
-HOST is tests/lua/lua_yield_host.c built against one Lua library (LABEL 51, 53, 54: Debian's
+HOST is tests/lua_yield/lua_yield_host.c built against one Lua library (LABEL 51, 53, 54: Debian's
 liblua5.x; luajit: Debian's libluajit-5.1, OpenResty luajit2). It runs the global
-<SCENARIO>_handler of tests/lua/yield_app.lua in a coroutine and resumes it each time it yields;
-INTERRUPT is hook (a count hook that yields every 2000 instructions) or call (the Lua code's
+<SCENARIO>_handler of tests/lua_yield/yield_app.lua in a coroutine and resumes it each time it
+yields; INTERRUPT is hook (a count hook that yields every 2000 instructions) or call (the Lua code's
 host_pause() calls yield: lua_yield from a C function called by Lua). --jit off runs LuaJIT's
 handler interpreted (jit.off() in the script, through LUA_YIELD_JIT=off); on leaves the JIT on.
 With --lua-sources, the host is built here instead, linked with a liblua.so built (gcc -O2, as
@@ -72,7 +72,8 @@ MIN_RESUMES = 50
 MIN_JIT_SHARE = 0.5
 VM_LOOP = {"51": "luaV_execute", "53": "luaV_execute", "54": "luaV_execute", "luajit": "lj_vm"}
 RESUME = "lua_resume"
-HOST_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lua", "lua_yield_host.c")
+HOST_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lua_yield",
+                        "lua_yield_host.c")
 
 CHAINS = {
     "chain": ["chain_handler", "chain_outer", "chain_middle", "chain_inner", "hot"],
@@ -298,7 +299,7 @@ def main():
     ap.add_argument("--lua-sources", help="build the host with the Lua 5.4 source tree here")
     ap.add_argument("--work", help="where to build it")
     ap.add_argument("--cc", default="cc")
-    ap.add_argument("--script", required=True, help="tests/lua/yield_app.lua")
+    ap.add_argument("--script", required=True, help="tests/lua_yield/yield_app.lua")
     ap.add_argument("--lua", required=True, choices=sorted(VM_LOOP))
     ap.add_argument("--jit", choices=["on", "off"], default="off", help="LuaJIT's JIT")
     ap.add_argument("scenario", choices=sorted(CHAINS))

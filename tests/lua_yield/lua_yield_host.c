@@ -7,11 +7,12 @@
  *
  *   lua_yield_host SCRIPT SCENARIO INTERRUPT SECONDS
  *
- * SCRIPT (tests/lua/yield_app.lua) defines the global function <SCENARIO>_handler. The host
+ * SCRIPT (tests/lua_yield/yield_app.lua) defines the global function <SCENARIO>_handler. The host
  * creates a coroutine (lua_newthread), resumes it with that handler, and resumes it again each
  * time it yields, for SECONDS seconds. INTERRUPT is how the handler is made to yield:
  *   hook  a count hook on the coroutine whose hook calls lua_yield(L, 0) every HOOK_COUNT
- *         instructions (NESTED_HOOK_COUNT for the coroutines given host_interrupt) (not LuaJIT: its count hook is not called from compiled code);
+ *         instructions (NESTED_HOOK_COUNT for the coroutines given host_interrupt) (not
+ *         LuaJIT: its count hook is not called from compiled code);
  *   call  the Lua code's calls to host_pause() yield (a C function called by Lua that returns
  *         lua_yield(L, 0)); with hook, host_pause() returns at once.
  * C functions the script calls (globals):

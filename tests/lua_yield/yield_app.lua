@@ -1,5 +1,5 @@
--- yield_app.lua - the request handlers that tests/lua/lua_yield_host.c runs in a coroutine and
--- interrupts (a count hook that yields, or host_pause() yielding), for
+-- yield_app.lua - the request handlers that tests/lua_yield/lua_yield_host.c runs in a coroutine
+-- and interrupts (a count hook that yields, or host_pause() yielding), for
 -- tests/lua_yield_profile_test.py. One global <scenario>_handler per scenario; each never
 -- returns and spends its time in the innermost function of its chain (the hot one), whose loop
 -- calls host_pause() now and then (a yield with INTERRUPT call, nothing with hook).
