@@ -33,11 +33,12 @@ jitp: the same process is profiled by LuaJIT's own profiler (`luajit -jp=fri1m0,
 samples, per function) and by lua-perf (leaf-most Lua function per sample), upstream LuaJIT,
 tests/luajit/shares.lua with jit on and off. The share_* functions spend time in proportion to
 the weights written in the script (`N * UNIT` iterations of the same loop body): lua-perf's
-share of each is within WEIGHT_TOLERANCE percentage points of its weight, and within
-JITP_TOLERANCE of jit.p's. jit.p itself strays further from the weights than lua-perf does: its
-samples land where the VM next checks its hook (measured on 6.18, 10 runs: up to 4.0 points
-from the weights, lua-perf up to 0.9), so comparing with it alone at 3 points failed one run in
-four whatever lua-perf measured.
+share of each is within WEIGHT_TOLERANCE percentage points of its weight, and lua-perf is no
+less accurate than jit.p: its largest distance from the weights is at most JITP_MARGIN points
+above jit.p's. jit.p is not asserted against directly: its samples land where the VM next
+checks its hook, so it strays from the weights by itself (measured on 6.18, 10 runs: up to 4.0
+points, lua-perf up to 0.9; one CI run on a loaded machine: 8.2 points for jit.p, 0.7 for
+lua-perf), and comparing the two shares point by point failed whatever lua-perf measured.
 Exit status: 0 pass, 1 fail, 77 skipped (not root)."""
 import argparse
 import collections
@@ -273,7 +274,7 @@ def normalized(shares):
 
 
 WEIGHT_TOLERANCE = 2.0
-JITP_TOLERANCE = 6.0
+JITP_MARGIN = 1.0
 
 
 def script_weights(path):
@@ -297,21 +298,23 @@ def case_jitp(args, tmp):
         weights = script_weights(SHARES)
         top = sorted(theirs, key=theirs.get, reverse=True)[:10]
         log(f"jit {mode}: function  weight%  jit.p%  lua-perf%")
-        from_weight = from_jitp = 0.0
+        from_weight = jitp_from_weight = 0.0
         for name in top:
             ours_share = ours.get(name, 0.0)
             from_weight = max(from_weight, abs(weights.get(name, 0.0) - ours_share))
-            from_jitp = max(from_jitp, abs(theirs[name] - ours_share))
+            jitp_from_weight = max(jitp_from_weight, abs(weights.get(name, 0.0) - theirs[name]))
             log(f"  {name:10} {weights.get(name, 0.0):7.1f} {theirs[name]:6.1f} {ours_share:9.1f}")
+        log(f"jit {mode}: largest distance from the weights: jit.p {jitp_from_weight:.1f}, "
+            f"lua-perf {from_weight:.1f} percentage points")
         if len(top) < 8:
             fail(f"jit {mode}: jit.p reported only {sorted(top)}")
         if from_weight >= WEIGHT_TOLERANCE:
             fail(f"jit {mode}: lua-perf's shares differ from the workload's weights by "
                  f"{from_weight:.1f} percentage points (want < {WEIGHT_TOLERANCE})")
-        if from_jitp >= JITP_TOLERANCE:
-            fail(f"jit {mode}: shares differ from jit.p's by {from_jitp:.1f} percentage points "
-                 f"(want < {JITP_TOLERANCE})")
-
+        if from_weight > jitp_from_weight + JITP_MARGIN:
+            fail(f"jit {mode}: lua-perf is further from the weights than jit.p "
+                 f"({from_weight:.1f} against {jitp_from_weight:.1f} percentage points, "
+                 f"margin {JITP_MARGIN})")
 
 def main():
     ap = argparse.ArgumentParser()
