@@ -10,7 +10,8 @@
 #   lua_yield_hostjit            libluajit2-5.1-dev (OpenResty's luajit2, GC64)
 # Tests (label bpf, need root, 77 = skipped when not root):
 #   lua_yield_<5x>_<scenario>_<interrupt>   5x = 53, 54: scenario chain, pcallk, yieldk, nested;
-#                                           interrupt hook (count hook) or call (host_pause())
+#                                           interrupt hook (count hook), line (line hook) or
+#                                           call (host_pause())
 #   lua_yield_51_<scenario>_<interrupt>     chain and nested (5.1 has no continuations)
 #   luajit_yield_<scenario>_<on|off>        chain and nested, yields from a C function, the JIT
 #                                           on or off
@@ -56,14 +57,14 @@ endfunction()
 
 foreach(lua 53 54)
   foreach(scenario chain pcallk yieldk nested)
-    foreach(interrupt hook call)
+    foreach(interrupt hook line call)
       lua_yield_test(lua_yield_${lua}_${scenario}_${interrupt} lua_yield_host${lua}
         --lua ${lua} ${scenario} ${interrupt})
     endforeach()
   endforeach()
 endforeach()
 foreach(scenario chain nested)
-  foreach(interrupt hook call)
+  foreach(interrupt hook line call)
     lua_yield_test(lua_yield_51_${scenario}_${interrupt} lua_yield_host51
       --lua 51 ${scenario} ${interrupt})
   endforeach()
@@ -80,7 +81,7 @@ add_test(NAME lua_yield_fetch_trixie
           lua5.4)
 set_tests_properties(lua_yield_fetch_trixie PROPERTIES FIXTURES_SETUP lua_trixie_sources TIMEOUT 900)
 foreach(scenario chain pcallk yieldk nested)
-  foreach(interrupt hook call)
+  foreach(interrupt hook line call)
     set(name lua_yield_547_${scenario}_${interrupt})
     add_test(NAME ${name} COMMAND ${LUA_YIELD_TEST} --lua 54 --lua-sources ${LUA_YIELD_TRIXIE_SOURCES}
       --work ${CMAKE_BINARY_DIR}/lua_yield_work/5.4.7 --cc ${CMAKE_C_COMPILER} ${scenario} ${interrupt})

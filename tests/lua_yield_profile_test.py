@@ -14,8 +14,10 @@ frames"). This test checks that every hot sample shows the whole chain, exactly 
 HOST is tests/lua_yield/lua_yield_host.c built against one Lua library (LABEL 51, 53, 54: Debian's
 liblua5.x; luajit: Debian's libluajit-5.1, OpenResty luajit2). It runs the global
 <SCENARIO>_handler of tests/lua_yield/yield_app.lua in a coroutine and resumes it each time it
-yields; INTERRUPT is hook (a count hook that yields every 2000 instructions) or call (the Lua code's
-host_pause() calls yield: lua_yield from a C function called by Lua). --jit off runs LuaJIT's
+yields; INTERRUPT is hook (a count hook that yields every 2000 instructions), line (a line hook
+that yields every 200 lines: the same resume path in lua_resume as a count hook's, a yield
+inside a hook) or call (the Lua code's host_pause() calls yield: lua_yield from a C function
+called by Lua). --jit off runs LuaJIT's
 handler interpreted (jit.off() in the script, through LUA_YIELD_JIT=off); on leaves the JIT on.
 With --lua-sources, the host is built here instead, linked with a liblua.so built (gcc -O2, as
 lua_detect_test.py's O2 variant) from the Lua 5.4 source tree in DIR (scripts/fetch-lua-sources.sh
@@ -303,7 +305,7 @@ def main():
     ap.add_argument("--lua", required=True, choices=sorted(VM_LOOP))
     ap.add_argument("--jit", choices=["on", "off"], default="off", help="LuaJIT's JIT")
     ap.add_argument("scenario", choices=sorted(CHAINS))
-    ap.add_argument("interrupt", choices=["hook", "call"])
+    ap.add_argument("interrupt", choices=["hook", "line", "call"])
     args = ap.parse_args()
     args.use_perf = False
     if args.lua != "luajit" and args.jit == "on":

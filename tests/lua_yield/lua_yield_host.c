@@ -13,8 +13,11 @@
  *   hook  a count hook on the coroutine whose hook calls lua_yield(L, 0) every HOOK_COUNT
  *         instructions (NESTED_HOOK_COUNT for the coroutines given host_interrupt) (not
  *         LuaJIT: its count hook is not called from compiled code);
+ *   line  a line hook on the coroutine that calls lua_yield(L, 0) every LINE_YIELD_EVERY line
+ *         events (NESTED_LINE_YIELD_EVERY for the coroutines given host_interrupt) (not
+ *         LuaJIT, as hook);
  *   call  the Lua code's calls to host_pause() yield (a C function called by Lua that returns
- *         lua_yield(L, 0)); with hook, host_pause() returns at once.
+ *         lua_yield(L, 0)); with hook or line, host_pause() returns at once.
  * C functions the script calls (globals):
  *   host_pause()                yields when INTERRUPT is call
  *   host_interrupt(co)          gives the coroutine co the same interruption as the handler's
@@ -59,8 +62,10 @@
 #define HOOK_COUNT 2000
 #define NESTED_HOOK_COUNT 20000
 #define READY_YIELDS 100
+#define LINE_YIELD_EVERY 200
+#define NESTED_LINE_YIELD_EVERY 2000
 
-enum interrupt { INTERRUPT_HOOK, INTERRUPT_CALL };
+enum interrupt { INTERRUPT_HOOK, INTERRUPT_LINE, INTERRUPT_CALL };
 
 static enum interrupt interrupt_mode;
 static unsigned long yields;
@@ -73,10 +78,29 @@ static void yield_hook(lua_State *L, lua_Debug *ar)
 	lua_yield(L, 0);
 }
 
+/* A line hook yields like a count hook (lua_sethook: "hooks can yield ... count and line
+ * events"): the handler every LINE_YIELD_EVERY of its own line events, a coroutine given
+ * host_interrupt every NESTED_LINE_YIELD_EVERY of its own. One shared count would always run out
+ * in the nested coroutine, which runs nearly all the lines: the handler would never yield. */
+static lua_State *handler_co;
+
+static void line_yield_hook(lua_State *L, lua_Debug *ar)
+{
+	static unsigned long handler_lines, nested_lines;
+	(void)ar;
+	if (L == handler_co ? ++handler_lines % LINE_YIELD_EVERY != 0
+			    : ++nested_lines % NESTED_LINE_YIELD_EVERY != 0)
+		return;
+	yields++;
+	lua_yield(L, 0);
+}
+
 static void interrupt_coroutine(lua_State *co, int count)
 {
 	if (interrupt_mode == INTERRUPT_HOOK)
 		lua_sethook(co, yield_hook, LUA_MASKCOUNT, count);
+	else if (interrupt_mode == INTERRUPT_LINE)
+		lua_sethook(co, line_yield_hook, LUA_MASKLINE, 0);
 }
 
 static int host_pause(lua_State *L)
@@ -195,13 +219,17 @@ static int run_loop(lua_State *L, lua_State *co, double seconds)
 	return 0;
 }
 
-/* "hook" or "call"; LuaJIT: "call" only (its count hook is not called from compiled code: a
+/* "hook", "line" or "call"; LuaJIT: "call" only (its hooks are not called from compiled code: a
  * compiled handler would never yield). */
 static bool parse_interrupt(const char *name, enum interrupt *out)
 {
 #ifndef LUAJIT_VERSION
 	if (strcmp(name, "hook") == 0) {
 		*out = INTERRUPT_HOOK;
+		return true;
+	}
+	if (strcmp(name, "line") == 0) {
+		*out = INTERRUPT_LINE;
 		return true;
 	}
 #endif
@@ -215,7 +243,7 @@ static bool parse_interrupt(const char *name, enum interrupt *out)
 static int usage(const char *argv0)
 {
 #ifndef LUAJIT_VERSION
-	fprintf(stderr, "usage: %s SCRIPT SCENARIO hook|call SECONDS\n", argv0);
+	fprintf(stderr, "usage: %s SCRIPT SCENARIO hook|line|call SECONDS\n", argv0);
 #else
 	fprintf(stderr, "usage: %s SCRIPT SCENARIO call SECONDS\n", argv0);
 #endif
@@ -254,6 +282,7 @@ int main(int argc, char **argv)
 		lua_close(L);
 		return 2;
 	}
+	handler_co = co;
 	interrupt_coroutine(co, HOOK_COUNT);
 	int rc = printf("version %s\n", HOST_LUA_RELEASE) < 0 ? 1 : run_loop(L, co, seconds);
 	lua_close(L);
