@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * frame_rules.bpf.h - one native frame at a time: the executable mapping of a pc, the unwind rule
- * in effect there (bpf/unwind_abi.h: pc -> process mapping (binary search) -> file table -> page
+ * in effect there (bpf/abi/unwind_abi.h: pc -> process mapping (binary search) -> file table -> page
  * index -> binary search among the rows of one page -> rule), and the caller's registers that
  * rule gives. Every loop is bounded. Used by the native loop and by the LuaJIT walker, which
  * resumes native unwinding at a VM entry frame.

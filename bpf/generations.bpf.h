@@ -12,7 +12,7 @@
 #include "kernel_types.h"
 #include <bpf/bpf_helpers.h>
 
-#include "unwind_abi.h"
+#include "abi/unwind_abi.h"
 
 /* Written by userspace through the mmap()ed .bss; read once per sample (begin_stack). */
 __u32 active_generation;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * unwinder_state.bpf.h - what every part of the unwinder shares: the maps (the layout contract
- * with userspace is bpf/unwind_abi.h and bpf/lua_abi.h), the per-CPU state of the stack being
+ * with userspace is bpf/abi/unwind_abi.h and bpf/abi/lua_abi.h), the per-CPU state of the stack being
  * unwound, and the recording of frames into it.
  *
  * Both BPF objects (sample.bpf.c, thread_dump.bpf.c) define these maps; userspace makes the
@@ -13,8 +13,8 @@
 #include "kernel_types.h"
 #include <bpf/bpf_helpers.h>
 
-#include "lua_abi.h"
-#include "unwind_abi.h"
+#include "abi/lua_abi.h"
+#include "abi/unwind_abi.h"
 
 /* Set by userspace before load. */
 const volatile bool collect_kernel_stacks = true;
@@ -65,7 +65,7 @@ struct {
 	__type(value, struct unwind_rule);
 } unwind_rules SEC(".maps");
 
-/* Lua VMs by file id (bpf/lua_abi.h), written by userspace when it registers a file. */
+/* Lua VMs by file id (bpf/abi/lua_abi.h), written by userspace when it registers a file. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, MAX_FILES);

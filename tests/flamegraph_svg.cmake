@@ -1,4 +1,4 @@
-# flamegraph_svg.cmake - tests of the SVG flame graph (src/flamegraph_svg.c) and of the output
+# flamegraph_svg.cmake - tests of the SVG flame graph (output/flamegraph_svg.c) and of the output
 # options (-o repeated, --format). Included by the top CMakeLists. All run
 # tests/flamegraph_svg_test.py (its docstring lists what each asserts):
 #   flamegraph_svg_hostile  hostile frame names, huge inputs and write errors through the C
@@ -15,7 +15,7 @@
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 
 add_executable(test_flamegraph_svg ${CMAKE_CURRENT_LIST_DIR}/test_flamegraph_svg.c)
-target_link_libraries(test_flamegraph_svg PRIVATE lua_perf_core)
+target_link_libraries(test_flamegraph_svg PRIVATE lp_output lua_perf_test_support)
 
 set(FLAMEGRAPH_SVG_TEST ${CMAKE_CURRENT_LIST_DIR}/flamegraph_svg_test.py)
 add_test(NAME flamegraph_svg_hostile

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Tests of the SVG flame graph (src/flamegraph_svg.c) and of lua-perf's output options.
+"""Tests of the SVG flame graph (output/flamegraph_svg.c) and of lua-perf's output options.
 
     flamegraph_svg_test.py profile --lua-perf BIN --app examples/app.lua
     flamegraph_svg_test.py cli --lua-perf BIN
@@ -29,7 +29,7 @@ cli (root for the last parts): --format with a bad value, --format after the las
   it (by content: folded lines or an SVG document); `--format svg` without -o writes perf.svg.
 hostile (no root): folded lines with hostile names (markup, `</script>`, `]]>`, quotes,
   control bytes, every kind of malformed UTF-8), empty frames, duplicates, 30000 lines, and a
-  30000-frame stack go through the C writer (test_flamegraph_svg, linked with lua_perf_core).
+  30000-frame stack go through the C writer (test_flamegraph_svg, linked with the output layer).
   Each SVG parses as XML, contains one script and no element the writer does not make; each
   drawn frame shows its name with every byte that is not part of a printable UTF-8 character
   replaced by U+FFFD (computed here with Python's strict UTF-8 decoder), at the depth and

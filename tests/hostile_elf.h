@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* hostile_elf.h - runs a Lua runtime detector (lua/lua_runtime.c, lua/luajit_detect.c) on
+/* hostile_elf.h - runs a Lua runtime detector (runtime/lua_runtime.c, runtime/luajit/luajit_detect.c) on
  * truncated and corrupted copies of a real ELF file, for the "hostile" mode of
  * tests/lua_detect/lua_detect_tool.c and tests/luajit_detect/luajit_detect_tool.c.
  *
  * The tool gives a callback that runs its detector on one copy and checks what only it knows
  * (what an OK result must fill, what the others must leave empty); the harness checks the rest of
  * the contract every detector shares (a known result; UNSUPPORTED with a reason that never changes
- * afterwards, reasons being static strings that callers keep: src/mapped_files.c), counts the
+ * afterwards, reasons being static strings that callers keep: profiler/mapped_files.c), counts the
  * results and prints one "FAIL ..." line per broken copy. The copies are made with a
  * deterministic generator, so a failure reproduces. */
 #ifndef LUA_PERF_TEST_HOSTILE_ELF_H
@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lua/lua_runtime.h"
+#include "runtime/lua_runtime.h"
 #include "tests/test_files.h"
 
 /* xorshift64* (Vigna 2014) on *state (any non-zero seed). */

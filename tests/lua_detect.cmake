@@ -1,5 +1,5 @@
-# lua_detect.cmake - tests of lua/lua_runtime.c + lua/lua_disasm.c (PUC Lua detection) and of the
-# layout table lua/lua_layouts.c. Included by the top CMakeLists. tests/lua_detect_test.py drives
+# lua_detect.cmake - tests of runtime/lua_runtime.c + x86/lua_disasm.c (PUC Lua detection) and of the
+# layout table runtime/puc/lua_layouts.c. Included by the top CMakeLists. tests/lua_detect_test.py drives
 # tests/lua_detect/lua_detect_tool.c:
 #   lua_detect_debian_5.x      /usr/bin/lua5.x and liblua5.x.so.0 (stripped, as shipped): version,
 #                              luaV_execute = one whole FDE, L register (Debian 12 facts)
@@ -24,7 +24,7 @@
 # install script installs lua5.1 lua5.3 lua5.4 and their libraries.
 add_executable(lua_detect_tool ${CMAKE_CURRENT_LIST_DIR}/lua_detect/lua_detect_tool.c
   ${CMAKE_SOURCE_DIR}/tests/test_files.c ${CMAKE_SOURCE_DIR}/tests/hostile_elf.c)
-target_link_libraries(lua_detect_tool PRIVATE lua_perf_core)
+target_link_libraries(lua_detect_tool PRIVATE lp_runtime lua_perf_test_support)
 
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 foreach(tool readelf nm objdump strip)

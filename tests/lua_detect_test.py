@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""lua_detect_test.py - tests of PUC Lua detection (lua/lua_runtime.c) and of the layout table
-(lua/lua_layouts.c), driven through tests/lua_detect/lua_detect_tool.c.
+"""lua_detect_test.py - tests of PUC Lua detection (runtime/lua_runtime.c) and of the layout table
+(runtime/puc/lua_layouts.c), driven through tests/lua_detect/lua_detect_tool.c.
 
 Modes (each is one or more ctest tests, tests/lua_detect.cmake):
   debian   stock Debian binaries: version, luaV_execute range equal to one whole FDE (readelf),
@@ -18,7 +18,7 @@ Modes (each is one or more ctest tests, tests/lua_detect.cmake):
   layouts  a probe compiled against the release's own headers prints every layout field;
            each must equal lua_detect_tool's table entry for that release
 
-Where L lives (builds) is checked by two oracles, both independent of lua/lua_disasm.c:
+Where L lives (builds) is checked by two oracles, both independent of x86/lua_disasm.c:
   - static, from binutils on the unstripped build: luaV_execute passes L as the first argument of
     most calls, so the location most often moved into rdi (`mov rdi, r15` / `mov rdi, [rsp+8]`)
     across the whole function is where L lives. A stack slot is named by its offset from the CFA:

@@ -1,5 +1,5 @@
-# lua_symbolize.cmake - tests of lua/lua_symbolize.c (Proto -> function, chunk, lines) and
-# lua/lua_source_names.c (names from source lines). Included by the top CMakeLists.
+# lua_symbolize.cmake - tests of symbolize/lua_symbolize.c (Proto -> function, chunk, lines) and
+# symbolize/lua_source_names.c (names from source lines). Included by the top CMakeLists.
 #   lua_symbolize_source_names   the naming rules and Lua's line counting on hand-written lines
 #   lua_symbolize_5_x            a real liblua5.x: every naming style, chunk kinds, and the line of
 #                                every instruction of straight-line functions against the VM's own
@@ -13,7 +13,7 @@
 # lua5.x); without them the test reports itself skipped (exit 77).
 
 add_executable(test_lua_source_names ${CMAKE_CURRENT_LIST_DIR}/lua_symbolize/test_lua_source_names.c)
-target_link_libraries(test_lua_source_names PRIVATE lua_perf_core)
+target_link_libraries(test_lua_source_names PRIVATE lp_symbolize lua_perf_test_support)
 add_test(NAME lua_symbolize_source_names COMMAND test_lua_source_names)
 set_tests_properties(lua_symbolize_source_names PROPERTIES LABELS lua_symbolize)
 
@@ -23,7 +23,7 @@ foreach(lua_version 5.1 5.3 5.4)
   if(LUASYM_LUA${tag}_FOUND)
     add_executable(test_lua_symbolize_${tag}
       ${CMAKE_CURRENT_LIST_DIR}/lua_symbolize/test_lua_symbolize.c)
-    target_link_libraries(test_lua_symbolize_${tag} PRIVATE lua_perf_core PkgConfig::LUASYM_LUA${tag})
+    target_link_libraries(test_lua_symbolize_${tag} PRIVATE lp_symbolize lua_perf_test_support PkgConfig::LUASYM_LUA${tag})
     add_test(NAME lua_symbolize_${tag} COMMAND test_lua_symbolize_${tag} real)
     add_test(NAME lua_symbolize_${tag}_hostile COMMAND test_lua_symbolize_${tag} hostile)
     add_test(NAME lua_symbolize_${tag}_container COMMAND test_lua_symbolize_${tag} container)
@@ -43,8 +43,8 @@ endforeach()
 if(LUASYM_LUA5_4_FOUND)
   add_executable(test_lua_symbolize_budget
     ${CMAKE_CURRENT_LIST_DIR}/lua_symbolize/test_lua_symbolize.c
-    ${CMAKE_SOURCE_DIR}/lua/lua_symbolize.c ${CMAKE_SOURCE_DIR}/lua/lua_source_names.c
-    ${CMAKE_SOURCE_DIR}/lua/lua_layouts.c ${CMAKE_SOURCE_DIR}/src/process_root.c)
+    ${CMAKE_SOURCE_DIR}/symbolize/lua_symbolize.c ${CMAKE_SOURCE_DIR}/symbolize/lua_source_names.c
+    ${CMAKE_SOURCE_DIR}/runtime/puc/lua_layouts.c ${CMAKE_SOURCE_DIR}/proc/process_root.c)
   target_compile_definitions(test_lua_symbolize_budget PRIVATE LUA_SYMBOLIZE_BUDGET_TEST
     LUA_SYMBOLIZE_MAX_CACHE_BYTES=640 LUA_SYMBOLIZE_MAX_TEXT_BYTES=1)
   target_include_directories(test_lua_symbolize_budget PRIVATE ${CMAKE_SOURCE_DIR})

@@ -1,4 +1,4 @@
-# luajit_detect.cmake - tests of lua/luajit_detect.c (LuaJIT 2.1 detection, layout derivation,
+# luajit_detect.cmake - tests of runtime/luajit/luajit_detect.c (LuaJIT 2.1 detection, layout derivation,
 # fast function names). Included by the top CMakeLists. tests/luajit_detect_test.py drives
 # tests/luajit_detect/luajit_detect_tool.c:
 #   luajit_layout_<target>     every struct luajit_layout field (and the GCproto/GCstr offsets)
@@ -19,7 +19,7 @@
 # luajit_targets, the layout in the script's header).
 add_executable(luajit_detect_tool ${CMAKE_CURRENT_LIST_DIR}/luajit_detect/luajit_detect_tool.c
   ${CMAKE_SOURCE_DIR}/tests/test_files.c ${CMAKE_SOURCE_DIR}/tests/hostile_elf.c)
-target_link_libraries(luajit_detect_tool PRIVATE lua_perf_core)
+target_link_libraries(luajit_detect_tool PRIVATE lp_runtime lua_perf_test_support)
 
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 find_program(LUAJIT_DETECT_NM nm REQUIRED)

@@ -1,6 +1,6 @@
 # process_tree.cmake - following a process tree (-p PID: the process and all its descendants).
 # Included by the top CMakeLists.
-#   process_tree_children / _proc_scan / _limit: src/process_tree.c against processes the test
+#   process_tree_children / _proc_scan / _limit: proc/process_tree.c against processes the test
 #     forks itself (no root, no BPF): discovery by either method, exits, zombies, reparenting,
 #     the max_live limit (tests/test_process_tree.c).
 #   process_tree_fork: lua-perf -p on tests/fixtures/fixture_fork (a parent, a child, a
@@ -16,7 +16,7 @@
 
 add_executable(test_process_tree ${CMAKE_CURRENT_LIST_DIR}/test_process_tree.c
   ${CMAKE_CURRENT_LIST_DIR}/test_check.c)
-target_link_libraries(test_process_tree PRIVATE lua_perf_core Threads::Threads)
+target_link_libraries(test_process_tree PRIVATE lp_proc lua_perf_test_support Threads::Threads)
 foreach(mode children proc_scan limit)
   add_test(NAME process_tree_${mode} COMMAND test_process_tree ${mode})
 endforeach()

@@ -54,7 +54,7 @@ MIN_LATE = 200
 MIN_GONE = 150        # per burner, 2 s of sampling
 AGREEMENT = 0.05      # summary vs stacks, per process
 MANY_LATE = 20        # late children of the "many" case
-PROCESS_LINES = 16    # processes the summary lists (src/aggregate.c)
+PROCESS_LINES = 16    # processes the summary lists (output/summary.c)
 
 
 def stop_fixture(child, reap=True):

@@ -1,4 +1,4 @@
-# symbolize.cmake - tests of src/symbolize.c (ELF symbol tables, separate debug files, kallsyms).
+# symbolize.cmake - tests of symbolize/symbolize.c (ELF symbol tables, separate debug files, kallsyms).
 # Included by the top CMakeLists. Every test is a mode of one executable, test_symbolize:
 #   symbolize_lookup         lookup semantics on a hand-made table
 #   symbolize_aliases        the alias-choice rules on hand-written labels in the fixture
@@ -32,7 +32,7 @@ __attribute__((noinline)) static int fixture_static_leaf(int x)
 
 int (*volatile fixture_leaf_pointer)(int) = fixture_static_leaf;
 
-/* Alias groups, one per alias-choice rule of src/symbolize.c (test_symbolize.c, "aliases"):
+/* Alias groups, one per alias-choice rule of symbolize/symbolize.c (test_symbolize.c, "aliases"):
  * each pair of labels shares an address; the comment names the one the table must keep. */
 __asm__(".text\n"
 	/* 1. sized beats unsized, even local beats global: zz_rule1_sized */
@@ -101,7 +101,7 @@ endforeach()
 
 add_executable(test_symbolize ${CMAKE_CURRENT_LIST_DIR}/test_symbolize.c
   ${CMAKE_CURRENT_LIST_DIR}/test_check.c)
-target_link_libraries(test_symbolize PRIVATE lua_perf_core)
+target_link_libraries(test_symbolize PRIVATE lp_symbolize lua_perf_test_support)
 add_dependencies(test_symbolize symbolize_fixture_1 symbolize_fixture_2)
 
 set(SYMBOLIZE_FIXTURES $<TARGET_FILE:symbolize_fixture_1> $<TARGET_FILE:symbolize_fixture_2>)

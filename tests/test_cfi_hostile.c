@@ -18,9 +18,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/log.h"
 #include "tests/hostile_elf.h"
 #include "tests/test_check.h"
-#include "src/log.h"
 #include "unwind/cfi_compile.h"
 #include "unwind/elf_image.h"
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* test_folded_profile.c - src/folded_profile.c and src/loss_report.c: samples of the same folded
+/* test_folded_profile.c - output/folded_profile.c and output/loss_report.c: samples of the same folded
  * stack from any process and any drain add up on one line; totals by process and by end reason;
  * past the bound, new stacks go to the overflow line and nothing is dropped; each kind of loss is
  * said on stderr once, when it first shows. */
@@ -8,8 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "src/folded_profile.h"
-#include "src/loss_report.h"
+#include "output/folded_profile.h"
+#include "output/loss_report.h"
 #include "tests/test_check.h"
 
 static char *text(const char *s)

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* test_grow_array.c - src/grow_array.c: room for what is needed, doubling from the initial
+/* test_grow_array.c - lib/grow_array.c: room for what is needed, doubling from the initial
  * capacity, the contents kept, and NULL with everything untouched when the size cannot be
  * represented. */
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "src/grow_array.h"
+#include "lib/grow_array.h"
 #include "tests/test_check.h"
 
 static void grows_by_doubling(void)

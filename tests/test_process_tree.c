@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* test_process_tree.c - tests of src/process_tree.c against real processes (no root, no BPF).
+/* test_process_tree.c - tests of proc/process_tree.c against real processes (no root, no BPF).
  *
  *   test_process_tree children|proc_scan   discovery by either method: a root with a child, a
  *       grandchild and a child forked by a second thread; a child forked later; exits (a zombie
@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "src/process_tree.h"
+#include "proc/process_tree.h"
 #include "tests/test_check.h"
 
 #define WAIT_TIMEOUT_MS 10000

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* test_symbolize.c - tests of src/symbolize.c; see tests/symbolize.cmake for the modes.
+/* test_symbolize.c - tests of symbolize/symbolize.c; see tests/symbolize.cmake for the modes.
  * Exit status: 0 pass, 1 fail, 77 skipped (a system file the test needs is absent). */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,8 +17,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "src/log.h"
-#include "src/symbolize.h"
+#include "lib/log.h"
+#include "symbolize/symbolize.h"
 #include "tests/test_check.h"
 #include "unwind/elf_image.h"
 

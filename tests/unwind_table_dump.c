@@ -36,7 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "src/log.h"
+#include "lib/log.h"
 #include "unwind/cfi_compile.h"
 #include "unwind/elf_image.h"
 

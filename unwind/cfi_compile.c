@@ -26,8 +26,8 @@
 #include <libdwarf/dwarf.h>
 #include <libdwarf/libdwarf.h>
 
-#include "src/grow_array.h"
-#include "src/log.h"
+#include "lib/grow_array.h"
+#include "lib/log.h"
 
 /* Frame sections larger than this are refused (libc's .eh_frame is 0.2 MiB). */
 #define MAX_FRAME_SECTION_SIZE (256u << 20)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* cfi_compile.h - turns a file's call frame information (.eh_frame, and .debug_frame when
- * present) into the compact rows the BPF unwinder uses (bpf/unwind_abi.h, struct unwind_rule).
+ * present) into the compact rows the BPF unwinder uses (bpf/abi/unwind_abi.h, struct unwind_rule).
  * The CFA programs are interpreted by libdwarf; this module maps each row's CFA rule and the
  * rules of rbp, rbx, r12-r15 and the return address onto struct unwind_rule. */
 #ifndef LUA_PERF_CFI_COMPILE_H
@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "bpf/unwind_abi.h"
+#include "bpf/abi/unwind_abi.h"
 #include "unwind/elf_image.h"
 
 struct cfi_row {

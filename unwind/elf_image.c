@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "src/log.h"
+#include "lib/log.h"
 
 /* Upper bounds on what we accept from a header: real files have a few dozen of each. */
 #define MAX_PHDRS 4096u

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "src/log.h"
+#include "lib/log.h"
 
 struct stored_file {
 	uint8_t id[ELF_ID_MAX];

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* unwind_table_store.h - the unwind tables of every file in use, in the BPF maps that the unwinder
- * reads (bpf/unwind_abi.h). A file is identified by its build-id (or content hash), so every
+ * reads (bpf/abi/unwind_abi.h). A file is identified by its build-id (or content hash), so every
  * process mapping the same library shares one copy of its rows; rules are deduplicated over all
  * files. Rows, page index and rules are appended into mmap()ed BPF arrays; the file's entry in
  * `unwind_files` is written last, which publishes the table to the BPF program. */
@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "bpf/unwind_abi.h"
+#include "bpf/abi/unwind_abi.h"
 #include "unwind/cfi_compile.h"
 #include "unwind/elf_image.h"
 

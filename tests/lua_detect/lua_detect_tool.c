@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* lua_detect_tool - drives lua/lua_runtime.c and lua/lua_layouts.c for tests/lua_detect_test.py.
+/* lua_detect_tool - drives runtime/lua_runtime.c and runtime/puc/lua_layouts.c for tests/lua_detect_test.py.
  *
  *   lua_detect_tool detect FILE...     one line per file: result, version, kind, luaV_execute
  *                                      range, L register or frame slot (l_in_frame, l_cfa_off),
@@ -18,10 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/log.h"
+#include "runtime/lua_runtime.h"
+#include "runtime/puc/lua_layouts.h"
 #include "tests/hostile_elf.h"
-#include "lua/lua_layouts.h"
-#include "lua/lua_runtime.h"
-#include "src/log.h"
 #include "unwind/cfi_compile.h"
 #include "unwind/elf_image.h"
 

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* lua_layout_probe.c - compiled by tests/lua_detect_test.py against one Lua release's own source
  * tree (-I<tree>/src) and run: prints, in the format of `lua_detect_tool layout`, every field of
- * struct lua_puc_layout and struct lua_puc_proto_layout (lua/lua_layouts.h) as that release's
+ * struct lua_puc_layout and struct lua_puc_proto_layout (runtime/puc/lua_layouts.h) as that release's
  * headers define it: offsetof() on the real structs, the real CIST_* bits and type tags. Fields
- * a release does not have print 0, the convention of lua/lua_layouts.c. */
+ * a release does not have print 0, the convention of runtime/puc/lua_layouts.c. */
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>

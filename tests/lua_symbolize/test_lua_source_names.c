@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* test_lua_source_names.c - lua/lua_source_names.c on hand-written lines: every naming rule of
+/* test_lua_source_names.c - symbolize/lua_source_names.c on hand-written lines: every naming rule of
  * lua_source_names.h, the cases that must give no name, Lua's line counting, and long lines. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "lua/lua_source_names.h"
+#include "symbolize/lua_source_names.h"
 
 struct name_case {
 	const char *prev; /* the line before, or NULL */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* test_lua_symbolize.c - lua/lua_symbolize.c against a real PUC Lua (built once per version by
+/* test_lua_symbolize.c - symbolize/lua_symbolize.c against a real PUC Lua (built once per version by
  * tests/lua_symbolize.cmake, linked to Debian's liblua5.x).
  *
  * The program writes Lua files to a temporary directory, loads and runs them (every naming style
@@ -38,8 +38,8 @@
 #include <lua.h>
 #include <lualib.h>
 
-#include "lua/lua_layouts.h"
-#include "lua/lua_symbolize.h"
+#include "runtime/puc/lua_layouts.h"
+#include "symbolize/lua_symbolize.h"
 
 #define BIG_STATEMENTS 150
 #define BIG_GAP 200

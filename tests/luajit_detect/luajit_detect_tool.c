@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* luajit_detect_tool - drives lua/luajit_detect.c for tests/luajit_detect_test.py.
+/* luajit_detect_tool - drives runtime/luajit/luajit_detect.c for tests/luajit_detect_test.py.
  *
  *   luajit_detect_tool detect FILE...    per file: "file PATH", "result ok|none|unsupported",
  *                                        "reason ...", then on ok the description, the
@@ -19,8 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lua/luajit_detect.h"
-#include "src/log.h"
+#include "lib/log.h"
+#include "runtime/luajit/luajit_detect.h"
 #include "tests/hostile_elf.h"
 #include "unwind/cfi_compile.h"
 #include "unwind/elf_image.h"

@@ -1,15 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* luajit_layout_probe.c - compiled by tests/luajit_detect_test.py against one LuaJIT 2.1 source
- * tree (-I TREE/src, plus -DLUAJIT_DISABLE_GC64 for GC32): prints what lua/luajit_detect.c must
+ * tree (-I TREE/src, plus -DLUAJIT_DISABLE_GC64 for GC32): prints what runtime/luajit/luajit_detect.c must
  * derive from a binary built from that tree, with the names luajit_detect_tool prints, computed
  * by the tree's own headers (lj_obj.h, lj_frame.h, lj_dispatch.h, lj_jit.h). */
 #include <stddef.h>
 #include <stdio.h>
 
-#include "lj_obj.h"
-#include "lj_frame.h"
 #include "lj_dispatch.h"
+#include "lj_frame.h"
 #include "lj_jit.h"
+#include "lj_obj.h"
 
 #define SHOW(name, value) printf("%s %lld\n", name, (long long)(value))
 

@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: MIT */
+#include "lib/grow_array.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+
+void *grow_array(void *items, size_t *capacity, size_t needed, size_t elem_size, size_t initial)
+{
+	if (needed <= *capacity)
+		return items;
+	size_t cap = *capacity ? *capacity : (initial ? initial : 1);
+	while (cap < needed) {
+		if (cap > SIZE_MAX / 2)
+			return NULL;
+		cap *= 2;
+	}
+	if (elem_size && cap > SIZE_MAX / elem_size)
+		return NULL;
+	void *grown = realloc(items, cap * elem_size);
+	if (grown)
+		*capacity = cap;
+	return grown;
+}

@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+#include "output/output_files.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "lib/strbuf.h"
+#include "output/flamegraph_svg.h"
+#include "proc/proc_maps.h"
+
+#define TITLE_MAX_TARGETS 8 /* the flame graph's title names this many, then says how many more */
+
+/* "comm (PID n), ..." (or the command line) for the flame graph's title, read before sampling:
+ * targets may exit. */
+static char *describe_targets(const struct output_targets *t)
+{
+	struct strbuf sb = {0};
+
+	for (char *const *arg = t->command; arg && *arg; arg++) /* lua-perf -- CMD: its command line */
+		strbuf_appendf(&sb, "%s%s", arg == t->command ? "" : " ", *arg);
+	for (size_t i = 0; i < t->pid_count && i < TITLE_MAX_TARGETS; i++) {
+		/* comm: at most TASK_COMM_LEN - 1 = 15 bytes (include/linux/sched.h) */
+		char comm[64];
+
+		proc_thread_comm(t->pids[i], t->pids[i], comm, sizeof(comm));
+		strbuf_appendf(&sb, "%s%s (PID %d)", i ? ", " : "", comm[0] ? comm : "?",
+			       (int)t->pids[i]);
+	}
+	if (t->pid_count > TITLE_MAX_TARGETS)
+		strbuf_appendf(&sb, " and %zu more", t->pid_count - TITLE_MAX_TARGETS);
+	return strbuf_take(&sb);
+}
+
+/* Open without truncating (that happens when writing); remember whether the file is new. */
+static int open_output(struct output_file *o)
+{
+	const char *path = o->spec->path;
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+
+	o->created = fd >= 0;
+	if (fd < 0 && errno == EEXIST) /* or a symbolic link, which O_EXCL does not follow */
+		fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+	if (fd >= 0) {
+		o->file = fdopen(fd, "w");
+		if (!o->file) {
+			int err = errno;
+
+			close(fd);
+			errno = err;
+		}
+	}
+	if (!o->file) {
+		int err = errno;
+
+		if (o->created)
+			unlink(path);
+		o->created = false;
+		lp_error("cannot write %s: %s", path, strerror(err));
+		return -1;
+	}
+	return 0;
+}
+
+int outputs_open(struct outputs *outs, const struct output_spec *specs, size_t count,
+		 const struct output_targets *targets)
+{
+	*outs = (struct outputs){0};
+	outs->files = calloc(count, sizeof(*outs->files));
+	if (!outs->files) {
+		lp_error("out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < count; i++) {
+		outs->files[outs->count].spec = &specs[i];
+		if (open_output(&outs->files[outs->count]) < 0) {
+			outputs_discard(outs);
+			return -1;
+		}
+		outs->count++;
+	}
+	bool svg = false;
+	for (size_t i = 0; i < count; i++)
+		svg |= specs[i].format == OUTPUT_SVG;
+	if (svg && !(outs->targets = describe_targets(targets))) {
+		lp_error("out of memory");
+		outputs_discard(outs);
+		return -1;
+	}
+	return 0;
+}
+
+static void outputs_free(struct outputs *outs)
+{
+	free(outs->files);
+	free(outs->targets);
+	*outs = (struct outputs){0};
+}
+
+void outputs_discard(struct outputs *outs)
+{
+	for (size_t i = 0; i < outs->count; i++) {
+		struct output_file *o = &outs->files[i];
+
+		fclose(o->file);
+		if (o->created)
+			unlink(o->spec->path);
+	}
+	outputs_free(outs);
+}
+
+static int write_folded(FILE *f, const struct folded_profile *res)
+{
+	for (size_t i = 0; i < res->count; i++)
+		fprintf(f, "%s %llu\n", res->lines[i].text, (unsigned long long)res->lines[i].count);
+	return ferror(f) ? -EIO : 0;
+}
+
+/* Empty a regular file that held something before (pipes, terminals, /dev/null stay). */
+static int truncate_output(FILE *f)
+{
+	struct stat st;
+	int fd = fileno(f);
+
+	if (fstat(fd, &st) != 0)
+		return -errno;
+	if (S_ISREG(st.st_mode) && st.st_size > 0 && ftruncate(fd, 0) != 0)
+		return -errno;
+	return 0;
+}
+
+static int write_output(const struct outputs *outs, struct output_file *o,
+			const struct folded_profile *res, const struct output_run *run)
+{
+	struct flamegraph_stats stats = {0};
+	int rc = truncate_output(o->file);
+
+	if (rc == 0 && o->spec->format == OUTPUT_SVG) {
+		struct flamegraph_info info = {
+			.targets = outs->targets,
+			.duration = run->elapsed,
+			.frequency = run->frequency,
+		};
+		rc = flamegraph_svg_write(o->file, res->lines, res->count, &info, &stats);
+	} else if (rc == 0) {
+		rc = write_folded(o->file, res);
+	}
+	if (fclose(o->file) != 0 && rc == 0)
+		rc = -errno;
+	o->file = NULL;
+	if (rc < 0) {
+		lp_error("cannot write %s: %s", o->spec->path, strerror(-rc));
+		return rc;
+	}
+	if (o->spec->format == OUTPUT_SVG)
+		lp_info("wrote a flame graph of %zu frames (%zu too narrow to draw) to %s",
+			stats.frames_drawn, stats.frames_omitted, o->spec->path);
+	else
+		lp_info("wrote %zu stacks to %s", res->count, o->spec->path);
+	return 0;
+}
+
+int outputs_write(struct outputs *outs, const struct folded_profile *res,
+		  const struct output_run *run)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < outs->count; i++) {
+		int one = write_output(outs, &outs->files[i], res, run);
+
+		if (rc == 0)
+			rc = one;
+	}
+	outputs_free(outs);
+	return rc;
+}

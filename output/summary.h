@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/* summary.h - the summary of a run on stderr: samples and losses, lua-perf's own cost, samples
+ * per process, and with --stats how stacks ended and the BPF counters. */
+#ifndef LUA_PERF_SUMMARY_H
+#define LUA_PERF_SUMMARY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bpf/abi/unwind_abi.h"
+#include "output/folded_profile.h"
+
+struct process_tree;
+
+struct run_summary {
+	const uint64_t *counters; /* CNT_COUNT, read after the last drain */
+	uint64_t drains;
+	bool stats;
+	double elapsed;      /* seconds of sampling */
+	double cpu_at_start; /* lua-perf's CPU seconds when sampling started */
+	unsigned frequency;
+	uint32_t mappings_dropped;
+	const struct process_tree *tree; /* names the processes in the per-process summary */
+};
+
+/* res sorted (folded_profile_sort_processes: the per-process lines come in its order). */
+void summary_print(const struct run_summary *in, const struct folded_profile *res);
+/* How a stack ended, in words (enum unwind_end). */
+const char *unwind_end_reason_name(uint32_t reason);
+
+#endif

@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: MIT */
+#include "proc/proc_maps.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/grow_array.h"
+
+static FILE *open_proc_file(pid_t pid, const char *name)
+{
+	char path[64]; /* "/proc/" + 10 digits + "/" + short name: always fits */
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
+	return fopen(path, "re");
+}
+
+static FILE *open_thread_file(pid_t pid, pid_t tid, const char *name)
+{
+	char path[64]; /* "/proc/" + 2 * 10 digits + "/task/" + "/" + short name: always fits */
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/%s", (int)pid, (int)tid, name);
+	return fopen(path, "re");
+}
+
+/* Fields of a stat file (/proc/PID/stat, /proc/PID/task/TID/stat) after the "(comm)" which may
+ * itself contain spaces and parentheses: proc(5) - state is field 3, ppid 4, flags 9.
+ * 0, -EINVAL (not that format) or -ESRCH (empty: the task is gone). */
+static int read_stat_fields(FILE *f, char *state, unsigned long *flags)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	int rc = -ESRCH;
+
+	if (getline(&line, &cap, f) > 0) {
+		char *close = strrchr(line, ')');
+		int ppid, pgrp, session, tty, tpgid;
+
+		if (close && sscanf(close + 1, " %c %d %d %d %d %d %lu", state, &ppid, &pgrp, &session,
+				    &tty, &tpgid, flags) == 7)
+			rc = 0;
+		else
+			rc = -EINVAL;
+	}
+	free(line);
+	return rc;
+}
+
+#define PF_KTHREAD 0x00200000 /* include/linux/sched.h */
+
+enum proc_state proc_check(pid_t pid)
+{
+	unsigned long flags = 0;
+	char state;
+	FILE *f;
+	int rc;
+
+	if (pid <= 0)
+		return PROC_MISSING;
+	f = open_proc_file(pid, "stat");
+	if (!f)
+		return errno == EACCES ? PROC_NO_ACCESS : PROC_MISSING;
+	rc = read_stat_fields(f, &state, &flags);
+	fclose(f);
+	if (rc < 0)
+		return PROC_MISSING;
+	if (flags & PF_KTHREAD)
+		return PROC_KERNEL_THREAD;
+	return PROC_USER;
+}
+
+pid_t proc_tgid(pid_t tid)
+{
+	FILE *f = open_proc_file(tid, "status");
+	char *line = NULL;
+	size_t cap = 0;
+	pid_t tgid = -1;
+
+	if (!f)
+		return -1;
+	while (getline(&line, &cap, f) > 0) {
+		int value;
+
+		if (sscanf(line, "Tgid: %d", &value) == 1) {
+			tgid = value;
+			break;
+		}
+	}
+	free(line);
+	fclose(f);
+	return tgid;
+}
+
+void proc_thread_comm(pid_t pid, pid_t tid, char *out, size_t size)
+{
+	FILE *f = open_thread_file(pid, tid, "comm");
+
+	if (!f || !fgets(out, (int)size, f))
+		out[0] = '\0';
+	if (f)
+		fclose(f);
+	out[strcspn(out, "\n")] = '\0';
+}
+
+char proc_thread_state(pid_t pid, pid_t tid)
+{
+	FILE *f = open_thread_file(pid, tid, "stat");
+	unsigned long flags;
+	char state;
+
+	if (!f)
+		return '\0';
+	int rc = read_stat_fields(f, &state, &flags);
+	fclose(f);
+	return rc == 0 ? state : '\0';
+}
+
+static uint64_t fnv1a(uint64_t hash, const char *data, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		hash = (hash ^ (unsigned char)data[i]) * 0x100000001b3ull;
+	return hash;
+}
+
+/* One line of /proc/PID/maps: "start-end perms offset dev inode   path". */
+static int parse_maps_line(const char *line, struct proc_exec_map *map, int *executable)
+{
+	uint64_t start, end, offset;
+	char perms[5];
+	int path_at = 0;
+
+	if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %4s %" SCNx64 " %*s %*s %n", &start, &end, perms,
+		   &offset, &path_at) != 4 || path_at == 0)
+		return -EINVAL;
+	*executable = strlen(perms) >= 3 && perms[2] == 'x';
+	if (!*executable)
+		return 0;
+
+	const char *path = line + path_at;
+	size_t len = strcspn(path, "\n");
+	static const char deleted_suffix[] = " (deleted)";
+	size_t suffix_len = sizeof(deleted_suffix) - 1;
+
+	map->deleted = len >= suffix_len && memcmp(path + len - suffix_len, deleted_suffix, suffix_len) == 0;
+	if (map->deleted)
+		len -= suffix_len;
+	map->path = strndup(path, len);
+	if (!map->path)
+		return -ENOMEM;
+	map->start = start;
+	map->end = end;
+	map->offset = offset;
+	return 0;
+}
+
+static int append_map(struct proc_exec_maps *out, size_t *cap, const struct proc_exec_map *map)
+{
+	struct proc_exec_map *grown = grow_array(out->maps, cap, out->count + 1, sizeof(*grown), 32);
+
+	if (!grown)
+		return -ENOMEM;
+	out->maps = grown;
+	out->maps[out->count++] = *map;
+	return 0;
+}
+
+int proc_read_exec_maps(pid_t pid, struct proc_exec_maps *out)
+{
+	FILE *f = open_proc_file(pid, "maps");
+	char *line = NULL;
+	size_t line_cap = 0, cap = 0;
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (!f)
+		return errno == EACCES ? -EACCES : -ESRCH;
+	out->content_hash = 0xcbf29ce484222325ull;
+	while (rc == 0 && getline(&line, &line_cap, f) > 0) {
+		struct proc_exec_map map = {0};
+		int executable = 0;
+
+		rc = parse_maps_line(line, &map, &executable);
+		if (rc < 0 || !executable)
+			continue;
+		out->content_hash = fnv1a(out->content_hash, line, strlen(line));
+		rc = append_map(out, &cap, &map);
+		if (rc < 0)
+			free(map.path);
+	}
+	free(line);
+	fclose(f);
+	if (rc < 0)
+		proc_exec_maps_free(out);
+	else if (out->count == 0 && kill(pid, 0) != 0)
+		rc = -ESRCH; /* a process exiting has an empty maps file */
+	return rc;
+}
+
+void proc_exec_maps_free(struct proc_exec_maps *maps)
+{
+	for (size_t i = 0; i < maps->count; i++)
+		free(maps->maps[i].path);
+	free(maps->maps);
+	memset(maps, 0, sizeof(*maps));
+}

@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: MIT */
+#include "profiler/frame_names.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bpf/abi/unwind_abi.h"
+#include "lib/log.h"
+#include "runtime/luajit/luajit_detect.h"
+
+/* Folded stacks separate frames with ';' and end with " count": keep names on one line and
+ * free of separators. */
+static void append_symbol(struct strbuf *sb, const char *name)
+{
+	size_t start = sb->len;
+
+	strbuf_append(sb, name);
+	for (size_t i = start; !sb->failed && i < sb->len; i++)
+		if (sb->data[i] == ';' || sb->data[i] == '\n' || sb->data[i] == '\r')
+			sb->data[i] = ':';
+}
+
+int frame_namer_init(struct frame_namer *namer, const struct mapped_files *files, bool lua_lines)
+{
+	memset(namer, 0, sizeof(*namer));
+	namer->files = files;
+	namer->lua_lines = lua_lines;
+	namer->lua = lua_symbolizer_new();
+	return namer->lua ? 0 : -ENOMEM;
+}
+
+void frame_namer_free(struct frame_namer *namer)
+{
+	symbol_table_free(&namer->kernel);
+	lua_symbolizer_free(namer->lua);
+	free(namer->lua_procs);
+	memset(namer, 0, sizeof(*namer));
+}
+
+int frame_namer_add_lua_process(struct frame_namer *namer, pid_t pid,
+				const struct lua_runtime *runtime)
+{
+	for (size_t i = 0; i < namer->lua_proc_count; i++) {
+		if (namer->lua_procs[i].pid == pid) {
+			namer->lua_procs[i].runtime = runtime;
+			return 0;
+		}
+	}
+	struct lua_process *grown =
+		realloc(namer->lua_procs, (namer->lua_proc_count + 1) * sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	namer->lua_procs = grown;
+	namer->lua_procs[namer->lua_proc_count++] = (struct lua_process){pid, runtime};
+	return 0;
+}
+
+void frame_namer_forget(struct frame_namer *namer, const pid_t *pids, size_t count)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < namer->lua_proc_count; i++) {
+		bool listed = false;
+
+		for (size_t j = 0; j < count && !listed; j++)
+			listed = namer->lua_procs[i].pid == pids[j];
+		if (!listed)
+			namer->lua_procs[kept++] = namer->lua_procs[i];
+	}
+	namer->lua_proc_count = kept;
+	lua_symbolizer_forget(namer->lua, pids, count);
+}
+
+static const struct lua_runtime *lua_runtime_of(const struct frame_namer *namer, pid_t pid)
+{
+	for (size_t i = 0; i < namer->lua_proc_count; i++)
+		if (namer->lua_procs[i].pid == pid)
+			return namer->lua_procs[i].runtime;
+	return NULL;
+}
+
+static const struct lua_proto_info *lua_info(struct frame_namer *namer, pid_t tgid, uint64_t frame)
+{
+	const struct lua_runtime *rt = lua_runtime_of(namer, tgid);
+	uint64_t proto = (frame & LUA_PROTO_MASK) << 3;
+
+	if (!rt)
+		return NULL;
+	if (rt->jit)
+		return lua_symbolizer_luajit_proto(namer->lua, tgid, rt->jit, proto);
+	return lua_symbolizer_proto(namer->lua, tgid, rt->puc, proto);
+}
+
+static bool is_lua_function_frame(uint64_t frame)
+{
+	uint64_t kind = frame >> FRAME_KIND_SHIFT;
+
+	return kind == FRAME_LUA || kind == FRAME_LUA_JIT;
+}
+
+void frame_namer_prefetch(struct frame_namer *namer, pid_t tgid, uint64_t frame)
+{
+	if (is_lua_function_frame(frame))
+		lua_info(namer, tgid, frame);
+}
+
+/* `L:string.format@builtin`, named by the ffid table of the LuaJIT build in the frame. */
+static void name_lua_fast(struct frame_namer *namer, uint64_t frame, struct strbuf *sb)
+{
+	uint32_t file_id = (uint32_t)((frame >> LUA_FAST_FILE_SHIFT) & LUA_FAST_FILE_MASK);
+	uint32_t ffid = (uint32_t)(frame & 0xff);
+	const struct mapped_file *file = mapped_files_get(namer->files, file_id);
+	const struct luajit_runtime *jit = file && file->lua ? file->lua->jit : NULL;
+
+	strbuf_append(sb, "L:");
+	if (jit && ffid < jit->ffname_count && jit->ffnames[ffid])
+		append_symbol(sb, jit->ffnames[ffid]);
+	else
+		strbuf_appendf(sb, "builtin#%u", ffid);
+	strbuf_append(sb, "@builtin");
+}
+
+static void name_lua(struct frame_namer *namer, pid_t tgid, uint64_t frame, struct strbuf *sb)
+{
+	const struct lua_proto_info *info = lua_info(namer, tgid, frame);
+	uint32_t pc = (uint32_t)((frame >> LUA_PC_SHIFT) & LUA_PC_UNKNOWN);
+
+	if (!info) {
+		strbuf_append(sb, frame >> FRAME_KIND_SHIFT == FRAME_LUA_JIT ? "L:?@?:0_[j]" : "L:?@?:0");
+		return;
+	}
+	int line = namer->lua_lines && pc != LUA_PC_UNKNOWN ? lua_proto_line(info, pc)
+							    : info->line_defined;
+	strbuf_append(sb, "L:");
+	append_symbol(sb, info->function);
+	strbuf_append(sb, "@");
+	append_symbol(sb, info->chunk);
+	strbuf_appendf(sb, ":%d", line);
+	if (frame >> FRAME_KIND_SHIFT == FRAME_LUA_JIT)
+		strbuf_append(sb, "_[j]");
+}
+
+static void name_native(struct frame_namer *namer, uint64_t frame, struct strbuf *sb)
+{
+	uint32_t file_id = (uint32_t)((frame >> FRAME_FILE_SHIFT) & FRAME_FILE_MASK);
+	uint64_t vaddr = frame & FRAME_ADDR_MASK;
+	/* a return address points after the call: the caller is the instruction before it */
+	uint64_t lookup = (frame & FRAME_RETADDR) && vaddr > 0 ? vaddr - 1 : vaddr;
+	const struct mapped_file *file = mapped_files_get(namer->files, file_id);
+	const struct symbol *sym = file ? symbol_table_lookup(&file->symbols, lookup) : NULL;
+
+	bool in_vm = file && file->lua && lookup >= file->lua->interp.exec_start &&
+		     lookup < file->lua->interp.exec_end;
+
+	/* LuaJIT's interpreter is one name whatever its labels (lj_BC_*, lj_ff_*, lj_vm_*) */
+	if (in_vm && file->lua->jit)
+		strbuf_append(sb, "lj_vm");
+	else if (sym)
+		append_symbol(sb, sym->name);
+	else if (in_vm) /* found by runtime/lua_runtime.c, also in stripped files */
+		strbuf_append(sb, "luaV_execute");
+	else if (file) /* one frame per function in a flame graph: its start, from the CFI */
+		strbuf_appendf(sb, "%s+0x%" PRIx64, file->basename,
+			       mapped_file_function_start(file, lookup));
+	else
+		strbuf_append(sb, "[unknown]");
+}
+
+void frame_name_user(struct frame_namer *namer, pid_t tgid, uint64_t frame, struct strbuf *sb)
+{
+	switch (frame >> FRAME_KIND_SHIFT) {
+	case FRAME_NATIVE:
+		name_native(namer, frame, sb);
+		break;
+	case FRAME_LUA:
+	case FRAME_LUA_JIT:
+		name_lua(namer, tgid, frame, sb);
+		break;
+	case FRAME_LUA_FAST:
+		name_lua_fast(namer, frame, sb);
+		break;
+	case FRAME_ANON:
+		strbuf_append(sb, "[anon]");
+		break;
+	default:
+		strbuf_append(sb, "[unknown]");
+		break;
+	}
+}
+
+void frame_name_kernel(struct frame_namer *namer, uint64_t addr, struct strbuf *sb)
+{
+	if (namer->kernel_state == 0) {
+		namer->kernel_state = symbol_table_load_kallsyms(&namer->kernel) == 0 ? 1 : -1;
+		if (namer->kernel_state < 0)
+			lp_warn("kernel symbols unavailable (/proc/kallsyms): kernel frames unnamed");
+	}
+	const struct symbol *sym = namer->kernel_state > 0 ? symbol_table_lookup(&namer->kernel, addr) : NULL;
+
+	if (sym)
+		append_symbol(sb, sym->name);
+	else
+		strbuf_appendf(sb, "0x%" PRIx64, addr);
+	strbuf_append(sb, "_[k]");
+}

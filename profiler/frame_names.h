@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/* frame_names.h - the text of one frame in the folded output (docs/output-format.md):
+ * native `symbol`, unresolved `libname+0xVADDR`, kernel `symbol_[k]`,
+ * Lua `L:<function>@<chunk>:<line>` (`..._[j]` when running JIT-compiled code), LuaJIT fast
+ * functions `L:<name>@builtin`. */
+#ifndef LUA_PERF_FRAME_NAMES_H
+#define LUA_PERF_FRAME_NAMES_H
+
+#include <stdint.h>
+
+#include "lib/strbuf.h"
+#include "profiler/mapped_files.h"
+#include "symbolize/lua_symbolize.h"
+#include "symbolize/symbolize.h"
+
+/* The Lua VM a target process runs, for naming its Lua frames. */
+struct lua_process {
+	pid_t pid;
+	const struct lua_runtime *runtime;
+};
+
+struct frame_namer {
+	const struct mapped_files *files;
+	struct symbol_table kernel;
+	int kernel_state;                  /* 0 not loaded, 1 loaded, -1 unavailable */
+	struct lua_symbolizer *lua;        /* owned */
+	struct lua_process *lua_procs;     /* owned */
+	size_t lua_proc_count;
+	bool lua_lines;                    /* current line instead of the line defined */
+};
+
+int frame_namer_init(struct frame_namer *namer, const struct mapped_files *files, bool lua_lines);
+void frame_namer_free(struct frame_namer *namer);
+/* Remember that pid runs the Lua VM `runtime` (replaces an earlier entry for pid). */
+int frame_namer_add_lua_process(struct frame_namer *namer, pid_t pid,
+				const struct lua_runtime *runtime);
+/* Forget what was learnt about these processes (exited, or exec'd), once their samples are
+ * named: memory stays bounded by the processes alive. */
+void frame_namer_forget(struct frame_namer *namer, const pid_t *pids, size_t count);
+/* Resolve (and cache) a Lua frame of process tgid while the process is alive; no-op for others. */
+void frame_namer_prefetch(struct frame_namer *namer, pid_t tgid, uint64_t frame);
+/* Append the name of a recorded user frame (bpf/abi/unwind_abi.h encoding) of process tgid to sb. */
+void frame_name_user(struct frame_namer *namer, pid_t tgid, uint64_t frame, struct strbuf *sb);
+/* Append the name of a kernel address, with the _[k] suffix. */
+void frame_name_kernel(struct frame_namer *namer, uint64_t addr, struct strbuf *sb);
+
+#endif

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+#include "profiler/sample_folding.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <stdlib.h>
+
+#include "lib/strbuf.h"
+#include "profiler/frame_names.h"
+#include "sample.skel.h"
+
+int read_counters(struct sample_bpf *skel, uint64_t totals[CNT_COUNT])
+{
+	int cpus = libbpf_num_possible_cpus();
+	uint64_t *values;
+
+	if (cpus <= 0)
+		return -EINVAL;
+	values = calloc((size_t)cpus, sizeof(*values));
+	if (!values)
+		return -ENOMEM;
+	for (uint32_t key = 0; key < CNT_COUNT; key++) {
+		totals[key] = 0;
+		if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.counters), &key, values) != 0)
+			continue;
+		for (int cpu = 0; cpu < cpus; cpu++)
+			totals[key] += values[cpu];
+	}
+	free(values);
+	return 0;
+}
+
+/* Root first: the recorded trace is leaf first (kernel frames, then user frames). */
+static void append_frames(struct frame_namer *namer, pid_t tgid, const struct stack_trace *trace,
+			  struct strbuf *sb)
+{
+	uint32_t len = trace->len < MAX_STACK_FRAMES ? trace->len : MAX_STACK_FRAMES;
+
+	for (uint32_t i = len; i-- > 0;) {
+		uint64_t frame = trace->frames[i];
+
+		if (sb->len)
+			strbuf_append(sb, ";");
+		if (frame >> FRAME_KIND_SHIFT == FRAME_KERNEL)
+			frame_name_kernel(namer, frame | ~FRAME_KERNEL_MASK, sb);
+		else
+			frame_name_user(namer, tgid, frame, sb);
+	}
+}
+
+static struct stack_trace prefetch_buffer; /* 2 KiB: keep it off the stack */
+
+void aggregate_prefetch_lua_stack(struct frame_namer *namer, int stacks_fd, pid_t tgid,
+				  uint64_t stack_id)
+{
+	if (bpf_map_lookup_elem(stacks_fd, &stack_id, &prefetch_buffer) != 0)
+		return; /* drained already: named then */
+	for (uint32_t i = 0; i < prefetch_buffer.len && i < MAX_STACK_FRAMES; i++)
+		frame_namer_prefetch(namer, tgid, prefetch_buffer.frames[i]);
+}
+
+int aggregate_sample(void *aggregation, const struct sample_key *key, uint64_t count,
+		     const struct stack_trace *trace)
+{
+	struct aggregation *a = aggregation;
+	struct strbuf sb = {0};
+
+	if (trace)
+		append_frames(a->namer, (pid_t)key->tgid, trace, &sb);
+	if (sb.len == 0)
+		strbuf_append(&sb, "[no stack]");
+	return folded_profile_add(&a->profile, (pid_t)key->tgid, key->end_reason, strbuf_take(&sb),
+				  count);
+}
