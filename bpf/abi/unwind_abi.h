@@ -1,19 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * unwind_abi.h - the contract between the BPF programs (bpf/) and userspace (unwind/, src/).
+ * unwind_abi.h - the contract between the BPF programs (bpf/) and userspace (unwind/, profiler/,
+ * output/).
  *
  * Everything here is shared verbatim by both sides: map value layouts, the compact unwind
  * table row format, the rule format, the encoding of a frame in a recorded stack, and the
  * reasons an unwind ends. docs/unwind-table-format.md explains the format in prose.
  *
- * Only fixed-width types: this header is included by clang -target bpf (with kernel_types.h)
+ * Only fixed-width types: this header is included by clang -target bpf (with lib/kernel_types.h)
  * and by the C17 userspace (with <linux/types.h>).
  */
 #ifndef LUA_PERF_UNWIND_ABI_H
 #define LUA_PERF_UNWIND_ABI_H
 
 #ifdef __bpf__
-#include "kernel_types.h"
+#include "lib/kernel_types.h"
 #else
 #include <linux/types.h>
 #endif
@@ -206,7 +207,7 @@ struct sample_key {
 	__u32 tgid;
 	__u32 end_reason;       /* enum unwind_end: how the user part of the stack ended */
 	__u64 stack_id;         /* 64-bit hash of the frames, key into the same generation's
-				 * stacks map (bpf/generations.bpf.h); 0 = no frames */
+				 * stacks map (bpf/lib/generations.bpf.h); 0 = no frames */
 };
 
 /* ---- lua-perf dump: hash `thread_stacks`, thread ID -> the first stack taken of that thread,
