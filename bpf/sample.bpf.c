@@ -1,23 +1,27 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * sample.bpf.c - the sampling program: on every cpu-clock tick that lands in a target process,
- * unwind the user stack (native_unwind.bpf.h, with the Lua frames spliced in), record the kernel
- * stack, and count the (process, stack, end reason) triple in a hash map. Userspace drains the
- * maps every second or so (generations.bpf.h): nothing per sample crosses to userspace.
- * Processes the targets start join in the kernel (process_follow.bpf.h).
+ * unwind the user stack (lib/native_unwind.bpf.h, with the Lua frames spliced in), record the
+ * kernel stack, and count the sample in a hash map under its struct sample_key: the process, the
+ * id of the stack (a hash of its kernel and user frames, which the stacks map holds once) and
+ * how the user unwind ended. Userspace drains the maps every second or so
+ * (lib/generations.bpf.h): nothing per sample crosses to userspace. Processes the targets start
+ * join in the kernel (lib/process_follow.bpf.h).
  *
  * `lua-perf dump` loads it with dump_threads set: it then keeps the first stack of each thread
  * that runs on a CPU (thread_stacks, keyed by thread ID); bpf/thread_dump.bpf.c unwinds the
  * threads that are off CPU.
  */
-#include "kernel_types.h"
+#include "lib/kernel_types.h"
 #include <bpf/bpf_helpers.h>
 
-#include "lua_puc_walk.bpf.h"
-#include "luajit_walk.bpf.h"
-#include "native_unwind.bpf.h"
-#include "process_follow.bpf.h"
-#include "stack_record.bpf.h"
+/* The Lua walkers first: their global functions lead .text, as before the move to walk/. */
+#include "walk/lua_puc_walk.bpf.h"
+#include "walk/luajit_walk.bpf.h"
+
+#include "lib/native_unwind.bpf.h"
+#include "lib/process_follow.bpf.h"
+#include "lib/stack_record.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -33,7 +37,7 @@ const volatile bool dump_threads = false;
 		__type(value, __u64);                      \
 	} name SEC(".maps")
 
-/* One per generation, like the stacks (generations.bpf.h). */
+/* One per generation, like the stacks (lib/generations.bpf.h). */
 SAMPLE_COUNTS_MAP(sample_counts_0);
 SAMPLE_COUNTS_MAP(sample_counts_1);
 

@@ -3,9 +3,9 @@
  * thread_dump.bpf.c - `lua-perf dump`: unwind the threads of the target processes that are off
  * CPU (sleeping, or runnable and waiting for a CPU), with the very unwinder and Lua walkers of
  * the sampling program (sample.bpf.c), built here with LUA_PERF_TASK_ITER so that they read the
- * thread's memory with bpf_copy_from_user_task (user_memory.bpf.h). Threads on a CPU are left to
- * the sampling program (dump_threads mode); both record into the shared map thread_stacks, first
- * one wins.
+ * thread's memory with bpf_copy_from_user_task (lib/user_memory.bpf.h). Threads on a CPU are left
+ * to the sampling program (dump_threads mode); both record into the shared map thread_stacks,
+ * first one wins.
  *
  * A task iterator (iter.s/task: sleepable, Linux 5.18) visits every task of the system each time
  * userspace reads the iterator; userspace shares every map of the sampling object with this one
@@ -17,14 +17,16 @@
  * task increments its nvcsw or nivcsw) and on_cpu confirm afterwards.
  */
 #define LUA_PERF_TASK_ITER 1
-#include "kernel_types.h"
+#include "lib/kernel_types.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 
-#include "lua_puc_walk.bpf.h"
-#include "luajit_walk.bpf.h"
-#include "native_unwind.bpf.h"
-#include "stack_record.bpf.h"
+/* The Lua walkers first: their global functions lead .text, as before the move to walk/. */
+#include "walk/lua_puc_walk.bpf.h"
+#include "walk/luajit_walk.bpf.h"
+
+#include "lib/native_unwind.bpf.h"
+#include "lib/stack_record.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 

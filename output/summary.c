@@ -8,24 +8,9 @@
 #include "lib/log.h"
 #include "proc/process_tree.h"
 
-static const char *const end_reason_names[END_REASON_COUNT] = {
-	[END_COMPLETE] = "complete",
-	[END_NO_MAPPING] = "pc outside known mappings",
-	[END_NO_TABLE] = "file without unwind table",
-	[END_NO_ROW] = "pc without unwind row (gap between FDEs)",
-	[END_UNSUPPORTED] = "unsupported CFA rule",
-	[END_REG_UNKNOWN] = "CFA register unknown",
-	[END_READ_FAILED] = "stack read failed",
-	[END_DEPTH] = "depth limit",
-	[END_BAD_FRAME] = "bad frame (return address 0 or stack not growing)",
-	[END_ANON_CODE] = "anonymous executable memory",
-	[END_NO_USER_REGS] = "no user registers",
-	[END_PROC_UNKNOWN] = "process mappings not loaded yet",
-};
-
 const char *unwind_end_reason_name(uint32_t reason)
 {
-	return reason < END_REASON_COUNT ? end_reason_names[reason] : "unknown";
+	return reason < END_REASON_COUNT ? unwind_end_names[reason] : "unknown";
 }
 
 static double percent(uint64_t part, uint64_t whole)

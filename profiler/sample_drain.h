@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* sample_drain.h - taking the samples out of the kernel while profiling, so that its maps never
- * fill: the BPF programs record into one of two generations of maps (bpf/generations.bpf.h);
+ * fill: the BPF programs record into one of two generations of maps (bpf/lib/generations.bpf.h);
  * draining switches to the other, waits until no program still records into the old one, and
  * hands every sample of the old one to a callback, then empties it. */
 #ifndef LUA_PERF_SAMPLE_DRAIN_H

@@ -404,7 +404,7 @@ static int attach_perf_events(struct session *s)
 	return attached > 0 ? 0 : -1;
 }
 
-/* Processes the targets fork and exec are followed in the kernel (bpf/process_follow.bpf.h). */
+/* Processes the targets fork and exec are followed in the kernel (bpf/lib/process_follow.bpf.h). */
 static int attach_process_followers(struct session *s)
 {
 	s->follow_links[0] = bpf_program__attach(s->skel->progs.on_fork);
@@ -437,7 +437,7 @@ static struct target *find_target(struct session *s, pid_t pid)
 	return NULL;
 }
 
-/* BPF made child a target when a target forked it (bpf/process_follow.bpf.h): it joins the tree
+/* BPF made child a target when a target forked it (bpf/lib/process_follow.bpf.h): it joins the tree
  * now, or leaves BPF's targets again when it cannot be followed. */
 static void process_forked(struct session *s, pid_t child, pid_t parent)
 {

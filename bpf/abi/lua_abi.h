@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * lua_abi.h - what the BPF Lua walkers need to know about a Lua runtime, shared by userspace
- * (lua/: detection, layouts) and bpf/ (the walkers). One `struct lua_interp` per file that holds
- * a Lua VM (liblua5.4.so, /usr/bin/lua5.1, ...), in the BPF array `lua_interps` indexed by file id.
+ * (runtime/: detection, layouts) and bpf/ (the walkers). One `struct lua_interp` per file that
+ * holds a Lua VM (liblua5.4.so, /usr/bin/lua5.1, ...), in the BPF array `lua_interps` indexed by file id.
  *
  * Offsets are in bytes and come from the layout tables in runtime/puc/lua_layouts.c, each verified by
  * tests against the real headers of that Lua version (tests/lua_layouts_test).
@@ -11,7 +11,7 @@
 #define LUA_PERF_LUA_ABI_H
 
 #ifdef __bpf__
-#include "kernel_types.h"
+#include "lib/kernel_types.h"
 #else
 #include <linux/types.h>
 #endif
@@ -90,7 +90,8 @@ struct lua_interp {
 	__u64 exec_end;
 	/* PUC Lua: lua_resume's ELF vaddr range (0, 0 when unknown) and where it keeps the lua_State
 	 * it resumes (as l_reg / l_in_frame / l_cfa_off for luaV_execute). At a lua_resume frame the
-	 * walker splices the coroutine's frames that no luaV_execute runs (bpf/lua_puc_walk.bpf.h). */
+	 * walker splices the coroutine's frames that no luaV_execute runs
+	 * (bpf/walk/lua_puc_walk.bpf.h). */
 	__u64 resume_start;
 	__u64 resume_end;
 	__u8 resume_l_reg;

@@ -1,19 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * unwind_abi.h - the contract between the BPF programs (bpf/) and userspace (unwind/, src/).
+ * unwind_abi.h - the contract between the BPF programs (bpf/) and userspace (unwind/, profiler/,
+ * output/).
  *
  * Everything here is shared verbatim by both sides: map value layouts, the compact unwind
  * table row format, the rule format, the encoding of a frame in a recorded stack, and the
  * reasons an unwind ends. docs/unwind-table-format.md explains the format in prose.
  *
- * Only fixed-width types: this header is included by clang -target bpf (with kernel_types.h)
+ * Only fixed-width types: this header is included by clang -target bpf (with lib/kernel_types.h)
  * and by the C17 userspace (with <linux/types.h>).
  */
 #ifndef LUA_PERF_UNWIND_ABI_H
 #define LUA_PERF_UNWIND_ABI_H
 
 #ifdef __bpf__
-#include "kernel_types.h"
+#include "lib/kernel_types.h"
 #else
 #include <linux/types.h>
 #endif
@@ -183,22 +184,49 @@ struct stack_trace {
 	__u64 frames[MAX_STACK_FRAMES];  /* frames[0] is the leaf: kernel frames, then user frames */
 };
 
-/* Why an unwind ended. END_COMPLETE is the only clean end (outermost frame reached). */
+/* Why an unwind ended, and its name in the summary. END_COMPLETE is the only clean end
+ * (outermost frame reached). X(enumerator, value, name): the one list of both. */
+#define UNWIND_END_REASONS(X)                                                                     \
+	/* return address undefined: _start, clone3, thread start */                              \
+	X(END_COMPLETE, 0, "complete")                                                            \
+	/* pc outside every executable mapping known for the process */                           \
+	X(END_NO_MAPPING, 1, "pc outside known mappings")                                         \
+	/* pc in a mapping whose file has no table (yet, or could not build) */                   \
+	X(END_NO_TABLE, 2, "file without unwind table")                                           \
+	/* pc in a gap between FDEs or outside the covered text */                                \
+	X(END_NO_ROW, 3, "pc without unwind row (gap between FDEs)")                              \
+	/* a CFA or register rule the unwinder does not evaluate */                               \
+	X(END_UNSUPPORTED, 4, "unsupported CFA rule")                                             \
+	/* the CFA needs a register whose value is not recoverable */                             \
+	X(END_REG_UNKNOWN, 5, "CFA register unknown")                                             \
+	/* reading the user stack failed (paged out, bad address) */                              \
+	X(END_READ_FAILED, 6, "stack read failed")                                                \
+	/* MAX_NATIVE_FRAMES / MAX_STACK_FRAMES reached */                                        \
+	X(END_DEPTH, 7, "depth limit")                                                            \
+	/* return address 0 or the stack pointer did not move up */                               \
+	X(END_BAD_FRAME, 8, "bad frame (return address 0 or stack not growing)")                  \
+	/* pc in anonymous executable memory (JIT code, no unwind info) */                        \
+	X(END_ANON_CODE, 9, "anonymous executable memory")                                        \
+	/* no user registers (kernel thread) */                                                   \
+	X(END_NO_USER_REGS, 10, "no user registers")                                              \
+	/* the process has no mappings loaded yet */                                              \
+	X(END_PROC_UNKNOWN, 11, "process mappings not loaded yet")
+
+#define UNWIND_END_ENUMERATOR(name, value, text) name = value,
 enum unwind_end {
-	END_COMPLETE = 0,      /* return address undefined: _start, clone3, thread start */
-	END_NO_MAPPING = 1,    /* pc outside every executable mapping known for the process */
-	END_NO_TABLE = 2,      /* pc in a mapping whose file has no table (yet, or could not build) */
-	END_NO_ROW = 3,        /* pc in a gap between FDEs or outside the covered text */
-	END_UNSUPPORTED = 4,   /* a CFA or register rule the unwinder does not evaluate */
-	END_REG_UNKNOWN = 5,   /* the CFA needs a register whose value is not recoverable */
-	END_READ_FAILED = 6,   /* reading the user stack failed (paged out, bad address) */
-	END_DEPTH = 7,         /* MAX_NATIVE_FRAMES / MAX_STACK_FRAMES reached */
-	END_BAD_FRAME = 8,     /* return address 0 or the stack pointer did not move up */
-	END_ANON_CODE = 9,     /* pc in anonymous executable memory (JIT code, no unwind info) */
-	END_NO_USER_REGS = 10, /* no user registers (kernel thread) */
-	END_PROC_UNKNOWN = 11, /* the process has no mappings loaded yet */
-	END_REASON_COUNT = 12,
+	UNWIND_END_REASONS(UNWIND_END_ENUMERATOR)
+	END_REASON_COUNT, /* one past the last reason */
 };
+#undef UNWIND_END_ENUMERATOR
+
+#ifndef __bpf__
+/* Userspace only: unwind_end_names[reason] is the reason's name in the summary. */
+#define UNWIND_END_NAME(name, value, text) [name] = text,
+static const char *const unwind_end_names[END_REASON_COUNT] = {
+	UNWIND_END_REASONS(UNWIND_END_NAME)
+};
+#undef UNWIND_END_NAME
+#endif
 
 /* ---- Aggregation in the kernel: hashes `sample_counts_N` (one per generation), key -> u64
  * count. */
@@ -206,7 +234,7 @@ struct sample_key {
 	__u32 tgid;
 	__u32 end_reason;       /* enum unwind_end: how the user part of the stack ended */
 	__u64 stack_id;         /* 64-bit hash of the frames, key into the same generation's
-				 * stacks map (bpf/generations.bpf.h); 0 = no frames */
+				 * stacks map (bpf/lib/generations.bpf.h); 0 = no frames */
 };
 
 /* ---- lua-perf dump: hash `thread_stacks`, thread ID -> the first stack taken of that thread,

@@ -9,7 +9,7 @@
 #ifndef LUA_PERF_GENERATIONS_BPF_H
 #define LUA_PERF_GENERATIONS_BPF_H
 
-#include "kernel_types.h"
+#include "lib/kernel_types.h"
 #include <bpf/bpf_helpers.h>
 
 #include "abi/unwind_abi.h"

@@ -12,7 +12,7 @@
 #ifndef LUA_PERF_LUA_WALKERS_BPF_H
 #define LUA_PERF_LUA_WALKERS_BPF_H
 
-#include "kernel_types.h"
+#include "lib/kernel_types.h"
 
 enum luajit_trace_result {
 	LUAJIT_NOT_IN_TRACE = 0, /* not LuaJIT trace code: the caller ends the stack as before */

@@ -8,8 +8,8 @@
 #ifndef LUA_PERF_STACK_RECORD_BPF_H
 #define LUA_PERF_STACK_RECORD_BPF_H
 
-#include "generations.bpf.h"
-#include "unwinder_state.bpf.h"
+#include "lib/generations.bpf.h"
+#include "lib/unwinder_state.bpf.h"
 
 /* lua-perf dump: one stack per thread (userspace shrinks it to 1 entry when profiling). */
 struct {

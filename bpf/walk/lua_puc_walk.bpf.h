@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * lua_puc_walk.bpf.h - the PUC Lua (5.1, 5.3, 5.4) frame walker, called by the native unwinder
- * (native_unwind.bpf.h) at every native frame whose pc lies in luaV_execute, through the global
- * BPF function lua_puc_walk_frame: the verifier checks it once, on its own, so that its cost adds
- * to the native loop's instead of multiplying with it.
+ * (lib/native_unwind.bpf.h) at every native frame whose pc lies in luaV_execute, through the
+ * global BPF function lua_puc_walk_frame: the verifier checks it once, on its own, so that its
+ * cost adds to the native loop's instead of multiplying with it.
  *
  * The splice: each luaV_execute C frame runs one "activation" of the VM, a contiguous run of Lua
  * CallInfos of one lua_State. The unwinder meets activations innermost first, so the walker keeps
@@ -42,8 +42,8 @@
 #ifndef LUA_PERF_LUA_PUC_WALK_BPF_H
 #define LUA_PERF_LUA_PUC_WALK_BPF_H
 
-#include "frame_rules.bpf.h"
-#include "lua_walkers.bpf.h"
+#include "lib/frame_rules.bpf.h"
+#include "walk/lua_walkers.bpf.h"
 
 struct lua_walk_ctx {
 	struct unwinder_state *st;

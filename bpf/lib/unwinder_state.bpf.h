@@ -10,7 +10,7 @@
 #ifndef LUA_PERF_UNWINDER_STATE_BPF_H
 #define LUA_PERF_UNWINDER_STATE_BPF_H
 
-#include "kernel_types.h"
+#include "lib/kernel_types.h"
 #include <bpf/bpf_helpers.h>
 
 #include "abi/lua_abi.h"

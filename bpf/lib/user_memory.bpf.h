@@ -12,7 +12,7 @@
 #ifndef LUA_PERF_USER_MEMORY_BPF_H
 #define LUA_PERF_USER_MEMORY_BPF_H
 
-#include "kernel_types.h"
+#include "lib/kernel_types.h"
 #include <bpf/bpf_helpers.h>
 
 #ifdef LUA_PERF_TASK_ITER

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * luajit_walk.bpf.h - the LuaJIT 2.1 frame walker (GC64 and GC32), called by the native unwinder
- * (native_unwind.bpf.h) at every native frame whose pc lies in the lj_vm interpreter code
+ * (lib/native_unwind.bpf.h) at every native frame whose pc lies in the lj_vm interpreter code
  * (luajit_walk_frame), and when the unwinder meets anonymous code while the VM runs a JIT trace
  * (luajit_splice_trace). Both are global BPF functions, which the verifier checks once each, on
  * their own.
@@ -32,8 +32,8 @@
 #ifndef LUA_PERF_LUAJIT_WALK_BPF_H
 #define LUA_PERF_LUAJIT_WALK_BPF_H
 
-#include "frame_rules.bpf.h"
-#include "lua_walkers.bpf.h"
+#include "lib/frame_rules.bpf.h"
+#include "walk/lua_walkers.bpf.h"
 
 /* lj_obj.h: GC64 function slots hold a tagged value, the pointer is the low 47 bits. */
 #define LJ_GCVMASK ((1ull << 47) - 1)

@@ -10,7 +10,7 @@
 #ifndef LUA_PERF_PROCESS_FOLLOW_BPF_H
 #define LUA_PERF_PROCESS_FOLLOW_BPF_H
 
-#include "unwinder_state.bpf.h"
+#include "lib/unwinder_state.bpf.h"
 
 static __always_inline void announce_process(__u32 type, __u32 tgid, __u32 parent)
 {

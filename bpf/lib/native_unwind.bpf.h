@@ -3,7 +3,7 @@
  * native_unwind.bpf.h - the user stack of a thread, unwound frame by frame from the .eh_frame
  * rules userspace compiled into maps (no frame pointers): the interrupted registers, then a
  * bpf_loop over native frames (frame_rules.bpf.h). At an interpreter frame (luaV_execute, lj_vm)
- * and at JIT code, the Lua walkers (lua_walkers.bpf.h) splice in the Lua frames it runs.
+ * and at JIT code, the Lua walkers (walk/lua_walkers.bpf.h) splice in the Lua frames it runs.
  *
  * The unwinder recovers rip, rsp and the callee-saved registers rbp, rbx, r12-r15 frame by frame
  * (struct unwinder_state), so that a walker can read, at the interpreter's own frame, the
@@ -14,8 +14,8 @@
 #ifndef LUA_PERF_NATIVE_UNWIND_BPF_H
 #define LUA_PERF_NATIVE_UNWIND_BPF_H
 
-#include "frame_rules.bpf.h"
-#include "lua_walkers.bpf.h"
+#include "lib/frame_rules.bpf.h"
+#include "walk/lua_walkers.bpf.h"
 
 static __always_inline void request_refresh(__u32 tgid, __u64 addr)
 {

@@ -9,8 +9,8 @@
 #ifndef LUA_PERF_FRAME_RULES_BPF_H
 #define LUA_PERF_FRAME_RULES_BPF_H
 
-#include "unwinder_state.bpf.h"
-#include "user_memory.bpf.h"
+#include "lib/unwinder_state.bpf.h"
+#include "lib/user_memory.bpf.h"
 
 #define CALLEE_SAVED_MASK                                                                           \
 	(REG_BIT(DW_RBX) | REG_BIT(DW_RBP) | REG_BIT(DW_RSP) | REG_BIT(DW_R12) | REG_BIT(DW_R13) |   \
