@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "lib/grow_array.h"
+#include "lib/percent.h"
 
 /* ---- Geometry (px). The script reads what it needs from data-* attributes of the root. */
 #define IMAGE_WIDTH 1200
@@ -687,11 +688,6 @@ static const char script[] =
 	"  }\n"
 	"});\n"
 	"})();\n";
-
-static double percent(uint64_t part, uint64_t whole)
-{
-	return whole ? 100.0 * (double)part / (double)whole : 0.0;
-}
 
 static int image_height(const struct graph *g)
 {

@@ -336,15 +336,9 @@ static void append_frames(struct thread_dump *d, struct frame_namer *namer,
 			       ts->stack_id == 0 ? "stack map full" : "stack not found");
 		return;
 	}
-	uint32_t len = d->trace.len < MAX_STACK_FRAMES ? d->trace.len : MAX_STACK_FRAMES;
-	for (uint32_t i = 0; i < len; i++) {
-		uint64_t frame = d->trace.frames[i];
-
+	for (uint32_t i = 0; i < recorded_frame_count(&d->trace); i++) {
 		strbuf_appendf(sb, "    #%-3u ", i);
-		if (frame >> FRAME_KIND_SHIFT == FRAME_KERNEL)
-			frame_name_kernel(namer, frame | ~FRAME_KERNEL_MASK, sb);
-		else
-			frame_name_user(namer, (pid_t)ts->tgid, frame, sb);
+		frame_name(namer, (pid_t)ts->tgid, d->trace.frames[i], sb);
 		strbuf_append(sb, "\n");
 	}
 	if (ts->end_reason != END_COMPLETE)
