@@ -13,6 +13,7 @@
 #include "lib/grow_array.h"
 #include "lib/log.h"
 #include "lib/strbuf.h"
+#include "lib/whole_file.h"
 #include "output/summary.h"
 #include "proc/proc_maps.h"
 #include "proc/process_tree.h"
@@ -131,12 +132,10 @@ static int run_iterator(struct thread_dump *d)
 
 	if (fd < 0)
 		return -errno;
-	do
-		n = read(fd, buf, sizeof(buf));
-	while (n > 0 || (n < 0 && errno == EINTR));
-	int rc = n < 0 ? -errno : 0;
+	while ((n = read_retrying(fd, buf, sizeof(buf))) > 0)
+		; /* the iterator's work is done by reading it to the end */
 	close(fd);
-	return rc;
+	return n < 0 ? (int)n : 0;
 }
 
 static int add_listed(struct thread_dump *d, pid_t tgid, pid_t tid)

@@ -71,9 +71,6 @@ static int raw_push(struct raw_vec *vec, const struct raw_sym *sym)
 	return 0;
 }
 
-/* -errno of a failed call, never 0 (callers test for success with 0). */
-static int neg_errno(void) { return errno > 0 ? -errno : -EIO; }
-
 /* ---- Choosing among aliases and building the final table. */
 
 static size_t leading_underscores(const struct raw_sym *sym)
@@ -472,13 +469,11 @@ static int file_crc32(int fd, uint32_t *crc_out)
 	uLong crc = crc32(0L, Z_NULL, 0);
 	int err = 0;
 	for (off_t at = 0;;) {
-		ssize_t n = pread(fd, buf, CRC_CHUNK, at);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			err = neg_errno();
-		if (n <= 0)
+		ssize_t n = pread_retrying(fd, buf, CRC_CHUNK, at);
+		if (n <= 0) {
+			err = n < 0 ? (int)n : 0;
 			break;
+		}
 		crc = crc32(crc, buf, (uInt)n);
 		at += n;
 	}
