@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/fnv1a.h"
 #include "lib/grow_array.h"
 #include "proc/proc_stat.h"
 
@@ -88,13 +89,6 @@ char proc_thread_state(pid_t pid, pid_t tid)
 	return st.state;
 }
 
-static uint64_t fnv1a(uint64_t hash, const char *data, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		hash = (hash ^ (unsigned char)data[i]) * 0x100000001b3ull;
-	return hash;
-}
-
 /* One line of /proc/PID/maps: "start-end perms offset dev inode   path". */
 static int parse_maps_line(const char *line, struct proc_exec_map *map, int *executable)
 {
@@ -147,7 +141,7 @@ int proc_read_exec_maps(pid_t pid, struct proc_exec_maps *out)
 	memset(out, 0, sizeof(*out));
 	if (!f)
 		return errno == EACCES ? -EACCES : -ESRCH;
-	out->content_hash = 0xcbf29ce484222325ull;
+	out->content_hash = FNV1A_64_START;
 	while (rc == 0 && getline(&line, &line_cap, f) > 0) {
 		struct proc_exec_map map = {0};
 		int executable = 0;
@@ -155,7 +149,7 @@ int proc_read_exec_maps(pid_t pid, struct proc_exec_maps *out)
 		rc = parse_maps_line(line, &map, &executable);
 		if (rc < 0 || !executable)
 			continue;
-		out->content_hash = fnv1a(out->content_hash, line, strlen(line));
+		out->content_hash = fnv1a_64(out->content_hash, line, strlen(line));
 		rc = append_map(out, &cap, &map);
 		if (rc < 0)
 			free(map.path);

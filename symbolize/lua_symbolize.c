@@ -42,6 +42,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/fnv1a.h"
 #include "lib/whole_file.h"
 #include "proc/process_root.h"
 #include "runtime/luajit/luajit_detect.h"
@@ -612,19 +613,11 @@ out:
 	return t;
 }
 
-static uint64_t fnv1a(const char *s, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
-	return h;
-}
-
 /* A string chunk's own text (its first MAX_SOURCE_BYTES); NULL when unreadable (or -ENOMEM). */
 static struct source_text *string_text(struct lua_symbolizer *ls, int fd, pid_t pid,
 				       const struct source_str *src, int *err)
 {
-	uint64_t hash = fnv1a(src->head, src->head_len);
+	uint64_t hash = fnv1a_64(FNV1A_64_START, src->head, src->head_len);
 	struct text_key key = {2, {(uint64_t)pid, src->addr, src->len, hash, 0}};
 	struct source_text *t = text_find(ls, &key);
 	if (t)
