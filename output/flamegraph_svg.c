@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/fnv1a.h"
 #include "lib/grow_array.h"
+#include "lib/percent.h"
 
 /* ---- Geometry (px). The script reads what it needs from data-* attributes of the root. */
 #define IMAGE_WIDTH 1200
@@ -483,16 +485,6 @@ static enum family frame_family(const struct node *n)
 	return FAMILY_NATIVE;
 }
 
-/* FNV-1a, 32 bits. */
-static uint32_t name_hash(const char *s, size_t len)
-{
-	uint32_t h = 2166136261u;
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)s[i]) * 16777619u;
-	return h;
-}
-
 static void write_colour(FILE *out, enum family family, uint32_t hash)
 {
 	const struct palette *p = &palettes[family];
@@ -688,11 +680,6 @@ static const char script[] =
 	"});\n"
 	"})();\n";
 
-static double percent(uint64_t part, uint64_t whole)
-{
-	return whole ? 100.0 * (double)part / (double)whole : 0.0;
-}
-
 static int image_height(const struct graph *g)
 {
 	return HEADER_HEIGHT + (int)(g->max_depth + 1) * ROW_HEIGHT + FOOTER_HEIGHT;
@@ -755,7 +742,7 @@ static void write_frame(FILE *out, const struct graph *g, const struct node *n)
 		percent(n->width, g->total));
 	fprintf(out, "<rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" fill=\"", x, y, width,
 		BAR_HEIGHT);
-	write_colour(out, frame_family(n), name_hash(n->name, n->name_len));
+	write_colour(out, frame_family(n), fnv1a_32(n->name, n->name_len));
 	fprintf(out, "\"/><text x=\"%.2f\" y=\"%.1f\">", x + LABEL_PADDING, y + LABEL_BASELINE);
 	write_label(out, n, width);
 	fputs("</text></g>\n", out);

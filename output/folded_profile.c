@@ -5,15 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/fnv1a.h"
 #include "lib/grow_array.h"
 
 static uint64_t text_hash(const char *text)
 {
-	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-
-	for (const unsigned char *c = (const unsigned char *)text; *c; c++)
-		h = (h ^ *c) * 0x100000001b3ull;
-	return h;
+	return fnv1a_64(FNV1A_64_START, text, strlen(text));
 }
 
 /* The slot of text: where its line's index is, or the empty slot where it would go. */

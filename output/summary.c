@@ -6,16 +6,12 @@
 
 #include "lib/clocks.h"
 #include "lib/log.h"
+#include "lib/percent.h"
 #include "proc/process_tree.h"
 
 const char *unwind_end_reason_name(uint32_t reason)
 {
 	return reason < END_REASON_COUNT ? unwind_end_names[reason] : "unknown";
-}
-
-static double percent(uint64_t part, uint64_t whole)
-{
-	return whole ? 100.0 * (double)part / (double)whole : 0.0;
 }
 
 #define PROCESS_LINES 16 /* processes listed in the summary; the rest in one "+N more" line */

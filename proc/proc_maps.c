@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/fnv1a.h"
 #include "lib/grow_array.h"
+#include "proc/proc_stat.h"
 
 static FILE *open_proc_file(pid_t pid, const char *name)
 {
@@ -26,50 +28,22 @@ static FILE *open_thread_file(pid_t pid, pid_t tid, const char *name)
 	return fopen(path, "re");
 }
 
-/* Fields of a stat file (/proc/PID/stat, /proc/PID/task/TID/stat) after the "(comm)" which may
- * itself contain spaces and parentheses: proc(5) - state is field 3, ppid 4, flags 9.
- * 0, -EINVAL (not that format) or -ESRCH (empty: the task is gone). */
-static int read_stat_fields(FILE *f, char *state, unsigned long *flags)
-{
-	char *line = NULL;
-	size_t cap = 0;
-	int rc = -ESRCH;
-
-	if (getline(&line, &cap, f) > 0) {
-		char *close = strrchr(line, ')');
-		int ppid, pgrp, session, tty, tpgid;
-
-		if (close && sscanf(close + 1, " %c %d %d %d %d %d %lu", state, &ppid, &pgrp, &session,
-				    &tty, &tpgid, flags) == 7)
-			rc = 0;
-		else
-			rc = -EINVAL;
-	}
-	free(line);
-	return rc;
-}
-
 #define PF_KTHREAD 0x00200000 /* include/linux/sched.h */
 
 enum proc_state proc_check(pid_t pid)
 {
-	unsigned long flags = 0;
-	char state;
-	FILE *f;
+	struct proc_stat st;
 	int rc;
 
 	if (pid <= 0)
 		return PROC_MISSING;
-	f = open_proc_file(pid, "stat");
-	if (!f)
-		return errno == EACCES ? PROC_NO_ACCESS : PROC_MISSING;
-	rc = read_stat_fields(f, &state, &flags);
-	fclose(f);
+	rc = proc_stat_read(pid, 0, &st);
+	if (rc == -EACCES)
+		return PROC_NO_ACCESS;
 	if (rc < 0)
 		return PROC_MISSING;
-	if (flags & PF_KTHREAD)
-		return PROC_KERNEL_THREAD;
-	return PROC_USER;
+	free(st.comm);
+	return st.flags & PF_KTHREAD ? PROC_KERNEL_THREAD : PROC_USER;
 }
 
 pid_t proc_tgid(pid_t tid)
@@ -107,22 +81,12 @@ void proc_thread_comm(pid_t pid, pid_t tid, char *out, size_t size)
 
 char proc_thread_state(pid_t pid, pid_t tid)
 {
-	FILE *f = open_thread_file(pid, tid, "stat");
-	unsigned long flags;
-	char state;
+	struct proc_stat st;
 
-	if (!f)
+	if (proc_stat_read(pid, tid, &st) < 0)
 		return '\0';
-	int rc = read_stat_fields(f, &state, &flags);
-	fclose(f);
-	return rc == 0 ? state : '\0';
-}
-
-static uint64_t fnv1a(uint64_t hash, const char *data, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		hash = (hash ^ (unsigned char)data[i]) * 0x100000001b3ull;
-	return hash;
+	free(st.comm);
+	return st.state;
 }
 
 /* One line of /proc/PID/maps: "start-end perms offset dev inode   path". */
@@ -177,7 +141,7 @@ int proc_read_exec_maps(pid_t pid, struct proc_exec_maps *out)
 	memset(out, 0, sizeof(*out));
 	if (!f)
 		return errno == EACCES ? -EACCES : -ESRCH;
-	out->content_hash = 0xcbf29ce484222325ull;
+	out->content_hash = FNV1A_64_START;
 	while (rc == 0 && getline(&line, &line_cap, f) > 0) {
 		struct proc_exec_map map = {0};
 		int executable = 0;
@@ -185,7 +149,7 @@ int proc_read_exec_maps(pid_t pid, struct proc_exec_maps *out)
 		rc = parse_maps_line(line, &map, &executable);
 		if (rc < 0 || !executable)
 			continue;
-		out->content_hash = fnv1a(out->content_hash, line, strlen(line));
+		out->content_hash = fnv1a_64(out->content_hash, line, strlen(line));
 		rc = append_map(out, &cap, &map);
 		if (rc < 0)
 			free(map.path);

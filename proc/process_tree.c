@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "lib/grow_array.h"
+#include "lib/whole_file.h"
+#include "proc/proc_stat.h"
 
 /* Larger /proc files than this are not what we expect to read: a children file lists at most
  * every PID of the system ("N " each, PID_MAX_LIMIT = 4 Mi in include/linux/threads.h). */
@@ -26,13 +28,6 @@ struct pid_list {
 struct process_table {
 	struct pid_list pids;
 	struct pid_list ppids;
-};
-
-struct proc_stat {
-	char state;
-	pid_t ppid;
-	uint64_t start_time;
-	char *comm;
 };
 
 static int pid_list_push(struct pid_list *list, pid_t pid)
@@ -52,102 +47,13 @@ static void pid_list_free(struct pid_list *list)
 	*list = (struct pid_list){0};
 }
 
-/* The whole file, NUL-terminated (the content may hold NULs of its own: use *len). */
-static int read_whole_file(const char *path, char **text, size_t *len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	size_t capacity = 1024, used = 0;
-	char *buf;
-	int rc = 0;
-
-	if (fd < 0)
-		return -errno;
-	buf = malloc(capacity);
-	while (buf) {
-		if (used + 1 == capacity) {
-			char *grown = capacity < PROC_FILE_LIMIT ? realloc(buf, capacity * 2) : NULL;
-
-			if (!grown) {
-				rc = capacity < PROC_FILE_LIMIT ? -ENOMEM : -EFBIG;
-				break;
-			}
-			buf = grown;
-			capacity *= 2;
-		}
-		ssize_t n = read(fd, buf + used, capacity - 1 - used);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rc = n < 0 ? -errno : 0;
-			break;
-		}
-		used += (size_t)n;
-	}
-	close(fd);
-	if (!buf)
-		return -ENOMEM;
-	if (rc < 0) {
-		free(buf);
-		return rc;
-	}
-	buf[used] = '\0';
-	*text = buf;
-	*len = used;
-	return 0;
-}
-
-/* comm may hold any byte but NUL (prctl(PR_SET_NAME)): keep it printable for stderr. */
-static char *printable_copy(const char *s, size_t len)
-{
-	char *copy = malloc(len + 1);
-
-	if (!copy)
-		return NULL;
-	for (size_t i = 0; i < len; i++)
-		copy[i] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
-	copy[len] = '\0';
-	return copy;
-}
-
-/* /proc/PID/stat (proc(5)): "pid (comm) state ppid ... starttime(22) ...". comm may itself
- * contain spaces and parentheses: the fields start after the last ')'. */
-static int parse_stat(const char *text, size_t len, struct proc_stat *out)
-{
-	const char *open = memchr(text, '(', len);
-	const char *close = memrchr(text, ')', len);
-	unsigned long long start_time;
-	char state;
-	int ppid;
-
-	if (!open || !close || close < open ||
-	    sscanf(close + 1,
-		   " %c %d %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu",
-		   &state, &ppid, &start_time) != 3)
-		return -EINVAL;
-	out->comm = printable_copy(open + 1, (size_t)(close - open - 1));
-	if (!out->comm)
-		return -ENOMEM;
-	out->state = state;
-	out->ppid = ppid;
-	out->start_time = start_time;
-	return 0;
-}
-
 /* -ESRCH when the process is gone (or a zombie: it runs no code any more). */
 static int read_stat(pid_t pid, struct proc_stat *out)
 {
-	char path[32]; /* "/proc/" + 10 digits + "/stat" */
-	char *text;
-	size_t len;
+	int rc = proc_stat_read(pid, 0, out);
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	int rc = read_whole_file(path, &text, &len);
 	if (rc == -ENOENT)
 		return -ESRCH;
-	if (rc < 0)
-		return rc;
-	rc = parse_stat(text, len, out);
-	free(text);
 	if (rc == 0 && (out->state == 'Z' || out->state == 'X')) {
 		free(out->comm);
 		return -ESRCH;
@@ -196,7 +102,7 @@ static int append_thread_children(pid_t pid, const char *tid, struct pid_list *k
 	if (snprintf(path, sizeof(path), "/proc/%d/task/%s/children", (int)pid, tid) >=
 	    (int)sizeof(path))
 		return 0; /* not a thread ID: those have at most 10 digits */
-	int rc = read_whole_file(path, &text, &len);
+	int rc = read_whole_file(path, PROC_FILE_LIMIT, &text, &len);
 	if (rc == -ENOENT || rc == -ESRCH)
 		return 0; /* the thread exited */
 	if (rc < 0)

@@ -12,17 +12,14 @@
 
 #include "lib/log.h"
 #include "lib/strbuf.h"
+#include "lib/whole_file.h"
 
 /* In the child, between fork and exec: only async-signal-safe calls. */
 static void run_child(int release_fd, int status_fd, char *const argv[])
 {
 	char go;
-	ssize_t n;
 
-	do
-		n = read(release_fd, &go, 1);
-	while (n < 0 && errno == EINTR);
-	if (n != 1)
+	if (read_retrying(release_fd, &go, 1) != 1)
 		_exit(127); /* lua-perf gave up before starting it */
 	execvp(argv[0], argv);
 	int err = errno;
@@ -113,18 +110,12 @@ int command_start(struct command *c, const char *name)
 {
 	char go = 1;
 	int err = 0;
-	ssize_t n;
 
 	if (write(c->release_fd, &go, 1) != 1)
 		err = errno;
 	close_fd(&c->release_fd);
-	if (err == 0) {
-		do
-			n = read(c->status_fd, &err, sizeof(err));
-		while (n < 0 && errno == EINTR);
-		if (n != (ssize_t)sizeof(err))
-			err = 0; /* end of file: the exec closed the pipe */
-	}
+	if (err == 0 && read_retrying(c->status_fd, &err, sizeof(err)) != (ssize_t)sizeof(err))
+		err = 0; /* end of file: the exec closed the pipe */
 	close_fd(&c->status_fd);
 	if (err) {
 		lp_error("cannot run %s: %s", name, strerror(err));

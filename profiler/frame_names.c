@@ -168,7 +168,7 @@ static void name_native(struct frame_namer *namer, uint64_t frame, struct strbuf
 		strbuf_append(sb, "[unknown]");
 }
 
-void frame_name_user(struct frame_namer *namer, pid_t tgid, uint64_t frame, struct strbuf *sb)
+static void name_user(struct frame_namer *namer, pid_t tgid, uint64_t frame, struct strbuf *sb)
 {
 	switch (frame >> FRAME_KIND_SHIFT) {
 	case FRAME_NATIVE:
@@ -190,7 +190,7 @@ void frame_name_user(struct frame_namer *namer, pid_t tgid, uint64_t frame, stru
 	}
 }
 
-void frame_name_kernel(struct frame_namer *namer, uint64_t addr, struct strbuf *sb)
+static void name_kernel(struct frame_namer *namer, uint64_t addr, struct strbuf *sb)
 {
 	if (namer->kernel_state == 0) {
 		namer->kernel_state = symbol_table_load_kallsyms(&namer->kernel) == 0 ? 1 : -1;
@@ -204,4 +204,17 @@ void frame_name_kernel(struct frame_namer *namer, uint64_t addr, struct strbuf *
 	else
 		strbuf_appendf(sb, "0x%" PRIx64, addr);
 	strbuf_append(sb, "_[k]");
+}
+
+void frame_name(struct frame_namer *namer, pid_t tgid, uint64_t frame, struct strbuf *sb)
+{
+	if (frame >> FRAME_KIND_SHIFT == FRAME_KERNEL)
+		name_kernel(namer, frame | ~FRAME_KERNEL_MASK, sb);
+	else
+		name_user(namer, tgid, frame, sb);
+}
+
+uint32_t recorded_frame_count(const struct stack_trace *trace)
+{
+	return trace->len < MAX_STACK_FRAMES ? trace->len : MAX_STACK_FRAMES;
 }

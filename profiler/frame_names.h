@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 
+#include "bpf/abi/unwind_abi.h"
 #include "lib/strbuf.h"
 #include "profiler/mapped_files.h"
 #include "symbolize/lua_symbolize.h"
@@ -39,9 +40,10 @@ int frame_namer_add_lua_process(struct frame_namer *namer, pid_t pid,
 void frame_namer_forget(struct frame_namer *namer, const pid_t *pids, size_t count);
 /* Resolve (and cache) a Lua frame of process tgid while the process is alive; no-op for others. */
 void frame_namer_prefetch(struct frame_namer *namer, pid_t tgid, uint64_t frame);
-/* Append the name of a recorded user frame (bpf/abi/unwind_abi.h encoding) of process tgid to sb. */
-void frame_name_user(struct frame_namer *namer, pid_t tgid, uint64_t frame, struct strbuf *sb);
-/* Append the name of a kernel address, with the _[k] suffix. */
-void frame_name_kernel(struct frame_namer *namer, uint64_t addr, struct strbuf *sb);
+/* Append the name of a recorded frame (bpf/abi/unwind_abi.h encoding: kernel addresses with the
+ * _[k] suffix, user frames of process tgid) to sb. */
+void frame_name(struct frame_namer *namer, pid_t tgid, uint64_t frame, struct strbuf *sb);
+/* The frames of trace that hold a frame (its length, at most MAX_STACK_FRAMES), leaf first. */
+uint32_t recorded_frame_count(const struct stack_trace *trace);
 
 #endif

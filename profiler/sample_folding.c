@@ -35,17 +35,10 @@ int read_counters(struct sample_bpf *skel, uint64_t totals[CNT_COUNT])
 static void append_frames(struct frame_namer *namer, pid_t tgid, const struct stack_trace *trace,
 			  struct strbuf *sb)
 {
-	uint32_t len = trace->len < MAX_STACK_FRAMES ? trace->len : MAX_STACK_FRAMES;
-
-	for (uint32_t i = len; i-- > 0;) {
-		uint64_t frame = trace->frames[i];
-
+	for (uint32_t i = recorded_frame_count(trace); i-- > 0;) {
 		if (sb->len)
 			strbuf_append(sb, ";");
-		if (frame >> FRAME_KIND_SHIFT == FRAME_KERNEL)
-			frame_name_kernel(namer, frame | ~FRAME_KERNEL_MASK, sb);
-		else
-			frame_name_user(namer, tgid, frame, sb);
+		frame_name(namer, tgid, trace->frames[i], sb);
 	}
 }
 
@@ -56,7 +49,7 @@ void aggregate_prefetch_lua_stack(struct frame_namer *namer, int stacks_fd, pid_
 {
 	if (bpf_map_lookup_elem(stacks_fd, &stack_id, &prefetch_buffer) != 0)
 		return; /* drained already: named then */
-	for (uint32_t i = 0; i < prefetch_buffer.len && i < MAX_STACK_FRAMES; i++)
+	for (uint32_t i = 0; i < recorded_frame_count(&prefetch_buffer); i++)
 		frame_namer_prefetch(namer, tgid, prefetch_buffer.frames[i]);
 }
 

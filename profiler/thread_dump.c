@@ -13,6 +13,7 @@
 #include "lib/grow_array.h"
 #include "lib/log.h"
 #include "lib/strbuf.h"
+#include "lib/whole_file.h"
 #include "output/summary.h"
 #include "proc/proc_maps.h"
 #include "proc/process_tree.h"
@@ -131,12 +132,10 @@ static int run_iterator(struct thread_dump *d)
 
 	if (fd < 0)
 		return -errno;
-	do
-		n = read(fd, buf, sizeof(buf));
-	while (n > 0 || (n < 0 && errno == EINTR));
-	int rc = n < 0 ? -errno : 0;
+	while ((n = read_retrying(fd, buf, sizeof(buf))) > 0)
+		; /* the iterator's work is done by reading it to the end */
 	close(fd);
-	return rc;
+	return n < 0 ? (int)n : 0;
 }
 
 static int add_listed(struct thread_dump *d, pid_t tgid, pid_t tid)
@@ -336,15 +335,9 @@ static void append_frames(struct thread_dump *d, struct frame_namer *namer,
 			       ts->stack_id == 0 ? "stack map full" : "stack not found");
 		return;
 	}
-	uint32_t len = d->trace.len < MAX_STACK_FRAMES ? d->trace.len : MAX_STACK_FRAMES;
-	for (uint32_t i = 0; i < len; i++) {
-		uint64_t frame = d->trace.frames[i];
-
+	for (uint32_t i = 0; i < recorded_frame_count(&d->trace); i++) {
 		strbuf_appendf(sb, "    #%-3u ", i);
-		if (frame >> FRAME_KIND_SHIFT == FRAME_KERNEL)
-			frame_name_kernel(namer, frame | ~FRAME_KERNEL_MASK, sb);
-		else
-			frame_name_user(namer, (pid_t)ts->tgid, frame, sb);
+		frame_name(namer, (pid_t)ts->tgid, d->trace.frames[i], sb);
 		strbuf_append(sb, "\n");
 	}
 	if (ts->end_reason != END_COMPLETE)

@@ -42,6 +42,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/fnv1a.h"
+#include "lib/whole_file.h"
 #include "proc/process_root.h"
 #include "runtime/luajit/luajit_detect.h"
 #include "symbolize/lua_source_names.h"
@@ -160,9 +162,7 @@ static bool mem_read(int fd, uint64_t addr, void *buf, size_t len)
 		return false;
 	size_t done = 0;
 	while (done < len) {
-		ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(addr + done));
-		if (n < 0 && errno == EINTR)
-			continue;
+		ssize_t n = pread_retrying(fd, (char *)buf + done, len - done, (off_t)(addr + done));
 		if (n <= 0)
 			return false;
 		done += (size_t)n;
@@ -580,32 +580,6 @@ static struct source_text *text_add(struct lua_symbolizer *ls, const struct text
 	return t;
 }
 
-/* The whole of a regular file of st->st_size bytes (at most MAX_SOURCE_BYTES, checked). */
-static int read_regular(int fd, const struct stat *st, char **data, size_t *len)
-{
-	size_t cap = (size_t)st->st_size;
-	char *buf = malloc(cap ? cap : 1);
-	size_t got = 0;
-	int err = buf ? 0 : -ENOMEM;
-	while (!err && got < cap) {
-		ssize_t r = read(fd, buf + got, cap - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			err = -errno;
-		if (r <= 0)
-			break; /* a file that shrank: what was read is the text */
-		got += (size_t)r;
-	}
-	if (err) {
-		free(buf);
-		return err;
-	}
-	*data = buf;
-	*len = got;
-	return 0;
-}
-
 /* The text of file `path` as process pid sees it (proc/process_root.h: inside its root, only a
  * regular file); NULL when it cannot be read (or -ENOMEM). */
 static struct source_text *file_text(struct lua_symbolizer *ls, pid_t pid, const char *path,
@@ -629,7 +603,7 @@ static struct source_text *file_text(struct lua_symbolizer *ls, pid_t pid, const
 		goto out;
 	char *data = NULL;
 	size_t len = 0;
-	int rc = read_regular(fd, &st, &data, &len);
+	int rc = read_whole_fd(fd, MAX_SOURCE_BYTES, &data, &len);
 	if (rc == -ENOMEM)
 		*err = rc;
 	if (rc == 0)
@@ -639,19 +613,11 @@ out:
 	return t;
 }
 
-static uint64_t fnv1a(const char *s, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
-	return h;
-}
-
 /* A string chunk's own text (its first MAX_SOURCE_BYTES); NULL when unreadable (or -ENOMEM). */
 static struct source_text *string_text(struct lua_symbolizer *ls, int fd, pid_t pid,
 				       const struct source_str *src, int *err)
 {
-	uint64_t hash = fnv1a(src->head, src->head_len);
+	uint64_t hash = fnv1a_64(FNV1A_64_START, src->head, src->head_len);
 	struct text_key key = {2, {(uint64_t)pid, src->addr, src->len, hash, 0}};
 	struct source_text *t = text_find(ls, &key);
 	if (t)

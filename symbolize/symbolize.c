@@ -35,9 +35,12 @@
 
 #include "lib/grow_array.h"
 #include "lib/log.h"
+#include "lib/whole_file.h"
 #include "proc/process_root.h"
 
 #define KALLSYMS_PATH "/proc/kallsyms"
+/* Far above any kernel's: about 50 bytes a symbol, a few hundred thousand symbols. */
+#define KALLSYMS_LIMIT (1u << 30)
 #define DEBUG_DIR "/usr/lib/debug"
 #define CRC_CHUNK (64 * 1024)
 
@@ -67,9 +70,6 @@ static int raw_push(struct raw_vec *vec, const struct raw_sym *sym)
 	vec->items[vec->count++] = *sym;
 	return 0;
 }
-
-/* -errno of a failed call, never 0 (callers test for success with 0). */
-static int neg_errno(void) { return errno > 0 ? -errno : -EIO; }
 
 /* ---- Choosing among aliases and building the final table. */
 
@@ -469,13 +469,11 @@ static int file_crc32(int fd, uint32_t *crc_out)
 	uLong crc = crc32(0L, Z_NULL, 0);
 	int err = 0;
 	for (off_t at = 0;;) {
-		ssize_t n = pread(fd, buf, CRC_CHUNK, at);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			err = neg_errno();
-		if (n <= 0)
+		ssize_t n = pread_retrying(fd, buf, CRC_CHUNK, at);
+		if (n <= 0) {
+			err = n < 0 ? (int)n : 0;
 			break;
+		}
 		crc = crc32(crc, buf, (uInt)n);
 		at += n;
 	}
@@ -654,48 +652,6 @@ int symbol_table_load_elf(struct symbol_table *table, const struct elf_image *im
 
 /* ---- Kernel symbols. */
 
-static int read_whole_file(const char *path, char **out, size_t *out_len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return neg_errno();
-	size_t len = 0, capacity = 1 << 20; /* /proc files report size 0: grow as needed */
-	char *buf = malloc(capacity + 1);
-	if (!buf) {
-		close(fd);
-		return -ENOMEM;
-	}
-	int err = 0;
-	for (;;) {
-		if (len == capacity) {
-			char *bigger = capacity <= (SIZE_MAX - 1) / 2 ? realloc(buf, capacity * 2 + 1) : NULL;
-			if (!bigger) {
-				err = -ENOMEM;
-				break;
-			}
-			buf = bigger;
-			capacity *= 2;
-		}
-		ssize_t n = read(fd, buf + len, capacity - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			err = neg_errno();
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	if (err) {
-		free(buf);
-		return err;
-	}
-	buf[len] = '\0';
-	*out = buf;
-	*out_len = len;
-	return 0;
-}
-
 static bool is_text_type(char type)
 {
 	return type == 't' || type == 'T' || type == 'w' || type == 'W';
@@ -752,7 +708,7 @@ int symbol_table_load_kallsyms(struct symbol_table *table)
 	*table = (struct symbol_table){ 0 };
 	char *text = NULL;
 	size_t len = 0;
-	int err = read_whole_file(KALLSYMS_PATH, &text, &len);
+	int err = read_whole_file(KALLSYMS_PATH, KALLSYMS_LIMIT, &text, &len);
 	if (err) {
 		lp_warn(KALLSYMS_PATH ": %s", strerror(-err));
 		return err;

@@ -44,7 +44,8 @@ if(LUASYM_LUA5_4_FOUND)
   add_executable(test_lua_symbolize_budget
     ${CMAKE_CURRENT_LIST_DIR}/lua_symbolize/test_lua_symbolize.c
     ${CMAKE_SOURCE_DIR}/symbolize/lua_symbolize.c ${CMAKE_SOURCE_DIR}/symbolize/lua_source_names.c
-    ${CMAKE_SOURCE_DIR}/runtime/puc/lua_layouts.c ${CMAKE_SOURCE_DIR}/proc/process_root.c)
+    ${CMAKE_SOURCE_DIR}/runtime/puc/lua_layouts.c ${CMAKE_SOURCE_DIR}/proc/process_root.c
+    ${CMAKE_SOURCE_DIR}/lib/whole_file.c)
   target_compile_definitions(test_lua_symbolize_budget PRIVATE LUA_SYMBOLIZE_BUDGET_TEST
     LUA_SYMBOLIZE_MAX_CACHE_BYTES=640 LUA_SYMBOLIZE_MAX_TEXT_BYTES=1)
   target_include_directories(test_lua_symbolize_budget PRIVATE ${CMAKE_SOURCE_DIR})
