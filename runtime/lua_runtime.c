@@ -6,11 +6,11 @@
  *    "Lua 5.1" but is not PUC Lua: NONE here.
  * 2. The ident string lua_ident in read-only data: "$LuaVersion: Lua 5.x.y  Copyright ..." (5.2+,
  *    lapi.c) or "$Lua: Lua 5.1.x Copyright ..." (5.0/5.1 lapi.c). Its release picks the layout.
- * 3. luaV_execute: .symtab when present; otherwise derived (x86/lua_disasm.c) from the API entry
+ * 3. luaV_execute: .symtab when present; otherwise derived (x86/interpreter_search.c) from the API entry
  *    points, with function bounds from the CFI table (FDE starts, gap rows).
  *    The range is always the function's hot part: gcc moves unlikely blocks to a separate
  *    luaV_execute.cold FDE/symbol, which is neither the symbol's nor the FDE's range.
- * 4. Where luaV_execute keeps L (x86/lua_disasm.c): the callee-saved register its entry path
+ * 4. Where luaV_execute keeps L (runtime/puc/lua_state_home.c): the callee-saved register its entry path
  *    copies L (rdi) into and still holds at the first opcode dispatch (l_reg); otherwise (or when
  *    that register also takes computed values: clang) the slot of its own stack frame the entry
  *    code stores L to, never writes again and reloads it from (gcc -O1/-O3 and clang on 5.4):
@@ -28,7 +28,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "x86/lua_disasm.h"
+#include "runtime/puc/lua_state_home.h"
+#include "x86/interpreter_search.h"
+#include "x86/x86_disasm.h"
 
 /* *reason has static storage (lua_runtime.h; callers keep it): a literal, or for reasons naming a
  * release an interned copy that never changes once handed out. Distinct releases beyond
@@ -247,7 +249,7 @@ struct exec_ctx {
 	const struct elf_image *img;
 	const struct cfi_table *cfi;
 	const struct lua_syms *syms;
-	struct lua_code code;
+	struct x86_code code;
 };
 
 static bool has_function_bounds(const struct cfi_table *cfi)
@@ -284,13 +286,13 @@ static int symtab_exec(const struct exec_ctx *x, uint64_t *start, uint64_t *end,
 		*end = *start + x->syms->exec_size;
 		return 0;
 	}
-	if (has_function_bounds(x->cfi) && lua_fn_end(x->cfi, *start, end))
+	if (has_function_bounds(x->cfi) && x86_fn_end(x->cfi, *start, end))
 		return 0;
 	*reason = "luaV_execute in .symtab has no size and no FDE";
 	return -ENOENT;
 }
 
-/* Where the function at [start, end) keeps the lua_State it was passed (x86/lua_disasm.c), as
+/* Where the function at [start, end) keeps the lua_State it was passed (runtime/puc/lua_state_home.c), as
  * struct lua_interp's reg / in_frame / cfa_off triple. */
 static int state_home(const struct exec_ctx *x, uint64_t start, uint64_t end, uint8_t *reg,
 		      uint8_t *in_frame, int16_t *cfa_off, const char **reason)
@@ -324,7 +326,7 @@ static void locate_resume(const struct exec_ctx *x, struct lua_runtime *out)
 		out->resume_problem = "lua_resume is not exported";
 		return;
 	}
-	if (!has_function_bounds(x->cfi) || !lua_fn_end(x->cfi, start, &end)) {
+	if (!has_function_bounds(x->cfi) || !x86_fn_end(x->cfi, start, &end)) {
 		out->resume_problem = "lua_resume has no FDE";
 		return;
 	}
@@ -348,7 +350,7 @@ static enum lua_detect_result locate_vm(const struct elf_image *img, const struc
 								  : syms->api[API_CALL]);
 	if (entry == 0)
 		entry = syms->api[API_PCALLK] ? syms->api[API_PCALLK] : syms->api[API_PCALL];
-	if (!lua_code_section_at(img, entry, &x.code)) {
+	if (!x86_code_section_at(img, entry, &x.code)) {
 		*reason = "the Lua C API is not in an executable section";
 		return LUA_DETECT_UNSUPPORTED;
 	}
