@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "runtime/puc/lua_state_home.h"
+#include "unwind/elf_symbols.h"
 #include "x86/interpreter_search.h"
 #include "x86/x86_disasm.h"
 
@@ -87,33 +88,16 @@ static void note_symbol(struct lua_syms *syms, const GElf_Sym *sym, const char *
 	}
 }
 
-static void scan_symbol_section(Elf *elf, Elf_Scn *scn, const GElf_Shdr *shdr, struct lua_syms *syms)
+static int note_symbol_of(void *syms, const struct elf_symbol *symbol)
 {
-	Elf_Data *data = elf_getdata(scn, NULL);
-	size_t entsize = gelf_fsize(elf, ELF_T_SYM, 1, EV_CURRENT);
-	if (!data || entsize == 0)
-		return;
-	size_t count = data->d_size / entsize;
-	for (size_t i = 0; i < count && i <= INT32_MAX; i++) {
-		GElf_Sym sym;
-		if (!gelf_getsym(data, (int)i, &sym) || sym.st_shndx == SHN_UNDEF || sym.st_name == 0)
-			continue;
-		/* elf_strptr checks the offset against the linked string table. */
-		const char *name = elf_strptr(elf, shdr->sh_link, sym.st_name);
-		if (name)
-			note_symbol(syms, &sym, name, shdr->sh_type == SHT_SYMTAB);
-	}
+	note_symbol(syms, symbol->sym, symbol->name, symbol->from_symtab);
+	return 0;
 }
 
 static void scan_symbols(const struct elf_image *img, struct lua_syms *syms)
 {
 	memset(syms, 0, sizeof(*syms));
-	Elf_Scn *scn = NULL;
-	while ((scn = elf_nextscn(img->elf, scn)) != NULL) {
-		GElf_Shdr shdr;
-		if (gelf_getshdr(scn, &shdr) && (shdr.sh_type == SHT_DYNSYM || shdr.sh_type == SHT_SYMTAB))
-			scan_symbol_section(img->elf, scn, &shdr, syms);
-	}
+	elf_symbols_walk(img->elf, NULL, note_symbol_of, syms);
 }
 
 static bool has_lua_api(const struct lua_syms *syms)

@@ -68,6 +68,7 @@
 #include "lib/grow_array.h"
 #include "lib/log.h"
 #include "lib/u64_array.h"
+#include "unwind/elf_symbols.h"
 #include "x86/x86_disasm.h"
 
 /* Work bounds for hostile files. lj_vm is 16-17 KiB (x86_64, 2.1); the API functions are short. */
@@ -171,33 +172,13 @@ static void note_symbol(struct file *f, const GElf_Sym *sym, const char *name)
 			(struct luaopen_sym){{sym->st_value, sym->st_size}, unnamed};
 }
 
-static void scan_symbol_section(struct file *f, Elf_Scn *scn, const GElf_Shdr *shdr)
+static int note_symbol_of(void *f, const struct elf_symbol *symbol)
 {
-	Elf *elf = f->img->elf;
-	Elf_Data *data = elf_getdata(scn, NULL);
-	size_t entsize = gelf_fsize(elf, ELF_T_SYM, 1, EV_CURRENT);
-	if (!data || entsize == 0)
-		return;
-	size_t count = data->d_size / entsize;
-	for (size_t i = 0; i < count && i <= INT32_MAX; i++) {
-		GElf_Sym sym;
-		if (!gelf_getsym(data, (int)i, &sym) || sym.st_shndx == SHN_UNDEF || sym.st_name == 0)
-			continue;
-		const char *name = elf_strptr(elf, shdr->sh_link, sym.st_name); /* checks the offset */
-		if (name)
-			note_symbol(f, &sym, name);
-	}
+	note_symbol(f, symbol->sym, symbol->name);
+	return 0;
 }
 
-static void scan_symbols(struct file *f)
-{
-	Elf_Scn *scn = NULL;
-	while ((scn = elf_nextscn(f->img->elf, scn)) != NULL) {
-		GElf_Shdr shdr;
-		if (gelf_getshdr(scn, &shdr) && (shdr.sh_type == SHT_DYNSYM || shdr.sh_type == SHT_SYMTAB))
-			scan_symbol_section(f, scn, &shdr);
-	}
-}
+static void scan_symbols(struct file *f) { elf_symbols_walk(f->img->elf, NULL, note_symbol_of, f); }
 
 static bool in_text(const struct file *f, uint64_t addr)
 {
