@@ -392,17 +392,22 @@ static void keep_diagnostics(struct lua_runtime *out)
 	*out = kept;
 }
 
+bool lua_detect_start(const struct elf_image *img, void *out, size_t out_size, const char **reason)
+{
+	*reason = NULL;
+	if (!out)
+		return false;
+	memset(out, 0, out_size);
+	return img && img->elf;
+}
+
 enum lua_detect_result lua_runtime_detect(const struct elf_image *img, const struct cfi_table *cfi,
 					  struct lua_runtime *out, const char **reason)
 {
 	const char *ignored_reason;
 	if (!reason)
 		reason = &ignored_reason;
-	*reason = NULL;
-	if (!out)
-		return LUA_DETECT_NONE;
-	memset(out, 0, sizeof(*out));
-	if (!img || !img->elf)
+	if (!lua_detect_start(img, out, sizeof(*out), reason))
 		return LUA_DETECT_NONE;
 	struct lua_syms syms;
 	scan_symbols(img, &syms);

@@ -1814,11 +1814,7 @@ enum lua_detect_result luajit_detect(const struct elf_image *img, const struct c
 	const char *ignored_reason;
 	if (!reason)
 		reason = &ignored_reason;
-	*reason = NULL;
-	if (!out)
-		return LUA_DETECT_NONE;
-	memset(out, 0, sizeof(*out));
-	if (!img || !img->elf)
+	if (!lua_detect_start(img, out, sizeof(*out), reason))
 		return LUA_DETECT_NONE;
 	struct file *f = calloc(1, sizeof(*f));
 	if (!f) {
