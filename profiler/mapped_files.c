@@ -16,6 +16,7 @@
 
 #include "lib/clocks.h"
 #include "lib/log.h"
+#include "lib/u64_array.h"
 #include "proc/process_root.h"
 #include "runtime/luajit/luajit_detect.h"
 
@@ -380,16 +381,8 @@ static void describe_mapping(struct mapped_files *mf, pid_t pid, const struct pr
 
 uint64_t mapped_file_function_start(const struct mapped_file *f, uint64_t addr)
 {
-	size_t lo = 0, hi = f->function_count; /* first start > addr is in [lo, hi] */
+	size_t lo = u64_upper_bound(f->function_starts, f->function_count, addr);
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (f->function_starts[mid] <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
 	return lo > 0 ? f->function_starts[lo - 1] : addr;
 }
 

@@ -6,11 +6,11 @@
  *    "Lua 5.1" but is not PUC Lua: NONE here.
  * 2. The ident string lua_ident in read-only data: "$LuaVersion: Lua 5.x.y  Copyright ..." (5.2+,
  *    lapi.c) or "$Lua: Lua 5.1.x Copyright ..." (5.0/5.1 lapi.c). Its release picks the layout.
- * 3. luaV_execute: .symtab when present; otherwise derived (x86/lua_disasm.c) from the API entry
+ * 3. luaV_execute: .symtab when present; otherwise derived (x86/interpreter_search.c) from the API entry
  *    points, with function bounds from the CFI table (FDE starts, gap rows).
  *    The range is always the function's hot part: gcc moves unlikely blocks to a separate
  *    luaV_execute.cold FDE/symbol, which is neither the symbol's nor the FDE's range.
- * 4. Where luaV_execute keeps L (x86/lua_disasm.c): the callee-saved register its entry path
+ * 4. Where luaV_execute keeps L (runtime/puc/lua_state_home.c): the callee-saved register its entry path
  *    copies L (rdi) into and still holds at the first opcode dispatch (l_reg); otherwise (or when
  *    that register also takes computed values: clang) the slot of its own stack frame the entry
  *    code stores L to, never writes again and reloads it from (gcc -O1/-O3 and clang on 5.4):
@@ -28,7 +28,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "x86/lua_disasm.h"
+#include "runtime/puc/lua_state_home.h"
+#include "unwind/elf_symbols.h"
+#include "x86/interpreter_search.h"
+#include "x86/x86_disasm.h"
 
 /* *reason has static storage (lua_runtime.h; callers keep it): a literal, or for reasons naming a
  * release an interned copy that never changes once handed out. Distinct releases beyond
@@ -85,33 +88,16 @@ static void note_symbol(struct lua_syms *syms, const GElf_Sym *sym, const char *
 	}
 }
 
-static void scan_symbol_section(Elf *elf, Elf_Scn *scn, const GElf_Shdr *shdr, struct lua_syms *syms)
+static int note_symbol_of(void *syms, const struct elf_symbol *symbol)
 {
-	Elf_Data *data = elf_getdata(scn, NULL);
-	size_t entsize = gelf_fsize(elf, ELF_T_SYM, 1, EV_CURRENT);
-	if (!data || entsize == 0)
-		return;
-	size_t count = data->d_size / entsize;
-	for (size_t i = 0; i < count && i <= INT32_MAX; i++) {
-		GElf_Sym sym;
-		if (!gelf_getsym(data, (int)i, &sym) || sym.st_shndx == SHN_UNDEF || sym.st_name == 0)
-			continue;
-		/* elf_strptr checks the offset against the linked string table. */
-		const char *name = elf_strptr(elf, shdr->sh_link, sym.st_name);
-		if (name)
-			note_symbol(syms, &sym, name, shdr->sh_type == SHT_SYMTAB);
-	}
+	note_symbol(syms, symbol->sym, symbol->name, symbol->from_symtab);
+	return 0;
 }
 
 static void scan_symbols(const struct elf_image *img, struct lua_syms *syms)
 {
 	memset(syms, 0, sizeof(*syms));
-	Elf_Scn *scn = NULL;
-	while ((scn = elf_nextscn(img->elf, scn)) != NULL) {
-		GElf_Shdr shdr;
-		if (gelf_getshdr(scn, &shdr) && (shdr.sh_type == SHT_DYNSYM || shdr.sh_type == SHT_SYMTAB))
-			scan_symbol_section(img->elf, scn, &shdr, syms);
-	}
+	elf_symbols_walk(img->elf, NULL, note_symbol_of, syms);
 }
 
 static bool has_lua_api(const struct lua_syms *syms)
@@ -247,7 +233,7 @@ struct exec_ctx {
 	const struct elf_image *img;
 	const struct cfi_table *cfi;
 	const struct lua_syms *syms;
-	struct lua_code code;
+	struct x86_code code;
 };
 
 static bool has_function_bounds(const struct cfi_table *cfi)
@@ -284,13 +270,13 @@ static int symtab_exec(const struct exec_ctx *x, uint64_t *start, uint64_t *end,
 		*end = *start + x->syms->exec_size;
 		return 0;
 	}
-	if (has_function_bounds(x->cfi) && lua_fn_end(x->cfi, *start, end))
+	if (has_function_bounds(x->cfi) && x86_fn_end(x->cfi, *start, end))
 		return 0;
 	*reason = "luaV_execute in .symtab has no size and no FDE";
 	return -ENOENT;
 }
 
-/* Where the function at [start, end) keeps the lua_State it was passed (x86/lua_disasm.c), as
+/* Where the function at [start, end) keeps the lua_State it was passed (runtime/puc/lua_state_home.c), as
  * struct lua_interp's reg / in_frame / cfa_off triple. */
 static int state_home(const struct exec_ctx *x, uint64_t start, uint64_t end, uint8_t *reg,
 		      uint8_t *in_frame, int16_t *cfa_off, const char **reason)
@@ -324,7 +310,7 @@ static void locate_resume(const struct exec_ctx *x, struct lua_runtime *out)
 		out->resume_problem = "lua_resume is not exported";
 		return;
 	}
-	if (!has_function_bounds(x->cfi) || !lua_fn_end(x->cfi, start, &end)) {
+	if (!has_function_bounds(x->cfi) || !x86_fn_end(x->cfi, start, &end)) {
 		out->resume_problem = "lua_resume has no FDE";
 		return;
 	}
@@ -348,7 +334,7 @@ static enum lua_detect_result locate_vm(const struct elf_image *img, const struc
 								  : syms->api[API_CALL]);
 	if (entry == 0)
 		entry = syms->api[API_PCALLK] ? syms->api[API_PCALLK] : syms->api[API_PCALL];
-	if (!lua_code_section_at(img, entry, &x.code)) {
+	if (!x86_code_section_at(img, entry, &x.code)) {
 		*reason = "the Lua C API is not in an executable section";
 		return LUA_DETECT_UNSUPPORTED;
 	}
@@ -406,17 +392,22 @@ static void keep_diagnostics(struct lua_runtime *out)
 	*out = kept;
 }
 
+bool lua_detect_start(const struct elf_image *img, void *out, size_t out_size, const char **reason)
+{
+	*reason = NULL;
+	if (!out)
+		return false;
+	memset(out, 0, out_size);
+	return img && img->elf;
+}
+
 enum lua_detect_result lua_runtime_detect(const struct elf_image *img, const struct cfi_table *cfi,
 					  struct lua_runtime *out, const char **reason)
 {
 	const char *ignored_reason;
 	if (!reason)
 		reason = &ignored_reason;
-	*reason = NULL;
-	if (!out)
-		return LUA_DETECT_NONE;
-	memset(out, 0, sizeof(*out));
-	if (!img || !img->elf)
+	if (!lua_detect_start(img, out, sizeof(*out), reason))
 		return LUA_DETECT_NONE;
 	struct lua_syms syms;
 	scan_symbols(img, &syms);

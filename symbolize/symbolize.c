@@ -37,6 +37,7 @@
 #include "lib/log.h"
 #include "lib/whole_file.h"
 #include "proc/process_root.h"
+#include "unwind/elf_symbols.h"
 
 #define KALLSYMS_PATH "/proc/kallsyms"
 /* Far above any kernel's: about 50 bytes a symbol, a few hundred thousand symbols. */
@@ -193,19 +194,6 @@ static int build_table(struct symbol_table *table, struct raw_vec *vec)
 
 /* ---- ELF symbol tables. */
 
-/* NUL-terminated string at offset off of a string table, or NULL when it is out of bounds. */
-static const char *string_at(const Elf_Data *strtab, uint64_t off, size_t *len)
-{
-	if (!strtab->d_buf || off >= strtab->d_size)
-		return NULL;
-	const char *start = (const char *)strtab->d_buf + off;
-	const char *nul = memchr(start, '\0', strtab->d_size - off);
-	if (!nul)
-		return NULL;
-	*len = (size_t)(nul - start);
-	return start;
-}
-
 /* "memcpy@@GLIBC_2.14" -> "memcpy"; .symtab of shared libraries keeps such names. */
 static size_t unversioned_length(const char *name, size_t len)
 {
@@ -240,83 +228,40 @@ static bool is_function_symbol(Elf *elf, size_t shnum, const GElf_Sym *sym)
 /* ARM/AArch64/RISC-V mapping symbols ($x, $d, $a.1) mark code/data, they are not functions. */
 static bool is_mapping_symbol(const char *name) { return name[0] == '$'; }
 
-static int collect_symbol(struct raw_vec *out, Elf *elf, size_t shnum, const GElf_Sym *sym,
-			  const Elf_Data *strtab)
+/* What collect_symbol adds to: the file's symbols so far, and its sections for their flags. */
+struct symbol_sink {
+	struct raw_vec *out;
+	Elf *elf;
+	size_t shnum;
+};
+
+static int collect_symbol(void *ctx, const struct elf_symbol *symbol)
 {
-	if (!is_function_symbol(elf, shnum, sym))
-		return 0;
-	size_t len;
-	const char *name = string_at(strtab, sym->st_name, &len);
-	if (!name || len == 0 || is_mapping_symbol(name))
+	const struct symbol_sink *sink = ctx;
+	const GElf_Sym *sym = symbol->sym;
+	if (!is_function_symbol(sink->elf, sink->shnum, sym) || is_mapping_symbol(symbol->name))
 		return 0;
 	int bind = GELF_ST_BIND(sym->st_info);
 	struct raw_sym raw = {
 		.addr = sym->st_value,
 		.size = sym->st_size,
-		.name = name,
-		.name_len = unversioned_length(name, len),
+		.name = symbol->name,
+		.name_len = unversioned_length(symbol->name, symbol->name_len),
 		.external = bind == STB_GLOBAL || bind == STB_WEAK || bind == STB_GNU_UNIQUE,
 	};
-	return raw_push(out, &raw);
-}
-
-/* The string table a symbol table links to, or NULL when the link is bad. */
-static Elf_Data *linked_strtab(Elf *elf, size_t shnum, const GElf_Shdr *symtab_shdr)
-{
-	if (symtab_shdr->sh_link == SHN_UNDEF || symtab_shdr->sh_link >= shnum)
-		return NULL;
-	Elf_Scn *scn = elf_getscn(elf, symtab_shdr->sh_link);
-	GElf_Shdr shdr;
-	if (!scn || !gelf_getshdr(scn, &shdr) || shdr.sh_type != SHT_STRTAB ||
-	    (shdr.sh_flags & SHF_COMPRESSED))
-		return NULL;
-	return elf_getdata(scn, NULL);
-}
-
-static int collect_symtab(struct raw_vec *out, Elf *elf, size_t shnum, Elf_Scn *scn,
-			  const GElf_Shdr *shdr, const char *file)
-{
-	Elf_Data *strtab = linked_strtab(elf, shnum, shdr);
-	Elf_Data *data = elf_getdata(scn, NULL);
-	size_t entsize = gelf_fsize(elf, ELF_T_SYM, 1, EV_CURRENT);
-	if (!strtab || !data || entsize == 0 || (shdr->sh_flags & SHF_COMPRESSED)) {
-		lp_debug("%s: skipping unreadable symbol table (section %zu)", file, elf_ndxscn(scn));
-		return 0;
-	}
-	size_t count = data->d_size / entsize;
-	if (count > INT_MAX) /* gelf_getsym takes an int index */
-		count = INT_MAX;
-	for (size_t i = 1; i < count; i++) { /* entry 0 is the reserved null symbol */
-		GElf_Sym sym;
-		if (!gelf_getsym(data, (int)i, &sym))
-			break;
-		int err = collect_symbol(out, elf, shnum, &sym, strtab);
-		if (err)
-			return err;
-	}
-	return 0;
+	return raw_push(sink->out, &raw);
 }
 
 /* Appends the function symbols of .symtab and .dynsym. Malformed tables are skipped; only
  * allocation failures are errors. */
 static int collect_elf_symbols(struct raw_vec *out, Elf *elf, const char *file)
 {
-	size_t shnum;
-	if (elf_getshdrnum(elf, &shnum) != 0) {
+	struct symbol_sink sink = {.out = out, .elf = elf};
+	if (elf_getshdrnum(elf, &sink.shnum) != 0) {
 		lp_debug("%s: no section headers: %s", file, elf_errmsg(-1));
 		return 0;
 	}
-	for (Elf_Scn *scn = elf_nextscn(elf, NULL); scn; scn = elf_nextscn(elf, scn)) {
-		GElf_Shdr shdr;
-		if (!gelf_getshdr(scn, &shdr))
-			continue;
-		if (shdr.sh_type != SHT_SYMTAB && shdr.sh_type != SHT_DYNSYM)
-			continue;
-		int err = collect_symtab(out, elf, shnum, scn, &shdr, file);
-		if (err)
-			return err;
-	}
-	return 0;
+	return elf_symbols_walk(elf, file, collect_symbol, &sink);
 }
 
 /* ---- Separate debug files (gdb manual, "Separate Debug Files").

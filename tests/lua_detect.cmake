@@ -1,4 +1,4 @@
-# lua_detect.cmake - tests of runtime/lua_runtime.c + x86/lua_disasm.c (PUC Lua detection) and of the
+# lua_detect.cmake - tests of PUC Lua detection (runtime/lua_runtime.c, x86/, runtime/puc/) and of the
 # layout table runtime/puc/lua_layouts.c. Included by the top CMakeLists. tests/lua_detect_test.py drives
 # tests/lua_detect/lua_detect_tool.c:
 #   lua_detect_debian_5.x      /usr/bin/lua5.x and liblua5.x.so.0 (stripped, as shipped): version,

@@ -67,7 +67,9 @@
 
 #include "lib/grow_array.h"
 #include "lib/log.h"
-#include "x86/lua_disasm.h"
+#include "lib/u64_array.h"
+#include "unwind/elf_symbols.h"
+#include "x86/x86_disasm.h"
 
 /* Work bounds for hostile files. lj_vm is 16-17 KiB (x86_64, 2.1); the API functions are short. */
 #define MAX_VM_BYTES (1u << 20)
@@ -130,7 +132,7 @@ struct luaopen_sym {
 struct file {
 	const struct elf_image *img;
 	const struct cfi_table *cfi;
-	struct lua_code text;              /* the executable section holding the API */
+	struct x86_code text;              /* the executable section holding the API */
 	struct fn_sym api[API_COUNT];
 	struct luaopen_sym luaopen[MAX_LUAOPEN]; /* exported luaopen_* functions */
 	size_t luaopen_count;
@@ -170,34 +172,13 @@ static void note_symbol(struct file *f, const GElf_Sym *sym, const char *name)
 			(struct luaopen_sym){{sym->st_value, sym->st_size}, unnamed};
 }
 
-static void scan_symbol_section(struct file *f, Elf_Scn *scn, const GElf_Shdr *shdr)
+static int note_symbol_of(void *f, const struct elf_symbol *symbol)
 {
-	Elf *elf = f->img->elf;
-	Elf_Data *data = elf_getdata(scn, NULL);
-	size_t entsize = gelf_fsize(elf, ELF_T_SYM, 1, EV_CURRENT);
-	if (!data || entsize == 0)
-		return;
-	size_t count = data->d_size / entsize;
-	for (size_t i = 0; i < count && i <= INT32_MAX; i++) {
-		GElf_Sym sym;
-		if (!gelf_getsym(data, (int)i, &sym) || sym.st_shndx == SHN_UNDEF || sym.st_name == 0)
-			continue;
-		const char *name = elf_strptr(elf, shdr->sh_link, sym.st_name); /* checks the offset */
-		if (name)
-			note_symbol(f, &sym, name);
-	}
+	note_symbol(f, symbol->sym, symbol->name);
+	return 0;
 }
 
-static void scan_symbols(struct file *f)
-{
-	Elf_Scn *scn = NULL;
-	while ((scn = elf_nextscn(f->img->elf, scn)) != NULL) {
-		GElf_Shdr shdr;
-		if (gelf_getshdr(scn, &shdr) && (shdr.sh_type == SHT_DYNSYM || shdr.sh_type == SHT_SYMTAB))
-			scan_symbol_section(f, scn, &shdr);
-	}
-}
-
+static void scan_symbols(struct file *f) { elf_symbols_walk(f->img->elf, NULL, note_symbol_of, f); }
 
 static bool in_text(const struct file *f, uint64_t addr)
 {
@@ -321,8 +302,6 @@ static int gpr_of(x86_reg reg, uint8_t *width)
 	return -1;
 }
 
-static const cs_x86 *x86_of(const cs_insn *insn) { return &insn->detail->x86; }
-
 /* Operand i of a two-operand instruction, or NULL. */
 static const cs_x86_op *operand(const cs_insn *insn, unsigned i)
 {
@@ -366,7 +345,7 @@ static bool imm_operand(const cs_x86_op *op, uint8_t width, int64_t *value)
 	return true;
 }
 
-static bool is_call(struct lua_disasm *d) { return cs_insn_group(d->handle, d->insn, CS_GRP_CALL); }
+static bool is_call(struct x86_disasm *d) { return cs_insn_group(d->handle, d->insn, CS_GRP_CALL); }
 
 /* A direct jmp/jcc/call: its target. */
 static bool direct_target(const cs_insn *insn, uint64_t *target)
@@ -379,7 +358,7 @@ static bool direct_target(const cs_insn *insn, uint64_t *target)
 }
 
 /* The registers insn writes, as a mask of enum gpr; all of them when capstone cannot tell. */
-static uint32_t written_gprs(struct lua_disasm *d)
+static uint32_t written_gprs(struct x86_disasm *d)
 {
 	cs_regs read, written;
 	uint8_t nread = 0, nwritten = 0;
@@ -396,23 +375,16 @@ static uint32_t written_gprs(struct lua_disasm *d)
 
 /* ---- function bounds (CFI) */
 
-/* The FDE holding addr: [*start, *end) (lua_fn_end: ends at the next FDE or the gap row). */
+/* The FDE holding addr: [*start, *end) (x86_fn_end: ends at the next FDE or the gap row). */
 static bool fde_of(const struct cfi_table *cfi, uint64_t addr, uint64_t *start, uint64_t *end)
 {
 	if (!cfi || !cfi->function_starts || cfi->function_count == 0)
 		return false;
-	size_t lo = 0, hi = cfi->function_count;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (cfi->function_starts[mid] <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
+	size_t lo = u64_upper_bound(cfi->function_starts, cfi->function_count, addr);
 	if (lo == 0)
 		return false;
 	*start = cfi->function_starts[lo - 1];
-	return lua_fn_end(cfi, *start, end) && addr < *end;
+	return x86_fn_end(cfi, *start, end) && addr < *end;
 }
 
 /* [start, *end) of an exported function: its symbol size, else its FDE; bounded by limit. */
@@ -443,17 +415,17 @@ struct mode {
 
 /* lj_api.c lua_gettop: return (int)(L->top - L->base). The offsets it subtracts, traced over
  * its straight-line code: the minuend is top, the subtrahend base. */
-static bool gettop_offsets(const struct file *f, struct lua_disasm *d, int64_t *base, int64_t *top)
+static bool gettop_offsets(const struct file *f, struct x86_disasm *d, int64_t *base, int64_t *top)
 {
 	uint64_t end;
-	struct lua_cursor c;
+	struct x86_cursor c;
 	if (!function_range(f, &f->api[API_GETTOP], MAX_API_BYTES, &end) ||
-	    !lua_cursor_at(&f->text, f->api[API_GETTOP].addr, end, &c))
+	    !x86_cursor_at(&f->text, f->api[API_GETTOP].addr, end, &c))
 		return false;
 	int64_t loaded[GPR_COUNT];
 	bool known[GPR_COUNT] = {false};
 	for (unsigned n = 0; n < 16; n++) {
-		if (lua_next_insn(d, &c) != LUA_STEP_INSN)
+		if (x86_next_insn(d, &c) != X86_DECODED_INSN)
 			return false;
 		const cs_insn *insn = d->insn;
 		const cs_x86_op *dst = operand(insn, 0), *src = operand(insn, 1);
@@ -487,7 +459,7 @@ static bool gettop_offsets(const struct file *f, struct lua_disasm *d, int64_t *
 	return false;
 }
 
-static const char *find_mode(const struct file *f, struct lua_disasm *d, struct mode *m)
+static const char *find_mode(const struct file *f, struct x86_disasm *d, struct mode *m)
 {
 	int64_t base = 0, top = 0;
 	if (!gettop_offsets(f, d, &base, &top))
@@ -554,11 +526,11 @@ struct entry {
 
 /* saveregs (vm_x64.dasc / vm_x86.dasc): push rbp; push rbx; push r15; push r14 (+ r13, r12 with
  * LJ_NO_UNWIND); sub rsp, CFRAME_SPACE. The bytes from the return address to the new rsp. */
-static bool entry_prologue(struct lua_disasm *d, struct lua_cursor *c, unsigned *frame)
+static bool entry_prologue(struct x86_disasm *d, struct x86_cursor *c, unsigned *frame)
 {
 	unsigned pushes = 0;
 	for (unsigned n = 0; n < 8; n++) {
-		if (lua_next_insn(d, c) != LUA_STEP_INSN)
+		if (x86_next_insn(d, c) != X86_DECODED_INSN)
 			return false;
 		const cs_x86 *x = x86_of(d->insn);
 		uint8_t w = 0;
@@ -588,33 +560,33 @@ static bool cfa_is_rsp_plus(const struct cfi_table *cfi, uint64_t pc, unsigned o
 
 /* A call or jump target of the API function that is a VM entry: it pushes and subtracts from rsp
  * where the CFI already says CFA = rsp + that frame (see the top of the file). */
-static bool is_vm_entry(const struct file *f, struct lua_disasm *d, uint64_t target, unsigned *frame)
+static bool is_vm_entry(const struct file *f, struct x86_disasm *d, uint64_t target, unsigned *frame)
 {
-	struct lua_cursor c;
+	struct x86_cursor c;
 	uint64_t end = target + 64 < target ? UINT64_MAX : target + 64;
 	if (!in_text(f, target))
 		return false;
 	if (!in_text(f, end - 1))
 		end = f->text.addr + f->text.size;
-	return lua_cursor_at(&f->text, target, end, &c) && entry_prologue(d, &c, frame) &&
+	return x86_cursor_at(&f->text, target, end, &c) && entry_prologue(d, &c, frame) &&
 	       cfa_is_rsp_plus(f->cfi, target, *frame);
 }
 
 /* The one VM entry an API function calls or tail-jumps to; 0 when none or several. */
-static uint64_t entry_of(const struct file *f, struct lua_disasm *d, enum api_fn api)
+static uint64_t entry_of(const struct file *f, struct x86_disasm *d, enum api_fn api)
 {
 	uint64_t end, found = 0;
-	struct lua_cursor c;
+	struct x86_cursor c;
 	if (!function_range(f, &f->api[api], MAX_API_BYTES, &end) ||
-	    !lua_cursor_at(&f->text, f->api[api].addr, end, &c))
+	    !x86_cursor_at(&f->text, f->api[api].addr, end, &c))
 		return 0;
-	enum lua_step st;
+	enum x86_decoded st;
 	/* Candidates are checked with the same decoder: remember them first. */
 	uint64_t targets[32];
 	unsigned n = 0;
-	while ((st = lua_next_insn(d, &c)) != LUA_STEP_END) {
+	while ((st = x86_next_insn(d, &c)) != X86_DECODED_END) {
 		uint64_t target;
-		if (st == LUA_STEP_INSN && (is_call(d) || cs_insn_group(d->handle, d->insn, CS_GRP_JUMP)) &&
+		if (st == X86_DECODED_INSN && (is_call(d) || cs_insn_group(d->handle, d->insn, CS_GRP_JUMP)) &&
 		    direct_target(d->insn, &target) && (target < f->api[api].addr || target >= end) &&
 		    n < sizeof(targets) / sizeof(targets[0]))
 			targets[n++] = target;
@@ -748,7 +720,7 @@ static struct val apply(struct entry *e, struct path *p, const cs_insn *insn, in
 
 /* Where the path goes after a control transfer: on (fall-through of conditional jumps, forward
  * direct jumps inside the interpreter) or not. The first dispatch commits the pending PC load. */
-static bool follow(struct lua_disasm *d, const struct lua_code *text, struct lua_cursor *c,
+static bool follow(struct x86_disasm *d, const struct x86_code *text, struct x86_cursor *c,
 		   uint64_t vm_end, struct entry *e, struct path *p)
 {
 	const cs_insn *insn = d->insn;
@@ -757,7 +729,7 @@ static bool follow(struct lua_disasm *d, const struct lua_code *text, struct lua
 		const cs_x86 *x = x86_of(insn);
 		if (direct_target(insn, &target))
 			return target > insn->address && target < vm_end &&
-			       lua_cursor_at(text, target, vm_end, c);
+			       x86_cursor_at(text, target, vm_end, c);
 		if (x->op_count == 1 && x->operands[0].type == X86_OP_MEM) {
 			int base = gpr_of(x->operands[0].mem.base, NULL);
 			if (base >= 0 && p->reg[base].kind == V_DISPATCH &&
@@ -769,7 +741,7 @@ static bool follow(struct lua_disasm *d, const struct lua_code *text, struct lua
 	return cs_insn_group(d->handle, insn, CS_GRP_JUMP) != 0; /* jcc: the fall-through */
 }
 
-static bool ends_path(struct lua_disasm *d)
+static bool ends_path(struct x86_disasm *d)
 {
 	const cs_insn *insn = d->insn;
 	return is_call(d) || cs_insn_group(d->handle, insn, CS_GRP_RET) ||
@@ -777,18 +749,18 @@ static bool ends_path(struct lua_disasm *d)
 	       insn->id == X86_INS_UD2 || insn->id == X86_INS_HLT;
 }
 
-static void trace_entry(const struct file *f, struct lua_disasm *d, uint64_t vm_end, struct entry *e)
+static void trace_entry(const struct file *f, struct x86_disasm *d, uint64_t vm_end, struct entry *e)
 {
-	struct lua_cursor c;
+	struct x86_cursor c;
 	struct path p;
 	memset(&p, 0, sizeof(p));
-	if (!lua_cursor_at(&f->text, e->addr, vm_end, &c) || !entry_prologue(d, &c, &e->cframe_size))
+	if (!x86_cursor_at(&f->text, e->addr, vm_end, &c) || !entry_prologue(d, &c, &e->cframe_size))
 		return;
 	p.reg[R_DI] = (struct val){V_L, 8, 0};
 	p.reg[R_SP] = (struct val){V_RSP, 8, 0};
 	for (unsigned n = 0; n < MAX_ENTRY_INSNS; n++) {
-		enum lua_step st = lua_next_insn(d, &c);
-		if (st != LUA_STEP_INSN || ends_path(d))
+		enum x86_decoded st = x86_next_insn(d, &c);
+		if (st != X86_DECODED_INSN || ends_path(d))
 			return;
 		if (cs_insn_group(d->handle, d->insn, CS_GRP_JUMP)) {
 			if (!follow(d, &f->text, &c, vm_end, e, &p))
@@ -1044,19 +1016,19 @@ static struct summary summarize(const struct vm *vm, const cs_insn *insn)
 	return s;
 }
 
-static int scan_vm(const struct file *f, struct lua_disasm *d, const struct vm *vm,
+static int scan_vm(const struct file *f, struct x86_disasm *d, const struct vm *vm,
 		   const struct mode *m, struct vm_pass *ps)
 {
-	struct lua_cursor c;
+	struct x86_cursor c;
 	struct window w;
 	memset(&w, 0, sizeof(w));
 	memset(ps, 0, sizeof(*ps));
-	if (!lua_cursor_at(&f->text, vm->start, vm->end, &c))
+	if (!x86_cursor_at(&f->text, vm->start, vm->end, &c))
 		return -EINVAL;
-	enum lua_step st;
-	while ((st = lua_next_insn(d, &c)) != LUA_STEP_END) {
+	enum x86_decoded st;
+	while ((st = x86_next_insn(d, &c)) != X86_DECODED_END) {
 		struct summary s = {S_OTHER, 0, 0, 0};
-		if (st == LUA_STEP_INSN) {
+		if (st == X86_DECODED_INSN) {
 			const cs_x86_op *dst = operand(d->insn, 0);
 			int64_t disp = 0;
 			if (d->insn->id == X86_INS_MOV && simple_mem(dst, &disp) == vm->dispatch_reg)
@@ -1244,16 +1216,16 @@ static struct arg arg_written(const cs_insn *insn, const struct arg regs[GPR_COU
 
 /* Every direct call (and tail jump out) of function fn with what rsi, rdx and rcx hold, over a
  * linear sweep (luaopen_* are straight-line code). */
-static int scan_calls(const struct file *f, struct lua_disasm *d, struct lib_scan *ls, size_t fn)
+static int scan_calls(const struct file *f, struct x86_disasm *d, struct lib_scan *ls, size_t fn)
 {
-	struct lua_cursor c;
+	struct x86_cursor c;
 	struct arg regs[GPR_COUNT];
 	memset(regs, 0, sizeof(regs));
-	if (!lua_cursor_at(&f->text, ls->fns[fn].start, ls->fns[fn].end, &c))
+	if (!x86_cursor_at(&f->text, ls->fns[fn].start, ls->fns[fn].end, &c))
 		return 0;
-	enum lua_step st;
-	while ((st = lua_next_insn(d, &c)) != LUA_STEP_END) {
-		if (st != LUA_STEP_INSN)
+	enum x86_decoded st;
+	while ((st = x86_next_insn(d, &c)) != X86_DECODED_END) {
+		if (st != X86_DECODED_INSN)
 			continue;
 		uint64_t target;
 		bool out = direct_target(d->insn, &target) &&
@@ -1357,7 +1329,7 @@ static size_t prereg_at(const struct file *f, struct lib_scan *ls, size_t i, cha
 }
 
 /* The loaders the exported luaopen_* preregister ("jit.util", "table.new"), named and scanned. */
-static int scan_loaders(const struct file *f, struct lua_disasm *d, struct lib_scan *ls)
+static int scan_loaders(const struct file *f, struct x86_disasm *d, struct lib_scan *ls)
 {
 	size_t roots = ls->call_count;
 	for (size_t i = 0; i < roots; i++) {
@@ -1720,7 +1692,7 @@ static const char *collect_names(const struct file *f, struct lib_scan *ls, stru
 	return name_postregistered(f, ls, fn);
 }
 
-static const char *find_ffnames(const struct file *f, struct lua_disasm *d, struct luajit_runtime *out)
+static const char *find_ffnames(const struct file *f, struct x86_disasm *d, struct luajit_runtime *out)
 {
 	struct lib_scan *ls = calloc(1, sizeof(*ls));
 	struct ffnames fn = {0};
@@ -1763,7 +1735,7 @@ done:
 
 /* ---- entry point */
 
-static const char *locate_vm(const struct file *f, struct lua_disasm *d, struct vm *vm,
+static const char *locate_vm(const struct file *f, struct x86_disasm *d, struct vm *vm,
 			     uint64_t entries[E_COUNT])
 {
 	for (unsigned i = 0; i < E_COUNT; i++) {
@@ -1785,7 +1757,7 @@ static const char *locate_vm(const struct file *f, struct lua_disasm *d, struct 
 
 static const char *derive(const struct file *f, struct luajit_runtime *out)
 {
-	struct lua_disasm d;
+	struct x86_disasm d;
 	struct mode m;
 	struct vm vm;
 	struct entry e[E_COUNT];
@@ -1793,7 +1765,7 @@ static const char *derive(const struct file *f, struct luajit_runtime *out)
 	struct vm_pass *pass = calloc(1, sizeof(*pass));
 	if (!pass)
 		return "out of memory";
-	if (lua_disasm_open(&d) != 0) {
+	if (x86_disasm_open(&d) != 0) {
 		free(pass);
 		return "the disassembler failed to start";
 	}
@@ -1818,7 +1790,7 @@ static const char *derive(const struct file *f, struct luajit_runtime *out)
 		why = fill_tables(&vm, out);
 	if (!why)
 		why = find_ffnames(f, &d, out);
-	lua_disasm_close(&d);
+	x86_disasm_close(&d);
 	free(pass);
 	if (!why) {
 		out->interp.kind = LUA_KIND_LUAJIT;
@@ -1842,11 +1814,7 @@ enum lua_detect_result luajit_detect(const struct elf_image *img, const struct c
 	const char *ignored_reason;
 	if (!reason)
 		reason = &ignored_reason;
-	*reason = NULL;
-	if (!out)
-		return LUA_DETECT_NONE;
-	memset(out, 0, sizeof(*out));
-	if (!img || !img->elf)
+	if (!lua_detect_start(img, out, sizeof(*out), reason))
 		return LUA_DETECT_NONE;
 	struct file *f = calloc(1, sizeof(*f));
 	if (!f) {
@@ -1868,7 +1836,7 @@ enum lua_detect_result luajit_detect(const struct elf_image *img, const struct c
 					      : "only LuaJIT 2.1 is supported";
 	} else if (!cfi || cfi->function_count == 0) {
 		*reason = "no call frame information to find the interpreter";
-	} else if (!lua_code_section_at(img, f->api[API_PCALL].addr, &f->text)) {
+	} else if (!x86_code_section_at(img, f->api[API_PCALL].addr, &f->text)) {
 		*reason = "lua_pcall is not in an executable section";
 	} else {
 		*reason = derive(f, out);
