@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* A fixed amount of CPU work done at a chosen native stack depth, for bench/native_bench.py.
+/* A fixed amount of CPU work done at a chosen native stack depth, for bench/bench.py.
  * Usage: bench_stack_depth DEPTH ROUNDS [DELAY]  -> idles DELAY seconds (so that a profiler can
  * attach first), then prints the seconds the work took.
  * Built -O2 -fomit-frame-pointer like distro code; each level is a real frame (noipa, and a

@@ -4,12 +4,12 @@
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 find_program(READELF readelf REQUIRED)
 
-add_executable(unwind_table_dump ${CMAKE_SOURCE_DIR}/tests/unwind_table_dump.c)
+add_executable(unwind_table_dump ${CMAKE_SOURCE_DIR}/tests/unit/unwind/unwind_table_dump.c)
 target_link_libraries(unwind_table_dump PRIVATE lp_unwind lua_perf_test_support)
 
-add_executable(test_cfi_hostile ${CMAKE_SOURCE_DIR}/tests/test_cfi_hostile.c
-  ${CMAKE_SOURCE_DIR}/tests/test_files.c ${CMAKE_SOURCE_DIR}/tests/hostile_elf.c
-  ${CMAKE_SOURCE_DIR}/tests/test_check.c)
+add_executable(test_cfi_hostile ${CMAKE_SOURCE_DIR}/tests/unit/unwind/test_cfi_hostile.c
+  ${CMAKE_SOURCE_DIR}/tests/unit/support/test_files.c ${CMAKE_SOURCE_DIR}/tests/unit/support/hostile_elf.c
+  ${CMAKE_SOURCE_DIR}/tests/unit/support/test_check.c)
 target_link_libraries(test_cfi_hostile PRIVATE lp_unwind lua_perf_test_support)
 add_test(NAME cfi_hostile_inputs
   COMMAND test_cfi_hostile /lib/x86_64-linux-gnu/libc.so.6 ${CMAKE_BINARY_DIR}/cfi_hostile_work)

@@ -3,7 +3,7 @@
 """Cross-check the rows compiled by unwind/cfi_compile.c against binutils' readelf.
 
 For every row that `readelf --debug-dump=frames-interp` prints for every FDE (the LOC column),
-the compiled table's rule in effect at that address (from tests/unwind_table_dump) must agree:
+the compiled table's rule in effect at that address (from tests/unit/unwind/unwind_table_dump) must agree:
   CFA   rsp+N / rbp+N ...      -> the same register and offset
         exp                    -> plt(rsp+N,K) or *(reg+N) when the DW_CFA_def_cfa_expression
                                   has that exact form (read from `--debug-dump=frames`), else

@@ -14,7 +14,7 @@
 
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 
-add_executable(test_flamegraph_svg ${CMAKE_CURRENT_LIST_DIR}/test_flamegraph_svg.c)
+add_executable(test_flamegraph_svg ${CMAKE_SOURCE_DIR}/tests/unit/output/test_flamegraph_svg.c)
 target_link_libraries(test_flamegraph_svg PRIVATE lp_output lua_perf_test_support)
 
 set(FLAMEGRAPH_SVG_TEST ${CMAKE_CURRENT_LIST_DIR}/flamegraph_svg_test.py)

@@ -21,9 +21,10 @@ set(KERNEL_MATRIX_DIR ${CMAKE_BINARY_DIR}/kernels CACHE PATH
   "where scripts/fetch-kernels.sh puts the kernels of the kernel_matrix_* tests")
 set(KERNEL_MATRIX_LIBLUAJIT /usr/lib/x86_64-linux-gnu/libluajit-5.1.so.2)
 
-# The LuaJIT target: Debian's libluajit2 run by a minimal program of its own (no LuaJIT headers
-# needed); built like distro code, without the directory-wide options.
-add_executable(kernel_matrix_luajit_run ${CMAKE_CURRENT_LIST_DIR}/kernel_matrix/luajit_run.c)
+# The LuaJIT target: Debian's libluajit2 run by the embedding program of the LuaJIT tests (no
+# LuaJIT headers needed), installed in the guest as luajit_run; built like distro code, without the
+# directory-wide options.
+add_executable(kernel_matrix_luajit_run ${CMAKE_CURRENT_LIST_DIR}/luajit/luajit_embed.c)
 target_link_libraries(kernel_matrix_luajit_run PRIVATE ${KERNEL_MATRIX_LIBLUAJIT})
 set_target_properties(kernel_matrix_luajit_run PROPERTIES
   OUTPUT_NAME luajit_run

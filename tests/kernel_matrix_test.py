@@ -14,7 +14,7 @@ kernel, without QEMU:
              is loaded (nothing about the verifier on stderr)
   bookworm   Debian 12, 6.1;  trixie  Debian 13, 6.12;  backports  trixie-backports, 7.x:
              `lua-perf -p PID -d 3 -o F -v` on lua5.4 running tests/lua/coroutines.lua and on
-             tests/kernel_matrix/luajit_run (Debian's libluajit-5.1.so.2) running
+             tests/luajit/luajit_embed.c as luajit_run (Debian's libluajit-5.1.so.2) running
              tests/luajit/workloads.lua coroutine with the JIT on, then one `lua-perf dump -v`
              of both processes. On 6.1 (no kfunc bpf_task_from_pid, 6.2) the dump unwinds only
              threads that run: it must say so in one warning (DUMP_RUNNING_ONLY) and load no
@@ -701,7 +701,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lua-perf", required=True)
     ap.add_argument("--kernels", required=True, help="scripts/fetch-kernels.sh's DIR")
-    ap.add_argument("--luajit-run", required=True, help="tests/kernel_matrix/luajit_run, built")
+    ap.add_argument("--luajit-run", required=True, help="tests/luajit/luajit_embed.c, built")
     ap.add_argument("--work", required=True)
     ap.add_argument("--qemu", default="qemu-system-x86_64")
     ap.add_argument("--busybox", default="/bin/busybox")

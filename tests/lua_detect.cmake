@@ -23,7 +23,7 @@
 # first time) by the fixture lua_detect_fetch_sources. A missing system binary fails its test: the
 # install script installs lua5.1 lua5.3 lua5.4 and their libraries.
 add_executable(lua_detect_tool ${CMAKE_CURRENT_LIST_DIR}/lua_detect/lua_detect_tool.c
-  ${CMAKE_SOURCE_DIR}/tests/test_files.c ${CMAKE_SOURCE_DIR}/tests/hostile_elf.c)
+  ${CMAKE_SOURCE_DIR}/tests/unit/support/test_files.c ${CMAKE_SOURCE_DIR}/tests/unit/support/hostile_elf.c)
 target_link_libraries(lua_detect_tool PRIVATE lp_runtime lua_perf_test_support)
 
 find_package(Python3 REQUIRED COMPONENTS Interpreter)

@@ -12,7 +12,7 @@
 # The 5.x programs need Debian's liblua5.1-0-dev, liblua5.3-dev, liblua5.4-dev (pkg-config
 # lua5.x); without them the test reports itself skipped (exit 77).
 
-add_executable(test_lua_source_names ${CMAKE_CURRENT_LIST_DIR}/lua_symbolize/test_lua_source_names.c)
+add_executable(test_lua_source_names ${CMAKE_SOURCE_DIR}/tests/unit/symbolize/test_lua_source_names.c)
 target_link_libraries(test_lua_source_names PRIVATE lp_symbolize lua_perf_test_support)
 add_test(NAME lua_symbolize_source_names COMMAND test_lua_source_names)
 set_tests_properties(lua_symbolize_source_names PROPERTIES LABELS lua_symbolize)
@@ -22,7 +22,7 @@ foreach(lua_version 5.1 5.3 5.4)
   pkg_check_modules(LUASYM_LUA${tag} QUIET IMPORTED_TARGET lua${lua_version})
   if(LUASYM_LUA${tag}_FOUND)
     add_executable(test_lua_symbolize_${tag}
-      ${CMAKE_CURRENT_LIST_DIR}/lua_symbolize/test_lua_symbolize.c)
+      ${CMAKE_SOURCE_DIR}/tests/unit/symbolize/test_lua_symbolize.c)
     target_link_libraries(test_lua_symbolize_${tag} PRIVATE lp_symbolize lua_perf_test_support PkgConfig::LUASYM_LUA${tag})
     add_test(NAME lua_symbolize_${tag} COMMAND test_lua_symbolize_${tag} real)
     add_test(NAME lua_symbolize_${tag}_hostile COMMAND test_lua_symbolize_${tag} hostile)
@@ -42,7 +42,7 @@ endforeach()
 # 1-byte source text budget (5.4 only: the limits are version independent).
 if(LUASYM_LUA5_4_FOUND)
   add_executable(test_lua_symbolize_budget
-    ${CMAKE_CURRENT_LIST_DIR}/lua_symbolize/test_lua_symbolize.c
+    ${CMAKE_SOURCE_DIR}/tests/unit/symbolize/test_lua_symbolize.c
     ${CMAKE_SOURCE_DIR}/symbolize/lua_symbolize.c ${CMAKE_SOURCE_DIR}/symbolize/lua_source_names.c
     ${CMAKE_SOURCE_DIR}/runtime/puc/lua_layouts.c ${CMAKE_SOURCE_DIR}/proc/process_root.c
     ${CMAKE_SOURCE_DIR}/lib/whole_file.c)

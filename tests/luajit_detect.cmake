@@ -18,7 +18,7 @@
 # and builds them into ${CMAKE_BINARY_DIR}/luajit; other tests use it too (FIXTURES_REQUIRED
 # luajit_targets, the layout in the script's header).
 add_executable(luajit_detect_tool ${CMAKE_CURRENT_LIST_DIR}/luajit_detect/luajit_detect_tool.c
-  ${CMAKE_SOURCE_DIR}/tests/test_files.c ${CMAKE_SOURCE_DIR}/tests/hostile_elf.c)
+  ${CMAKE_SOURCE_DIR}/tests/unit/support/test_files.c ${CMAKE_SOURCE_DIR}/tests/unit/support/hostile_elf.c)
 target_link_libraries(luajit_detect_tool PRIVATE lp_runtime lua_perf_test_support)
 
 find_package(Python3 REQUIRED COMPONENTS Interpreter)

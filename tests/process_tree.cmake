@@ -2,7 +2,7 @@
 # Included by the top CMakeLists.
 #   process_tree_children / _proc_scan / _limit: proc/process_tree.c against processes the test
 #     forks itself (no root, no BPF): discovery by either method, exits, zombies, reparenting,
-#     the max_live limit (tests/test_process_tree.c).
+#     the max_live limit (tests/unit/proc/test_process_tree.c).
 #   process_tree_fork: lua-perf -p on tests/fixtures/fixture_fork (a parent, a child, a
 #     grandchild, and a child forked after profiling started): every process is in the
 #     per-process summary and the late child's stacks are exact (tests/process_tree_test.py).
@@ -14,8 +14,8 @@
 #     spliced under ngx_http_lua_run_thread (tests/nginx_profile_test.py); JIT on, and off
 #     (nginx_lua_reload_jitoff).
 
-add_executable(test_process_tree ${CMAKE_CURRENT_LIST_DIR}/test_process_tree.c
-  ${CMAKE_CURRENT_LIST_DIR}/test_check.c)
+add_executable(test_process_tree ${CMAKE_SOURCE_DIR}/tests/unit/proc/test_process_tree.c
+  ${CMAKE_SOURCE_DIR}/tests/unit/support/test_check.c)
 target_link_libraries(test_process_tree PRIVATE lp_proc lua_perf_test_support Threads::Threads)
 foreach(mode children proc_scan limit)
   add_test(NAME process_tree_${mode} COMMAND test_process_tree ${mode})

@@ -99,8 +99,8 @@ foreach(tool NM OBJCOPY STRIP)
   endif()
 endforeach()
 
-add_executable(test_symbolize ${CMAKE_CURRENT_LIST_DIR}/test_symbolize.c
-  ${CMAKE_CURRENT_LIST_DIR}/test_check.c)
+add_executable(test_symbolize ${CMAKE_SOURCE_DIR}/tests/unit/symbolize/test_symbolize.c
+  ${CMAKE_SOURCE_DIR}/tests/unit/support/test_check.c)
 target_link_libraries(test_symbolize PRIVATE lp_symbolize lua_perf_test_support)
 add_dependencies(test_symbolize symbolize_fixture_1 symbolize_fixture_2)
 

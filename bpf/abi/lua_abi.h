@@ -5,7 +5,8 @@
  * holds a Lua VM (liblua5.4.so, /usr/bin/lua5.1, ...), in the BPF array `lua_interps` indexed by file id.
  *
  * Offsets are in bytes and come from the layout tables in runtime/puc/lua_layouts.c, each verified by
- * tests against the real headers of that Lua version (tests/lua_layouts_test).
+ * tests against the real headers of that Lua version (the lua_layouts_5.x tests,
+ * tests/lua_detect.cmake).
  */
 #ifndef LUA_PERF_LUA_ABI_H
 #define LUA_PERF_LUA_ABI_H

@@ -21,7 +21,7 @@
 #include "lib/log.h"
 #include "runtime/lua_runtime.h"
 #include "runtime/puc/lua_layouts.h"
-#include "tests/hostile_elf.h"
+#include "tests/unit/support/hostile_elf.h"
 #include "unwind/cfi_compile.h"
 #include "unwind/elf_image.h"
 
@@ -176,7 +176,7 @@ static int cmd_table(void)
 	return failures ? 1 : 0;
 }
 
-/* ---- hostile inputs (tests/hostile_elf.h) */
+/* ---- hostile inputs (tests/unit/support/hostile_elf.h) */
 
 /* Where L is, as an OK result must say: a callee-saved register, or a slot of the frame below
  * the return address (CFA - 8) with no register named. */

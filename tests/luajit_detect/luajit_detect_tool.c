@@ -21,7 +21,7 @@
 
 #include "lib/log.h"
 #include "runtime/luajit/luajit_detect.h"
-#include "tests/hostile_elf.h"
+#include "tests/unit/support/hostile_elf.h"
 #include "unwind/cfi_compile.h"
 #include "unwind/elf_image.h"
 
@@ -128,7 +128,7 @@ static int cmd_detect(int argc, char **argv)
 	return status;
 }
 
-/* ---- hostile inputs (tests/hostile_elf.h) */
+/* ---- hostile inputs (tests/unit/support/hostile_elf.h) */
 
 /* An OK result: the interpreter range, a layout a walker can use, "assert" at ffid 2. */
 static bool ok_valid(const struct luajit_runtime *rt)

@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "proc/process_tree.h"
-#include "tests/test_check.h"
+#include "tests/unit/support/test_check.h"
 
 #define WAIT_TIMEOUT_MS 10000
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "tests/test_files.h"
+#include "tests/unit/support/test_files.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "tests/hostile_elf.h"
+#include "tests/unit/support/hostile_elf.h"
 
 #include <gelf.h>
 #include <stdio.h>

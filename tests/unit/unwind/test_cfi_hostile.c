@@ -19,8 +19,8 @@
 #include <unistd.h>
 
 #include "lib/log.h"
-#include "tests/hostile_elf.h"
-#include "tests/test_check.h"
+#include "tests/unit/support/hostile_elf.h"
+#include "tests/unit/support/test_check.h"
 #include "unwind/cfi_compile.h"
 #include "unwind/elf_image.h"
 

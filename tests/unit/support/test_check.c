@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "tests/test_check.h"
+#include "tests/unit/support/test_check.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 
 #include "lib/grow_array.h"
-#include "tests/test_check.h"
+#include "tests/unit/support/test_check.h"
 
 static void grows_by_doubling(void)
 {

@@ -10,7 +10,7 @@
 
 #include "output/folded_profile.h"
 #include "output/loss_report.h"
-#include "tests/test_check.h"
+#include "tests/unit/support/test_check.h"
 
 static char *text(const char *s)
 {

@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #include "runtime/lua_runtime.h"
-#include "tests/test_files.h"
+#include "tests/unit/support/test_files.h"
 
 /* xorshift64* (Vigna 2014) on *state (any non-zero seed). */
 uint64_t xorshift64s_next(uint64_t *state);

@@ -19,7 +19,7 @@
 
 #include "lib/log.h"
 #include "symbolize/symbolize.h"
-#include "tests/test_check.h"
+#include "tests/unit/support/test_check.h"
 #include "unwind/elf_image.h"
 
 #define SKIP 77
