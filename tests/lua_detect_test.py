@@ -18,7 +18,7 @@ Modes (each is one or more ctest tests, tests/lua_detect.cmake):
   layouts  a probe compiled against the release's own headers prints every layout field;
            each must equal lua_detect_tool's table entry for that release
 
-Where L lives (builds) is checked by two oracles, both independent of x86/lua_disasm.c:
+Where L lives (builds) is checked by two oracles, both independent of runtime/puc/lua_state_home.c:
   - static, from binutils on the unstripped build: luaV_execute passes L as the first argument of
     most calls, so the location most often moved into rdi (`mov rdi, r15` / `mov rdi, [rsp+8]`)
     across the whole function is where L lives. A stack slot is named by its offset from the CFA:
