@@ -68,6 +68,9 @@ from native_profile_test import (  # noqa: E402
 DURATION = 3
 HOST_SECONDS = 9        # the host runs this long; profiling starts at its "ready"
 MIN_HOT = 600           # of ~3000 samples in 3 s: robust to a CPU shared with other work
+# A line hook runs C code (luaG_traceexec, the hook) at every new line of the handler: less of the
+# time is in hot itself (measured: 583 of ~3000 on 5.4.4 in the full suite).
+MIN_HOT_LINE = 400
 MIN_SHARE = 0.99
 MIN_YIELDS = 1000
 MIN_RESUMES = 50
@@ -174,8 +177,9 @@ def check_hot(args, stacks, expected):
            lua_frame(user_part(f)[-1])[0] == hot_leaf]
     total = sum(c for _, c in hot)
     log(top_stacks(hot, title="hot samples"))
-    if total < MIN_HOT:
-        fail(f"{total} hot samples (want >= {MIN_HOT})")
+    min_hot = MIN_HOT_LINE if args.interrupt == "line" else MIN_HOT
+    if total < min_hot:
+        fail(f"{total} hot samples (want >= {min_hot})")
     exact = spliced = compiled = 0
     wrong = collections.Counter()
     for frames, c in hot:
