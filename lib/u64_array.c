@@ -1,14 +1,26 @@
 /* SPDX-License-Identifier: MIT */
 #include "lib/u64_array.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
-size_t u64_lower_bound(const uint64_t *sorted, size_t count, uint64_t key)
+static uint64_t key_at(const void *records, size_t index, size_t stride, size_t key_offset)
+{
+	uint64_t key;
+	memcpy(&key, (const unsigned char *)records + index * stride + key_offset, sizeof(key));
+	return key;
+}
+
+/* The first index in [0, count) whose key is above key (or_equal: at or above). */
+static size_t first_above(const void *records, size_t count, size_t stride, size_t key_offset,
+			  uint64_t key, bool or_equal)
 {
 	size_t lo = 0, hi = count;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (sorted[mid] < key)
+		uint64_t at = key_at(records, mid, stride, key_offset);
+		if (at < key || (!or_equal && at == key))
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -16,17 +28,26 @@ size_t u64_lower_bound(const uint64_t *sorted, size_t count, uint64_t key)
 	return lo;
 }
 
+size_t u64_field_lower_bound(const void *records, size_t count, size_t stride, size_t key_offset,
+			     uint64_t key)
+{
+	return first_above(records, count, stride, key_offset, key, true);
+}
+
+size_t u64_field_upper_bound(const void *records, size_t count, size_t stride, size_t key_offset,
+			     uint64_t key)
+{
+	return first_above(records, count, stride, key_offset, key, false);
+}
+
+size_t u64_lower_bound(const uint64_t *sorted, size_t count, uint64_t key)
+{
+	return first_above(sorted, count, sizeof(*sorted), 0, key, true);
+}
+
 size_t u64_upper_bound(const uint64_t *sorted, size_t count, uint64_t key)
 {
-	size_t lo = 0, hi = count;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (sorted[mid] <= key)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return first_above(sorted, count, sizeof(*sorted), 0, key, false);
 }
 
 static int compare_u64(const void *a, const void *b)

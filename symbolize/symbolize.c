@@ -26,6 +26,7 @@
 #include <gelf.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@
 
 #include "lib/grow_array.h"
 #include "lib/log.h"
+#include "lib/u64_array.h"
 #include "lib/whole_file.h"
 #include "proc/process_root.h"
 #include "unwind/elf_symbols.h"
@@ -687,17 +689,11 @@ const struct symbol *symbol_table_lookup(const struct symbol_table *table, uint6
 {
 	if (!table || table->count == 0)
 		return NULL;
-	size_t lo = 0, hi = table->count; /* first symbol starting above addr */
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (table->syms[mid].addr <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo == 0)
+	size_t above = u64_field_upper_bound(table->syms, table->count, sizeof(*table->syms),
+					     offsetof(struct symbol, addr), addr);
+	if (above == 0)
 		return NULL;
-	const struct symbol *sym = &table->syms[lo - 1];
+	const struct symbol *sym = &table->syms[above - 1];
 	/* unsized: extends to the next symbol, which by construction starts above addr */
 	if (sym->size == 0 || addr - sym->addr < sym->size)
 		return sym;

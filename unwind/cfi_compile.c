@@ -19,6 +19,7 @@
 #include "unwind/cfi_compile.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@
 
 #include "lib/grow_array.h"
 #include "lib/log.h"
+#include "lib/u64_array.h"
 
 /* Frame sections larger than this are refused (libc's .eh_frame is 0.2 MiB). */
 #define MAX_FRAME_SECTION_SIZE (256u << 20)
@@ -877,13 +879,7 @@ void cfi_table_free(struct cfi_table *table)
 
 const struct cfi_row *cfi_table_lookup(const struct cfi_table *table, uint64_t pc)
 {
-	size_t lo = 0, hi = table->count; /* first row with row.pc > pc is in [lo, hi] */
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (table->rows[mid].pc <= pc)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo == 0 ? NULL : &table->rows[lo - 1];
+	size_t above = u64_field_upper_bound(table->rows, table->count, sizeof(*table->rows),
+					     offsetof(struct cfi_row, pc), pc);
+	return above == 0 ? NULL : &table->rows[above - 1];
 }
