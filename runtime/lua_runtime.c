@@ -392,9 +392,14 @@ static void keep_diagnostics(struct lua_runtime *out)
 	*out = kept;
 }
 
-bool lua_detect_start(const struct elf_image *img, void *out, size_t out_size, const char **reason)
+/* Where a detector's reason goes when its caller asks for none. */
+static _Thread_local const char *unasked_reason;
+
+bool lua_detect_start(const struct elf_image *img, void *out, size_t out_size, const char ***reason)
 {
-	*reason = NULL;
+	if (!*reason)
+		*reason = &unasked_reason;
+	**reason = NULL;
 	if (!out)
 		return false;
 	memset(out, 0, out_size);
@@ -404,10 +409,7 @@ bool lua_detect_start(const struct elf_image *img, void *out, size_t out_size, c
 enum lua_detect_result lua_runtime_detect(const struct elf_image *img, const struct cfi_table *cfi,
 					  struct lua_runtime *out, const char **reason)
 {
-	const char *ignored_reason;
-	if (!reason)
-		reason = &ignored_reason;
-	if (!lua_detect_start(img, out, sizeof(*out), reason))
+	if (!lua_detect_start(img, out, sizeof(*out), &reason))
 		return LUA_DETECT_NONE;
 	struct lua_syms syms;
 	scan_symbols(img, &syms);

@@ -36,8 +36,10 @@ enum lua_detect_result {
 enum lua_detect_result lua_runtime_detect(const struct elf_image *img, const struct cfi_table *cfi,
 					  struct lua_runtime *out, const char **reason);
 
-/* The start of both runtimes' detection (PUC here, LuaJIT in luajit/): *reason cleared, out
- * (out_size bytes) zeroed; false when there is nothing to detect in (no out, or no ELF). */
-bool lua_detect_start(const struct elf_image *img, void *out, size_t out_size, const char **reason);
+/* The start of both runtimes' detection (PUC here, LuaJIT in luajit/), given the address of the
+ * detector's reason parameter: a NULL reason (the caller asks for none) is pointed at a sink of
+ * this thread's, so the detector can always write **reason; **reason cleared, out (out_size
+ * bytes) zeroed; false when there is nothing to detect in (no out, or no ELF). */
+bool lua_detect_start(const struct elf_image *img, void *out, size_t out_size, const char ***reason);
 
 #endif

@@ -1,6 +1,6 @@
-# luajit_detect.cmake - tests of runtime/luajit/luajit_detect.c (LuaJIT 2.1 detection, layout derivation,
-# fast function names). Included by the top CMakeLists. tests/luajit_detect_test.py drives
-# tests/luajit_detect/luajit_detect_tool.c:
+# luajit_detect.cmake - tests of runtime/luajit/ (LuaJIT 2.1 detection, layout derivation, fast
+# function names: luajit_detect.c and the files its header lists). Included by the top CMakeLists.
+# tests/luajit_detect_test.py drives tests/luajit_detect/luajit_detect_tool.c:
 #   luajit_layout_<target>     every struct luajit_layout field (and the GCproto/GCstr offsets)
 #                              against offsetof()/sizeof/CFRAME_*/GG_* on the target's own source
 #                              tree (tests/luajit_detect/luajit_layout_probe.c)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""luajit_detect_test.py - tests of LuaJIT detection (runtime/luajit/luajit_detect.c), driven through
-tests/luajit_detect/luajit_detect_tool.c on the targets of scripts/fetch-luajit.sh.
+"""luajit_detect_test.py - tests of LuaJIT detection (runtime/luajit/, entered by luajit_detect.c),
+driven through tests/luajit_detect/luajit_detect_tool.c on the targets of scripts/fetch-luajit.sh.
 
 Modes (tests/luajit_detect.cmake):
   layout   every struct luajit_layout field and the userspace GCproto/GCstr offsets detection
@@ -301,7 +301,7 @@ def vmdef_name(token, modname):
 
 
 UNNAMED_REG = re.compile(r"LJ_LIB_REG\(L,\s*NULL,\s*(\w+)\)")
-# The luaopen_* whose libraries registered without a name runtime/luajit/luajit_detect.c names.
+# The luaopen_* whose libraries registered without a name runtime/luajit/ names (luajit_file.c unnamed_libs).
 NAMED_BY_DETECT = ("luaopen_ffi", "luaopen_io", "luaopen_string_buffer")
 
 

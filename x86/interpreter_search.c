@@ -25,6 +25,7 @@
 #include "lib/grow_array.h"
 #include "lib/log.h"
 #include "lib/u64_array.h"
+#include "x86/x86_operands.h"
 
 #define MAX_DEPTH 4            /* 5.4 at -O1: lua_callk -> luaD_callnoyield -> ccall -> luaV_execute */
 #define MAX_FUNCTIONS 1024     /* functions analysed per file */
@@ -107,10 +108,9 @@ static bool is_indirect_jump(const cs_insn *insn)
 static int note_branch(const struct lua_exec_search *s, const struct fn *f, struct sweep *sw,
 		       const cs_insn *insn)
 {
-	const cs_x86 *x = x86_of(insn);
-	if (x->op_count != 1 || x->operands[0].type != X86_OP_IMM)
+	uint64_t target;
+	if (!x86_direct_target(insn, &target))
 		return 0;
-	uint64_t target = (uint64_t)x->operands[0].imm;
 	if ((target >= f->start && target < f->end) || !in_code(s->code, target))
 		return 0;
 	int err = vec_push(&sw->callees, target);

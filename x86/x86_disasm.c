@@ -50,6 +50,17 @@ bool x86_fn_end(const struct cfi_table *cfi, uint64_t start, uint64_t *end)
 	return true;
 }
 
+bool x86_fn_bounds(const struct cfi_table *cfi, uint64_t addr, uint64_t *start, uint64_t *end)
+{
+	if (!cfi || !cfi->function_starts || cfi->function_count == 0)
+		return false;
+	size_t lo = u64_upper_bound(cfi->function_starts, cfi->function_count, addr);
+	if (lo == 0)
+		return false;
+	*start = cfi->function_starts[lo - 1];
+	return x86_fn_end(cfi, *start, end) && addr < *end;
+}
+
 /* ---- capstone */
 
 int x86_disasm_open(struct x86_disasm *d)

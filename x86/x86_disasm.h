@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* x86_disasm.h - capstone disassembly of x86_64 code, shared by both runtimes' detection
  * (runtime/puc/, runtime/luajit/): the executable section holding an address, function bounds in
- * stripped files, a decoder and a cursor over a range of code, and operand helpers.
+ * stripped files, a decoder and a cursor over a range of code, memory operand addresses
+ * (x86_operands.h says what other operands are).
  * Input is hostile: every address is checked against the code given. */
 #ifndef LUA_PERF_X86_DISASM_H
 #define LUA_PERF_X86_DISASM_H
@@ -61,5 +62,7 @@ uint64_t x86_mem_address(const cs_insn *insn, const cs_x86_op *op);
  * (cfi->function_starts) covered by rows; end is the next FDE start or the CFA_GAP row ending the
  * FDE before alignment padding, whichever comes first. */
 bool x86_fn_end(const struct cfi_table *cfi, uint64_t start, uint64_t *end);
+/* The function (FDE) holding addr: [*start, *end), its end as x86_fn_end says. */
+bool x86_fn_bounds(const struct cfi_table *cfi, uint64_t addr, uint64_t *start, uint64_t *end);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "bpf/abi/unwind_abi.h"
 #include "lib/log.h"
+#include "x86/x86_operands.h"
 
 #define MAX_ENTRY_INSNS 64     /* instructions read at luaV_execute's entry */
 
@@ -48,41 +49,6 @@
 #define SLOT_MIN_CFA_OFF (-32768) /* lua_interp.l_cfa_off is an s16 */
 #define SLOT_MAX_CFA_OFF (-16)    /* below the return address (CFA - 8) */
 
-/* General purpose registers by their DWARF number (enum dwarf_reg), any width. */
-struct gpr_name {
-	x86_reg reg;
-	uint8_t dwarf;
-};
-
-static const struct gpr_name gpr_names[] = {
-	{X86_REG_RAX, DW_RAX}, {X86_REG_EAX, DW_RAX}, {X86_REG_AX, DW_RAX}, {X86_REG_AL, DW_RAX},
-	{X86_REG_AH, DW_RAX},  {X86_REG_RDX, DW_RDX}, {X86_REG_EDX, DW_RDX}, {X86_REG_DX, DW_RDX},
-	{X86_REG_DL, DW_RDX},  {X86_REG_DH, DW_RDX},  {X86_REG_RCX, DW_RCX}, {X86_REG_ECX, DW_RCX},
-	{X86_REG_CX, DW_RCX},  {X86_REG_CL, DW_RCX},  {X86_REG_CH, DW_RCX},  {X86_REG_RBX, DW_RBX},
-	{X86_REG_EBX, DW_RBX}, {X86_REG_BX, DW_RBX},  {X86_REG_BL, DW_RBX},  {X86_REG_BH, DW_RBX},
-	{X86_REG_RSI, DW_RSI}, {X86_REG_ESI, DW_RSI}, {X86_REG_SI, DW_RSI},  {X86_REG_SIL, DW_RSI},
-	{X86_REG_RDI, DW_RDI}, {X86_REG_EDI, DW_RDI}, {X86_REG_DI, DW_RDI},  {X86_REG_DIL, DW_RDI},
-	{X86_REG_RBP, DW_RBP}, {X86_REG_EBP, DW_RBP}, {X86_REG_BP, DW_RBP},  {X86_REG_BPL, DW_RBP},
-	{X86_REG_RSP, DW_RSP}, {X86_REG_ESP, DW_RSP}, {X86_REG_SP, DW_RSP},  {X86_REG_SPL, DW_RSP},
-	{X86_REG_R8, DW_R8},   {X86_REG_R8D, DW_R8},  {X86_REG_R8W, DW_R8},  {X86_REG_R8B, DW_R8},
-	{X86_REG_R9, DW_R9},   {X86_REG_R9D, DW_R9},  {X86_REG_R9W, DW_R9},  {X86_REG_R9B, DW_R9},
-	{X86_REG_R10, DW_R10}, {X86_REG_R10D, DW_R10}, {X86_REG_R10W, DW_R10}, {X86_REG_R10B, DW_R10},
-	{X86_REG_R11, DW_R11}, {X86_REG_R11D, DW_R11}, {X86_REG_R11W, DW_R11}, {X86_REG_R11B, DW_R11},
-	{X86_REG_R12, DW_R12}, {X86_REG_R12D, DW_R12}, {X86_REG_R12W, DW_R12}, {X86_REG_R12B, DW_R12},
-	{X86_REG_R13, DW_R13}, {X86_REG_R13D, DW_R13}, {X86_REG_R13W, DW_R13}, {X86_REG_R13B, DW_R13},
-	{X86_REG_R14, DW_R14}, {X86_REG_R14D, DW_R14}, {X86_REG_R14W, DW_R14}, {X86_REG_R14B, DW_R14},
-	{X86_REG_R15, DW_R15}, {X86_REG_R15D, DW_R15}, {X86_REG_R15W, DW_R15}, {X86_REG_R15B, DW_R15},
-};
-
-/* DWARF number of a general purpose register of any width; -1 for anything else. */
-static int gpr_dwarf(unsigned reg)
-{
-	for (size_t i = 0; i < sizeof(gpr_names) / sizeof(gpr_names[0]); i++)
-		if ((unsigned)gpr_names[i].reg == reg)
-			return gpr_names[i].dwarf;
-	return -1;
-}
-
 /* x86_64 psABI 3.2.1: rbx, rbp and r12-r15 belong to the caller (preserved across calls). */
 static bool callee_saved(int dwarf)
 {
@@ -108,12 +74,12 @@ struct holders {
 
 static bool is_full_reg_operand(const cs_x86_op *op)
 {
-	return op->type == X86_OP_REG && op->size == 8 && gpr_dwarf(op->reg) >= 0;
+	return op->type == X86_OP_REG && op->size == 8 && x86_gpr_dwarf(op->reg) >= 0;
 }
 
 static bool holds(const struct holders *h, unsigned reg)
 {
-	int dwarf = gpr_dwarf(reg);
+	int dwarf = x86_gpr_dwarf(reg);
 	return dwarf >= 0 && (h->mask & (1u << dwarf));
 }
 
@@ -139,25 +105,20 @@ static bool track_copy(struct holders *h, const cs_insn *insn)
 	}
 	if (!is_full_reg_operand(&x->operands[0]))
 		return false;
-	add_holder(h, gpr_dwarf(x->operands[0].reg));
+	add_holder(h, x86_gpr_dwarf(x->operands[0].reg));
 	return true;
 }
 
 /* Every register the instruction writes loses L. */
 static int track_writes(struct x86_disasm *d, struct holders *h)
 {
-	cs_regs read, written;
-	uint8_t nread = 0, nwritten = 0;
-	cs_err err = cs_regs_access(d->handle, d->insn, read, &nread, written, &nwritten);
+	uint32_t written;
+	cs_err err = x86_written_gprs(d, &written);
 	if (err != CS_ERR_OK) {
 		lp_debug("capstone: cs_regs_access: %s", cs_strerror(err));
 		return -EINVAL;
 	}
-	for (uint8_t i = 0; i < nwritten && i < sizeof(written) / sizeof(written[0]); i++) {
-		int dwarf = gpr_dwarf(written[i]);
-		if (dwarf >= 0)
-			h->mask &= ~(1u << dwarf);
-	}
+	h->mask &= ~x86_dwarf_mask(written);
 	return 0;
 }
 
@@ -312,7 +273,7 @@ static int reloaded_register(const struct cfi_table *cfi, const cs_insn *insn,
 		return -1;
 	for (unsigned i = 0; i < h->slot_count; i++)
 		if (h->slots[i] == at)
-			return gpr_dwarf(x86_of(insn)->operands[0].reg);
+			return x86_gpr_dwarf(x86_of(insn)->operands[0].reg);
 	return -1;
 }
 
@@ -329,11 +290,8 @@ static bool ends_entry_block(struct x86_disasm *d)
 /* jmp to a constant address inside [start, end): the entry block continues there. */
 static bool entry_jump_target(const cs_insn *insn, uint64_t start, uint64_t end, uint64_t *target)
 {
-	const cs_x86 *x = x86_of(insn);
-	if (insn->id != X86_INS_JMP || x->op_count != 1 || x->operands[0].type != X86_OP_IMM)
-		return false;
-	*target = (uint64_t)x->operands[0].imm;
-	return *target >= start && *target < end;
+	return insn->id == X86_INS_JMP && x86_direct_target(insn, target) && *target >= start &&
+	       *target < end;
 }
 
 /* Follow the entry path (fall-through of conditional branches, direct jumps inside the
@@ -385,9 +343,9 @@ static int count_first_args(struct x86_disasm *d, const struct x86_code *code, u
 		const cs_x86 *x = st == X86_DECODED_INSN ? x86_of(d->insn) : NULL;
 		if (!x || d->insn->id != X86_INS_MOV || x->op_count != 2 ||
 		    !is_full_reg_operand(&x->operands[0]) || !is_full_reg_operand(&x->operands[1]) ||
-		    gpr_dwarf(x->operands[0].reg) != DW_RDI)
+		    x86_gpr_dwarf(x->operands[0].reg) != DW_RDI)
 			continue;
-		uses[gpr_dwarf(x->operands[1].reg)]++;
+		uses[x86_gpr_dwarf(x->operands[1].reg)]++;
 	}
 	return 0;
 }
@@ -541,13 +499,10 @@ static int register_stable(struct x86_disasm *d, const struct x86_code *code,
 			continue;
 		const cs_insn *insn = d->insn;
 		const cs_x86 *x = x86_of(insn);
-		cs_regs read, written;
-		uint8_t nread = 0, nwritten = 0;
-		if (cs_regs_access(d->handle, insn, read, &nread, written, &nwritten) != CS_ERR_OK)
+		uint32_t written;
+		if (x86_written_gprs(d, &written) != CS_ERR_OK)
 			return -EINVAL;
-		bool writes = false;
-		for (uint8_t i = 0; i < nwritten && i < sizeof(written) / sizeof(written[0]); i++)
-			writes |= gpr_dwarf(written[i]) == reg;
+		bool writes = (x86_dwarf_mask(written) >> reg) & 1u;
 		if (!writes || insn->id == X86_INS_POP)
 			continue;
 		int64_t at;
