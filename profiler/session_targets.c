@@ -100,14 +100,13 @@ static void remove_target(struct session *s, pid_t pid)
  * it left in the kernel are drained and named. */
 static void remember_gone(struct session *s, pid_t pid)
 {
-	pid_t *grown = grow_array(s->gone, &s->gone_capacity, s->gone_count + 1, sizeof(*grown), 16);
+	pid_t *slot = grow_array_push(s->gone, s->gone_count, s->gone_capacity, 16);
 
-	if (!grown) {
+	if (!slot) {
 		frame_namer_forget(&s->namer, &pid, 1); /* out of memory: at once, rather than never */
 		return;
 	}
-	s->gone = grown;
-	s->gone[s->gone_count++] = pid;
+	*slot = pid;
 }
 
 void forget_gone(struct session *s)
