@@ -3,6 +3,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 void *grow_array(void *items, size_t *capacity, size_t needed, size_t elem_size, size_t initial)
 {
@@ -20,4 +21,19 @@ void *grow_array(void *items, size_t *capacity, size_t needed, size_t elem_size,
 	if (grown)
 		*capacity = cap;
 	return grown;
+}
+
+void *grow_array_push_slot(void *items_ptr, size_t *count, size_t *capacity, size_t elem_size,
+			   size_t initial)
+{
+	void *items;
+
+	if (*count == SIZE_MAX)
+		return NULL;
+	memcpy(&items, items_ptr, sizeof(items));
+	void *grown = grow_array(items, capacity, *count + 1, elem_size, initial);
+	if (!grown)
+		return NULL;
+	memcpy(items_ptr, &grown, sizeof(grown));
+	return (char *)grown + (*count)++ * elem_size;
 }

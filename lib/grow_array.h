@@ -11,4 +11,16 @@
  * in size_t: items is then untouched and still the caller's to free. */
 void *grow_array(void *items, size_t *capacity, size_t needed, size_t elem_size, size_t initial);
 
+/* One more element at the end of the array `items` (an lvalue `T *`, NULL when empty) that
+ * holds `count` elements and has room for `capacity` (size_t lvalues): grown by grow_array()
+ * when full, `count` incremented. Evaluates to the new element (a `T *` to fill), or NULL when
+ * out of memory, with items, count and capacity untouched. */
+#define grow_array_push(items, count, capacity, initial)                                          \
+	grow_array_push_slot(&(items), &(count), &(capacity), sizeof(*(items)), (initial))
+
+/* grow_array_push() without the macro: items_ptr is the address of the array's pointer (of any
+ * object pointer type; they share void *'s representation on every target lua-perf runs on). */
+void *grow_array_push_slot(void *items_ptr, size_t *count, size_t *capacity, size_t elem_size,
+			   size_t initial);
+
 #endif

@@ -122,12 +122,11 @@ static int parse_maps_line(const char *line, struct proc_exec_map *map, int *exe
 
 static int append_map(struct proc_exec_maps *out, size_t *cap, const struct proc_exec_map *map)
 {
-	struct proc_exec_map *grown = grow_array(out->maps, cap, out->count + 1, sizeof(*grown), 32);
+	struct proc_exec_map *slot = grow_array_push(out->maps, out->count, *cap, 32);
 
-	if (!grown)
+	if (!slot)
 		return -ENOMEM;
-	out->maps = grown;
-	out->maps[out->count++] = *map;
+	*slot = *map;
 	return 0;
 }
 

@@ -32,12 +32,11 @@ struct process_table {
 
 static int pid_list_push(struct pid_list *list, pid_t pid)
 {
-	pid_t *grown = grow_array(list->pids, &list->capacity, list->count + 1, sizeof(*grown), 16);
+	pid_t *slot = grow_array_push(list->pids, list->count, list->capacity, 16);
 
-	if (!grown)
+	if (!slot)
 		return -ENOMEM;
-	list->pids = grown;
-	list->pids[list->count++] = pid;
+	*slot = pid;
 	return 0;
 }
 
@@ -242,16 +241,15 @@ static bool refuse(struct process_tree *tree, pid_t pid, uint64_t start_time)
 
 static int append_process(struct process_tree *tree, pid_t pid, pid_t ppid, struct proc_stat *st)
 {
-	struct tree_process *grown = grow_array(tree->procs, &tree->capacity, tree->count + 1,
-						sizeof(*grown), 16);
+	size_t index = tree->count;
+	struct tree_process *slot = grow_array_push(tree->procs, tree->count, tree->capacity, 16);
 
-	if (!grown)
+	if (!slot)
 		return -ENOMEM;
-	tree->procs = grown;
-	tree->procs[tree->count] = (struct tree_process){
+	*slot = (struct tree_process){
 		.pid = pid, .ppid = ppid, .start_time = st->start_time, .comm = st->comm, .live = true};
 	st->comm = NULL;
-	tree->live[tree->live_count++] = tree->count++;
+	tree->live[tree->live_count++] = index;
 	return 0;
 }
 

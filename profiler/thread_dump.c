@@ -140,13 +140,11 @@ static int run_iterator(struct thread_dump *d)
 
 static int add_listed(struct thread_dump *d, pid_t tgid, pid_t tid)
 {
-	struct thread_ref *grown = grow_array(d->listed, &d->listed_capacity, d->listed_count + 1,
-					      sizeof(*grown), 64);
+	struct thread_ref *slot = grow_array_push(d->listed, d->listed_count, d->listed_capacity, 64);
 
-	if (!grown)
+	if (!slot)
 		return -ENOMEM;
-	d->listed = grown;
-	d->listed[d->listed_count++] = (struct thread_ref){tgid, tid};
+	*slot = (struct thread_ref){tgid, tid};
 	return 0;
 }
 
@@ -232,13 +230,11 @@ struct dumped {
 
 static int add_dumped(struct dumped *all, const struct dumped_thread *t)
 {
-	struct dumped_thread *grown = grow_array(all->threads, &all->capacity, all->count + 1,
-						 sizeof(*grown), 64);
+	struct dumped_thread *slot = grow_array_push(all->threads, all->count, all->capacity, 64);
 
-	if (!grown)
+	if (!slot)
 		return -ENOMEM;
-	all->threads = grown;
-	all->threads[all->count++] = *t;
+	*slot = *t;
 	return 0;
 }
 

@@ -65,12 +65,10 @@ struct raw_vec {
 
 static int raw_push(struct raw_vec *vec, const struct raw_sym *sym)
 {
-	struct raw_sym *items = grow_array(vec->items, &vec->capacity, vec->count + 1,
-					   sizeof(*items), 1024);
-	if (!items)
+	struct raw_sym *slot = grow_array_push(vec->items, vec->count, vec->capacity, 1024);
+	if (!slot)
 		return -ENOMEM;
-	vec->items = items;
-	vec->items[vec->count++] = *sym;
+	*slot = *sym;
 	return 0;
 }
 

@@ -1,5 +1,6 @@
-# lua_symbolize.cmake - tests of symbolize/lua_symbolize.c (Proto -> function, chunk, lines) and
-# symbolize/lua_source_names.c (names from source lines). Included by the top CMakeLists.
+# lua_symbolize.cmake - tests of symbolize/lua_symbolize.c and its lua_*.c helpers (Proto ->
+# function, chunk, lines) and symbolize/lua_source_names.c (names from source lines). Included by
+# the top CMakeLists.
 #   lua_symbolize_source_names   the naming rules and Lua's line counting on hand-written lines
 #   lua_symbolize_5_x            a real liblua5.x: every naming style, chunk kinds, and the line of
 #                                every instruction of straight-line functions against the VM's own
@@ -38,12 +39,13 @@ foreach(lua_version 5.1 5.3 5.4)
     SKIP_RETURN_CODE 77 LABELS lua_symbolize)
 endforeach()
 
-# The cache budgets at work: lua_symbolize.c built into the test with a 640-byte proto cache and a
-# 1-byte source text budget (5.4 only: the limits are version independent).
+# The cache budgets at work: the Lua symbolizer (symbolize/lua_*.c) built into the test with a
+# 640-byte proto cache and a 1-byte source text budget (5.4 only: the limits are version
+# independent).
 if(LUASYM_LUA5_4_FOUND)
+  file(GLOB lua_symbolizer_sources CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/symbolize/lua_*.c)
   add_executable(test_lua_symbolize_budget
-    ${CMAKE_SOURCE_DIR}/tests/unit/symbolize/test_lua_symbolize.c
-    ${CMAKE_SOURCE_DIR}/symbolize/lua_symbolize.c ${CMAKE_SOURCE_DIR}/symbolize/lua_source_names.c
+    ${CMAKE_SOURCE_DIR}/tests/unit/symbolize/test_lua_symbolize.c ${lua_symbolizer_sources}
     ${CMAKE_SOURCE_DIR}/runtime/puc/lua_layouts.c ${CMAKE_SOURCE_DIR}/proc/process_root.c
     ${CMAKE_SOURCE_DIR}/lib/whole_file.c)
   target_compile_definitions(test_lua_symbolize_budget PRIVATE LUA_SYMBOLIZE_BUDGET_TEST

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* test_grow_array.c - lib/grow_array.c: room for what is needed, doubling from the initial
  * capacity, the contents kept, and NULL with everything untouched when the size cannot be
- * represented. */
+ * represented; grow_array_push: the new element's slot, the count kept, the same refusals. */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -57,10 +57,56 @@ static void refuses_sizes_that_overflow(void)
 	free(items); /* still ours after the refusals */
 }
 
+struct pair {
+	uint32_t key;
+	uint64_t value;
+};
+
+static void pushes_one_element_at_a_time(void)
+{
+	struct pair *items = NULL;
+	size_t count = 0, capacity = 0;
+
+	for (uint32_t i = 0; i < 100; i++) {
+		struct pair *slot = grow_array_push(items, count, capacity, 4);
+
+		CHECK(slot != NULL, "out of memory at %u", i);
+		if (!slot)
+			break;
+		CHECK(slot == &items[i] && count == i + 1u, "push %u: slot %td, count %zu", i,
+		      slot - items, count);
+		*slot = (struct pair){i, (uint64_t)i * 3};
+	}
+	CHECK(capacity == 128, "capacity %zu after 100 pushes from 4, want 128", capacity);
+	for (size_t i = 0; i < count; i++)
+		CHECK(items[i].key == i && items[i].value == i * 3, "element %zu is {%u, %llu}", i,
+		      items[i].key, (unsigned long long)items[i].value);
+	free(items);
+}
+
+static void push_refused_leaves_the_array_alone(void)
+{
+	uint64_t *items = calloc(4, sizeof(*items));
+	uint64_t *before = items;
+	size_t count = SIZE_MAX, capacity = 4;
+
+	CHECK(items != NULL, "calloc");
+	CHECK(grow_array_push(items, count, capacity, 4) == NULL, "a push past SIZE_MAX elements");
+	CHECK(items == before && count == SIZE_MAX && capacity == 4,
+	      "a refused push changed the array, count %zu or capacity %zu", count, capacity);
+	count = SIZE_MAX / 2;
+	CHECK(grow_array_push(items, count, capacity, 4) == NULL, "elements * size beyond SIZE_MAX");
+	CHECK(items == before && count == SIZE_MAX / 2 && capacity == 4,
+	      "a refused push changed the array, count %zu or capacity %zu", count, capacity);
+	free(items);
+}
+
 int main(void)
 {
 	grows_by_doubling();
 	keeps_an_array_with_room();
 	refuses_sizes_that_overflow();
+	pushes_one_element_at_a_time();
+	push_refused_leaves_the_array_alone();
 	return check_finish("grow_array");
 }

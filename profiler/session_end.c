@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+/* session_end.c - a session's end: the last drains, the summary and the outputs written, the
+ * command told of a stop and waited for, and everything the session held released. */
+#include <bpf/libbpf.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include "lib/clocks.h"
+#include "lib/log.h"
+#include "lib/strbuf.h"
+#include "output/summary.h"
+#include "profiler/bpf_load.h"
+#include "profiler/session_internal.h"
+
+void session_free(struct session *s)
+{
+	detach_perf_events(s);
+	for (size_t i = 0; i < sizeof(s->follow_links) / sizeof(s->follow_links[0]); i++)
+		bpf_link__destroy(s->follow_links[i]);
+	thread_dump_close(s->dump);
+	ring_buffer__free(s->events);
+	sample_drain_free(&s->drain);
+	folded_profile_free(&s->aggregation.profile);
+	free(s->gone);
+	frame_namer_free(&s->namer);
+	mapped_files_free(&s->files);
+	table_store_free(s->store);
+	if (s->rows_mem)
+		munmap(s->rows_mem, s->rows_len);
+	if (s->pages_mem)
+		munmap(s->pages_mem, s->pages_len);
+	if (s->rules_mem)
+		munmap(s->rules_mem, s->rules_len);
+	sample_bpf__destroy(s->skel);
+	free(s->scratch_mappings);
+	free(s->targets);
+	process_tree_free(&s->tree);
+	free(s->links);
+	free(s->perf_fds);
+}
+
+/* Every target exited while the tables were built: one line naming them. */
+void report_gone_before_start(const struct session *s)
+{
+	struct strbuf sb = {0};
+
+	for (size_t i = 0; i < s->opts->pid_count; i++) {
+		const struct tree_process *p = process_tree_find(&s->tree, s->opts->pids[i]);
+
+		strbuf_appendf(&sb, "%sPID %d (%s)", i ? ", " : "", (int)s->opts->pids[i],
+			       p ? p->comm : "?");
+	}
+	char *pids = strbuf_take(&sb);
+	lp_error("%s: exited before profiling started", pids ? pids : "every target process");
+	free(pids);
+}
+
+/* Sampling is over: take what the kernel still holds (both generations), then write. */
+int finish_profile(struct session *s, struct outputs *outputs)
+{
+	uint64_t counters[CNT_COUNT] = {0};
+
+	detach_perf_events(s);
+	drain_samples(s);
+	drain_samples(s);
+	if (read_counters(s->skel, counters) < 0)
+		lp_warn("cannot read the BPF counters: the summary's loss counts are 0");
+	struct folded_profile *profile = &s->aggregation.profile;
+	struct run_summary summary = {
+		.counters = counters,
+		.drains = s->drain.drained,
+		.stats = s->opts->stats,
+		.elapsed = now_seconds() - s->started,
+		.cpu_at_start = s->cpu_at_start,
+		.frequency = s->opts->frequency,
+		.mappings_dropped = s->files.mappings_dropped,
+		.tree = &s->tree,
+	};
+	folded_profile_sort(profile);
+	folded_profile_sort_processes(profile);
+	summary_print(&summary, profile);
+	struct output_run run = {.elapsed = summary.elapsed, .frequency = summary.frequency};
+	return outputs_write(outputs, profile, &run) == 0 ? 0 : 1;
+}
+
+/* lua-perf -- CMD: a stop signal that CMD did not get too (not from the terminal) is passed on. */
+void stop_command(struct session *s)
+{
+	if (s->command.pid > 0 && stop_requested && stop_signal_forwardable)
+		command_signal(&s->command, stop_signal_number);
+}
+
+/* lua-perf -- CMD exits with CMD's status, once CMD has exited; 1 if CMD succeeded but the
+ * profile could not be written. */
+int command_result(struct session *s, int profile_exit_code)
+{
+	if (!command_exited(&s->command))
+		lp_info("waiting for %s (PID %d) to exit", s->opts->command[0], (int)s->command.pid);
+	command_wait(&s->command, &stop_signals);
+	int code = command_exit_code(&s->command);
+	return code == 0 ? profile_exit_code : code;
+}

@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: MIT */
+/* session_sampling.c - a session while it samples: the BPF events handled, the samples drained
+ * into the profile, the loop that runs until the end comes, and the dump's rounds. */
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lib/clocks.h"
+#include "lib/log.h"
+#include "profiler/bpf_load.h"
+#include "profiler/session_internal.h"
+
+int on_event(void *ctx, void *data, size_t size)
+{
+	struct session *s = ctx;
+	const struct profiler_event *event = data;
+	struct target *t;
+
+	if (size < sizeof(*event))
+		return 0;
+	switch (event->type) {
+	case EVENT_NEW_LUA_STACK:
+		aggregate_prefetch_lua_stack(&s->namer,
+					     sample_drain_stacks_fd(&s->drain, event->generation),
+					     (pid_t)event->tgid, event->addr);
+		break;
+	case EVENT_UNKNOWN_MAPPING:
+		t = find_target(s, (pid_t)event->tgid);
+		if (t)
+			t->refresh_requested = true;
+		break;
+	case EVENT_PROCESS_FORKED:
+		process_forked(s, (pid_t)event->tgid, (pid_t)event->addr);
+		break;
+	case EVENT_PROCESS_EXECED:
+		process_execed(s, (pid_t)event->tgid);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+/* Take the samples out of the kernel into the profile, then say any loss that started. */
+void drain_samples(struct session *s)
+{
+	uint64_t counters[CNT_COUNT];
+	int rc = sample_drain_run(&s->drain, aggregate_sample, &s->aggregation);
+
+	s->last_drain = now_seconds();
+	if (rc < 0 && !s->drain_failure_said) {
+		lp_warn("cannot take samples out of the kernel: %s", strerror(-rc));
+		s->drain_failure_said = true;
+	}
+	forget_gone(s);
+	if (read_counters(s->skel, counters) == 0)
+		loss_report_check(&s->losses, counters, &s->aggregation.profile);
+}
+
+/* Has the run's end come: the command exited, or every process of every tree? */
+static bool targets_done(struct session *s)
+{
+	if (s->command.pid > 0) {
+		if (!command_exited(&s->command))
+			return false;
+		lp_info("%s exited (status %d)", s->opts->command[0], command_exit_code(&s->command));
+		return true;
+	}
+	if (s->tree.live_count > 0)
+		return false;
+	lp_info("all target processes exited");
+	return true;
+}
+
+void run_loop(struct session *s)
+{
+	double last_rescan = now_seconds();
+
+	while (!stop_requested) {
+		int rc = ring_buffer__poll(s->events, POLL_INTERVAL_MS);
+		double now = now_seconds();
+
+		if (rc < 0 && rc != -EINTR) {
+			lp_warn("ring buffer poll failed: %s", strerror(-rc));
+			break;
+		}
+		if (now - s->last_drain >= DRAIN_INTERVAL_S || sample_drain_due(&s->drain))
+			drain_samples(s);
+		bool periodic = now - last_rescan >= RESCAN_INTERVAL_S;
+		if (periodic) {
+			last_rescan = now;
+			if (update_targets(s) < 0)
+				break;
+		}
+		refresh_targets(s, periodic);
+		if (targets_done(s))
+			break;
+		if (s->opts->duration > 0 && now - s->started >= s->opts->duration)
+			break;
+	}
+}
+
+/* lua-perf dump: task iterator rounds take the sleeping threads while the perf events take those
+ * that run, until every thread has a stack or the wait (duration) is over. */
+int run_dump(struct session *s)
+{
+	int missing;
+
+	do {
+		bool take_runnable = now_seconds() - s->started >= DUMP_RUNNABLE_GRACE_S;
+
+		missing = thread_dump_round(s->dump, &s->tree, take_runnable);
+		if (missing <= 0)
+			break;
+		int rc = ring_buffer__poll(s->events, DUMP_ROUND_MS);
+		if (rc < 0 && rc != -EINTR) {
+			lp_warn("ring buffer poll failed: %s", strerror(-rc));
+			break;
+		}
+		refresh_targets(s, false);
+	} while (!stop_requested && now_seconds() - s->started < s->opts->duration);
+	detach_perf_events(s);
+	if (missing < 0) {
+		lp_error("cannot run the BPF dump iterator: %s", strerror(-missing));
+		return 1;
+	}
+	lp_debug("dump took %.3f s", now_seconds() - s->started);
+	int rc = thread_dump_print(s->dump, &s->tree, &s->namer, stdout);
+	if (rc < 0)
+		lp_error("cannot write the dump: %s", strerror(-rc));
+	return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: MIT */
+/* session_start.c - a session's start: the BPF program loaded (and the dump iterator), the unwind
+ * tables mapped into the table store, the perf events attached on every CPU, and the programs
+ * that follow fork and exec. */
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <linux/perf_event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "lib/clocks.h"
+#include "lib/log.h"
+#include "profiler/bpf_load.h"
+#include "profiler/session_internal.h"
+
+/* An mmap()ed BPF array: elements are value_size rounded up to 8 bytes (kernel/bpf/arraymap.c,
+ * elem_size), which every table entry type already is. */
+static void *mmap_map(struct bpf_map *map, size_t *len)
+{
+	if (bpf_map__value_size(map) % 8 != 0) {
+		errno = EINVAL;
+		return NULL;
+	}
+	*len = (size_t)bpf_map__value_size(map) * bpf_map__max_entries(map);
+	void *mem = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(map), 0);
+	return mem == MAP_FAILED ? NULL : mem;
+}
+
+int open_table_store(struct session *s)
+{
+	struct sample_bpf *skel = s->skel;
+
+	s->rows_mem = mmap_map(skel->maps.unwind_rows, &s->rows_len);
+	s->pages_mem = mmap_map(skel->maps.unwind_pages, &s->pages_len);
+	s->rules_mem = mmap_map(skel->maps.unwind_rules, &s->rules_len);
+	if (!s->rows_mem || !s->pages_mem || !s->rules_mem) {
+		lp_error("cannot map the unwind tables: %s", strerror(errno));
+		return -1;
+	}
+	struct table_store_maps maps = {
+		.files_fd = bpf_map__fd(skel->maps.unwind_files),
+		.rows = s->rows_mem,
+		.max_rows = bpf_map__max_entries(skel->maps.unwind_rows),
+		.pages = s->pages_mem,
+		.max_pages = bpf_map__max_entries(skel->maps.unwind_pages),
+		.rules = s->rules_mem,
+		.max_rules = bpf_map__max_entries(skel->maps.unwind_rules),
+	};
+	s->store = table_store_new(&maps);
+	if (!s->store ||
+	    mapped_files_init(&s->files, s->store, bpf_map__fd(skel->maps.lua_interps)) < 0 ||
+	    frame_namer_init(&s->namer, &s->files, s->opts->lua_lines) < 0) {
+		lp_error("out of memory");
+		return -1;
+	}
+	s->aggregation.namer = &s->namer;
+	return 0;
+}
+
+static int open_cpu_clock(int cpu, unsigned frequency)
+{
+	struct perf_event_attr attr = {
+		.type = PERF_TYPE_SOFTWARE,
+		.size = sizeof(attr),
+		.config = PERF_COUNT_SW_CPU_CLOCK,
+		.freq = 1,
+		.sample_freq = frequency,
+	};
+
+	return (int)syscall(__NR_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+}
+
+static const char *perf_failure_hint(int err)
+{
+	switch (err) {
+	case EINVAL:
+		return " (above kernel.perf_event_max_sample_rate?)";
+	case ENOSYS:
+		return " (this kernel has no perf events: CONFIG_PERF_EVENTS)";
+	case ENOENT:
+	case EOPNOTSUPP:
+		return " (this kernel has no cpu-clock software event)";
+	case EPERM:
+	case EACCES:
+		return " (needs CAP_PERFMON; see kernel.perf_event_paranoid)";
+	default:
+		return "";
+	}
+}
+
+int attach_perf_events(struct session *s)
+{
+	int attached = 0;
+
+	s->cpu_count = libbpf_num_possible_cpus();
+	if (s->cpu_count <= 0) {
+		lp_error("cannot count CPUs: %s", strerror(-s->cpu_count));
+		return -1;
+	}
+	s->perf_fds = calloc((size_t)s->cpu_count, sizeof(*s->perf_fds));
+	s->links = calloc((size_t)s->cpu_count, sizeof(*s->links));
+	if (!s->perf_fds || !s->links)
+		return -ENOMEM;
+	for (int cpu = 0; cpu < s->cpu_count; cpu++) {
+		s->perf_fds[cpu] = open_cpu_clock(cpu, s->opts->frequency);
+		if (s->perf_fds[cpu] < 0) {
+			if (errno == ENODEV)
+				continue; /* offline CPU */
+			lp_error("perf_event_open(cpu-clock, %u Hz, CPU %d): %s%s", s->opts->frequency, cpu,
+				 strerror(errno), perf_failure_hint(errno));
+			return -1;
+		}
+		s->links[cpu] = bpf_program__attach_perf_event(s->skel->progs.on_sample, s->perf_fds[cpu]);
+		if (!s->links[cpu]) {
+			lp_error("cannot attach the BPF program to CPU %d: %s", cpu, strerror(errno));
+			return -1;
+		}
+		attached++;
+	}
+	return attached > 0 ? 0 : -1;
+}
+
+/* Processes the targets fork and exec are followed in the kernel (bpf/lib/process_follow.bpf.h). */
+int attach_process_followers(struct session *s)
+{
+	s->follow_links[0] = bpf_program__attach(s->skel->progs.on_fork);
+	s->follow_links[1] = s->follow_links[0] ? bpf_program__attach(s->skel->progs.on_exec) : NULL;
+	if (!s->follow_links[1]) {
+		lp_error("cannot attach the BPF programs that follow fork and exec: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+void detach_perf_events(struct session *s)
+{
+	for (int cpu = 0; s->links && cpu < s->cpu_count; cpu++) {
+		bpf_link__destroy(s->links[cpu]);
+		s->links[cpu] = NULL;
+	}
+	for (int cpu = 0; s->perf_fds && cpu < s->cpu_count; cpu++) {
+		if (s->perf_fds[cpu] > 0)
+			close(s->perf_fds[cpu]);
+		s->perf_fds[cpu] = -1;
+	}
+}
+
+static const char *load_failure_hint(int err)
+{
+	switch (err) {
+	case ENOSYS:
+		return "this kernel has no BPF system call: CONFIG_BPF_SYSCALL";
+	case EPERM:
+	case EACCES:
+		return "needs CAP_BPF and CAP_PERFMON; a kernel lockdown or an LSM may also forbid BPF";
+	default:
+		return "-v shows libbpf's and the kernel's messages";
+	}
+}
+
+int load_program(struct session *s)
+{
+	if (!kernel_supports_sampling())
+		return -1;
+	s->skel = sample_bpf__open();
+	if (!s->skel) {
+		lp_error("cannot open the BPF program: %s", strerror(errno));
+		return -1;
+	}
+	s->skel->rodata->collect_kernel_stacks = s->opts->kernel_stacks;
+	s->skel->rodata->dump_threads = s->opts->dump;
+	if (!s->opts->dump && bpf_map__set_max_entries(s->skel->maps.thread_stacks, 1) != 0) {
+		lp_error("cannot size the BPF map thread_stacks: %s", strerror(errno)); /* unused */
+		return -1;
+	}
+	if (s->opts->dump && (bpf_program__set_autoload(s->skel->progs.on_fork, false) != 0 ||
+			      bpf_program__set_autoload(s->skel->progs.on_exec, false) != 0)) {
+		lp_error("cannot leave out the BPF process followers: %s", strerror(errno));
+		return -1;
+	}
+	double started = now_seconds();
+	struct verifier_stats *stats = verifier_stats_collect(s->skel->obj);
+	int rc = sample_bpf__load(s->skel);
+	bool refusal_said = verifier_stats_report(stats, rc);
+	if (rc < 0) {
+		if (!refusal_said)
+			lp_error("cannot load the BPF program: %s (%s)", strerror(-rc), load_failure_hint(-rc));
+		return -1;
+	}
+	lp_debug("BPF program loaded in %.2f s", now_seconds() - started);
+	s->events = ring_buffer__new(bpf_map__fd(s->skel->maps.events), on_event, s, NULL);
+	if (!s->events) {
+		lp_error("cannot open the BPF ring buffer: %s", strerror(errno));
+		return -1;
+	}
+	/* In dump mode too: it names the stacks that EVENT_NEW_LUA_STACK announces. */
+	if (sample_drain_init(&s->drain, s->skel) < 0)
+		return -1;
+	if (!s->opts->dump)
+		return 0;
+	bool off_cpu = kernel_supports_off_cpu_dump();
+	started = now_seconds();
+	rc = thread_dump_open(&s->dump, s->skel, s->opts->kernel_stacks, off_cpu);
+	if (rc == 0 && off_cpu)
+		lp_debug("BPF dump iterator loaded in %.2f s", now_seconds() - started);
+	return rc;
+}
