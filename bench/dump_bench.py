@@ -22,10 +22,11 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
-import nginx_profile_test as ngx  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))  # pylib
+import pylib.nginx as ngx  # noqa: E402
+from pylib.paths import fixture  # noqa: E402
 
-NAP_HANDLER = os.path.join(HERE, "..", "tests", "fixtures", "nginx_lua", "nap.lua")
+NAP_HANDLER = fixture("nginx_lua", "nap.lua")
 PHASES = (("BPF program load", r"BPF program loaded in ([\d.]+) s"),
           ("dump iterator load", r"BPF dump iterator loaded in ([\d.]+) s"),
           ("unwind tables", r"unwind tables: .* built in ([\d.]+) s"),

@@ -26,9 +26,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))  # pylib
 sys.path.insert(0, HERE)
-import nginx_profile_test as ngx  # noqa: E402
+import pylib.nginx as ngx  # noqa: E402
 from bench import bpf_stats, bpf_stats_enabled  # noqa: E402
 
 MODES = ("none", "lua-perf", "perf", "perf-dwarf")

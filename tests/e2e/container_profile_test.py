@@ -41,7 +41,7 @@ lua54: `unshare --pid --mount --fork --mount-proc=DIR/proc chroot DIR lua5.4 CT/
   (lua5.4's _start, __libc_start_main, __libc_start_call_main, main); every Lua frame names a
   function of the container's script with its definition line and the chunk CT/srv/app.lua
   (srv/app.lua with --relative);
-  and each of the three hot chains, >= 99% exactly (tests/e2e/lua_profile_test.py's matching):
+  and each of the three hot chains, >= 99% exactly (tests/pylib/lua_profile.py's matching):
     <start-up>;<lua5.4>*;luaV_execute;L:main;L:ct_workload;L:ct_lua_burn               >= 400
     ...;L:ct_workload;L:ct_native_caller;<lua5.4>*;ct_container_entry;ct_container_spin >= 200
     ...;L:ct_workload;L:ct_link_caller;<lua5.4>*;ct_linked_entry;ct_linked_spin         >= 200
@@ -61,7 +61,7 @@ nginx: `unshare --pid --mount --fork` running this script as the container's ini
   from the host (shared network namespace), lua-perf -p <master's host PID> samples 4 s.
   Asserted: exit 0; the workers (host PIDs, children of the master) are followed, >= 200
   samples each; the native
-  chains and LuaJIT frames of tests/e2e/nginx_profile_test.py (check_lua_native_chains,
+  chains and LuaJIT frames of tests/pylib/nginx.py (check_lua_native_chains,
   check_luajit_chains: handler functions fib, build_string, sort_records, by_key in place, under
   ngx_http_lua_run_thread;lj_vm, compiled frames seen), with the container's handler path;
   stderr names LuaJIT in /usr/lib/x86_64-linux-gnu/libluajit-5.1.so.2...
@@ -86,19 +86,17 @@ import tempfile
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/: pylib
-import lua_profile_test as lpt  # noqa: E402
-import native_profile_test as npt  # noqa: E402
-import nginx_profile_test as ngt  # noqa: E402
-from lua_profile_test import L  # noqa: E402
+from pylib import chains, folded, lua_profile, nginx, profiling, report  # noqa: E402
+from pylib.chains import exact, one, some  # noqa: E402
+from pylib.folded import parse_fold, top_stacks, user_part  # noqa: E402
+from pylib.lua_profile import L  # noqa: E402
+from pylib.nginx import NGINX, NGINX_MODULES  # noqa: E402
 from pylib.paths import fixture  # noqa: E402
-from native_profile_test import (  # noqa: E402
-    Child, Profiler, exact, fail, log, one, parse_fold, some, top_stacks, user_part)
+from pylib.profiling import Child, Profiler  # noqa: E402
+from pylib.report import fail, log  # noqa: E402
 
 LUA = "/usr/bin/lua5.4"
-NGINX = ngt.NGINX
-NGINX_MODULES = ngt.NGINX_MODULES
 LUAJIT_LIBS = "/usr/lib/x86_64-linux-gnu"
 ROOTFS_ELFS = [LUA, NGINX, f"{NGINX_MODULES}/ndk_http_module.so",
                f"{NGINX_MODULES}/ngx_http_lua_module.so"]
@@ -286,7 +284,7 @@ def container_pid1(unshare, comm, timeout=10):
     are not ours."""
     deadline = time.monotonic() + timeout
     while True:
-        kids = ngt.children_of(unshare.pid)
+        kids = nginx.children_of(unshare.pid)
         if len(kids) == 1:
             try:
                 with open(f"/proc/{kids[0]}/comm") as f:
@@ -465,8 +463,8 @@ def setup_lua54(ct, work):
     # The script: CT/srv -> CT/app in the container; decoys at both paths on the host.
     with open(APP_SRC) as f:
         text = f.read()
-    decoy = decoy_lua(text, lpt.script_definitions(text))
-    if lpt.script_definitions(decoy).keys() & lpt.script_definitions(text).keys():
+    decoy = decoy_lua(text, lua_profile.script_definitions(text))
+    if lua_profile.script_definitions(decoy).keys() & lua_profile.script_definitions(text).keys():
         fail("the decoy script shares function names with the real one")
     ct.write(ct.ct("app/app.lua"), text)
     ct.symlink(ct.ct("app"), ct.ct("srv"))
@@ -511,17 +509,17 @@ def native_chain_check(ctx, stacks, caller, names, min_hot, label):
     users = [(user_part(f), c) for f, c in stacks if user_part(f)]
     hot = [(f, c) for f, c in users if f[-1] == names[-1]]
     n_hot = sum(c for _, c in hot)
-    ok = sum(c for f, c in hot if npt.full_match(f, spec))
-    log(f"{label}: {n_hot} samples with leaf {names[-1]}, {ok} exactly {npt.spec_desc(spec)}")
+    ok = sum(c for f, c in hot if chains.full_match(f, spec))
+    log(f"{label}: {n_hot} samples with leaf {names[-1]}, {ok} exactly {chains.spec_desc(spec)}")
     if n_hot < min_hot:
         module = [(f, c) for f, c in users if caller in ";".join(f)]
         fail(f"{label}: only {n_hot} samples end in {names[-1]} (want >= {min_hot}): is the "
              "container's debug file read?\n" + top_stacks(module, title=f"stacks under {caller}"))
-    if ok < npt.MIN_SHARE * n_hot:
-        bad = [(f, c) for f, c in hot if not npt.full_match(f, spec)]
-        hints = [f"  {c:7d}  {npt.first_mismatch(f, spec)}\n           {npt.compress(f)}"
+    if ok < chains.MIN_SHARE * n_hot:
+        bad = [(f, c) for f, c in hot if not chains.full_match(f, spec)]
+        hints = [f"  {c:7d}  {chains.first_mismatch(f, spec)}\n           {folded.compress(f)}"
                  for f, c in sorted(bad, key=lambda s: -s[1])[:8]]
-        fail(f"{label}: only {ok}/{n_hot} samples are exactly {npt.spec_desc(spec)}\n"
+        fail(f"{label}: only {ok}/{n_hot} samples are exactly {chains.spec_desc(spec)}\n"
              + "\n".join(hints))
 
 
@@ -553,7 +551,7 @@ def case_lua54(args, tmp):
         out = os.path.join(tmp, "out.fold")
         prof = Profiler(args, [pid], DURATION, out, prefix=prefix)
         rc, _, err = prof.finish()
-        npt.check_exit(rc, err, args)
+        profiling.check_exit(rc, err, args)
         if child.proc.poll() is not None:
             fail(f"the container exited during profiling: {child.proc.returncode}")
         stacks = parse_fold(out)
@@ -566,13 +564,13 @@ def case_lua54(args, tmp):
 
     check_container_paths(stacks, err, root)
     check_runtime_line(err, pid, r"Lua 5\.4\.\d+ in /usr/bin/lua5\.4", "the container's path")
-    exe = lpt.Binary(root + LUA)
-    ctx = lpt.Context(exe, exe, chunk, text, "app.lua", child.info, False)
-    ngt.check_complete(stacks, ctx.prefix, label)
-    lpt.check_lua_frames(ctx, stacks)
-    lpt.find_vm_loop(ctx, stacks)
-    lpt.check_chain(ctx, stacks, [L("main"), L("ct_workload"), L("ct_lua_burn")], MIN_HOT_LUA,
-                    f"{label}: ct_lua_burn")
+    exe = lua_profile.Binary(root + LUA)
+    ctx = lua_profile.Context(exe, exe, chunk, text, "app.lua", child.info, False)
+    nginx.check_complete(stacks, ctx.prefix, label)
+    lua_profile.check_lua_frames(ctx, stacks)
+    lua_profile.find_vm_loop(ctx, stacks)
+    lua_profile.check_chain(ctx, stacks, [L("main"), L("ct_workload"), L("ct_lua_burn")],
+                            MIN_HOT_LUA, f"{label}: ct_lua_burn")
     names = [CONTAINER_NATIVE[1] + "entry", CONTAINER_NATIVE[1] + "spin"]
     native_chain_check(ctx, stacks, "ct_native_caller", names, MIN_HOT_NATIVE,
                        f"{label}: ctnative (build-id debug file)")
@@ -582,7 +580,7 @@ def case_lua54(args, tmp):
 
 
 def wait_port_or_fail(port, ct):
-    if not ngt.wait_port(port):
+    if not nginx.wait_port(port):
         log_path = ct.inside(ct.ct("nginx/error.log"))
         err = open(log_path).read()[-2000:] if os.path.exists(log_path) else ""
         fail(f"nginx in the container does not listen on 127.0.0.1:{port}; error.log: {err!r}")
@@ -591,21 +589,22 @@ def wait_port_or_fail(port, ct):
 def case_nginx(args, tmp):
     root = os.path.abspath(args.root)
     label = "nginx + ngx_lua in a pivot_root container"
-    if not os.access(ngt.WRK, os.X_OK):
-        fail(f"{ngt.WRK} not found: the project's install script installs wrk")
+    if not os.access(nginx.WRK, os.X_OK):
+        fail(f"{nginx.WRK} not found: the project's install script installs wrk")
     ct = CtDir(root)
     child = None
     try:
         prefix_dir = ct.ct("nginx")
         lua_dir = os.path.join(prefix_dir, "lua")
-        port = ngt.free_port()
-        conf = ngt.nginx_conf(prefix_dir, ngt.NGINX_LUA_HTTP.format(tmp=prefix_dir, port=port, jit="on"),
-                              main=ngt.NGINX_LUA_MAIN.format(modules=NGINX_MODULES), workers=2)
+        port = nginx.free_port()
+        http = nginx.NGINX_LUA_HTTP.format(tmp=prefix_dir, port=port, jit="on")
+        conf = nginx.nginx_conf(prefix_dir, http,
+                                main=nginx.NGINX_LUA_MAIN.format(modules=NGINX_MODULES), workers=2)
         ct.write(os.path.join(prefix_dir, "nginx.conf"), conf)
-        with open(ngt.LUA_HANDLER) as f:
+        with open(nginx.LUA_HANDLER) as f:
             handler = f.read()
         ct.write(os.path.join(lua_dir, "handler.lua"), handler)
-        decoy = decoy_lua(handler, set(lpt.script_definitions(handler)) | {"_M.run"})
+        decoy = decoy_lua(handler, set(lua_profile.script_definitions(handler)) | {"_M.run"})
         ct.write(os.path.join(lua_dir, "handler.lua"), decoy, host=True)
         child = Child(["unshare", "--pid", "--mount", "--fork", "--kill-child",
                        sys.executable, os.path.abspath(__file__), "init", root, "--",
@@ -613,40 +612,40 @@ def case_nginx(args, tmp):
                        "-c", os.path.join(prefix_dir, "nginx.conf")])
         wait_port_or_fail(port, ct)
         master = container_pid1(child, "nginx")
-        workers = ngt.wait_workers(master, 2)
+        workers = nginx.wait_workers(master, 2)
         log(f"nginx master: host PID {master}, workers {workers} (NSpid "
             f"{[ns_pids(w) for w in workers]})")
-        status, body = ngt.http_get(port, "/")
-        if " 200 " not in status + " " or body != ngt.lua_handler_response():
-            fail(f"GET /: {status!r} {body!r}, want 200 {ngt.lua_handler_response()!r}")
+        status, body = nginx.http_get(port, "/")
+        if " 200 " not in status + " " or body != nginx.lua_handler_response():
+            fail(f"GET /: {status!r} {body!r}, want 200 {nginx.lua_handler_response()!r}")
         out = os.path.join(tmp, "out.fold")
         wrk = prof = None
         try:
             # The load lasts until lua-perf is done (its start-up time varies: ASan builds),
             # then SIGINT makes wrk stop and print its summary.
-            wrk = ngt.run_wrk(port, WRK_MAX_SECONDS)
+            wrk = nginx.run_wrk(port, WRK_MAX_SECONDS)
             prof = Profiler(args, [master], NGINX_DURATION, out)
             rc, _, err = prof.finish()
             wrk.proc.send_signal(signal.SIGINT)
-            wrk_out = ngt.finish_wrk(wrk)
+            wrk_out = nginx.finish_wrk(wrk)
         finally:
             if prof:
                 prof.kill()
             if wrk:
                 wrk.close()
-        npt.check_exit(rc, err, args)
+        profiling.check_exit(rc, err, args)
         if "Non-2xx" in wrk_out or "Socket errors" in wrk_out:
             fail(f"wrk saw errors:\n{wrk_out}")
         if child.proc.poll() is not None:
             fail(f"the container exited during profiling: {child.proc.returncode}")
     finally:
         if child:
-            ngt.stop_nginx(child)
+            nginx.stop_nginx(child)
         ct.close()
 
     stacks = parse_fold(out)
     check_container_paths(stacks, err, root)
-    procs, _ = npt.process_summary(err)
+    procs, _ = profiling.process_summary(err)
     for w in workers:
         n, comm = procs.get(w, (0, "?"))
         log(f"  worker {w}: {n} samples ({comm})")
@@ -655,12 +654,12 @@ def case_nginx(args, tmp):
     for w in workers:
         check_runtime_line(err, w, rf"LuaJIT .* in {re.escape(LUAJIT_LIBS)}/libluajit-5\.1\.so\S*",
                            "the container's path")
-    ngt.check_lua_native_chains(stacks, nginx=root + NGINX)
-    ngt.check_luajit_chains(stacks, lua_dir, jit=True)
+    nginx.check_lua_native_chains(stacks, nginx=root + NGINX)
+    nginx.check_luajit_chains(stacks, lua_dir, jit=True)
 
 
 def case_pidns(args, tmp):
-    problems = npt.expect_error(
+    problems = profiling.expect_error(
         args, "lua-perf in its own PID namespace",
         ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", args.lua_perf, "-p", "1",
          "-d", "1", "-o", os.path.join(tmp, "out.fold")],
@@ -683,15 +682,15 @@ def main():
                     help="lua54: run the script by a relative path from CT (unshare --root --wd)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
-    args.use_perf = False  # native_profile_test.Profiler option
+    args.use_perf = False  # pylib.profiling.Profiler option
     if os.geteuid() != 0:
         log("SKIP: container tests need root (namespaces, chroot, BPF, perf events)")
-        return npt.SKIP
+        return report.SKIP
     if args.case == "rootfs":
-        npt.install_signal_handlers()
+        profiling.install_signal_handlers()
         try:
             case_rootfs(args)
-        except npt.TestFailure as e:
+        except report.TestFailure as e:
             log(f"FAIL: {e}")
             return 1
         log("PASS: rootfs")
@@ -704,7 +703,7 @@ def main():
         log(f"FAIL: no root filesystem at {args.root!r} (the container_rootfs fixture builds it)")
         return 1
     cases = {"lua54": case_lua54, "nginx": case_nginx, "pidns": case_pidns}
-    return npt.run_case(cases[args.case], args, f"lua-perf-container-{args.case}-")
+    return profiling.run_case(cases[args.case], args, f"lua-perf-container-{args.case}-")
 
 
 if __name__ == "__main__":

@@ -43,11 +43,10 @@ import threading
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/: pylib
-import native_profile_test as npt  # noqa: E402
-import thread_dump_test as tdt  # noqa: E402
-from native_profile_test import Child, fail, log  # noqa: E402
+from pylib import chains, folded, profiling, thread_dump  # noqa: E402
+from pylib.profiling import Child  # noqa: E402
+from pylib.report import fail, log  # noqa: E402
 
 CAPSH = "/usr/sbin/capsh"
 CAPABILITY_H = "/usr/include/linux/capability.h"
@@ -117,7 +116,7 @@ def run_lua_perf(argv, label, timeout=RUN_TIMEOUT, during=None):
     log(f"--- {label}: $ {' '.join(argv)}")
     started = time.monotonic()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True, preexec_fn=npt.die_with_parent)
+                            start_new_session=True, preexec_fn=profiling.die_with_parent)
     try:
         if during:
             threading.Thread(target=during, args=(proc,), daemon=True).start()
@@ -224,19 +223,19 @@ def check_profile_as_nobody(exe, pub, deep_pid, dd_pid):
                                                     "-d", "2", "-o", out]), "profile, 4 capabilities")
     if rc != 0:
         fail(f"profile as nobody with {NEEDED}: exit code {rc}; stderr {err!r}")
-    stacks = npt.parse_fold(out)
-    deep = sum(c for f, c in stacks if npt.user_part(f) and npt.user_part(f)[-1] == "burn_deep"
-               and f[0] == "_start")
+    stacks = folded.parse_fold(out)
+    deep = sum(c for f, c in stacks if folded.user_part(f)
+               and folded.user_part(f)[-1] == "burn_deep" and f[0] == "_start")
     kernel = [fr for f, c in stacks for fr in f if fr.endswith("_[k]") for _ in range(c)]
     named = [fr for fr in kernel if not fr.startswith("0x")]
     log(f"profile as nobody: {deep} complete fixture_deep samples in burn_deep, "
         f"{len(named)}/{len(kernel)} kernel frames named")
     if deep < 100:
         fail(f"profile as nobody: only {deep} complete samples of fixture_deep in burn_deep "
-             "(its files unreadable without CAP_SYS_PTRACE?)\n" + npt.top_stacks(stacks))
+             "(its files unreadable without CAP_SYS_PTRACE?)\n" + folded.top_stacks(stacks))
     if len(kernel) < 100 or len(named) < 0.99 * len(kernel):
         fail(f"profile as nobody: {len(named)} of {len(kernel)} kernel frames named (want >= 99% "
-             "of >= 100)\n" + npt.top_stacks(stacks))
+             "of >= 100)\n" + folded.top_stacks(stacks))
 
 
 def check_dump_as_nobody(exe, dump_fixture):
@@ -244,14 +243,14 @@ def check_dump_as_nobody(exe, dump_fixture):
                                    "dump, 4 capabilities")
     if rc != 0:
         fail(f"dump as nobody with {NEEDED}: exit code {rc}; stderr {err!r}")
-    dump = tdt.parse_dump(out)
-    reader = tdt.fixture_threads(dump_fixture)["reader"]
+    dump = thread_dump.parse_dump(out)
+    reader = thread_dump.fixture_threads(dump_fixture)["reader"]
     t = dump.get(dump_fixture.pid, {}).get("threads", {}).get(reader)
     if t is None or t.state != "sleeping" or t.syscall != "read":
         fail(f"dump as nobody: reader thread {reader}: {t.describe() if t else 'missing'}")
-    tdt.check_stack(t, tdt.THREAD_ROOT + [npt.one(npt.exact(f)) for f in
+    thread_dump.check_stack(t, thread_dump.THREAD_ROOT + [chains.one(chains.exact(f)) for f in
                                           ("thread_main", "read_outer", "read_inner")],
-                    leaf=[tdt.libc_any()], label="dump as nobody, reader")
+                    leaf=[thread_dump.libc_any()], label="dump as nobody, reader")
     log("dump as nobody: the reader thread's stack is complete")
 
 
@@ -417,10 +416,10 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
     args.use_perf = False  # cannot_profile asks (no perf mode here)
-    status = npt.cannot_profile(args)  # needs root: capabilities to hand out, BPF
+    status = profiling.cannot_profile(args)  # needs root: capabilities to hand out, BPF
     if status is not None:
         return status
-    return npt.run_case(CASES[args.case], args, f"lua-perf-failures-{args.case}-")
+    return profiling.run_case(CASES[args.case], args, f"lua-perf-failures-{args.case}-")
 
 
 if __name__ == "__main__":

@@ -54,11 +54,11 @@ import time
 import xml.etree.ElementTree as ET
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/: pylib
+from pylib import profiling  # noqa: E402
+from pylib.profiling import check_exit, Child, Profiler  # noqa: E402
+from pylib.report import fail, log  # noqa: E402
 import pylib.headless_chromium as hc  # noqa: E402
-import native_profile_test as npt  # noqa: E402
-from native_profile_test import Child, Profiler, check_exit, fail, log  # noqa: E402
 
 SKIP = 77
 FREQ = 997
@@ -865,7 +865,7 @@ def main():
     ap.add_argument("--harness", help="test_flamegraph_svg")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
-    args.use_perf = False  # native_profile_test.Profiler option
+    args.use_perf = False  # pylib.profiling.Profiler option
     if args.case == "profile" and os.geteuid() != 0:
         log("SKIP: profiling needs root (BPF, perf events)")
         return SKIP
@@ -879,7 +879,7 @@ def main():
         log("FAIL: chromium not installed (scripts/install-deps.sh installs Debian's chromium)")
         return 1
     try:
-        return npt.run_case(CASES[args.case], args, f"lua-perf-svg-{args.case}-")
+        return profiling.run_case(CASES[args.case], args, f"lua-perf-svg-{args.case}-")
     except hc.BrowserError as e:
         log(f"FAIL: browser: {e}")
         return 1

@@ -50,11 +50,11 @@ import sys
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/: pylib
-from luajit_profile_test import definition_lines  # noqa: E402
-from native_profile_test import TestFailure, fail, log, parse_fold  # noqa: E402
+from pylib.folded import parse_fold  # noqa: E402
+from pylib.lua_profile import definition_lines  # noqa: E402
 from pylib.paths import fixture  # noqa: E402
+from pylib.report import fail, log, TestFailure  # noqa: E402
 
 LUA54 = "/usr/bin/lua5.4"
 LIBLUAJIT = "/usr/lib/x86_64-linux-gnu/libluajit-5.1.so.2"

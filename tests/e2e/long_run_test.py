@@ -45,11 +45,12 @@ import sys
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/: pylib
-from native_profile_test import (  # noqa: E402
-    FREQ, PROFILER_GRACE, Child, Profiler, cannot_profile, check_exit, die_with_parent, fail,
-    log, parse_fold, process_summary, run_case)
+from pylib.folded import parse_fold  # noqa: E402
+from pylib.profiling import (  # noqa: E402
+    cannot_profile, check_exit, Child, die_with_parent, FREQ, process_summary, Profiler,
+    PROFILER_GRACE, run_case)
+from pylib.report import fail, log  # noqa: E402
 
 LUA_TREE = "/usr/share/lua"
 RSS_LIMIT_MIB = 1024     # measured: 124 MiB after 120 s (docs/benchmarks.md); room for ASan

@@ -9,12 +9,13 @@ by lua-perf on tests/fixtures/lua/deep_recursion.lua. The BPF walker reads L at 
         --sources DIR --work DIR --scripts DIR [--cc CC] [--clang CLANG] [--keep]
 
 1. The interpreter is built from the Debian 5.4 source tree (scripts/fetch-lua-sources.sh, in
-   --sources) exactly as tests/e2e/lua_detect_test.py mode builds does (its build_variant: the C API
-   exported with -Wl,-E like Debian's /usr/bin/lua5.4), once, in WORK/lua5.4-VARIANT, and a
-   stripped copy `lua5.4-VARIANT` is made: lua-perf must find luaV_execute without symbols.
+   --sources) exactly as lua_detect_test.py mode builds does (pylib/lua_builds.py's
+   build_variant: the C API exported with -Wl,-E like Debian's /usr/bin/lua5.4), once, in
+   WORK/lua5.4-VARIANT, and a stripped copy `lua5.4-VARIANT` is made: lua-perf must find
+   luaV_execute without symbols.
 2. lua_detect_tool on that copy must report L in the frame (l_in_frame=1): otherwise this test
    would not exercise the stack-slot path at all.
-3. tests/e2e/lua_profile_test.py's scenario "deep" runs with that interpreter (its code, imported):
+3. lua_profile_test.py's scenario "deep" runs with that interpreter (pylib/lua_profile.py):
    >= 99% of the >= 1000 samples whose leaf is `L:leaf_burn@...` must be exactly
    `_start;...;main;<exe frames>*;luaV_execute;L:main@<chunk>:0;L:deep_workload@<chunk>:<line>;
    L:descend@<chunk>:<line> x120;L:leaf_burn@<chunk>:<line>`, >= 99% of all samples complete,
@@ -27,24 +28,21 @@ import os
 import sys
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/: pylib
-import lua_detect_test as ldt  # noqa: E402
-import lua_profile_test as lpt  # noqa: E402
-import native_profile_test as npt  # noqa: E402
-from native_profile_test import fail, log  # noqa: E402
+from pylib import detect_checks, lua_builds, lua_profile, profiling  # noqa: E402
+from pylib.report import fail, log  # noqa: E402
 
 
 def build_interpreter(args):
     """The stripped interpreter of the variant (built once, then reused)."""
-    variant = next(v for v in ldt.VARIANTS if v.name == args.variant)
+    variant = next(v for v in lua_builds.VARIANTS if v.name == args.variant)
     cc = args.clang if variant.compiler == "clang" else args.cc
     out_dir = os.path.join(args.work, f"lua5.4-{variant.name}")
     try:
-        tree = ldt.source_tree(args.sources, "5.4")
-        exe = ldt.build_variant(cc, tree, "5.4", variant, out_dir)[0]
+        tree = lua_builds.source_tree(args.sources, "5.4")
+        exe = lua_builds.build_variant(cc, tree, "5.4", variant, out_dir)[0]
         stripped = os.path.join(out_dir, f"lua5.4-{variant.name}")
-        ldt.run(["strip", "-o", stripped, exe])
+        detect_checks.run(["strip", "-o", stripped, exe])
     except RuntimeError as e:
         fail(f"building Lua 5.4 {variant.name}: {e}")
     return stripped
@@ -52,27 +50,27 @@ def build_interpreter(args):
 
 def check_detection(args, exe):
     try:
-        d = ldt.detect(args.tool, exe)
+        d = lua_builds.detect(args.tool, exe)
     except RuntimeError as e:
         fail(str(e))
-    log(f"{exe}: {ldt.describe(d)}")
+    log(f"{exe}: {lua_builds.describe(d)}")
     if d["result"] != "ok" or not d["in_frame"]:
-        fail(f"{exe}: detection says {ldt.describe(d)}: this test needs a build whose "
+        fail(f"{exe}: detection says {lua_builds.describe(d)}: this test needs a build whose "
              "luaV_execute keeps L in its stack frame (l_in_frame=1)")
 
 
 def case_slot(args, tmp):
     exe = build_interpreter(args)
     check_detection(args, exe)
-    lpt.INTERPRETERS[args.interp] = {"exe": exe, "version": "Lua 5.4",
+    lua_profile.INTERPRETERS[args.interp] = {"exe": exe, "version": "Lua 5.4",
                                      "package": f"the Lua 5.4 {args.variant} build"}
-    lpt.case_scenario(args, tmp)
+    lua_profile.case_scenario(args, tmp)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--variant", required=True,
-                    choices=[v.name for v in ldt.VARIANTS if not v.shared])
+                    choices=[v.name for v in lua_builds.VARIANTS if not v.shared])
     ap.add_argument("--lua-perf", required=True, help="path of the lua-perf binary")
     ap.add_argument("--tool", required=True, help="lua_detect_tool")
     ap.add_argument("--sources", required=True, help="directory of scripts/fetch-lua-sources.sh")
@@ -82,13 +80,13 @@ def main():
     ap.add_argument("--clang", default="clang")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
-    # What lua_profile_test.case_scenario reads.
+    # What pylib.lua_profile.case_scenario reads.
     args.case, args.interp, args.relative, args.embed = "deep", f"54-{args.variant}", False, None
     args.use_perf = False
-    status = npt.cannot_profile(args)
+    status = profiling.cannot_profile(args)
     if status is not None:
         return status
-    return npt.run_case(case_slot, args, f"lua-perf-lua-slot-{args.variant}-")
+    return profiling.run_case(case_slot, args, f"lua-perf-lua-slot-{args.variant}-")
 
 
 if __name__ == "__main__":

@@ -58,14 +58,12 @@ import sys
 import tempfile
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/: pylib
-import lua_detect_test as ldt  # noqa: E402
-import lua_profile_test as lpt  # noqa: E402
-import native_profile_test as npt  # noqa: E402
+from pylib import detect_checks, lua_builds, lua_profile, profiling, report  # noqa: E402
+from pylib.folded import compress, parse_fold, top_stacks, user_part  # noqa: E402
 from pylib.paths import fixture  # noqa: E402
-from native_profile_test import (  # noqa: E402
-    Child, Profiler, check_exit, compress, fail, log, parse_fold, top_stacks, user_part)
+from pylib.profiling import check_exit, Child, Profiler  # noqa: E402
+from pylib.report import fail, log  # noqa: E402
 
 DURATION = 3
 HOST_SECONDS = 9        # the host runs this long; profiling starts at its "ready"
@@ -241,16 +239,16 @@ def check_host(host):
 def build_host(args):
     """The host linked with a liblua.so built from --lua-sources (rebuilt when older than the
     host's source)."""
-    tree = ldt.source_tree(args.lua_sources, "5.4")
-    variant = next(v for v in ldt.VARIANTS if v.name == "O2" and v.shared)
-    lib = ldt.build_variant(args.cc, tree, "5.4", variant, os.path.join(args.work, "lua"))[1]
+    tree = lua_builds.source_tree(args.lua_sources, "5.4")
+    variant = next(v for v in lua_builds.VARIANTS if v.name == "O2" and v.shared)
+    lib = lua_builds.build_variant(args.cc, tree, "5.4", variant, os.path.join(args.work, "lua"))[1]
     exe = os.path.join(args.work, "lua_yield_host")
     if os.path.exists(exe) and os.path.getmtime(exe) > max(os.path.getmtime(HOST_SRC),
                                                             os.path.getmtime(lib)):
         return exe
-    ldt.run([args.cc, "-std=c17", "-Wall", "-Wextra", "-Werror", "-O2", "-fomit-frame-pointer",
-             "-I", os.path.join(tree, "src"), "-o", exe + ".tmp", HOST_SRC, lib,
-             "-Wl,-rpath," + os.path.dirname(lib)])
+    detect_checks.run([args.cc, "-std=c17", "-Wall", "-Wextra", "-Werror", "-O2",
+                       "-fomit-frame-pointer", "-I", os.path.join(tree, "src"), "-o", exe + ".tmp",
+                       HOST_SRC, lib, "-Wl,-rpath," + os.path.dirname(lib)])
     os.replace(exe + ".tmp", exe)
     return exe
 
@@ -259,7 +257,7 @@ def release_of(args):
     """The release the host must say: the tree's for --lua-sources ("5.4.7"), else None."""
     if not args.lua_sources:
         return None
-    tree = os.path.basename(ldt.source_tree(args.lua_sources, "5.4"))
+    tree = os.path.basename(lua_builds.source_tree(args.lua_sources, "5.4"))
     m = re.fullmatch(r"lua5\.4-(5\.4\.\d+)", tree)
     if not m:
         fail(f"{tree}: not a lua5.4-5.4.N source tree")
@@ -269,7 +267,7 @@ def release_of(args):
 def run(args, tmp):
     with open(args.script) as f:
         text = f.read()
-    defs = {name: lpt.definition_line(text, name, args.script)
+    defs = {name: lua_profile.definition_line(text, name, args.script)
             for name in CHAINS[args.scenario] if name not in BUILTINS}
     expected = expected_frames(args, defs)
     env = dict(os.environ, LUA_YIELD_JIT=args.jit)
@@ -319,12 +317,12 @@ def main():
         ap.error("--host, or --lua 54 with --lua-sources and --work")
     if os.geteuid() != 0:
         print("SKIP: needs root (BPF)")
-        sys.exit(npt.SKIP)
-    npt.install_signal_handlers()
+        sys.exit(report.SKIP)
+    profiling.install_signal_handlers()
     try:
         with tempfile.TemporaryDirectory(prefix="lua-perf-yield-") as tmp:
             run(args, tmp)
-    except npt.TestFailure as e:
+    except report.TestFailure as e:
         log(f"FAIL: {e}")
         sys.exit(1)
     log("PASS")

@@ -36,7 +36,6 @@ import sys
 import tempfile
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/: pylib
 from pylib.detect_checks import Failures, run  # noqa: E402
 from pylib.paths import fixture  # noqa: E402

@@ -49,12 +49,13 @@ import sys
 import tempfile
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/: pylib
-import native_profile_test as npt  # noqa: E402
+from pylib import chains, profiling, report  # noqa: E402
+from pylib.folded import parse_fold, user_part  # noqa: E402
+from pylib.lua_profile import definition_lines  # noqa: E402
 from pylib.paths import fixture  # noqa: E402
-from native_profile_test import (  # noqa: E402
-    Child, Profiler, check_exit, fail, log, parse_fold, user_part)
+from pylib.profiling import check_exit, Child, Profiler  # noqa: E402
+from pylib.report import fail, log  # noqa: E402
 
 WORKLOADS = fixture("luajit", "workloads.lua")
 SHARES = fixture("luajit", "shares.lua")
@@ -95,17 +96,6 @@ def target_command(args, target, script, script_args):
         env["LUA_PATH"] = os.path.join(src, "?.lua") + ";;"
         return [os.path.join(src, "luajit"), script] + script_args, env
     fail(f"unknown target {target}")
-
-
-def definition_lines(path):
-    """{function name: line} for `local function NAME(` definitions in a script."""
-    lines = {}
-    with open(path) as f:
-        for n, text in enumerate(f, 1):
-            m = re.match(r"\s*local function (\w+)\(", text)
-            if m:
-                lines[m.group(1)] = n
-    return lines
 
 
 def line_of(path, needle, after):
@@ -188,7 +178,7 @@ def check_workload(stacks, workload, mode, regex):
         log(f"  mismatch x{count}: {text[-400:]}")
     if hot < MIN_HOT:
         fail(f"only {hot} hot samples (want >= {MIN_HOT})")
-    if ok < npt.MIN_SHARE * hot:
+    if ok < chains.MIN_SHARE * hot:
         fail(f"{ok}/{hot} hot samples have the exact chain {regex.pattern[-200:]!r}")
     if mode == "on" and jit < 0.5 * hot:
         fail(f"with jit.on only {jit}/{hot} hot samples ran compiled code (`_[j]`)")
@@ -196,7 +186,7 @@ def check_workload(stacks, workload, mode, regex):
 
 def profile_script(args, tmp, target, script, script_args, extra=(), jitp_report=None,
                    stop_file=None):
-    """Profile the script under the target for npt.DURATION s; returns the parsed fold. With
+    """Profile the script under the target for profiling.DURATION s; returns the parsed fold. With
     jitp_report, LuaJIT's own profiler runs in the same process, and the script is told to end
     by creating stop_file once lua-perf is done (however long lua-perf's start-up took) and
     waited for (jit.p writes its report at exit); else it is killed."""
@@ -208,7 +198,7 @@ def profile_script(args, tmp, target, script, script_args, extra=(), jitp_report
     prof = None
     try:
         child.wait_for("ready", timeout=30)
-        prof = Profiler(args, [child.pid], npt.DURATION, out, extra=extra)
+        prof = Profiler(args, [child.pid], profiling.DURATION, out, extra=extra)
         rc, _, err = prof.finish()
         check_exit(rc, err, args)
         if child.proc.poll() is not None:
@@ -330,14 +320,14 @@ def main():
         print("SKIP: needs root (BPF)")
         return 77
     os.makedirs(args.work, exist_ok=True)
-    npt.install_signal_handlers()
+    profiling.install_signal_handlers()
     with tempfile.TemporaryDirectory(prefix="luajit-profile-") as tmp:
         try:
             if args.target == "jitp":
                 case_jitp(args, tmp)
             else:
                 case_workload(args, tmp)
-        except npt.TestFailure as e:
+        except report.TestFailure as e:
             print(f"FAIL: {e}")
             return 1
     print("PASS")

@@ -39,13 +39,13 @@ import sys
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/: pylib
-import native_profile_test as npt  # noqa: E402
-from pylib.paths import fixture  # noqa: E402
-from native_profile_test import (  # noqa: E402
-    MAIN_PREFIX, Child, Profiler, check_chains, check_exit, exact, fail, joined_lines, log,
-    need_info, one, parse_fold, process_summary, some, user_part)
+from pylib import profiling  # noqa: E402
+from pylib.chains import check_chains, exact, MAIN_PREFIX, one, some  # noqa: E402
+from pylib.folded import parse_fold, user_part  # noqa: E402
+from pylib.profiling import (  # noqa: E402
+    check_exit, Child, joined_lines, need_info, process_summary, Profiler)
+from pylib.report import fail, log  # noqa: E402
 
 FORK_DURATION = 5
 LATE_AFTER = 1.0      # seconds after lua-perf attached
@@ -302,10 +302,10 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
     args.use_perf = False  # the shared helpers ask
-    status = npt.cannot_profile(args)
+    status = profiling.cannot_profile(args)
     if status is not None:
         return status
-    return npt.run_case(CASES[args.case], args, f"lua-perf-tree-{args.case}-")
+    return profiling.run_case(CASES[args.case], args, f"lua-perf-tree-{args.case}-")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ nginx_lua, nginx_lua_jit: nginx + ngx_lua (LuaJIT), one worker asleep in poll(2)
   script's marked lines, the conf's line) between libc's poll and lj_vm; with the JIT on, the
   compiled loop `_M.run..._[j]` right above poll. Both workers have the worker chain, complete.
 
-Exit status: 0 pass, 1 fail, 77 skipped (not root). Shares helpers with native_profile_test.py.
+Exit status: 0 pass, 1 fail, 77 skipped (not root). Parses the dump with tests/pylib/thread_dump.py.
 """
 import argparse
 import os
@@ -44,12 +44,14 @@ import sys
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/: pylib
-import native_profile_test as npt  # noqa: E402
-import nginx_profile_test as ngt  # noqa: E402
-from native_profile_test import Child, exact, fail, libc_fn, log, one  # noqa: E402
+from pylib import chains, nginx, profiling  # noqa: E402
+from pylib.chains import exact, libc_fn, one  # noqa: E402
 from pylib.paths import fixture  # noqa: E402
+from pylib.profiling import Child  # noqa: E402
+from pylib.report import fail, log  # noqa: E402
+from pylib.thread_dump import (  # noqa: E402
+    check_stack, fixture_threads, libc_any, parse_dump, THREAD_ROOT)
 
 DUMP_TIMEOUT = 120   # seconds: BPF verification of two programs on a busy 2-core machine
 UNISTD_64 = "/usr/include/x86_64-linux-gnu/asm/unistd_64.h"
@@ -115,75 +117,6 @@ def wait_in_syscalls(pid, tids, names, timeout=10):
 # The dump
 
 
-PROCESS_RE = re.compile(r"process (\d+) \((.*)\)(?:, child of (\d+))?: "
-                        r"(?:(\d+) threads?|exited before its threads were dumped)")
-THREAD_RE = re.compile(r"  (\d+) (\d+) (.*): (running|runnable \(waiting for a CPU\)|sleeping|"
-                       r"waiting uninterruptibly|stopped|traced|no stack)(?: in (\S+))?")
-FRAME_RE = re.compile(r"    #(\d+) +(\S.*)")
-END_RE = re.compile(r"    \((stack ends here|no frames|no stack taken): (.*)\)")
-
-
-class Thread:
-    def __init__(self, pid, tid, comm, state, syscall):
-        self.pid, self.tid, self.comm, self.state, self.syscall = pid, tid, comm, state, syscall
-        self.frames = []      # leaf first
-        self.end = None       # why the stack is incomplete, or None
-
-    def user_frames(self):
-        return [f for f in self.frames if not f.endswith("_[k]")]
-
-    def kernel_frames(self):
-        return [f for f in self.frames if f.endswith("_[k]")]
-
-    def describe(self):
-        return (f"{self.pid} {self.tid} {self.comm}: {self.state}"
-                f"{' in ' + self.syscall if self.syscall else ''}\n      "
-                + "\n      ".join(self.frames) + (f"\n      ({self.end})" if self.end else ""))
-
-
-def parse_dump(text):
-    """{pid: {"comm", "ppid", "threads": {tid: Thread}}}; fails on any unexpected line."""
-    procs, proc, thread, declared = {}, None, None, {}
-    for n, line in enumerate(text.split("\n"), 1):
-        where = f"dump line {n}: {line!r}"
-        if line == "":
-            thread = None
-            continue
-        m = PROCESS_RE.fullmatch(line)
-        if m:
-            pid = int(m[1])
-            if pid in procs:
-                fail(f"{where}: process {pid} twice")
-            proc = procs[pid] = {"comm": m[2], "ppid": int(m[3]) if m[3] else None,
-                                 "threads": {}}
-            declared[pid] = int(m[4]) if m[4] else 0
-            continue
-        m = THREAD_RE.fullmatch(line)
-        if m:
-            pid, tid = int(m[1]), int(m[2])
-            if proc is None or pid not in procs or procs[pid] is not proc:
-                fail(f"{where}: thread outside its process block")
-            if tid in proc["threads"]:
-                fail(f"{where}: thread {tid} twice")
-            thread = proc["threads"][tid] = Thread(pid, tid, m[3], m[4], m[5])
-            continue
-        m = FRAME_RE.fullmatch(line)
-        if m:
-            if thread is None or thread.end is not None or int(m[1]) != len(thread.frames):
-                fail(f"{where}: frame out of place or misnumbered")
-            thread.frames.append(m[2])
-            continue
-        m = END_RE.fullmatch(line)
-        if m and thread is not None and thread.end is None:
-            thread.end = f"{m[1]}: {m[2]}"
-            continue
-        fail(f"{where}: not a line of the dump format")
-    for pid, proc in procs.items():
-        if len(proc["threads"]) != declared[pid]:
-            fail(f"process {pid}: {declared[pid]} threads announced, {len(proc['threads'])} shown")
-    return procs
-
-
 def run_dump(args, pids, extra=()):
     """lua-perf dump -p ... : (parsed dump, stderr). Fails on a non-zero exit or a hang."""
     argv = [args.lua_perf, "dump"] + [a for p in pids for a in ("-p", str(p))] + list(extra)
@@ -209,22 +142,6 @@ def run_dump(args, pids, extra=()):
     return parse_dump(out), err
 
 
-def check_stack(thread, chain, leaf=(), label=""):
-    """The user frames, root first, are exactly `chain` (matchers, root first) followed by frames
-    matching `leaf` (matchers, any number) — the libc side of a blocking call; complete."""
-    label = label or f"thread {thread.tid} ({thread.comm})"
-    if thread.end:
-        fail(f"{label}: incomplete stack ({thread.end})\n    {thread.describe()}")
-    frames = list(reversed(thread.user_frames()))
-    if len(frames) < len(chain) or not npt.full_match(frames[:len(chain)], chain):
-        fail(f"{label}: user frames (root first) {frames} do not start with "
-             f"{npt.spec_desc(chain)}: {npt.first_mismatch(frames, chain)}")
-    rest = frames[len(chain):]
-    bad = [f for f in rest if not any(m.test(f) for m in leaf)]
-    if bad:
-        fail(f"{label}: frames {bad} above {chain[-1][0].desc} (want only {list(leaf)})")
-
-
 def check_sleeper_kernel(thread, label):
     """A thread asleep in a system call: kernel frames, the outermost the syscall entry."""
     kernel = thread.kernel_frames()
@@ -235,42 +152,13 @@ def check_sleeper_kernel(thread, label):
         fail(f"{label}: kernel frames are not all at the leaf end")
 
 
-def libc_any():
-    """A frame of libc (glibc's blocking call wrappers: named with libc6-dbg, or offsets)."""
-    return npt.M("<libc>", lambda fr: not fr.endswith("_[k]") and (
-        (npt.split_offset(fr) or ("",))[0] == npt.LIBC or re.fullmatch(r"[_A-Za-z][\w.@]*", fr)
-        and normalize_is_libc(fr)))
-
-
-LIBC_BLOCKING = {"clock_nanosleep", "nanosleep", "read", "libc_read", "futex_abstimed_wait_common",
-                 "futex_abstimed_wait_cancelable64", "pthread_clockjoin_ex", "pthread_join",
-                 "epoll_wait", "sigsuspend", "rt_sigsuspend", "futex_wait", "lll_lock_wait"}
-
-
-def normalize_is_libc(frame):
-    return npt.normalize_libc_name(frame) in LIBC_BLOCKING
-
-
-ANY_FRAME = [npt.M("<any>", lambda fr: True)]
-THREAD_ROOT = [one(libc_fn({"clone3"})), one(libc_fn({"start_thread"}))]
+ANY_FRAME = [chains.M("<any>", lambda fr: True)]
 MAIN_ROOT = [one(exact("_start")), one(libc_fn({"libc_start_main"}, allow_offset=False)),
              one(libc_fn({"libc_start_call_main"}))]
 
 
 # --------------------------------------------------------------------------------------------
 # Cases
-
-
-def fixture_threads(child):
-    """{name: tid} from the fixture's "thread NAME TID" lines."""
-    tids = {}
-    for line in child.lines:
-        m = re.fullmatch(r"thread (\S+) (\d+)", line)
-        if m:
-            tids[m[1]] = int(m[2])
-    if set(tids) != {"main", "spin-a", "spin-b", "nap", "reader"}:
-        fail(f"fixture printed threads {tids}")
-    return tids
 
 
 def case_threads(args, tmp):
@@ -470,8 +358,8 @@ def dump_nginx(args, master, workers):
 
 
 def case_nginx(args, tmp):
-    if not os.access(ngt.NGINX, os.X_OK):
-        fail(f"{ngt.NGINX} not found: the project's install script installs nginx-light")
+    if not os.access(nginx.NGINX, os.X_OK):
+        fail(f"{nginx.NGINX} not found: the project's install script installs nginx-light")
     os.chmod(tmp, 0o755)  # workers run as nobody
     www = os.path.join(tmp, "www")
     os.mkdir(www)
@@ -479,9 +367,9 @@ def case_nginx(args, tmp):
     with open(os.path.join(www, "index.html"), "w") as f:
         f.write("<html><body>lua-perf dump test</body></html>\n")
     os.chmod(os.path.join(www, "index.html"), 0o644)
-    port = ngt.free_port()
-    master, workers = ngt.start_nginx(
-        tmp, ngt.nginx_conf(tmp, ngt.NGINX_STATIC_HTTP.format(tmp=tmp, port=port)), port)
+    port = nginx.free_port()
+    master, workers = nginx.start_nginx(
+        tmp, nginx.nginx_conf(tmp, nginx.NGINX_STATIC_HTTP.format(tmp=tmp, port=port)), port)
     try:
         names = syscall_names()
         for p in [master.pid] + workers:
@@ -490,9 +378,9 @@ def case_nginx(args, tmp):
         in_syscall = {p: wait_in_syscalls(p, [p], names)[p] for p in [master.pid] + workers}
         log(f"nginx master {master.pid}, workers {workers}; in system calls {in_syscall}")
         dump = dump_nginx(args, master, workers)
-        ef = ngt.ElfFrames(ngt.NGINX)
-        prefix = ngt.startup_prefix(ef)
-        worker_chain = [one(m) for m in ngt.worker_chain(ef)]
+        ef = nginx.ElfFrames(nginx.NGINX)
+        prefix = nginx.startup_prefix(ef)
+        worker_chain = [one(m) for m in nginx.worker_chain(ef)]
         for p in [master.pid] + workers:
             proc = dump[p]
             want_ppid = None if p == master.pid else master.pid
@@ -509,14 +397,14 @@ def case_nginx(args, tmp):
             chain = prefix + (worker_chain if p != master.pid
                               else [one(exact("ngx_master_process_cycle"))])
             check_stack(t, chain, leaf=ANY_FRAME, label=label)
-        status, _ = ngt.http_get(port, "/index.html")
+        status, _ = nginx.http_get(port, "/index.html")
         if " 200 " not in status + " ":
             fail(f"nginx does not serve after the dump: {status!r}")
         for p in [master.pid] + workers:
             if not os.path.exists(f"/proc/{p}"):
                 fail(f"nginx process {p} gone after the dump")
     finally:
-        ngt.stop_nginx(master)
+        nginx.stop_nginx(master)
 
 
 NAP_HANDLER = fixture("nginx_lua", "nap.lua")
@@ -550,7 +438,7 @@ def check_lua_worker(t, handler, chunk, jit, label):
         want = [f"L:nap@{handler}:{at['nap']}", f"L:_M.run@{handler}:{at['run']}"]
     want.append(f"L:main@{chunk}:1")
     user = t.user_frames()
-    if not user or npt.normalize_libc_name(user[0]) != "poll":
+    if not user or chains.normalize_libc_name(user[0]) != "poll":
         fail(f"{label}: leaf user frame {user[:1]}, want libc's poll\n    {t.describe()}")
     lua = [i for i, f in enumerate(user) if f.startswith("L:") and not f.endswith("@builtin")]
     if not lua or [user[i] for i in lua] != want or lua != list(range(lua[0], lua[-1] + 1)):
@@ -584,11 +472,11 @@ def case_nginx_lua(args, tmp, jit=False):
     """nginx + ngx_lua (OpenResty's module on LuaJIT, jit on or off): one worker asleep in
     nap.lua's poll, one idle; dump -p <master>."""
     os.chmod(tmp, 0o755)  # workers run as nobody
-    port = ngt.free_port()
-    conf = ngt.nginx_lua_conf(tmp, port, jit=jit, handler=NAP_HANDLER)
+    port = nginx.free_port()
+    conf = nginx.nginx_lua_conf(tmp, port, jit=jit, handler=NAP_HANDLER)
     chunk = f"content_by_lua(nginx.conf:{content_by_lua_line(conf)})"
     handler = os.path.join(tmp, "lua", "handler.lua")
-    master, workers = ngt.start_nginx(tmp, conf, port)
+    master, workers = nginx.start_nginx(tmp, conf, port)
     sock = None
     try:
         names = syscall_names()
@@ -606,8 +494,8 @@ def case_nginx_lua(args, tmp, jit=False):
         idle = [p for p in workers if p != napping[0]][0]
         in_syscall = {p: wait_in_syscalls(p, [p], names)[p] for p in [master.pid, idle]}
         dump = dump_nginx(args, master, workers)
-        ef = ngt.ElfFrames(ngt.NGINX)
-        chain = ngt.startup_prefix(ef) + [one(m) for m in ngt.worker_chain(ef)]
+        ef = nginx.ElfFrames(nginx.NGINX)
+        chain = nginx.startup_prefix(ef) + [one(m) for m in nginx.worker_chain(ef)]
         for p, role in ((napping[0], "napping"), (idle, "idle")):
             t = dump[p]["threads"][p]
             label = f"nginx {role} worker {p}"
@@ -623,7 +511,7 @@ def case_nginx_lua(args, tmp, jit=False):
     finally:
         if sock:
             sock.close()
-        ngt.stop_nginx(master)
+        nginx.stop_nginx(master)
 
 
 CASES = {"threads": case_threads, "lua": case_lua, "nginx": case_nginx,
@@ -638,11 +526,11 @@ def main():
     ap.add_argument("--fixture", help="fixture_dump (threads)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
-    args.use_perf = False  # native_profile_test.Profiler option; perf has no dump
-    status = npt.cannot_profile(args)
+    args.use_perf = False  # pylib.profiling.Profiler option; perf has no dump
+    status = profiling.cannot_profile(args)
     if status is not None:
         return status
-    return npt.run_case(CASES[args.case], args, f"lua-perf-dump-{args.case}-")
+    return profiling.run_case(CASES[args.case], args, f"lua-perf-dump-{args.case}-")
 
 
 if __name__ == "__main__":
