@@ -248,9 +248,9 @@ def check_dump_as_nobody(exe, dump_fixture):
     t = dump.get(dump_fixture.pid, {}).get("threads", {}).get(reader)
     if t is None or t.state != "sleeping" or t.syscall != "read":
         fail(f"dump as nobody: reader thread {reader}: {t.describe() if t else 'missing'}")
-    thread_dump.check_stack(t, thread_dump.THREAD_ROOT + [chains.one(chains.exact(f)) for f in
-                                          ("thread_main", "read_outer", "read_inner")],
-                    leaf=[thread_dump.libc_any()], label="dump as nobody, reader")
+    reader_chain = [chains.one(chains.exact(f)) for f in ("thread_main", "read_outer", "read_inner")]
+    thread_dump.check_stack(t, thread_dump.THREAD_ROOT + reader_chain,
+                            leaf=[thread_dump.libc_any()], label="dump as nobody, reader")
     log("dump as nobody: the reader thread's stack is complete")
 
 

@@ -177,7 +177,7 @@ def case_nonlua(args, tmp):
     chain = [one(exact("main")), one(exact("run_deep")), times(exact("recurse"), depth),
              one(exact("burn_deep"))]
     chains.check_chains(stacks, exact("burn_deep"), chains.MAIN_PREFIX, chain, MIN_HOT,
-                     "fixture_deep (no Lua)")
+                        "fixture_deep (no Lua)")
 
 
 def case_self_check(args, tmp):

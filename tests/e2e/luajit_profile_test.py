@@ -50,12 +50,12 @@ import tempfile
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/: pylib
-from pylib import chains, profiling, report  # noqa: E402
+from pylib import chains, profiling  # noqa: E402
 from pylib.folded import parse_fold, user_part  # noqa: E402
 from pylib.lua_profile import definition_lines  # noqa: E402
 from pylib.paths import fixture  # noqa: E402
 from pylib.profiling import check_exit, Child, Profiler  # noqa: E402
-from pylib.report import fail, log  # noqa: E402
+from pylib.report import fail, log, TestFailure  # noqa: E402
 
 WORKLOADS = fixture("luajit", "workloads.lua")
 SHARES = fixture("luajit", "shares.lua")
@@ -327,7 +327,7 @@ def main():
                 case_jitp(args, tmp)
             else:
                 case_workload(args, tmp)
-        except report.TestFailure as e:
+        except TestFailure as e:
             print(f"FAIL: {e}")
             return 1
     print("PASS")

@@ -45,8 +45,8 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/: pylib
-from pylib import chains, nginx, profiling  # noqa: E402
-from pylib.chains import exact, libc_fn, one  # noqa: E402
+from pylib import nginx, profiling  # noqa: E402
+from pylib.chains import exact, libc_fn, M, normalize_libc_name, one  # noqa: E402
 from pylib.paths import fixture  # noqa: E402
 from pylib.profiling import Child  # noqa: E402
 from pylib.report import fail, log  # noqa: E402
@@ -152,7 +152,7 @@ def check_sleeper_kernel(thread, label):
         fail(f"{label}: kernel frames are not all at the leaf end")
 
 
-ANY_FRAME = [chains.M("<any>", lambda fr: True)]
+ANY_FRAME = [M("<any>", lambda fr: True)]
 MAIN_ROOT = [one(exact("_start")), one(libc_fn({"libc_start_main"}, allow_offset=False)),
              one(libc_fn({"libc_start_call_main"}))]
 
@@ -438,7 +438,7 @@ def check_lua_worker(t, handler, chunk, jit, label):
         want = [f"L:nap@{handler}:{at['nap']}", f"L:_M.run@{handler}:{at['run']}"]
     want.append(f"L:main@{chunk}:1")
     user = t.user_frames()
-    if not user or chains.normalize_libc_name(user[0]) != "poll":
+    if not user or normalize_libc_name(user[0]) != "poll":
         fail(f"{label}: leaf user frame {user[:1]}, want libc's poll\n    {t.describe()}")
     lua = [i for i, f in enumerate(user) if f.startswith("L:") and not f.endswith("@builtin")]
     if not lua or [user[i] for i in lua] != want or lua != list(range(lua[0], lua[-1] + 1)):

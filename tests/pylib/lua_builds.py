@@ -11,11 +11,7 @@ from .detect_checks import run
 
 
 CALLEE_SAVED = {"rbx": 3, "rbp": 6, "r12": 12, "r13": 13, "r14": 14, "r15": 15}
-
-
 REG_NAME = {number: name for name, number in CALLEE_SAVED.items()}
-
-
 DETECT_LINE = re.compile(
     r"file=(?P<file>\S+) result=(?P<result>\S+)(?: version=(?P<version>\S+) kind=(?P<kind>\d+) "
     r"exec_start=(?P<start>\S+) exec_end=(?P<end>\S+) l_reg=(?P<reg>\d+) "
@@ -59,8 +55,6 @@ def describe(d):
 
 
 CORE_EXCLUDE = {"lua.c", "luac.c", "print.c", "onelua.c", "ltests.c"}
-
-
 COMPAT = {"5.1": [], "5.3": ["-DLUA_COMPAT_5_2"], "5.4": ["-DLUA_COMPAT_5_3"]}
 
 

@@ -9,8 +9,8 @@ import re
 import shutil
 import struct
 
-from . import chains, nginx, profiling
-from .chains import exact, M, MIN_SHARE, one, some, times
+from . import nginx, profiling
+from .chains import exact, first_mismatch, full_match, M, MIN_SHARE, one, some, spec_desc, times
 from .elf import Elf
 from .folded import compress, split_offset, top_stacks, user_part
 from .profiling import Child
@@ -18,23 +18,11 @@ from .report import fail, log
 
 
 MIN_HOT = 1000          # of ~3000 possible samples in 3 s at 997 Hz
-
-
 MIN_HOT_MINOR = 300     # ratio_g: a quarter of the CPU
-
-
 MIN_HOT_BUILTIN = 250   # strings: a third of the CPU each, see string_builtins.lua
-
-
 RATIO = 3.0
-
-
 RATIO_TOLERANCE = 0.05
-
-
 MAX_UNKNOWN_LUA = 0.01  # share of samples allowed to hold `L:?@?:0`
-
-
 INTERPRETERS = {
     "51": {"exe": "/usr/bin/lua5.1", "version": "Lua 5.1", "package": "lua5.1"},
     "53": {"exe": "/usr/bin/lua5.3", "version": "Lua 5.3", "package": "lua5.3"},
@@ -66,11 +54,7 @@ BUILTINS = {  # as written in Lua -> (library, registered name)
 
 
 CALL_API = ("lua_callk", "lua_call")      # 5.3/5.4 lua_call is a macro for lua_callk
-
-
 PCALL_API = ("lua_pcallk", "lua_pcall")
-
-
 RESUME_API = ("lua_resume",)
 
 
@@ -128,8 +112,6 @@ class Scenario:
 
 
 RESUME = C("coroutine.resume", RESUME_API)
-
-
 SCENARIOS = {
     "deep": Scenario("deep_recursion.lua", [[
         L("main"), L("deep_workload"), L("descend", count="depth"), L("leaf_burn")]]),
@@ -490,12 +472,12 @@ def check_chain(ctx, stacks, chain, min_hot, label, absent=()):
     hot = [(f, c) for f, c in users if hot_pred(f)]
     n_hot = sum(c for _, c in hot)
     spec = ctx.chain_spec(chain)
-    desc = chains.spec_desc(spec)
+    desc = spec_desc(spec)
     log(f"{label}: {n_hot} hot samples of {sum(c for _, c in users)}; expected stack:\n  {desc}")
     if n_hot < min_hot:
         fail(f"{label}: only {n_hot} hot samples (want >= {min_hot})\n"
              + top_stacks(users, title="user stacks"))
-    ok = sum(c for f, c in hot if chains.full_match(f, spec))
+    ok = sum(c for f, c in hot if full_match(f, spec))
     skeletons = collections.Counter()
     for f, c in hot:
         skeletons[ctx.skeleton(f, chain)] += c
@@ -517,8 +499,8 @@ def check_chain(ctx, stacks, chain, min_hot, label, absent=()):
     if seen_absent:
         problems.append(f"frames that must not appear: {dict(seen_absent)}")
     if problems:
-        bad = [(f, c) for f, c in hot if not chains.full_match(f, spec)]
-        hints = [f"  {c:7d}  {chains.first_mismatch(f, spec)}\n           {compress(f)}"
+        bad = [(f, c) for f, c in hot if not full_match(f, spec)]
+        hints = [f"  {c:7d}  {first_mismatch(f, spec)}\n           {compress(f)}"
                  for f, c in sorted(bad, key=lambda s: -s[1])[:8]]
         variants = [f"  {c:7d}  {compress(s)}" for s, c in skeletons.most_common(4)]
         fail(f"{label}: " + "; ".join(problems) + f"\n  expected: {desc}\n"
@@ -628,7 +610,8 @@ def case_scenario(args, tmp):
         found["vm"] = vm_file_of(args.interp, child.pid, exe)
 
     _, stacks = profiling.profile_child(args, tmp, child, f"{label} workload",
-                                  extra=["--lines"] if sc.lines else [], during=check_workload)
+                                        extra=["--lines"] if sc.lines else [],
+                                        during=check_workload)
     vm = found["vm"]
     ctx = Context(Binary(exe), vm, chunk, text, sc.script, child.info, sc.lines)
     nginx.check_complete(stacks, ctx.prefix, label)

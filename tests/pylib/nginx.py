@@ -10,8 +10,8 @@ import socket
 import subprocess
 import time
 
-from . import chains
-from .chains import exact, libc_fn, MIN_SHARE, one
+from .chains import (
+    elf_range, exact, first_mismatch, full_match, libc_fn, M, MIN_SHARE, one, spec_desc)
 from .elf import Elf
 from .folded import compress, split_offset, top_stacks, user_part
 from .paths import fixture
@@ -20,11 +20,7 @@ from .report import fail, log
 
 
 NGINX = "/usr/sbin/nginx"
-
-
 WRK = "/usr/bin/wrk"
-
-
 
 
 def free_port():
@@ -92,7 +88,7 @@ class ElfFrames:
             fail(f"{path}: no FDE starting at main 0x{main:x}")
 
     def fn(self, bounds, names, desc):
-        return chains.elf_range(self.base, bounds[0], bounds[1], names, desc)
+        return elf_range(self.base, bounds[0], bounds[1], names, desc)
 
     def start(self):
         return self.fn(self.start_fn, {"_start"}, f"<_start|{self.base}+0x{self.start_fn[0]:x}..>")
@@ -108,8 +104,8 @@ class ElfFrames:
 
     def unnamed(self, desc):
         """Any frame of this executable that has no exported name."""
-        return chains.M(f"<{desc}: {self.base}+0x*>",
-                     lambda fr: (split_offset(fr) or ("",))[0] == self.base)
+        return M(f"<{desc}: {self.base}+0x*>",
+                 lambda fr: (split_offset(fr) or ("",))[0] == self.base)
 
 
 def startup_prefix(ef):
@@ -133,13 +129,13 @@ def check_complete(stacks, prefix, label):
     users = [(user_part(f), c) for f, c in stacks if user_part(f)]
     n = sum(c for _, c in users)
     ok = [(f, c) for f, c in users
-          if len(f) > len(prefix) and chains.full_match(f[:len(prefix)], prefix)]
+          if len(f) > len(prefix) and full_match(f[:len(prefix)], prefix)]
     n_ok = sum(c for _, c in ok)
     log(f"{label}: {sum(c for _, c in stacks)} samples, {n} with user frames, "
-        f"{n_ok} ({share(n_ok, n):.2%}) complete ({chains.spec_desc(prefix)};...)")
+        f"{n_ok} ({share(n_ok, n):.2%}) complete ({spec_desc(prefix)};...)")
     if n_ok < MIN_SHARE * n:
         bad = [(f, c) for f, c in users if (f, c) not in ok]
-        hints = [f"  {c:7d}  {chains.first_mismatch(f, prefix)}\n           {compress(f)}"
+        hints = [f"  {c:7d}  {first_mismatch(f, prefix)}\n           {compress(f)}"
                  for f, c in sorted(bad, key=lambda s: -s[1])[:8]]
         fail(f"{label}: only {share(n_ok, n):.2%} of user stacks are complete\n"
              + top_stacks(users, title="user stacks") + "\n  incomplete:\n" + "\n".join(hints))
@@ -283,14 +279,8 @@ def finish_wrk(wrk):
 
 
 NGINX_MODULES = "/usr/lib/nginx/modules"
-
-
 LUA_HANDLER = fixture("nginx_lua", "handler.lua")
-
-
 LUA_SPLICE_SHARE = 0.97   # Lua samples that must be spliced exactly (check_luajit_chains)
-
-
 NGINX_LUA_MAIN = """\
 load_module {modules}/ndk_http_module.so;
 load_module {modules}/ngx_http_lua_module.so;
@@ -362,7 +352,7 @@ def check_lua_native_chains(stacks, nginx=NGINX):
     n_users = sum(c for _, c in users)
     prefix = startup_prefix(ef)
     complete = [(f, c) for f, c in users
-                if len(f) > len(prefix) and chains.full_match(f[:len(prefix)], prefix)]
+                if len(f) > len(prefix) and full_match(f[:len(prefix)], prefix)]
     n_complete = sum(c for _, c in complete)
     handlers = ["ngx_http_lua_content_handler", "ngx_http_lua_content_handler_inline"]
     chains = [[exact("ngx_http_core_content_phase")] + [exact(h) for h in kept]

@@ -17,11 +17,7 @@ from .report import fail, log, SKIP, TestFailure
 
 
 FREQ = 997
-
-
 DURATION = 4
-
-
 PROFILER_GRACE = 30     # seconds lua-perf may take beyond -d before it is considered hung
 
 

@@ -2,8 +2,9 @@
 """`lua-perf dump` output: parsing it, and checking a thread's stack against an expected chain."""
 import re
 
-from . import chains, folded
-from .chains import libc_fn, one
+from .chains import (
+    first_mismatch, full_match, LIBC, libc_fn, M, normalize_libc_name, one, spec_desc)
+from .folded import split_offset
 from .report import fail
 
 
@@ -16,8 +17,6 @@ THREAD_RE = re.compile(r"  (\d+) (\d+) (.*): (running|runnable \(waiting for a C
 
 
 FRAME_RE = re.compile(r"    #(\d+) +(\S.*)")
-
-
 END_RE = re.compile(r"    \((stack ends here|no frames|no stack taken): (.*)\)")
 
 
@@ -89,9 +88,9 @@ def check_stack(thread, chain, leaf=(), label=""):
     if thread.end:
         fail(f"{label}: incomplete stack ({thread.end})\n    {thread.describe()}")
     frames = list(reversed(thread.user_frames()))
-    if len(frames) < len(chain) or not chains.full_match(frames[:len(chain)], chain):
+    if len(frames) < len(chain) or not full_match(frames[:len(chain)], chain):
         fail(f"{label}: user frames (root first) {frames} do not start with "
-             f"{chains.spec_desc(chain)}: {chains.first_mismatch(frames, chain)}")
+             f"{spec_desc(chain)}: {first_mismatch(frames, chain)}")
     rest = frames[len(chain):]
     bad = [f for f in rest if not any(m.test(f) for m in leaf)]
     if bad:
@@ -100,8 +99,8 @@ def check_stack(thread, chain, leaf=(), label=""):
 
 def libc_any():
     """A frame of libc (glibc's blocking call wrappers: named with libc6-dbg, or offsets)."""
-    return chains.M("<libc>", lambda fr: not fr.endswith("_[k]") and (
-        (folded.split_offset(fr) or ("",))[0] == chains.LIBC or re.fullmatch(r"[_A-Za-z][\w.@]*", fr)
+    return M("<libc>", lambda fr: not fr.endswith("_[k]") and (
+        (split_offset(fr) or ("",))[0] == LIBC or re.fullmatch(r"[_A-Za-z][\w.@]*", fr)
         and normalize_is_libc(fr)))
 
 
@@ -111,7 +110,7 @@ LIBC_BLOCKING = {"clock_nanosleep", "nanosleep", "read", "libc_read", "futex_abs
 
 
 def normalize_is_libc(frame):
-    return chains.normalize_libc_name(frame) in LIBC_BLOCKING
+    return normalize_libc_name(frame) in LIBC_BLOCKING
 
 
 THREAD_ROOT = [one(libc_fn({"clone3"})), one(libc_fn({"start_thread"}))]
