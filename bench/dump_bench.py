@@ -4,7 +4,7 @@
 usage: bench/dump_bench.py BUILD_DIR [--rounds N]   (as root)
 
 nginx + ngx_lua (LuaJIT, JIT on), 2 workers, one of them asleep in an FFI call from a compiled
-loop (tests/nginx_lua/nap.lua, as the dump_nginx_lua_jit test), dumped N times with
+loop (tests/fixtures/nginx_lua/nap.lua, as the dump_nginx_lua_jit test), dumped N times with
 `lua-perf dump -v -p <master>`. Reported per phase (median, min, max over the rounds): the whole
 run's wall time, loading the sampling program and the dump iterator (mostly the verifier), building
 the unwind tables, and the dump itself (first iterator round to the last stack), from lua-perf's
@@ -22,10 +22,11 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.join(HERE, "..", "tests"))
-import nginx_profile_test as ngx  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))  # pylib
+import pylib.nginx as ngx  # noqa: E402
+from pylib.paths import fixture  # noqa: E402
 
-NAP_HANDLER = os.path.join(HERE, "..", "tests", "nginx_lua", "nap.lua")
+NAP_HANDLER = fixture("nginx_lua", "nap.lua")
 PHASES = (("BPF program load", r"BPF program loaded in ([\d.]+) s"),
           ("dump iterator load", r"BPF dump iterator loaded in ([\d.]+) s"),
           ("unwind tables", r"unwind tables: .* built in ([\d.]+) s"),

@@ -3,7 +3,7 @@
 
 usage: bench/nginx_luajit_bench.py BUILD_DIR [--rounds N] [--seconds S]   (as root)
 
-nginx (1 worker, the handler of tests/nginx_lua/handler.lua, JIT on) is loaded by `wrk -t1 -c8`
+nginx (1 worker, the handler of tests/fixtures/nginx_lua/handler.lua, JIT on) is loaded by `wrk -t1 -c8`
 for S seconds per round; rounds interleave four modes so that machine noise hits each alike:
   none       no profiler
   lua-perf   lua-perf -p <master> at 1000 Hz
@@ -26,9 +26,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))  # pylib
 sys.path.insert(0, HERE)
-import nginx_profile_test as ngx  # noqa: E402
+import pylib.nginx as ngx  # noqa: E402
 from bench import bpf_stats, bpf_stats_enabled  # noqa: E402
 
 MODES = ("none", "lua-perf", "perf", "perf-dwarf")

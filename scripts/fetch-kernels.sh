@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # fetch-kernels.sh DIR [NAME...] - the Debian kernels of the kernel matrix test
-# (tests/kernel_matrix.cmake, docs/kernels.md), one directory per kernel:
+# (tests/cmake/kernel_matrix.cmake, docs/kernels.md), one directory per kernel:
 #
 #   DIR/bullseye   Debian 11, 5.10  (bullseye, bullseye-updates, bullseye-security)
 #   DIR/bookworm   Debian 12, 6.1   (bookworm, bookworm-updates, bookworm-security)

@@ -2,11 +2,11 @@
 # fetch-lua-sources.sh [--suite SUITE] DIR [PKG...] - unpacks Debian 12 source packages of Lua VMs into DIR, with
 # Debian's patches applied, for tests that compile the real Lua headers and sources. The default
 # packages are lua5.1, lua5.3 and lua5.4 (DIR/lua5.1-5.1.5, DIR/lua5.3-5.3.6, DIR/lua5.4-5.4.4:
-# tests/lua_detect.cmake); scripts/fetch-luajit.sh asks for luajit and luajit2
+# tests/cmake/lua_detect.cmake); scripts/fetch-luajit.sh asks for luajit and luajit2
 # (DIR/luajit-2.1.0~beta3+git20220320+dfsg, DIR/luajit2-2.1-20230119).
 #
 # --suite SUITE takes the packages from another Debian suite (trixie: lua5.4 5.4.7, the newest 5.4
-# the tests build from source, tests/lua_yield.cmake) through a private apt configuration in
+# the tests build from source, tests/cmake/lua_yield.cmake) through a private apt configuration in
 # DIR/.apt (deb-src SUITE from the host's Debian mirror): /etc/apt is not read for sources nor
 # written.
 #

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # fetch-luajit.sh DIR - the LuaJIT 2.1 test targets of lua-perf, in a fixed layout other tests rely
-# on (tests/luajit_detect.cmake and the LuaJIT profiling tests):
+# on (tests/cmake/luajit_detect.cmake and the LuaJIT profiling tests):
 #
 #   DIR/luajit-src, DIR/luajit2-src  the Debian 12 source packages luajit (upstream 2.1.0-beta3
 #                                    snapshot) and luajit2 (OpenResty 2.1-20230119), patches applied

@@ -3,11 +3,11 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 # chromium and fonts-dejavu-core: the SVG flame graph tests load the SVG in headless Chromium.
-# lua-check: luacheck, the large Lua code base that the long-run test profiles (tests/long_run_test.py).
-# libcap2-bin: capsh, to run lua-perf with only the capabilities it needs (tests/failures_test.py).
-# libluajit2-5.1-dev: the yield tests build their host against Debian's libluajit (tests/lua_yield.cmake).
+# lua-check: luacheck, the large Lua code base that the long-run test profiles (tests/e2e/long_run_test.py).
+# libcap2-bin: capsh, to run lua-perf with only the capabilities it needs (tests/e2e/failures_test.py).
+# libluajit2-5.1-dev: the yield tests build their host against Debian's libluajit (tests/cmake/lua_yield.cmake).
 # qemu-system-x86, busybox-static: the kernel matrix boots Debian kernels under QEMU with a
-# busybox initramfs (tests/kernel_matrix_test.py, docs/kernels.md).
+# busybox initramfs (tests/e2e/kernel_matrix_test.py, docs/kernels.md).
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
   build-essential cmake pkg-config clang llvm bpftool \

@@ -20,7 +20,7 @@
 #define MAX_STRING_LEN (1ull << 30)
 #define MAX_CHUNK_BYTES 4096
 #define MAX_SOURCE_BYTES (16u << 20)
-/* The three budgets can be lowered at build time (tests/lua_symbolize.cmake: the budget test). */
+/* The three budgets can be lowered at build time (tests/cmake/lua_symbolize.cmake: the budget test). */
 #ifndef LUA_SYMBOLIZE_MAX_TEXT_BYTES
 #define LUA_SYMBOLIZE_MAX_TEXT_BYTES (64ull << 20)
 #endif

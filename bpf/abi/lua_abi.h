@@ -6,7 +6,7 @@
  *
  * Offsets are in bytes and come from the layout tables in runtime/puc/lua_layouts.c, each verified by
  * tests against the real headers of that Lua version (the lua_layouts_5.x tests,
- * tests/lua_detect.cmake).
+ * tests/cmake/lua_detect.cmake).
  */
 #ifndef LUA_PERF_LUA_ABI_H
 #define LUA_PERF_LUA_ABI_H

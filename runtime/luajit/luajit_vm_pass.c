@@ -219,8 +219,8 @@ const char *luajit_read_interpreter(const struct file *f, struct x86_disasm *d, 
 /* ---- fields from tables */
 
 /* lj_obj.h offsets that no known LuaJIT 2.1 layout changes within a mode (upstream 2.1 from
- * mid-2020 on and OpenResty luajit2 2019-2024, GCfuncC, GCproto, GCtrace). tests/luajit_detect
- * checks them against offsetof() on each tested tree. */
+ * mid-2020 on and OpenResty luajit2 2019-2024, GCfuncC, GCproto, GCtrace). The luajit_layout_*
+ * tests (tests/cmake/luajit_detect.cmake) check them against offsetof() on each tested tree. */
 struct mode_fields {
 	uint16_t func_ffid, func_pc, proto_size, proto_sizebc, trace_startpc;
 	uint16_t proto_chunkname, proto_firstline, proto_numline, proto_lineinfo;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Offsets from offsetof() against each release's headers (../shared/reference/puc-lua-offsets.txt
- * and the lua_layouts_5.x tests of tests/lua_detect.cmake, which recompute them from the Debian
- * source packages). Bit and tag values from lstate.h / lobject.h of each version. */
+ * and the lua_layouts_5.x tests of tests/cmake/lua_detect.cmake, which recompute them from the
+ * Debian source packages). Bit and tag values from lstate.h / lobject.h of each version. */
 #include "runtime/puc/lua_layouts.h"
 
 #include <string.h>

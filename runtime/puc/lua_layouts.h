@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* lua_layouts.h - struct layouts of the PUC Lua versions lua-perf reads, x86_64. The VM part goes
  * to the BPF walkers (bpf/abi/lua_abi.h); the Proto/TString part is for userspace symbolization.
- * The lua_layouts_5.x tests (tests/lua_detect.cmake) check every number against offsetof() on the version's own headers. */
+ * The lua_layouts_5.x tests (tests/cmake/lua_detect.cmake) check every number against offsetof()
+ * on the version's own headers. */
 #ifndef LUA_PERF_LUA_LAYOUTS_H
 #define LUA_PERF_LUA_LAYOUTS_H
 

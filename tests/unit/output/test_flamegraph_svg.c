@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* test_flamegraph_svg - drives output/flamegraph_svg.c for tests/flamegraph_svg_test.py, which
+/* test_flamegraph_svg - drives output/flamegraph_svg.c for tests/e2e/flamegraph_svg_test.py, which
  * writes hostile folded inputs, runs this program and checks the SVG it produces.
  *
  *   test_flamegraph_svg write IN OUT TARGETS   folded lines of IN (any bytes: the stack is all

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* hostile_elf.h - runs a Lua runtime detector (runtime/lua_runtime.c, runtime/luajit/luajit_detect.c) on
  * truncated and corrupted copies of a real ELF file, for the "hostile" mode of
- * tests/lua_detect/lua_detect_tool.c and tests/luajit_detect/luajit_detect_tool.c.
+ * tests/fixtures/lua_detect/lua_detect_tool.c and tests/fixtures/luajit_detect/luajit_detect_tool.c.
  *
  * The tool gives a callback that runs its detector on one copy and checks what only it knows
  * (what an OK result must fill, what the others must leave empty); the harness checks the rest of

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* test_lua_symbolize.c - symbolize/lua_symbolize.c against a real PUC Lua (built once per version by
- * tests/lua_symbolize.cmake, linked to Debian's liblua5.x).
+ * tests/cmake/lua_symbolize.cmake, linked to Debian's liblua5.x).
  *
  * The program writes Lua files to a temporary directory, loads and runs them (every naming style
  * of lua_source_names.h, a main chunk, a function past line 300, a 150-statement function with a

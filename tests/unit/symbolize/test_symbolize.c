@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* test_symbolize.c - tests of symbolize/symbolize.c; see tests/symbolize.cmake for the modes.
+/* test_symbolize.c - tests of symbolize/symbolize.c; see tests/cmake/symbolize.cmake for the modes.
  * Exit status: 0 pass, 1 fail, 77 skipped (a system file the test needs is absent). */
 #include <errno.h>
 #include <fcntl.h>
@@ -542,7 +542,7 @@ static int test_debugdir(int argc, char **argv)
 	return check_finish("debugdir");
 }
 
-/* argv: fixture nm. The fixture's labels (tests/symbolize.cmake) exercise each alias rule. */
+/* argv: fixture nm. The fixture's labels (tests/cmake/symbolize.cmake) exercise each alias rule. */
 static int test_aliases(int argc, char **argv)
 {
 	if (argc < 2)

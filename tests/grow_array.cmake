@@ -1,6 +1,0 @@
-# grow_array.cmake - unit test of lib/grow_array.c, the growth policy of every growable array and
-# its one push.
-add_executable(test_grow_array ${CMAKE_SOURCE_DIR}/tests/unit/lib/test_grow_array.c
-  ${CMAKE_SOURCE_DIR}/tests/unit/support/test_check.c)
-target_link_libraries(test_grow_array PRIVATE lp_lib lua_perf_test_support)
-add_test(NAME grow_array COMMAND test_grow_array)
