@@ -3,7 +3,7 @@
  *
  * libdwarf interprets the CFA programs. It does not parse the ELF file itself: the two frame
  * sections are read through libelf (elf_image, bounds-checked) and handed to libdwarf through its
- * object access interface (dwarf_object_init_b), so libdwarf only ever sees section contents.
+ * object access interface (unwind/frame_sections.c), so libdwarf only ever sees section contents.
  *
  * Rows are produced per FDE: libdwarf decodes the FDE program once
  * (dwarf_expand_frame_instructions) to find where each row starts, and computes the CFA rule and
@@ -30,130 +30,7 @@
 #include "lib/grow_array.h"
 #include "lib/log.h"
 #include "lib/u64_array.h"
-
-/* Frame sections larger than this are refused (libc's .eh_frame is 0.2 MiB). */
-#define MAX_FRAME_SECTION_SIZE (256u << 20)
-
-/* ---- frame sections, exposed to libdwarf through Dwarf_Obj_Access_Interface */
-
-enum frame_source { SRC_EH_FRAME = 0, SRC_DEBUG_FRAME = 1, SRC_COUNT = 2 };
-
-struct frame_section {
-	const char *name;
-	uint64_t addr;
-	uint64_t size;
-	uint8_t *data; /* owned by libelf, valid while the elf_image is open */
-};
-
-/* Index 0 is the reserved empty ELF section: libdwarf skips it by convention
- * (libdwarf.h, dwarf_object_init: "we will index beginning at 1"). */
-struct frame_object {
-	struct frame_section sections[1 + SRC_COUNT];
-	unsigned count;
-	int index_of[SRC_COUNT]; /* section index per source, 0 when absent */
-};
-
-static int obj_get_section_info(void *obj, Dwarf_Half index, Dwarf_Obj_Access_Section *out,
-				int *error)
-{
-	const struct frame_object *fo = obj;
-	(void)error;
-	if (index >= fo->count)
-		return DW_DLV_NO_ENTRY;
-	const struct frame_section *s = &fo->sections[index];
-	memset(out, 0, sizeof(*out));
-	out->addr = s->addr;
-	out->type = index == 0 ? SHT_NULL : SHT_PROGBITS;
-	out->size = s->size;
-	out->name = s->name;
-	return DW_DLV_OK;
-}
-
-static Dwarf_Endianness obj_get_byte_order(void *obj)
-{
-	(void)obj;
-	return DW_OBJECT_LSB;
-}
-
-static Dwarf_Small obj_get_length_size(void *obj)
-{
-	(void)obj;
-	return 4;
-}
-
-static Dwarf_Small obj_get_pointer_size(void *obj)
-{
-	(void)obj;
-	return 8;
-}
-
-static Dwarf_Unsigned obj_get_section_count(void *obj)
-{
-	return ((const struct frame_object *)obj)->count;
-}
-
-static int obj_load_section(void *obj, Dwarf_Half index, Dwarf_Small **data, int *error)
-{
-	const struct frame_object *fo = obj;
-	(void)error;
-	if (index == 0 || index >= fo->count)
-		return DW_DLV_NO_ENTRY;
-	*data = fo->sections[index].data;
-	return DW_DLV_OK;
-}
-
-static const Dwarf_Obj_Access_Methods frame_object_methods = {
-	.get_section_info = obj_get_section_info,
-	.get_byte_order = obj_get_byte_order,
-	.get_length_size = obj_get_length_size,
-	.get_pointer_size = obj_get_pointer_size,
-	.get_section_count = obj_get_section_count,
-	.load_section = obj_load_section,
-	.relocate_a_section = NULL,
-};
-
-/* Read one frame section through libelf and register it; absent or unusable sections are skipped
- * (a warning says why when the file is at fault). */
-static void add_frame_section(struct frame_object *fo, const struct elf_image *img, const char *file,
-			      const char *name, enum frame_source source)
-{
-	GElf_Shdr shdr;
-	Elf_Scn *scn = elf_image_section(img, name, &shdr);
-	if (!scn || shdr.sh_type == SHT_NOBITS || shdr.sh_size == 0)
-		return;
-	if (shdr.sh_flags & SHF_COMPRESSED) {
-		/* Check the claimed size before libelf allocates it (gABI "Compressed Sections"). */
-		GElf_Chdr chdr;
-		if (!gelf_getchdr(scn, &chdr)) {
-			lp_warn("ELF file %s: %s: bad compression header: %s", file, name, elf_errmsg(-1));
-			return;
-		}
-		if (chdr.ch_size > MAX_FRAME_SECTION_SIZE) {
-			lp_warn("ELF file %s: %s: %llu bytes uncompressed, more than the %u we accept", file, name,
-				(unsigned long long)chdr.ch_size, MAX_FRAME_SECTION_SIZE);
-			return;
-		}
-		if (elf_compress(scn, 0, 0) < 0) {
-			lp_warn("ELF file %s: %s: cannot decompress: %s", file, name, elf_errmsg(-1));
-			return;
-		}
-	}
-	/* elf_getdata checks the section against the file size. */
-	Elf_Data *data = elf_getdata(scn, NULL);
-	if (!data || !data->d_buf || data->d_size == 0) {
-		lp_warn("ELF file %s: %s: cannot read: %s", file, name, elf_errmsg(-1));
-		return;
-	}
-	if (data->d_size > MAX_FRAME_SECTION_SIZE) {
-		lp_warn("ELF file %s: %s: %zu bytes, more than the %u we accept", file, name, data->d_size,
-			MAX_FRAME_SECTION_SIZE);
-		return;
-	}
-	unsigned index = fo->count++;
-	fo->sections[index] = (struct frame_section){
-		.name = name, .addr = shdr.sh_addr, .size = data->d_size, .data = data->d_buf};
-	fo->index_of[source] = (int)index;
-}
+#include "unwind/frame_sections.h"
 
 /* ---- FDE references and coverage pieces */
 
@@ -827,23 +704,11 @@ static int compile_with_dwarf(struct build_ctx *ctx, const char *name)
 	return err;
 }
 
-int cfi_table_build(const struct elf_image *img, struct cfi_table *out)
+/* The table of the frame sections in fo. */
+static int compile_frame_object(struct frame_object *fo, const struct elf_image *img,
+				const char *name, struct cfi_table *out)
 {
-	memset(out, 0, sizeof(*out));
-	if (!image_is_x86_64(img))
-		return -ENOTSUP;
-	char name[2 * ELF_ID_MAX + 1]; /* files are named by their id in messages */
-	elf_image_id_hex(img, name, sizeof(name));
-	struct frame_object fo;
-	memset(&fo, 0, sizeof(fo));
-	fo.sections[0].name = "";
-	fo.count = 1;
-	add_frame_section(&fo, img, name, ".eh_frame", SRC_EH_FRAME);
-	add_frame_section(&fo, img, name, ".debug_frame", SRC_DEBUG_FRAME);
-	if (fo.count == 1)
-		return 0;
-
-	Dwarf_Obj_Access_Interface iface = {.object = &fo, .methods = &frame_object_methods};
+	Dwarf_Obj_Access_Interface iface = {.object = fo, .methods = &frame_object_methods};
 	Dwarf_Debug dbg = NULL;
 	Dwarf_Error derr = NULL;
 	int res = dwarf_object_init_b(&iface, NULL, NULL, DW_GROUPNUMBER_ANY, &dbg, &derr);
@@ -855,7 +720,7 @@ int cfi_table_build(const struct elf_image *img, struct cfi_table *out)
 	}
 	configure_frame_rules(dbg);
 
-	struct build_ctx ctx = {.img = img, .fo = &fo, .dbg = dbg, .out = out};
+	struct build_ctx ctx = {.img = img, .fo = fo, .dbg = dbg, .out = out};
 	int err = compile_with_dwarf(&ctx, name);
 	for (int s = 0; s < SRC_COUNT; s++)
 		free(ctx.refs[s]);
@@ -868,6 +733,22 @@ int cfi_table_build(const struct elf_image *img, struct cfi_table *out)
 	}
 	count_unsupported(out);
 	return 0;
+}
+
+int cfi_table_build(const struct elf_image *img, struct cfi_table *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!image_is_x86_64(img))
+		return -ENOTSUP;
+	char name[2 * ELF_ID_MAX + 1]; /* files are named by their id in messages */
+	elf_image_id_hex(img, name, sizeof(name));
+	struct frame_object fo;
+	frame_object_collect(&fo, img, name);
+	if (fo.count == 1)
+		return 0;
+	int err = compile_frame_object(&fo, img, name, out);
+	frame_object_free(&fo);
+	return err;
 }
 
 void cfi_table_free(struct cfi_table *table)

@@ -65,6 +65,15 @@ add_custom_command(TARGET fixture_deep POST_BUILD
   BYPRODUCTS ${FIXTURE_DEEP_STRIPPED}
   COMMENT "Stripping fixture_deep into fixture_deep_stripped")
 
+# The plugin without its section header table (sstrip-like): .eh_frame only through
+# PT_GNU_EH_FRAME, no symbols (they are found through section headers).
+set(FIXTURE_PLUGIN_NO_SECTIONS ${FIXTURE_BIN_DIR}/libfixture_plugin_no_sections.so)
+add_custom_command(TARGET fixture_plugin POST_BUILD
+  COMMAND ${Python3_EXECUTABLE} ${TESTS_FIXTURES_DIR}/tools/drop_section_headers.py
+          $<TARGET_FILE:fixture_plugin> ${FIXTURE_PLUGIN_NO_SECTIONS}
+  BYPRODUCTS ${FIXTURE_PLUGIN_NO_SECTIONS}
+  COMMENT "Copying libfixture_plugin.so without its section headers")
+
 add_custom_target(native_fixtures DEPENDS
   fixture_deep fixture_qsort fixture_signal fixture_vdso fixture_dlopen fixture_threads
   fixture_realign fixture_fork fixture_dump fixture_plugin)
@@ -88,6 +97,10 @@ add_test(NAME native_deep_stripped
 add_test(NAME native_dlopen
   COMMAND ${Python3_EXECUTABLE} ${NATIVE_TEST_ARGS} dlopen
           --fixture $<TARGET_FILE:fixture_dlopen> --plugin $<TARGET_FILE:fixture_plugin>)
+add_test(NAME native_dlopen_no_sections
+  COMMAND ${Python3_EXECUTABLE} ${NATIVE_TEST_ARGS} dlopen_no_sections
+          --fixture $<TARGET_FILE:fixture_dlopen> --plugin ${FIXTURE_PLUGIN_NO_SECTIONS}
+          --unstripped $<TARGET_FILE:fixture_plugin>)
 add_test(NAME native_errors
   COMMAND ${Python3_EXECUTABLE} ${NATIVE_TEST_ARGS} errors)
 add_test(NAME native_kernel_frames
@@ -103,7 +116,7 @@ add_test(NAME native_lua54
           --lua-perf $<TARGET_FILE:lua-perf> lua54)
 
 set(NATIVE_BPF_TESTS native_deep native_deep_stripped native_qsort native_signal native_vdso
-  native_realign native_dlopen native_threads native_errors native_kernel_frames native_target_exit native_nginx native_lua54)
+  native_realign native_dlopen native_dlopen_no_sections native_threads native_errors native_kernel_frames native_target_exit native_nginx native_lua54)
 # 77 = skipped (not root: these load BPF programs).
 set_tests_properties(${NATIVE_BPF_TESTS} PROPERTIES
   TIMEOUT 60 LABELS bpf SKIP_RETURN_CODE 77)

@@ -6,7 +6,8 @@ check the folded stacks it wrote.
     native_profile_test.py --lua-perf BIN CASE [--fixture F] [--plugin P] [--unstripped U]
     native_profile_test.py self-check --fixture-dir DIR --plugin P
 
-CASE: deep, deep_stripped, qsort, signal, vdso, dlopen, threads, realign, errors, target_exit;
+CASE: deep, deep_stripped, qsort, signal, vdso, dlopen, dlopen_no_sections, threads, realign,
+errors, target_exit;
 self-check needs neither root nor lua-perf: it checks the fixtures' machine code with objdump
 (real calls, real recursion, no renamed clones) and runs each fixture briefly.
 
@@ -19,7 +20,8 @@ For each profiled fixture the "hot" samples are those whose leaf (ignoring the k
       between the root and the chain;
   (c) lua-perf exited 0 and its stderr summary mentions samples.
 Runs are `-f 997 -d 4` with MIN_HOT 1000, except dlopen (-d 5, the dlopen is triggered once
-lua-perf holds perf_event fds, MIN_HOT 500) and target_exit (the target is ended by SIGTERM
+lua-perf holds perf_event fds, MIN_HOT 500; dlopen_no_sections: the same with the plugin's
+section headers dropped, its frames BASE+0xOFF named by the --unstripped plugin's symbols) and target_exit (the target is ended by SIGTERM
 1.5 s into sampling during a 7 s run; lua-perf must exit 0 and keep >= 300 hot samples).
 errors: a free PID, a kernel thread (PID 2) and an unprivileged run (lua-perf and its target
 both as uid 65534) must each give exit code != 0 and exactly one stderr line matching
@@ -140,6 +142,12 @@ def check_stripped_frames(args, stacks):
         fail(f"frames named {dict(named)} for {base}, which has no symbols for them "
              "(stripped): where did the names come from?\n" + top_stacks(stacks))
 
+    return names_from_twin(base, full)
+
+
+def names_from_twin(base, full):
+    """A stack translation: frames BASE+0xOFF named by the symbols of full, the Elf of the same
+    code with its symbols (stripping does not move code)."""
     def translate(frames):
         out = []
         for fr in frames:
@@ -229,7 +237,7 @@ def case_threads(args, tmp):
     check_chains(stacks, exact("burn_thread"), prefix, chain, MIN_HOT, "fixture_threads")
 
 
-def case_dlopen(args, tmp):
+def case_dlopen(args, tmp, translate=None):
     child = Child([args.fixture, args.plugin], stdin=True)
     prof = None
     try:
@@ -253,7 +261,19 @@ def case_dlopen(args, tmp):
         child.close()
     stacks = parse_fold(os.path.join(tmp, "out.fold"))
     chain = [one(exact("main")), one(exact("plugin_entry")), one(exact("plugin_hot"))]
-    check_chains(stacks, exact("plugin_hot"), MAIN_PREFIX, chain, MIN_HOT // 2, "fixture_dlopen")
+    check_chains(stacks, exact("plugin_hot"), MAIN_PREFIX, chain, MIN_HOT // 2, "fixture_dlopen",
+                 translate)
+
+
+def case_dlopen_no_sections(args, tmp):
+    """dlopen of the plugin without section headers: lua-perf unwinds through it with the
+    .eh_frame PT_GNU_EH_FRAME names, and (no symbols) names its frames BASE+0xOFF."""
+    base, plugin, full = os.path.basename(args.plugin), Elf(args.plugin), Elf(args.unstripped)
+    if plugin.sections or not any(p[0] == 0x6474E550 for p in plugin.phdrs):  # PT_GNU_EH_FRAME
+        fail(f"{args.plugin}: has section headers, or no PT_GNU_EH_FRAME")
+    if not plugin.text_offset_is_vaddr():
+        fail(f"{args.plugin}: text file offsets differ from addresses; offsets are ambiguous")
+    case_dlopen(args, tmp, names_from_twin(base, full))
 
 
 def profile_dd(args, tmp, extra):
@@ -536,6 +556,7 @@ CASES = {
     "kernel_frames": case_kernel_frames,
     "realign": case_realign,
     "dlopen": case_dlopen,
+    "dlopen_no_sections": case_dlopen_no_sections,
     "errors": case_errors,
     "target_exit": case_target_exit,
     "self-check": case_self_check,

@@ -4,9 +4,10 @@
  *
  * Usage: test_cfi_hostile LIBC_PATH WORK_DIR
  * Inputs: an empty file, random bytes, truncated copies of libc, ELF headers claiming huge
- * section / program header counts, a .eh_frame whose size lies, a libc whose .eh_frame is
- * renamed (no CFI: 0 rows), libc with randomly corrupted .eh_frame bytes, and libc itself; and
- * the content hash that names a file without a build-id. */
+ * section / program header counts, a .eh_frame whose size lies, libc with randomly corrupted
+ * .eh_frame bytes, and libc itself; libc without section headers (or with damaged ones, or no
+ * section named .eh_frame): the same rows, found through PT_GNU_EH_FRAME, and 0 rows without
+ * that header too; and the content hash that names a file without a build-id. */
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "tests/unit/support/cfi_table_shape.h"
 #include "tests/unit/support/hostile_elf.h"
 #include "tests/unit/support/test_check.h"
 #include "unwind/cfi_compile.h"
@@ -28,23 +30,9 @@
 
 static void check_table_shape(const char *what, const struct cfi_table *t)
 {
-	if (t->count == 0)
-		return;
-	CHECK(t->rows[0].rule.cfa_type != CFA_GAP, "%s: first row is a gap", what);
-	CHECK(t->rows[t->count - 1].rule.cfa_type == CFA_GAP, "%s: last row is not a gap", what);
-	for (size_t i = 0; i < t->count; i++) {
-		const struct cfi_row *row = &t->rows[i];
-		CHECK(row->rule.cfa_type <= CFA_UNSUPPORTED, "%s: row %zu bad cfa_type %u", what, i,
-		      (unsigned)row->rule.cfa_type);
-		CHECK(cfi_table_lookup(t, row->pc) == row, "%s: lookup of row %zu", what, i);
-		if (i == 0)
-			continue;
-		CHECK(row->pc > t->rows[i - 1].pc, "%s: row %zu not after row %zu", what, i, i - 1);
-		CHECK(memcmp(&row->rule, &t->rows[i - 1].rule, sizeof(row->rule)) != 0,
-		      "%s: rows %zu and %zu have the same rule", what, i - 1, i);
-	}
-	CHECK(cfi_table_lookup(t, t->rows[0].pc - 1) == NULL || t->rows[0].pc == 0, "%s: lookup before start",
-	      what);
+	char why[160];
+
+	CHECK(!cfi_table_shape_error(t, why, sizeof(why)), "%s: %s", what, why);
 }
 
 /* Open + compile; returns the row count, or -1 when either step failed (which is fine). */
@@ -224,11 +212,101 @@ static void test_lying_eh_frame(const char *dir, char *path, size_t path_size, c
 	put_le64(copy + eh->shdr_offset + 24, UINT64_MAX - 16); /* sh_offset */
 	try_blob(".eh_frame sh_offset past EOF", path, copy, libc->size);
 
-	/* No CFI at all: rename the section; the build succeeds with 0 rows. */
+	free(copy);
+}
+
+/* ---- .eh_frame found through PT_GNU_EH_FRAME (unwind/eh_frame_locate.h) */
+
+static uint64_t get_le(const uint8_t *p, unsigned size)
+{
+	uint64_t v = 0;
+	for (unsigned i = 0; i < size; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+/* The file offset of the PT_GNU_EH_FRAME program header of a trusted ELF64 blob, or 0. */
+static size_t eh_frame_phdr_offset(const struct blob *elf)
+{
+	uint64_t phoff = get_le(elf->data + 0x20, 8);
+	unsigned entsize = (unsigned)get_le(elf->data + 0x36, 2), count = (unsigned)get_le(elf->data + 0x38, 2);
+	for (unsigned i = 0; i < count; i++)
+		if (get_le(elf->data + phoff + (uint64_t)i * entsize, 4) == PT_GNU_EH_FRAME)
+			return (size_t)(phoff + (uint64_t)i * entsize);
+	return 0;
+}
+
+/* The copy at path compiles to exactly the rows of want. */
+static void check_same_rows(const char *what, const char *path, const uint8_t *data, size_t size,
+			    const struct cfi_table *want)
+{
+	struct elf_image img;
+	if (blob_write_file(path, data, size) != 0 || elf_image_open(&img, path) != 0) {
+		CHECK(false, "%s: does not open", what);
+		return;
+	}
+	struct cfi_table got;
+	int err = cfi_table_build(&img, &got);
+	CHECK(err == 0 && got.count == want->count &&
+		      memcmp(got.rows, want->rows, got.count * sizeof(*got.rows)) == 0,
+	      "%s: %zu rows (error %d), want the %zu rows of the pristine file", what, got.count, err,
+	      want->count);
+	if (err == 0)
+		cfi_table_free(&got);
+	elf_image_close(&img);
+}
+
+/* Without section headers (sstrip), with section headers past the end of the file, or with no
+ * section named .eh_frame, the rows are those of the pristine file; without PT_GNU_EH_FRAME as
+ * well there is no CFI (0 rows); a damaged .eh_frame_hdr fails cleanly. */
+static void test_eh_frame_from_program_headers(const char *dir, char *path, size_t path_size,
+					       const struct blob *libc, const char *libc_path,
+					       const struct section_loc *eh)
+{
+	struct elf_image img;
+	struct cfi_table want;
+	if (elf_image_open(&img, libc_path) != 0 || cfi_table_build(&img, &want) != 0) {
+		CHECK(false, "pristine libc does not compile");
+		return;
+	}
+	elf_image_close(&img);
+	size_t phdr = eh_frame_phdr_offset(libc);
+	uint8_t *copy = malloc(libc->size);
+	CHECK(phdr != 0 && copy != NULL, "no PT_GNU_EH_FRAME in libc, or out of memory");
+	if (phdr == 0 || !copy) {
+		free(copy);
+		cfi_table_free(&want);
+		return;
+	}
+	snprintf(path, path_size, "%s/no_sections", dir);
+	memcpy(copy, libc->data, libc->size);
+	put_le64(copy + 0x28, 0); /* e_shoff */
+	put_le16(copy + 0x3c, 0); /* e_shnum */
+	put_le16(copy + 0x3e, 0); /* e_shstrndx */
+	check_same_rows("no section headers", path, copy, libc->size, &want);
+
+	memcpy(copy, libc->data, libc->size);
+	put_le64(copy + 0x28, libc->size + 4096); /* e_shoff past the end */
+	check_same_rows("section headers past the end", path, copy, libc->size, &want);
+
 	memcpy(copy, libc->data, libc->size);
 	copy[eh->name_offset + 1] = 'x'; /* ".eh_frame" -> ".xh_frame" */
-	CHECK(try_blob("no .eh_frame", path, copy, libc->size) == 0, "a file without CFI must give 0 rows");
+	check_same_rows("no section named .eh_frame", path, copy, libc->size, &want);
+
+	put_le64(copy + phdr, PT_NULL); /* p_type, and p_flags (0) */
+	CHECK(try_blob("no .eh_frame, no PT_GNU_EH_FRAME", path, copy, libc->size) == 0,
+	      "a file without CFI must give 0 rows");
+
+	uint64_t hdr_offset = get_le(libc->data + phdr + 8, 8); /* p_offset */
+	for (int round = 0; round < 64; round++) {
+		memcpy(copy, libc->data, libc->size);
+		copy[eh->name_offset + 1] = 'x';
+		for (int i = 0; i < 1 + round % 4; i++) /* version, encodings, eh_frame_ptr */
+			copy[hdr_offset + xorshift64s_next(&rng_state) % 8] = (uint8_t)xorshift64s_next(&rng_state);
+		try_blob("damaged .eh_frame_hdr", path, copy, libc->size);
+	}
 	free(copy);
+	cfi_table_free(&want);
 }
 
 static void test_corrupted_eh_frame(const char *dir, char *path, size_t path_size, const struct blob *libc,
@@ -374,6 +452,7 @@ int main(int argc, char **argv)
 	test_huge_counts(dir, path, path_size, &libc);
 	test_lying_eh_frame(dir, path, path_size, &libc, &eh);
 	test_corrupted_eh_frame(dir, path, path_size, &libc, &eh);
+	test_eh_frame_from_program_headers(dir, path, path_size, &libc, libc_path, &eh);
 	test_content_hash(dir, path, path_size, &libc, libc_path);
 
 	free(path);
