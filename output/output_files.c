@@ -12,6 +12,7 @@
 #include "lib/log.h"
 #include "lib/strbuf.h"
 #include "output/flamegraph_svg.h"
+#include "output/folded_text.h"
 #include "proc/proc_maps.h"
 
 #define TITLE_MAX_TARGETS 8 /* the flame graph's title names this many, then says how many more */
@@ -114,13 +115,6 @@ void outputs_discard(struct outputs *outs)
 	outputs_free(outs);
 }
 
-static int write_folded(FILE *f, const struct folded_profile *res)
-{
-	for (size_t i = 0; i < res->count; i++)
-		fprintf(f, "%s %llu\n", res->lines[i].text, (unsigned long long)res->lines[i].count);
-	return ferror(f) ? -EIO : 0;
-}
-
 /* Empty a regular file that held something before (pipes, terminals, /dev/null stay). */
 static int truncate_output(FILE *f)
 {
@@ -148,7 +142,7 @@ static int write_output(const struct outputs *outs, struct output_file *o,
 		};
 		rc = flamegraph_svg_write(o->file, res->lines, res->count, &info, &stats);
 	} else if (rc == 0) {
-		rc = write_folded(o->file, res);
+		rc = folded_text_write(o->file, res);
 	}
 	if (fclose(o->file) != 0 && rc == 0)
 		rc = -errno;

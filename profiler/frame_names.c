@@ -8,19 +8,8 @@
 
 #include "bpf/abi/unwind_abi.h"
 #include "lib/log.h"
+#include "output/folded_text.h"
 #include "runtime/luajit/luajit_detect.h"
-
-/* Folded stacks separate frames with ';' and end with " count": keep names on one line and
- * free of separators. */
-static void append_symbol(struct strbuf *sb, const char *name)
-{
-	size_t start = sb->len;
-
-	strbuf_append(sb, name);
-	for (size_t i = start; !sb->failed && i < sb->len; i++)
-		if (sb->data[i] == ';' || sb->data[i] == '\n' || sb->data[i] == '\r')
-			sb->data[i] = ':';
-}
 
 int frame_namer_init(struct frame_namer *namer, const struct mapped_files *files, bool lua_lines)
 {
@@ -116,7 +105,7 @@ static void name_lua_fast(struct frame_namer *namer, uint64_t frame, struct strb
 
 	strbuf_append(sb, "L:");
 	if (jit && ffid < jit->ffname_count && jit->ffnames[ffid])
-		append_symbol(sb, jit->ffnames[ffid]);
+		folded_frame_append(sb, jit->ffnames[ffid]);
 	else
 		strbuf_appendf(sb, "builtin#%u", ffid);
 	strbuf_append(sb, "@builtin");
@@ -134,12 +123,19 @@ static void name_lua(struct frame_namer *namer, pid_t tgid, uint64_t frame, stru
 	int line = namer->lua_lines && pc != LUA_PC_UNKNOWN ? lua_proto_line(info, pc)
 							    : info->line_defined;
 	strbuf_append(sb, "L:");
-	append_symbol(sb, info->function);
+	folded_frame_append(sb, info->function);
 	strbuf_append(sb, "@");
-	append_symbol(sb, info->chunk);
+	folded_frame_append(sb, info->chunk);
 	strbuf_appendf(sb, ":%d", line);
 	if (frame >> FRAME_KIND_SHIFT == FRAME_LUA_JIT)
 		strbuf_append(sb, "_[j]");
+}
+
+/* "file+0xOFFSET", the file's name made a frame (a target names its files: any bytes). */
+static void append_file_offset(struct strbuf *sb, const struct mapped_file *file, uint64_t offset)
+{
+	folded_frame_append(sb, file->basename);
+	strbuf_appendf(sb, "+0x%" PRIx64, offset);
 }
 
 static void name_native(struct frame_namer *namer, uint64_t frame, struct strbuf *sb)
@@ -158,12 +154,11 @@ static void name_native(struct frame_namer *namer, uint64_t frame, struct strbuf
 	if (in_vm && file->lua->jit)
 		strbuf_append(sb, "lj_vm");
 	else if (sym)
-		append_symbol(sb, sym->name);
+		folded_frame_append(sb, sym->name);
 	else if (in_vm) /* found by runtime/lua_runtime.c, also in stripped files */
 		strbuf_append(sb, "luaV_execute");
 	else if (file) /* one frame per function in a flame graph: its start, from the CFI */
-		strbuf_appendf(sb, "%s+0x%" PRIx64, file->basename,
-			       mapped_file_function_start(file, lookup));
+		append_file_offset(sb, file, mapped_file_function_start(file, lookup));
 	else
 		strbuf_append(sb, "[unknown]");
 }
@@ -200,7 +195,7 @@ static void name_kernel(struct frame_namer *namer, uint64_t addr, struct strbuf 
 	const struct symbol *sym = namer->kernel_state > 0 ? symbol_table_lookup(&namer->kernel, addr) : NULL;
 
 	if (sym)
-		append_symbol(sb, sym->name);
+		folded_frame_append(sb, sym->name);
 	else
 		strbuf_appendf(sb, "0x%" PRIx64, addr);
 	strbuf_append(sb, "_[k]");
