@@ -130,16 +130,13 @@ static int append_map(struct proc_exec_maps *out, size_t *cap, const struct proc
 	return 0;
 }
 
-int proc_read_exec_maps(pid_t pid, struct proc_exec_maps *out)
+int proc_parse_exec_maps(FILE *f, struct proc_exec_maps *out)
 {
-	FILE *f = open_proc_file(pid, "maps");
 	char *line = NULL;
 	size_t line_cap = 0, cap = 0;
 	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
-	if (!f)
-		return errno == EACCES ? -EACCES : -ESRCH;
 	out->content_hash = FNV1A_64_START;
 	while (rc == 0 && getline(&line, &line_cap, f) > 0) {
 		struct proc_exec_map map = {0};
@@ -154,10 +151,21 @@ int proc_read_exec_maps(pid_t pid, struct proc_exec_maps *out)
 			free(map.path);
 	}
 	free(line);
-	fclose(f);
 	if (rc < 0)
 		proc_exec_maps_free(out);
-	else if (out->count == 0 && kill(pid, 0) != 0)
+	return rc;
+}
+
+int proc_read_exec_maps(pid_t pid, struct proc_exec_maps *out)
+{
+	FILE *f = open_proc_file(pid, "maps");
+
+	memset(out, 0, sizeof(*out));
+	if (!f)
+		return errno == EACCES ? -EACCES : -ESRCH;
+	int rc = proc_parse_exec_maps(f, out);
+	fclose(f);
+	if (rc == 0 && out->count == 0 && kill(pid, 0) != 0)
 		rc = -ESRCH; /* a process exiting has an empty maps file */
 	return rc;
 }

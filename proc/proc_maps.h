@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 struct proc_exec_map {
@@ -36,6 +37,10 @@ void proc_thread_comm(pid_t pid, pid_t tid, char *out, size_t size);
 char proc_thread_state(pid_t pid, pid_t tid);
 /* Executable mappings of pid. Returns 0 or a negative errno (-ESRCH when it has exited). */
 int proc_read_exec_maps(pid_t pid, struct proc_exec_maps *out);
+/* The executable mappings of a maps file read from f (the kernel writes the numbers; the paths
+ * are what the process named its files). 0, or -EINVAL (a line not in the maps format) or
+ * -ENOMEM with *out empty. */
+int proc_parse_exec_maps(FILE *f, struct proc_exec_maps *out);
 void proc_exec_maps_free(struct proc_exec_maps *maps);
 
 #endif

@@ -8,6 +8,8 @@ export DEBIAN_FRONTEND=noninteractive
 # libluajit2-5.1-dev: the yield tests build their host against Debian's libluajit (tests/cmake/lua_yield.cmake).
 # qemu-system-x86, busybox-static: the kernel matrix boots Debian kernels under QEMU with a
 # busybox initramfs (tests/e2e/kernel_matrix_test.py, docs/kernels.md).
+# libexpat1-dev: the SVG fuzz harness parses each SVG as XML; libclang-rt-14-dev: clang's
+# libFuzzer and sanitizer runtimes for the fuzzing build (tests/fuzz/, docs/fuzzing.md).
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
   build-essential cmake pkg-config clang llvm bpftool \
@@ -17,4 +19,5 @@ apt-get install -y -q --no-install-recommends \
   lua5.1 lua5.2 lua5.3 lua5.4 lua-check liblua5.1-0-dev liblua5.3-dev liblua5.4-dev \
   libluajit2-5.1-2 libluajit2-5.1-common libluajit2-5.1-dev linux-perf libc6-dbg dpkg-dev \
   chromium fonts-dejavu-core \
-  qemu-system-x86 busybox-static
+  qemu-system-x86 busybox-static \
+  libexpat1-dev libclang-rt-14-dev

@@ -9,7 +9,7 @@ target_link_libraries(unwind_table_dump PRIVATE lp_unwind lua_perf_test_support)
 
 add_executable(test_cfi_hostile ${TESTS_UNIT_DIR}/unwind/test_cfi_hostile.c
   ${TESTS_UNIT_DIR}/support/test_files.c ${TESTS_UNIT_DIR}/support/hostile_elf.c
-  ${TESTS_UNIT_DIR}/support/test_check.c)
+  ${TESTS_UNIT_DIR}/support/test_check.c ${TESTS_UNIT_DIR}/support/cfi_table_shape.c)
 target_link_libraries(test_cfi_hostile PRIVATE lp_unwind lua_perf_test_support)
 add_test(NAME cfi_hostile_inputs
   COMMAND test_cfi_hostile /lib/x86_64-linux-gnu/libc.so.6 ${CMAKE_BINARY_DIR}/cfi_hostile_work)

@@ -18,7 +18,8 @@
 # and builds them into ${CMAKE_BINARY_DIR}/luajit; other tests use it too (FIXTURES_REQUIRED
 # luajit_targets, the layout in the script's header).
 add_executable(luajit_detect_tool ${TESTS_FIXTURES_DIR}/luajit_detect/luajit_detect_tool.c
-  ${TESTS_UNIT_DIR}/support/test_files.c ${TESTS_UNIT_DIR}/support/hostile_elf.c)
+  ${TESTS_UNIT_DIR}/support/test_files.c ${TESTS_UNIT_DIR}/support/hostile_elf.c
+  ${TESTS_UNIT_DIR}/support/detect_contract.c)
 target_link_libraries(luajit_detect_tool PRIVATE lp_runtime lua_perf_test_support)
 
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
