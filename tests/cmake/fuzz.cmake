@@ -72,3 +72,12 @@ lua_perf_fuzz_harness(puc_detect CORPUS elf SOURCES fuzz_puc_detect.c fuzz_elf_i
 lua_perf_fuzz_harness(luajit_detect CORPUS elf SOURCES fuzz_luajit_detect.c fuzz_elf_input.c
   ../unit/support/detect_contract.c LIBS lp_runtime SYSTEM_SEEDS ${FUZZ_SYSTEM_ELF_FILES})
 lua_perf_fuzz_harness(proc_maps CORPUS maps SOURCES fuzz_proc_maps.c LIBS lp_proc)
+lua_perf_fuzz_harness(lua_symbolize CORPUS lua_image SOURCES fuzz_lua_symbolize.c LIBS lp_symbolize)
+
+# The seeds of lua_symbolize: real Lua 5.4 heaps (scripts/fuzz-seeds.sh runs it).
+pkg_check_modules(FUZZ_LUA5_4 QUIET IMPORTED_TARGET lua5.4)
+if(FUZZ_LUA5_4_FOUND)
+  add_executable(lua_image_seeds ${FUZZ_DIR}/lua_image_seeds.c)
+  target_link_libraries(lua_image_seeds PRIVATE lp_runtime PkgConfig::FUZZ_LUA5_4
+    lua_perf_test_support)
+endif()
