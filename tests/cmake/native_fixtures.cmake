@@ -94,6 +94,9 @@ endforeach()
 add_test(NAME native_deep_stripped
   COMMAND ${Python3_EXECUTABLE} ${NATIVE_TEST_ARGS} deep_stripped
           --fixture ${FIXTURE_DEEP_STRIPPED} --unstripped $<TARGET_FILE:fixture_deep>)
+add_test(NAME native_deep_stripped_semicolon
+  COMMAND ${Python3_EXECUTABLE} ${NATIVE_TEST_ARGS} deep_stripped_semicolon
+          --fixture ${FIXTURE_DEEP_STRIPPED} --unstripped $<TARGET_FILE:fixture_deep>)
 add_test(NAME native_dlopen
   COMMAND ${Python3_EXECUTABLE} ${NATIVE_TEST_ARGS} dlopen
           --fixture $<TARGET_FILE:fixture_dlopen> --plugin $<TARGET_FILE:fixture_plugin>)
@@ -115,7 +118,7 @@ add_test(NAME native_lua54
   COMMAND ${Python3_EXECUTABLE} ${TESTS_E2E_DIR}/nginx_profile_test.py
           --lua-perf $<TARGET_FILE:lua-perf> lua54)
 
-set(NATIVE_BPF_TESTS native_deep native_deep_stripped native_qsort native_signal native_vdso
+set(NATIVE_BPF_TESTS native_deep native_deep_stripped native_deep_stripped_semicolon native_qsort native_signal native_vdso
   native_realign native_dlopen native_dlopen_no_sections native_threads native_errors native_kernel_frames native_target_exit native_nginx native_lua54)
 # 77 = skipped (not root: these load BPF programs).
 set_tests_properties(${NATIVE_BPF_TESTS} PROPERTIES

@@ -6,8 +6,8 @@ check the folded stacks it wrote.
     native_profile_test.py --lua-perf BIN CASE [--fixture F] [--plugin P] [--unstripped U]
     native_profile_test.py self-check --fixture-dir DIR --plugin P
 
-CASE: deep, deep_stripped, qsort, signal, vdso, dlopen, dlopen_no_sections, threads, realign,
-errors, target_exit;
+CASE: deep, deep_stripped, deep_stripped_semicolon, qsort, signal, vdso, dlopen,
+dlopen_no_sections, threads, realign, errors, target_exit;
 self-check needs neither root nor lua-perf: it checks the fixtures' machine code with objdump
 (real calls, real recursion, no renamed clones) and runs each fixture briefly.
 
@@ -111,6 +111,16 @@ def case_deep(args, tmp, stripped=False):
                  "fixture_deep" + ("_stripped" if stripped else ""), translate)
 
 
+def case_deep_stripped_semicolon(args, tmp):
+    """The stripped fixture run from a file whose name holds ';', the folded frame separator:
+    its frames must read `fixture:deep+0xOFF`, one frame each (a name is the target's to
+    choose)."""
+    odd = os.path.join(tmp, "fixture;deep")
+    shutil.copy2(args.fixture, odd)
+    args.fixture = odd
+    case_deep(args, tmp, stripped=True)
+
+
 def case_realign(args, tmp):
     """The caller's CFA is rbp-based and its rbp is only recoverable through the realigned
     callee's DW_CFA_expression (saved at rbp + 0)."""
@@ -123,7 +133,7 @@ def case_realign(args, tmp):
 def check_stripped_frames(args, stacks):
     """The stripped binary has no .symtab: its frames must be BASENAME+0xOFF; translate them
     with the unstripped twin's symbols (strip does not move code)."""
-    base = os.path.basename(args.fixture)
+    base = os.path.basename(args.fixture).replace(";", ":")  # ';' separates frames: replaced
     stripped, full = Elf(args.fixture), Elf(args.unstripped)
     if stripped.has_section(".symtab"):
         fail(f"{args.fixture} still has a .symtab: not a stripped binary")
@@ -549,6 +559,7 @@ def case_self_check(args, tmp):
 CASES = {
     "deep": case_deep,
     "deep_stripped": lambda a, t: case_deep(a, t, stripped=True),
+    "deep_stripped_semicolon": case_deep_stripped_semicolon,
     "qsort": case_qsort,
     "signal": case_signal,
     "vdso": case_vdso,
