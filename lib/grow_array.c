@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "lib/grow_array.h"
 
+#include <errno.h>
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,4 +38,15 @@ void *grow_array_push_slot(void *items_ptr, size_t *count, size_t *capacity, siz
 		return NULL;
 	memcpy(items_ptr, &grown, sizeof(grown));
 	return (char *)grown + (*count)++ * elem_size;
+}
+
+int grow_array_append_copy(void *items_ptr, size_t *count, size_t *capacity, size_t elem_size,
+			   size_t initial, const void *value)
+{
+	void *slot = grow_array_push_slot(items_ptr, count, capacity, elem_size, initial);
+
+	if (!slot)
+		return -ENOMEM;
+	memcpy(slot, value, elem_size);
+	return 0;
 }

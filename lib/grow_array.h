@@ -18,9 +18,20 @@ void *grow_array(void *items, size_t *capacity, size_t needed, size_t elem_size,
 #define grow_array_push(items, count, capacity, initial)                                          \
 	grow_array_push_slot(&(items), &(count), &(capacity), sizeof(*(items)), (initial))
 
+/* grow_array_push() and a copy of *value into the new element: 0, or -ENOMEM with nothing
+ * changed. value must point to the array's element type (checked at compile time by the
+ * unevaluated assignment). */
+#define grow_array_append(items, count, capacity, initial, value)                                 \
+	((void)sizeof(*(items) = *(value)),                                                        \
+	 grow_array_append_copy(&(items), &(count), &(capacity), sizeof(*(items)), (initial),      \
+				(value)))
+
 /* grow_array_push() without the macro: items_ptr is the address of the array's pointer (of any
  * object pointer type; they share void *'s representation on every target lua-perf runs on). */
 void *grow_array_push_slot(void *items_ptr, size_t *count, size_t *capacity, size_t elem_size,
 			   size_t initial);
+/* grow_array_append() without the macro. */
+int grow_array_append_copy(void *items_ptr, size_t *count, size_t *capacity, size_t elem_size,
+			   size_t initial, const void *value);
 
 #endif

@@ -122,12 +122,7 @@ static int parse_maps_line(const char *line, struct proc_exec_map *map, int *exe
 
 static int append_map(struct proc_exec_maps *out, size_t *cap, const struct proc_exec_map *map)
 {
-	struct proc_exec_map *slot = grow_array_push(out->maps, out->count, *cap, 32);
-
-	if (!slot)
-		return -ENOMEM;
-	*slot = *map;
-	return 0;
+	return grow_array_append(out->maps, out->count, *cap, 32, map);
 }
 
 int proc_parse_exec_maps(FILE *f, struct proc_exec_maps *out)

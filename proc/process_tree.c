@@ -32,12 +32,7 @@ struct process_table {
 
 static int pid_list_push(struct pid_list *list, pid_t pid)
 {
-	pid_t *slot = grow_array_push(list->pids, list->count, list->capacity, 16);
-
-	if (!slot)
-		return -ENOMEM;
-	*slot = pid;
-	return 0;
+	return grow_array_append(list->pids, list->count, list->capacity, 16, &pid);
 }
 
 static void pid_list_free(struct pid_list *list)

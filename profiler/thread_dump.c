@@ -140,12 +140,9 @@ static int run_iterator(struct thread_dump *d)
 
 static int add_listed(struct thread_dump *d, pid_t tgid, pid_t tid)
 {
-	struct thread_ref *slot = grow_array_push(d->listed, d->listed_count, d->listed_capacity, 64);
+	const struct thread_ref ref = {tgid, tid};
 
-	if (!slot)
-		return -ENOMEM;
-	*slot = (struct thread_ref){tgid, tid};
-	return 0;
+	return grow_array_append(d->listed, d->listed_count, d->listed_capacity, 64, &ref);
 }
 
 static bool has_stack(const struct thread_dump *d, pid_t tid)
@@ -230,12 +227,7 @@ struct dumped {
 
 static int add_dumped(struct dumped *all, const struct dumped_thread *t)
 {
-	struct dumped_thread *slot = grow_array_push(all->threads, all->count, all->capacity, 64);
-
-	if (!slot)
-		return -ENOMEM;
-	*slot = *t;
-	return 0;
+	return grow_array_append(all->threads, all->count, all->capacity, 64, t);
 }
 
 /* Every thread with a stack, then the listed ones without. */

@@ -65,11 +65,7 @@ struct raw_vec {
 
 static int raw_push(struct raw_vec *vec, const struct raw_sym *sym)
 {
-	struct raw_sym *slot = grow_array_push(vec->items, vec->count, vec->capacity, 1024);
-	if (!slot)
-		return -ENOMEM;
-	*slot = *sym;
-	return 0;
+	return grow_array_append(vec->items, vec->count, vec->capacity, 1024, sym);
 }
 
 /* ---- Choosing among aliases and building the final table. */

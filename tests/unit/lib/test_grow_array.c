@@ -2,6 +2,7 @@
 /* test_grow_array.c - lib/grow_array.c: room for what is needed, doubling from the initial
  * capacity, the contents kept, and NULL with everything untouched when the size cannot be
  * represented; grow_array_push: the new element's slot, the count kept, the same refusals. */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -101,6 +102,28 @@ static void push_refused_leaves_the_array_alone(void)
 	free(items);
 }
 
+static void appends_copies(void)
+{
+	struct pair *items = NULL;
+	size_t count = 0, capacity = 0;
+
+	for (uint32_t i = 0; i < 40; i++) {
+		const struct pair p = {i, (uint64_t)i << 33};
+		CHECK(grow_array_append(items, count, capacity, 2, &p) == 0, "append %u", i);
+	}
+	CHECK(count == 40 && capacity == 64, "count %zu, capacity %zu after 40 appends from 2", count,
+	      capacity);
+	for (size_t i = 0; i < count; i++)
+		CHECK(items[i].key == i && items[i].value == (uint64_t)i << 33, "element %zu", i);
+	struct pair *before = items;
+	count = SIZE_MAX;
+	const struct pair p = {1, 2};
+	CHECK(grow_array_append(items, count, capacity, 2, &p) == -ENOMEM &&
+		      items == before && count == SIZE_MAX && capacity == 64,
+	      "a refused append changed the array");
+	free(items);
+}
+
 int main(void)
 {
 	grows_by_doubling();
@@ -108,5 +131,6 @@ int main(void)
 	refuses_sizes_that_overflow();
 	pushes_one_element_at_a_time();
 	push_refused_leaves_the_array_alone();
+	appends_copies();
 	return check_finish("grow_array");
 }
