@@ -225,11 +225,6 @@ struct dumped {
 	size_t capacity;
 };
 
-static int add_dumped(struct dumped *all, const struct dumped_thread *t)
-{
-	return grow_array_append(all->threads, all->count, all->capacity, 64, t);
-}
-
 /* Every thread with a stack, then the listed ones without. */
 static int collect_threads(struct thread_dump *d, struct dumped *all)
 {
@@ -243,13 +238,13 @@ static int collect_threads(struct thread_dump *d, struct dumped *all)
 		key = next;
 		prev = &key;
 		if (bpf_map_lookup_elem(d->thread_stacks_fd, &key, &t.ts) == 0)
-			rc = add_dumped(all, &t);
+			rc = grow_array_append(all->threads, all->count, all->capacity, 64, &t);
 	}
 	for (size_t i = 0; rc == 0 && i < d->listed_count; i++) {
 		if (has_stack(d, d->listed[i].tid)) /* taken after the last round */
 			continue;
 		struct dumped_thread t = {.tid = d->listed[i].tid, .ts.tgid = (__u32)d->listed[i].tgid};
-		rc = add_dumped(all, &t);
+		rc = grow_array_append(all->threads, all->count, all->capacity, 64, &t);
 	}
 	return rc;
 }

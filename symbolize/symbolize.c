@@ -63,11 +63,6 @@ struct raw_vec {
 	size_t capacity;
 };
 
-static int raw_push(struct raw_vec *vec, const struct raw_sym *sym)
-{
-	return grow_array_append(vec->items, vec->count, vec->capacity, 1024, sym);
-}
-
 /* ---- Choosing among aliases and building the final table. */
 
 static size_t leading_underscores(const struct raw_sym *sym)
@@ -245,7 +240,7 @@ static int collect_symbol(void *ctx, const struct elf_symbol *symbol)
 		.name_len = unversioned_length(symbol->name, symbol->name_len),
 		.external = bind == STB_GLOBAL || bind == STB_WEAK || bind == STB_GNU_UNIQUE,
 	};
-	return raw_push(sink->out, &raw);
+	return grow_array_append(sink->out->items, sink->out->count, sink->out->capacity, 1024, &raw);
 }
 
 /* Appends the function symbols of .symtab and .dynsym. Malformed tables are skipped; only
@@ -556,7 +551,7 @@ static int add_entry_point(struct raw_vec *vec, Elf *elf)
 	struct raw_sym entry = {
 		.addr = ehdr.e_entry, .size = ENTRY_POINT_SIZE, .name = name, .name_len = sizeof(name) - 1,
 	};
-	return raw_push(vec, &entry);
+	return grow_array_append(vec->items, vec->count, vec->capacity, 1024, &entry);
 }
 
 int symbol_table_load_elf(struct symbol_table *table, const struct elf_image *img, const char *path,
@@ -630,7 +625,7 @@ static int parse_kallsyms(char *text, struct raw_vec *vec, bool *any_address)
 			*newline = '\0';
 		struct raw_sym sym;
 		if (parse_kallsyms_line(line, &sym)) {
-			int err = raw_push(vec, &sym);
+			int err = grow_array_append(vec->items, vec->count, vec->capacity, 1024, &sym);
 			if (err)
 				return err;
 			*any_address |= sym.addr != 0;
