@@ -2,7 +2,6 @@
 #include "lib/grow_array.h"
 
 #include <errno.h>
-
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
