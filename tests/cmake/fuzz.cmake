@@ -59,17 +59,19 @@ function(lua_perf_fuzz_harness name)
   endif()
 endfunction()
 
-lua_perf_fuzz_harness(elf_image CORPUS elf SOURCES fuzz_elf_image.c fuzz_elf_input.c
+# What the ELF harnesses share: the input as a memfd ELF file.
+set(FUZZ_ELF_INPUT fuzz_elf_input.c ../unit/support/test_files.c)
+lua_perf_fuzz_harness(elf_image CORPUS elf SOURCES fuzz_elf_image.c ${FUZZ_ELF_INPUT}
   LIBS lp_unwind SYSTEM_SEEDS ${FUZZ_SYSTEM_ELF_FILES})
-lua_perf_fuzz_harness(cfi CORPUS elf SOURCES fuzz_cfi.c fuzz_elf_input.c
+lua_perf_fuzz_harness(cfi CORPUS elf SOURCES fuzz_cfi.c ${FUZZ_ELF_INPUT}
   ../unit/support/cfi_table_shape.c LIBS lp_unwind SYSTEM_SEEDS ${FUZZ_SYSTEM_ELF_FILES})
-lua_perf_fuzz_harness(symbols CORPUS elf SOURCES fuzz_symbols.c fuzz_elf_input.c
+lua_perf_fuzz_harness(symbols CORPUS elf SOURCES fuzz_symbols.c ${FUZZ_ELF_INPUT}
   LIBS lp_symbolize SYSTEM_SEEDS ${FUZZ_SYSTEM_ELF_FILES})
 lua_perf_fuzz_harness(folded CORPUS folded SOURCES fuzz_folded.c LIBS lp_output)
 lua_perf_fuzz_harness(svg CORPUS folded SOURCES fuzz_svg.c LIBS lp_output EXPAT::EXPAT)
-lua_perf_fuzz_harness(puc_detect CORPUS elf SOURCES fuzz_puc_detect.c fuzz_elf_input.c
+lua_perf_fuzz_harness(puc_detect CORPUS elf SOURCES fuzz_puc_detect.c ${FUZZ_ELF_INPUT}
   ../unit/support/detect_contract.c LIBS lp_runtime SYSTEM_SEEDS ${FUZZ_SYSTEM_ELF_FILES})
-lua_perf_fuzz_harness(luajit_detect CORPUS elf SOURCES fuzz_luajit_detect.c fuzz_elf_input.c
+lua_perf_fuzz_harness(luajit_detect CORPUS elf SOURCES fuzz_luajit_detect.c ${FUZZ_ELF_INPUT}
   ../unit/support/detect_contract.c LIBS lp_runtime SYSTEM_SEEDS ${FUZZ_SYSTEM_ELF_FILES})
 lua_perf_fuzz_harness(proc_maps CORPUS maps SOURCES fuzz_proc_maps.c LIBS lp_proc)
 lua_perf_fuzz_harness(lua_symbolize CORPUS lua_image SOURCES fuzz_lua_symbolize.c LIBS lp_symbolize)

@@ -4,31 +4,17 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include "lib/log.h"
 #include "tests/fuzz/fuzz_harness.h"
-
-static int write_all(int fd, const uint8_t *data, size_t size)
-{
-	while (size > 0) {
-		ssize_t n = write(fd, data, size);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		data += n;
-		size -= (size_t)n;
-	}
-	return 0;
-}
+#include "tests/unit/support/test_files.h"
 
 int fuzz_elf_open(struct elf_image *img, const uint8_t *data, size_t size)
 {
 	lp_set_log_level(LOG_QUIET); /* hostile files are warned about: millions of lines */
 	int fd = memfd_create("fuzz-elf", MFD_CLOEXEC);
 	FUZZ_ASSERT(fd >= 0, "memfd_create: errno %d", errno);
-	FUZZ_ASSERT(write_all(fd, data, size) == 0, "writing %zu bytes to the memfd", size);
+	FUZZ_ASSERT(blob_write_fd(fd, data, size) == 0, "writing %zu bytes to the memfd", size);
 	return elf_image_open_fd(img, fd, "fuzz-elf");
 }
 

@@ -43,18 +43,21 @@ int blob_write_file(const char *path, const uint8_t *data, size_t size)
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
-	int err = 0;
+	int err = blob_write_fd(fd, data, size);
+	if (close(fd) != 0 && !err)
+		err = -errno;
+	return err;
+}
+
+int blob_write_fd(int fd, const uint8_t *data, size_t size)
+{
 	for (size_t done = 0; done < size;) {
 		ssize_t n = write(fd, data + done, size - done);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0) {
-			err = n < 0 ? -errno : -EIO;
-			break;
-		}
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
 		done += (size_t)n;
 	}
-	if (close(fd) != 0 && !err)
-		err = -errno;
-	return err;
+	return 0;
 }

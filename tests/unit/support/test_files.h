@@ -15,5 +15,7 @@ struct blob {
 int blob_read_file(const char *path, struct blob *out);
 /* Create or truncate path with exactly data[0..size). 0 or a negative errno. */
 int blob_write_file(const char *path, const uint8_t *data, size_t size);
+/* All of data[0..size) to the open descriptor fd (retrying short writes). 0 or a negative errno. */
+int blob_write_fd(int fd, const uint8_t *data, size_t size);
 
 #endif
