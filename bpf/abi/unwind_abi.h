@@ -201,7 +201,7 @@ struct stack_trace {
 	X(END_REG_UNKNOWN, 5, "CFA register unknown")                                             \
 	/* reading the user stack failed (paged out, bad address) */                              \
 	X(END_READ_FAILED, 6, "stack read failed")                                                \
-	/* MAX_NATIVE_FRAMES / MAX_STACK_FRAMES reached */                                        \
+	/* MAX_NATIVE_FRAMES / MAX_STACK_FRAMES / MAX_LUA_FRAMES_PER_ACTIVATION reached */                                        \
 	X(END_DEPTH, 7, "depth limit")                                                            \
 	/* return address 0 or the stack pointer did not move up */                               \
 	X(END_BAD_FRAME, 8, "bad frame (return address 0 or stack not growing)")                  \
@@ -210,7 +210,10 @@ struct stack_trace {
 	/* no user registers (kernel thread) */                                                   \
 	X(END_NO_USER_REGS, 10, "no user registers")                                              \
 	/* the process has no mappings loaded yet */                                              \
-	X(END_PROC_UNKNOWN, 11, "process mappings not loaded yet")
+	X(END_PROC_UNKNOWN, 11, "process mappings not loaded yet")                                \
+	/* a Lua VM's frames could not be read, or contradict its own links (a corrupt or \
+	 * hostile lua_State): the stack ends at the interpreter frame that runs them */          \
+	X(END_LUA_BROKEN, 12, "Lua frames unreadable or inconsistent")
 
 #define UNWIND_END_ENUMERATOR(name, value, text) name = value,
 enum unwind_end {

@@ -115,6 +115,10 @@ __noinline int unwind_native_frame(struct unwinder_state *st, struct proc_mappin
 		retaddr = false;
 	walk_interpreter(st, m->file_id, lookup_pc - m->bias, rule_id);
 	push_frame(st, native_frame(m->file_id, pc - m->bias, retaddr));
+	if (st->lua_end) {
+		st->end_reason = st->lua_end; /* its callers' Lua frames cannot be trusted either */
+		return 1;
+	}
 	if (!rule) {
 		st->end_reason = reason;
 		return 1;

@@ -26,6 +26,7 @@ static __always_inline void begin_stack(struct unwinder_state *st, __u32 tgid)
 	st->lua_L = 0;
 	st->lua_ci = 0;
 	st->lua_frames = 0;
+	st->lua_end = 0;
 	st->tgid = tgid;
 	st->end_reason = END_DEPTH;
 	st->generation = current_generation();

@@ -112,6 +112,9 @@ struct unwinder_state {
 	__u64 lua_top_ci;         /* its L->ci (5.1: the CallInfo whose pc is L->savedpc) */
 	__u32 lua_frames;         /* Lua frames pushed in this sample */
 	__u32 generation;         /* of the maps this sample is recorded in (generations.bpf.h) */
+	__u32 lua_end;            /* set by a Lua walker: the stack ends at the interpreter frame
+				   * being unwound, with this enum unwind_end; 0 none */
+	__u32 pad;
 	__u64 kernel_ips[MAX_KERNEL_FRAMES];
 	__u64 sigcontext[SIGCONTEXT_REGS]; /* a signal frame's saved registers, as read */
 	struct stack_trace trace;

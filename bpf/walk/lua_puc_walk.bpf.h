@@ -50,10 +50,12 @@ struct lua_walk_ctx {
 	struct lua_interp *interp;
 	__u64 base_ci;  /* 5.3/5.4: &L->base_ci, the end of the chain; 5.1: the array start */
 	__u64 ci;       /* the CallInfo under examination */
+	__u64 newer_ci; /* 5.3/5.4: the CallInfo whose previous it is (0: not walked here) */
 	__u32 pending;  /* 1: the splice at lua_resume: every Lua frame down to base_ci, no bound */
 	/* Whether a Lua frame was pushed in this activation: a flag, not a count, so that the
 	 * verifier's states for the callback converge (it iterates bpf_loop callbacks to a fixed
-	 * point since Linux 6.8, and a precisely tracked counter never repeats). */
+	 * point since Linux 6.8, and a precisely tracked counter never repeats). Each more flag
+	 * doubles the states it explores (two cost 24,000 instructions on Linux 6.18). */
 	__u32 pushed_any;
 };
 
@@ -123,6 +125,27 @@ static __always_inline __u16 ci_field_u16(const __u8 *ci, __u16 off)
 
 enum lua_step { LUA_STEP_NEXT = 0, LUA_STEP_STOP = 1 };
 
+/* 5.3/5.4 lstate.h: "struct CallInfo *previous, *next;" - next is the field after previous, and
+ * luaE_extendCI links both ways: every ci on the chain below L->ci is its previous' next. */
+#define CI_NEXT_AFTER_PREVIOUS 8
+
+/* w->ci when the chain led to what cannot be a CallInfo of this lua_State (CallInfos are
+ * 8-byte aligned) */
+#define CI_BROKEN 1
+
+/* The chain of this lua_State ends here: at its base (0), or CI_BROKEN. */
+static __always_inline long lua_chain_end(struct lua_walk_ctx *w, __u64 end)
+{
+	w->ci = end;
+	return LUA_STEP_STOP;
+}
+
+static __always_inline void lua_chain_advance(struct lua_walk_ctx *w, const __u8 *ci)
+{
+	w->newer_ci = w->ci;
+	w->ci = ci_field_u64(ci, w->interp->puc.ci_previous);
+}
+
 /* 5.3/5.4: one CallInfo of the ci->previous chain. */
 static long lua_step_chain(__u64 index, void *data)
 {
@@ -131,11 +154,12 @@ static long lua_step_chain(__u64 index, void *data)
 	struct lua_puc_layout *lay = &interp->puc;
 	__u8 ci[CI_READ_SIZE];
 
-	if (w->ci == 0 || w->ci == w->base_ci ||
-	    read_user(ci, sizeof(ci), (void *)w->ci)) {
-		w->ci = 0; /* this lua_State is done */
-		return LUA_STEP_STOP;
-	}
+	if (w->ci == w->base_ci)
+		return lua_chain_end(w, 0);
+	if (w->ci == 0 || read_user(ci, sizeof(ci), (void *)w->ci) ||
+	    (w->newer_ci &&
+	     ci_field_u64(ci, lay->ci_previous + CI_NEXT_AFTER_PREVIOUS) != w->newer_ci))
+		return lua_chain_end(w, CI_BROKEN);
 	__u16 status = ci_field_u16(ci, lay->ci_callstatus);
 	/* 5.3 marks Lua calls with CIST_LUA, 5.4 marks C calls with CIST_C (lstate.h) */
 	bool is_lua = interp->kind == LUA_KIND_PUC53 ? (status & lay->cist_lua) != 0
@@ -145,12 +169,12 @@ static long lua_step_chain(__u64 index, void *data)
 	if (!proto) {
 		if (w->pushed_any && !w->pending)
 			return LUA_STEP_STOP; /* a C call below Lua frames: the next activation's */
-		w->ci = ci_field_u64(ci, lay->ci_previous);
+		lua_chain_advance(w, ci);
 		return LUA_STEP_NEXT;
 	}
 	push_frame(w->st, lua_frame(proto, lua_pc_index(proto, ci_field_u64(ci, lay->ci_savedpc), lay)));
 	w->pushed_any = 1;
-	w->ci = ci_field_u64(ci, lay->ci_previous);
+	lua_chain_advance(w, ci);
 	/* the CallInfo that entered this luaV_execute ends the activation (lvm.c: "if (ci->callstatus
 	 * & CIST_FRESH) return;"); in 5.4.0-5.4.1 each Lua call entered its own. Pending frames have
 	 * no activation: their CIST_FRESH bits are those of activations a yield ended. */
@@ -184,10 +208,10 @@ static long lua_step_array(__u64 index, void *data)
 	struct lua_puc_layout *lay = &w->interp->puc;
 	__u8 ci[CI_READ_SIZE];
 
-	if (w->ci <= w->base_ci || read_user(ci, sizeof(ci), (void *)w->ci)) {
-		w->ci = 0;
-		return LUA_STEP_STOP;
-	}
+	if (w->ci <= w->base_ci)
+		return lua_chain_end(w, 0);
+	if (read_user(ci, sizeof(ci), (void *)w->ci))
+		return lua_chain_end(w, CI_BROKEN);
 	__u64 proto = lua_proto_of(ci_field_u64(ci, lay->ci_func), w->interp);
 
 	if (!proto) {
@@ -243,6 +267,7 @@ static __always_inline void lua_puc_walk_activation(struct unwinder_state *st,
 		return;
 	}
 	struct lua_walk_ctx w = {.st = st, .interp = interp, .pending = pending};
+	long steps = 0;
 
 	if (L != st->lua_L) {
 		if (!lua_state_valid(L, lay) || read_u64(L + lay->state_ci, &w.ci)) {
@@ -262,10 +287,23 @@ static __always_inline void lua_puc_walk_activation(struct unwinder_state *st,
 	if (interp->kind == LUA_KIND_PUC51) {
 		if (read_u64(L + lay->state_base_ci, &w.base_ci))
 			return;
-		bpf_loop(MAX_LUA_FRAMES_PER_ACTIVATION, lua_step_array, &w, 0);
+		/* lstate.h 5.1: base_ci is an array of CallInfo, ci points into it */
+		if (w.ci < w.base_ci || (w.ci - w.base_ci) % lay->ci_size)
+			w.ci = CI_BROKEN;
+		else
+			steps = bpf_loop(MAX_LUA_FRAMES_PER_ACTIVATION, lua_step_array, &w, 0);
 	} else {
 		w.base_ci = L + lay->state_base_ci;
-		bpf_loop(MAX_LUA_FRAMES_PER_ACTIVATION, lua_step_chain, &w, 0);
+		steps = bpf_loop(MAX_LUA_FRAMES_PER_ACTIVATION, lua_step_chain, &w, 0);
+	}
+	if (w.ci == CI_BROKEN) {
+		st->lua_end = END_LUA_BROKEN;
+		w.ci = 0;
+	} else if (steps >= MAX_LUA_FRAMES_PER_ACTIVATION) {
+		/* the bound stopped the walk inside an activation (or a chain that loops with
+		 * consistent links; or it ended at the very last step, rare: reported alike): what
+		 * is below is not this frame's caller */
+		st->lua_end = END_DEPTH;
 	}
 	st->lua_ci = w.ci;
 	st->lua_frames |= w.pushed_any;

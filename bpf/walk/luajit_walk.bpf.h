@@ -268,6 +268,8 @@ static __always_inline __u64 luajit_cont_pc(struct luajit_walk_ctx *w)
 	return read_u64(w->frame - 8, &v) ? 0 : v >> 32;
 }
 
+/* L's stack ends here: at its bottom, or at what cannot be a frame (then the walk stops above
+ * the bottom: broken). */
 static __always_inline long luajit_stop(struct luajit_walk_ctx *w)
 {
 	w->done = 1;
@@ -350,7 +352,14 @@ __noinline int luajit_walk_lua_stack(__u32 file_id, __u64 L, __u64 top, __u64 pc
 		count(CNT_LUA_EMPTY_ACTIVATION);
 		return 0;
 	}
-	bpf_loop(MAX_LUA_FRAMES_PER_ACTIVATION, luajit_step, &w, 0);
+	long steps = bpf_loop(MAX_LUA_FRAMES_PER_ACTIVATION, luajit_step, &w, 0);
+	/* done above the bottom: a frame that cannot be one. All steps taken: the bound stopped the
+	 * walk inside the activation (or it ended at the very last step, rare: reported alike), and
+	 * what is below is not its caller. No flags for these: each doubles the callback's states. */
+	if (w.done && w.frame > w.bot)
+		st->lua_end = END_LUA_BROKEN;
+	else if (steps >= MAX_LUA_FRAMES_PER_ACTIVATION)
+		st->lua_end = END_DEPTH;
 	st->lua_L = L;
 	st->lua_ci = w.done ? 0 : w.frame;
 	st->lua_frames |= w.pushed_any;
@@ -514,6 +523,10 @@ static __always_inline enum luajit_trace_result luajit_walk_trace(struct unwinde
 		return LUAJIT_NOT_IN_TRACE;
 	luajit_walk_lua_stack(file_id, L, base, luajit_trace_start(lay, g, vmstate), 1);
 	push_frame(st, native_frame(file_id, interp->exec_start, false));
+	if (st->lua_end) {
+		st->end_reason = st->lua_end;
+		return LUAJIT_TRACE_END;
+	}
 	st->regs[DW_RSP] = cframe;
 	st->valid |= REG_BIT(DW_RSP);
 	reason = unwind_frame(st, rule);

@@ -17,25 +17,8 @@
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 
 set(LUA_TEST_DIR ${TESTS_FIXTURES_DIR}/lua)
-set(LUA_TEST_BIN_DIR ${CMAKE_BINARY_DIR}/lua_fixtures)
-set(LUA_EMBED_BIN ${LUA_TEST_BIN_DIR}/lua_embed)
-
-pkg_check_modules(LUA54 IMPORTED_TARGET lua5.4)
-if(LUA54_FOUND)
-  add_executable(lua_embed ${LUA_TEST_DIR}/lua_embed.c)
-  target_link_libraries(lua_embed PRIVATE PkgConfig::LUA54)
-  # Built like distro code (optimized, no frame pointers), and exactly with these options: the
-  # directory-wide ones (sanitizers with LUA_PERF_SANITIZE) must not change the program.
-  set_target_properties(lua_embed PROPERTIES
-    COMPILE_OPTIONS "-Wall;-Wextra;-O2;-fomit-frame-pointer;-g"
-    LINK_OPTIONS ""
-    C_STANDARD 17
-    C_EXTENSIONS OFF
-    RUNTIME_OUTPUT_DIRECTORY ${LUA_TEST_BIN_DIR})
-else()
-  message(WARNING "lua5.4.pc not found (Debian package liblua5.4-dev): lua_embed is not built "
-                  "and the lua_embed54_* tests will fail")
-endif()
+set(LUA_EMBED_BIN ${LUA_HOSTS_DIR}/lua_embed)
+lua_perf_lua_host(lua_embed ${LUA_TEST_DIR}/lua_embed.c lua5.4)
 
 set(LUA_TEST ${TESTS_E2E_DIR}/lua_profile_test.py)
 set(LUA_TEST_ARGS ${LUA_TEST} --lua-perf $<TARGET_FILE:lua-perf> --scripts ${LUA_TEST_DIR}

@@ -22,33 +22,14 @@ find_package(Python3 REQUIRED COMPONENTS Interpreter)
 
 set(LUA_YIELD_TEST ${Python3_EXECUTABLE} ${TESTS_E2E_DIR}/lua_yield_profile_test.py
   --lua-perf $<TARGET_FILE:lua-perf> --script ${TESTS_FIXTURES_DIR}/lua_yield/yield_app.lua)
-set(LUA_YIELD_BIN_DIR ${CMAKE_BINARY_DIR}/lua_fixtures)
+set(LUA_YIELD_BIN_DIR ${LUA_HOSTS_DIR})
+set(LUA_YIELD_HOST ${TESTS_FIXTURES_DIR}/lua_yield/lua_yield_host.c)
 set(LUA_YIELD_TESTS)
 
-# The host for one Lua library (pkg-config module), built like distro code (optimized, no frame
-# pointers) and with exactly these options (not the sanitizers of LUA_PERF_SANITIZE).
-function(lua_yield_host target module)
-  pkg_check_modules(LUA_YIELD_${target} IMPORTED_TARGET ${module})
-  if(NOT LUA_YIELD_${target}_FOUND)
-    message(WARNING "${module}.pc not found: ${target} is not built and its tests will fail "
-                    "(scripts/install-deps.sh installs the -dev package)")
-    return()
-  endif()
-  add_executable(${target} ${TESTS_FIXTURES_DIR}/lua_yield/lua_yield_host.c)
-  target_link_libraries(${target} PRIVATE PkgConfig::LUA_YIELD_${target})
-  target_compile_definitions(${target} PRIVATE ${ARGN})
-  set_target_properties(${target} PROPERTIES
-    COMPILE_OPTIONS "-Wall;-Wextra;-O2;-fomit-frame-pointer;-g"
-    LINK_OPTIONS ""
-    C_STANDARD 17
-    C_EXTENSIONS OFF
-    RUNTIME_OUTPUT_DIRECTORY ${LUA_YIELD_BIN_DIR})
-endfunction()
-
-lua_yield_host(lua_yield_host51 lua5.1)
-lua_yield_host(lua_yield_host53 lua5.3)
-lua_yield_host(lua_yield_host54 lua5.4)
-lua_yield_host(lua_yield_hostjit luajit LUA_YIELD_HOST_LUAJIT)
+lua_perf_lua_host(lua_yield_host51 ${LUA_YIELD_HOST} lua5.1)
+lua_perf_lua_host(lua_yield_host53 ${LUA_YIELD_HOST} lua5.3)
+lua_perf_lua_host(lua_yield_host54 ${LUA_YIELD_HOST} lua5.4)
+lua_perf_lua_host(lua_yield_hostjit ${LUA_YIELD_HOST} luajit LUA_YIELD_HOST_LUAJIT)
 
 function(lua_yield_test name host)
   add_test(NAME ${name} COMMAND ${LUA_YIELD_TEST} --host ${LUA_YIELD_BIN_DIR}/${host} ${ARGN})

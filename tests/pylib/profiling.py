@@ -257,6 +257,20 @@ def process_summary(err):
     return procs, rest
 
 
+def end_reasons(err):
+    """{reason: samples} from lua-perf's --stats "how user stacks ended:" lines."""
+    head = err.find("lua-perf: how user stacks ended:\n")
+    if head < 0:
+        fail(f"no 'how user stacks ended' in lua-perf's stderr (--stats): {err[-2000:]!r}")
+    reasons = {}
+    for line in err[head:].split("\n")[1:]:
+        m = re.fullmatch(r"  (\S.*?) +(\d+) +[0-9.]+%", line)
+        if not m:
+            break
+        reasons[m[1]] = int(m[2])
+    return reasons
+
+
 def joined_lines(err):
     """{pid: (comm, parent pid)} from lua-perf's "PID N (comm) joined, child of P" lines."""
     return {int(pid): (comm, int(ppid)) for pid, comm, ppid in
