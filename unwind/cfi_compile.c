@@ -58,6 +58,7 @@ struct build_ctx {
 	size_t piece_count;
 	size_t piece_capacity;
 	struct cfi_table *out;
+	struct cfi_problem *problem;
 };
 
 static void log_dwarf_error(Dwarf_Debug dbg, Dwarf_Error err, const char *what)
@@ -673,7 +674,7 @@ static bool image_is_x86_64(const struct elf_image *img)
 	       ehdr.e_ident[EI_DATA] == ELFDATA2LSB && ehdr.e_machine == EM_X86_64;
 }
 
-static int compile_with_dwarf(struct build_ctx *ctx, const char *name)
+static int compile_with_dwarf(struct build_ctx *ctx)
 {
 	struct fde_list lists[SRC_COUNT];
 	memset(lists, 0, sizeof(lists));
@@ -682,8 +683,8 @@ static int compile_with_dwarf(struct build_ctx *ctx, const char *name)
 		if (ctx->fo->index_of[s] == 0)
 			continue;
 		if (load_fde_list(ctx->dbg, (enum frame_source)s, &lists[s]) != 0) {
-			lp_warn("ELF file %s: %s is malformed, ignored", name,
-				ctx->fo->sections[ctx->fo->index_of[s]].name);
+			cfi_problem_note(ctx->problem, "%s is malformed",
+					 ctx->fo->sections[ctx->fo->index_of[s]].name);
 			failures++;
 			continue;
 		}
@@ -706,7 +707,7 @@ static int compile_with_dwarf(struct build_ctx *ctx, const char *name)
 
 /* The table of the frame sections in fo. */
 static int compile_frame_object(struct frame_object *fo, const struct elf_image *img,
-				const char *name, struct cfi_table *out)
+				struct cfi_problem *problem, struct cfi_table *out)
 {
 	Dwarf_Obj_Access_Interface iface = {.object = fo, .methods = &frame_object_methods};
 	Dwarf_Debug dbg = NULL;
@@ -716,12 +717,13 @@ static int compile_frame_object(struct frame_object *fo, const struct elf_image 
 		return 0;
 	if (res != DW_DLV_OK) {
 		log_dwarf_error(NULL, derr, "dwarf_object_init_b");
+		cfi_problem_note(problem, "its frame sections are unreadable");
 		return -EINVAL;
 	}
 	configure_frame_rules(dbg);
 
-	struct build_ctx ctx = {.img = img, .fo = fo, .dbg = dbg, .out = out};
-	int err = compile_with_dwarf(&ctx, name);
+	struct build_ctx ctx = {.img = img, .fo = fo, .dbg = dbg, .out = out, .problem = problem};
+	int err = compile_with_dwarf(&ctx);
 	for (int s = 0; s < SRC_COUNT; s++)
 		free(ctx.refs[s]);
 	free(ctx.pieces);
@@ -735,20 +737,44 @@ static int compile_frame_object(struct frame_object *fo, const struct elf_image 
 	return 0;
 }
 
+/* The one warning of a file whose table could not be compiled, or was compiled without a part of
+ * its call frame information; err and the table as cfi_table_build returns them. */
+static int warn_once(const struct elf_image *img, const struct cfi_problem *problem, int err,
+		     struct cfi_table *out)
+{
+	if (!err && out->count > 0) {
+		if (cfi_problem_found(problem))
+			lp_warn("%s: %s: ignored, its unwind table is built from the rest", img->name, problem->text);
+		return 0;
+	}
+	if (!err && !cfi_problem_found(problem))
+		return 0; /* no call frame information at all: nothing is damaged */
+	if (cfi_problem_found(problem))
+		lp_warn("%s: %s: no unwind table, its frames end there", img->name, problem->text);
+	else
+		lp_warn("%s: cannot compile its unwind table (%s): its frames end there", img->name,
+			strerror(-err));
+	cfi_table_free(out);
+	return err ? err : -EINVAL;
+}
+
 int cfi_table_build(const struct elf_image *img, struct cfi_table *out)
 {
+	struct cfi_problem problem;
+	int err = 0;
+
 	memset(out, 0, sizeof(*out));
-	if (!image_is_x86_64(img))
-		return -ENOTSUP;
-	char name[2 * ELF_ID_MAX + 1]; /* files are named by their id in messages */
-	elf_image_id_hex(img, name, sizeof(name));
+	cfi_problem_init(&problem, img->name);
+	if (!image_is_x86_64(img)) {
+		cfi_problem_note(&problem, "not an x86-64 file");
+		return warn_once(img, &problem, -ENOTSUP, out);
+	}
 	struct frame_object fo;
-	frame_object_collect(&fo, img, name);
-	if (fo.count == 1)
-		return 0;
-	int err = compile_frame_object(&fo, img, name, out);
+	frame_object_collect(&fo, img, &problem);
+	if (fo.count > 1)
+		err = compile_frame_object(&fo, img, &problem, out);
 	frame_object_free(&fo);
-	return err;
+	return warn_once(img, &problem, err, out);
 }
 
 void cfi_table_free(struct cfi_table *table)
