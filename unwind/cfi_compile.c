@@ -30,6 +30,7 @@
 #include "lib/grow_array.h"
 #include "lib/log.h"
 #include "lib/u64_array.h"
+#include "unwind/cfa_scan.h"
 #include "unwind/frame_sections.h"
 
 /* ---- FDE references and coverage pieces */
@@ -293,6 +294,7 @@ struct fde_info {
 	const struct frame_section *section; /* where expression blocks must lie */
 	bool signal_frame;
 	bool ra_column_ok;
+	size_t cie_remember_depth; /* DW_CFA_remember_state nesting of the CIE's initial instructions */
 };
 
 static bool block_in_section(const struct frame_section *s, const void *block, Dwarf_Signed len)
@@ -463,6 +465,11 @@ static int push_gap(struct cfi_table *t, uint64_t pc)
 	return push_row(t, pc, &gap);
 }
 
+/* An FDE whose CIE and own program nest DW_CFA_remember_state deeper than this is not given to
+ * libdwarf (its range becomes a gap): see unwind/cfa_scan.h for why. Compilers nest it once or
+ * twice. */
+#define MAX_REMEMBER_DEPTH 16
+
 /* CIE properties: 'S' in a "z" augmentation marks a signal frame (LSB Core 5.0, "Exception
  * Frames"; GCC's unwind-dw2.c), and the return address column must be rip (16). */
 static int describe_fde(struct build_ctx *ctx, const struct fde_ref *ref, struct fde_info *fi)
@@ -490,6 +497,7 @@ static int describe_fde(struct build_ctx *ctx, const struct fde_ref *ref, struct
 	fi->section = &ctx->fo->sections[ctx->fo->index_of[ref->source]];
 	fi->signal_frame = augmentation && augmentation[0] == 'z' && strchr(augmentation, 'S');
 	fi->ra_column_ok = ra_reg == DW_RIP;
+	fi->cie_remember_depth = cfa_remember_depth(initial, (size_t)initial_len);
 	return 0;
 }
 
@@ -507,6 +515,13 @@ static int row_starts(struct build_ctx *ctx, const struct fde_info *fi, uint64_t
 	if (dwarf_get_fde_instr_bytes(fi->ref->fde, &instrs, &len, &err) != DW_DLV_OK) {
 		log_dwarf_error(ctx->dbg, err, "dwarf_get_fde_instr_bytes");
 		return -EINVAL;
+	}
+	size_t depth = cfa_remember_depth(instrs, (size_t)len);
+	if (depth > MAX_REMEMBER_DEPTH || fi->cie_remember_depth > MAX_REMEMBER_DEPTH - depth) {
+		cfi_problem_note(ctx->problem, "%s: the FDE at 0x%llx nests DW_CFA_remember_state more than "
+				 "%d deep", fi->section->name, (unsigned long long)fi->ref->lo,
+				 MAX_REMEMBER_DEPTH);
+		return -E2BIG;
 	}
 	if (len > 0 &&
 	    dwarf_expand_frame_instructions(fi->cie, instrs, len, &ops, &op_count, &err) != DW_DLV_OK) {
