@@ -256,11 +256,9 @@ static int register_file(struct mapped_files *mf, const struct elf_image *img, c
 {
 	double started = now_seconds();
 	struct cfi_table cfi = {0};
-	bool have_cfi = cfi_table_build(img, &cfi) == 0;
+	bool have_cfi = cfi_table_build(img, &cfi) == 0; /* it warned once when the file is damaged */
 	int rc;
 
-	if (!have_cfi)
-		lp_warn("%s: unreadable call frame information, no unwind table", name);
 	rc = table_store_add(mf->store, img, have_cfi ? &cfi : NULL, name, file_id);
 	if (rc == 0)
 		rc = remember_file(mf, *file_id, img, have_cfi ? &cfi : NULL, name, pid, dev, ino);

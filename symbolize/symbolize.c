@@ -185,11 +185,14 @@ static int build_table(struct symbol_table *table, struct raw_vec *vec)
 
 /* ---- ELF symbol tables. */
 
-/* "memcpy@@GLIBC_2.14" -> "memcpy"; .symtab of shared libraries keeps such names. */
-static size_t unversioned_length(const char *name, size_t len)
+/* "memcpy@@GLIBC_2.14" -> "memcpy"; .symtab of shared libraries keeps such names. At most
+ * SYMBOL_NAME_MAX. */
+static size_t stored_length(const char *name, size_t len)
 {
 	const char *at = memchr(name, '@', len);
-	return at && at != name ? (size_t)(at - name) : len;
+	if (at && at != name)
+		len = (size_t)(at - name);
+	return len < SYMBOL_NAME_MAX ? len : SYMBOL_NAME_MAX;
 }
 
 static bool section_is_executable(Elf *elf, size_t shnum, size_t index)
@@ -237,7 +240,7 @@ static int collect_symbol(void *ctx, const struct elf_symbol *symbol)
 		.addr = sym->st_value,
 		.size = sym->st_size,
 		.name = symbol->name,
-		.name_len = unversioned_length(symbol->name, symbol->name_len),
+		.name_len = stored_length(symbol->name, symbol->name_len),
 		.external = bind == STB_GLOBAL || bind == STB_WEAK || bind == STB_GNU_UNIQUE,
 	};
 	return grow_array_append(sink->out->items, sink->out->count, sink->out->capacity, 1024, &raw);

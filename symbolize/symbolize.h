@@ -15,6 +15,12 @@ struct symbol {
 	const char *name;  /* points into the table's string storage */
 };
 
+/* Names longer than this are cut: a file's symbols may all name one long string, and each
+ * symbol gets its own copy, so without a cap a file of n symbols and an L-byte string table would
+ * take n * L bytes; with it, at most SYMBOL_NAME_MAX + 1 bytes a symbol (and a symbol is 24 bytes
+ * of the file). Long C++ names still fit whole. */
+#define SYMBOL_NAME_MAX 4096
+
 struct symbol_table {
 	struct symbol *syms;  /* sorted by addr */
 	size_t count;

@@ -30,6 +30,7 @@
 #include "lib/grow_array.h"
 #include "lib/log.h"
 #include "lib/u64_array.h"
+#include "unwind/cfa_scan.h"
 #include "unwind/frame_sections.h"
 
 /* ---- FDE references and coverage pieces */
@@ -58,6 +59,7 @@ struct build_ctx {
 	size_t piece_count;
 	size_t piece_capacity;
 	struct cfi_table *out;
+	struct cfi_problem *problem;
 };
 
 static void log_dwarf_error(Dwarf_Debug dbg, Dwarf_Error err, const char *what)
@@ -292,6 +294,7 @@ struct fde_info {
 	const struct frame_section *section; /* where expression blocks must lie */
 	bool signal_frame;
 	bool ra_column_ok;
+	size_t cie_remember_depth; /* DW_CFA_remember_state nesting of the CIE's initial instructions */
 };
 
 static bool block_in_section(const struct frame_section *s, const void *block, Dwarf_Signed len)
@@ -462,6 +465,11 @@ static int push_gap(struct cfi_table *t, uint64_t pc)
 	return push_row(t, pc, &gap);
 }
 
+/* An FDE whose CIE and own program nest DW_CFA_remember_state deeper than this is not given to
+ * libdwarf (its range becomes a gap): see unwind/cfa_scan.h for why. Compilers nest it once or
+ * twice. */
+#define MAX_REMEMBER_DEPTH 16
+
 /* CIE properties: 'S' in a "z" augmentation marks a signal frame (LSB Core 5.0, "Exception
  * Frames"; GCC's unwind-dw2.c), and the return address column must be rip (16). */
 static int describe_fde(struct build_ctx *ctx, const struct fde_ref *ref, struct fde_info *fi)
@@ -489,6 +497,7 @@ static int describe_fde(struct build_ctx *ctx, const struct fde_ref *ref, struct
 	fi->section = &ctx->fo->sections[ctx->fo->index_of[ref->source]];
 	fi->signal_frame = augmentation && augmentation[0] == 'z' && strchr(augmentation, 'S');
 	fi->ra_column_ok = ra_reg == DW_RIP;
+	fi->cie_remember_depth = cfa_remember_depth(initial, (size_t)initial_len);
 	return 0;
 }
 
@@ -506,6 +515,13 @@ static int row_starts(struct build_ctx *ctx, const struct fde_info *fi, uint64_t
 	if (dwarf_get_fde_instr_bytes(fi->ref->fde, &instrs, &len, &err) != DW_DLV_OK) {
 		log_dwarf_error(ctx->dbg, err, "dwarf_get_fde_instr_bytes");
 		return -EINVAL;
+	}
+	size_t depth = cfa_remember_depth(instrs, (size_t)len);
+	if (depth > MAX_REMEMBER_DEPTH || fi->cie_remember_depth > MAX_REMEMBER_DEPTH - depth) {
+		cfi_problem_note(ctx->problem, "%s: the FDE at 0x%llx nests DW_CFA_remember_state more than "
+				 "%d deep", fi->section->name, (unsigned long long)fi->ref->lo,
+				 MAX_REMEMBER_DEPTH);
+		return -E2BIG;
 	}
 	if (len > 0 &&
 	    dwarf_expand_frame_instructions(fi->cie, instrs, len, &ops, &op_count, &err) != DW_DLV_OK) {
@@ -673,7 +689,7 @@ static bool image_is_x86_64(const struct elf_image *img)
 	       ehdr.e_ident[EI_DATA] == ELFDATA2LSB && ehdr.e_machine == EM_X86_64;
 }
 
-static int compile_with_dwarf(struct build_ctx *ctx, const char *name)
+static int compile_with_dwarf(struct build_ctx *ctx)
 {
 	struct fde_list lists[SRC_COUNT];
 	memset(lists, 0, sizeof(lists));
@@ -682,8 +698,8 @@ static int compile_with_dwarf(struct build_ctx *ctx, const char *name)
 		if (ctx->fo->index_of[s] == 0)
 			continue;
 		if (load_fde_list(ctx->dbg, (enum frame_source)s, &lists[s]) != 0) {
-			lp_warn("ELF file %s: %s is malformed, ignored", name,
-				ctx->fo->sections[ctx->fo->index_of[s]].name);
+			cfi_problem_note(ctx->problem, "%s is malformed",
+					 ctx->fo->sections[ctx->fo->index_of[s]].name);
 			failures++;
 			continue;
 		}
@@ -706,7 +722,7 @@ static int compile_with_dwarf(struct build_ctx *ctx, const char *name)
 
 /* The table of the frame sections in fo. */
 static int compile_frame_object(struct frame_object *fo, const struct elf_image *img,
-				const char *name, struct cfi_table *out)
+				struct cfi_problem *problem, struct cfi_table *out)
 {
 	Dwarf_Obj_Access_Interface iface = {.object = fo, .methods = &frame_object_methods};
 	Dwarf_Debug dbg = NULL;
@@ -716,12 +732,13 @@ static int compile_frame_object(struct frame_object *fo, const struct elf_image 
 		return 0;
 	if (res != DW_DLV_OK) {
 		log_dwarf_error(NULL, derr, "dwarf_object_init_b");
+		cfi_problem_note(problem, "its frame sections are unreadable");
 		return -EINVAL;
 	}
 	configure_frame_rules(dbg);
 
-	struct build_ctx ctx = {.img = img, .fo = fo, .dbg = dbg, .out = out};
-	int err = compile_with_dwarf(&ctx, name);
+	struct build_ctx ctx = {.img = img, .fo = fo, .dbg = dbg, .out = out, .problem = problem};
+	int err = compile_with_dwarf(&ctx);
 	for (int s = 0; s < SRC_COUNT; s++)
 		free(ctx.refs[s]);
 	free(ctx.pieces);
@@ -735,20 +752,44 @@ static int compile_frame_object(struct frame_object *fo, const struct elf_image 
 	return 0;
 }
 
+/* The one warning of a file whose table could not be compiled, or was compiled without a part of
+ * its call frame information; err and the table as cfi_table_build returns them. */
+static int warn_once(const struct elf_image *img, const struct cfi_problem *problem, int err,
+		     struct cfi_table *out)
+{
+	if (!err && out->count > 0) {
+		if (cfi_problem_found(problem))
+			lp_warn("%s: %s: ignored, its unwind table is built from the rest", img->name, problem->text);
+		return 0;
+	}
+	if (!err && !cfi_problem_found(problem))
+		return 0; /* no call frame information at all: nothing is damaged */
+	if (cfi_problem_found(problem))
+		lp_warn("%s: %s: no unwind table, its frames end there", img->name, problem->text);
+	else
+		lp_warn("%s: cannot compile its unwind table (%s): its frames end there", img->name,
+			strerror(-err));
+	cfi_table_free(out);
+	return err ? err : -EINVAL;
+}
+
 int cfi_table_build(const struct elf_image *img, struct cfi_table *out)
 {
+	struct cfi_problem problem;
+	int err = 0;
+
 	memset(out, 0, sizeof(*out));
-	if (!image_is_x86_64(img))
-		return -ENOTSUP;
-	char name[2 * ELF_ID_MAX + 1]; /* files are named by their id in messages */
-	elf_image_id_hex(img, name, sizeof(name));
+	cfi_problem_init(&problem, img->name);
+	if (!image_is_x86_64(img)) {
+		cfi_problem_note(&problem, "not an x86-64 file");
+		return warn_once(img, &problem, -ENOTSUP, out);
+	}
 	struct frame_object fo;
-	frame_object_collect(&fo, img, name);
-	if (fo.count == 1)
-		return 0;
-	int err = compile_frame_object(&fo, img, name, out);
+	frame_object_collect(&fo, img, &problem);
+	if (fo.count > 1)
+		err = compile_frame_object(&fo, img, &problem, out);
 	frame_object_free(&fo);
-	return err;
+	return warn_once(img, &problem, err, out);
 }
 
 void cfi_table_free(struct cfi_table *table)

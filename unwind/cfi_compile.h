@@ -35,7 +35,11 @@ struct cfi_table {
 
 /* Compile every FDE of img. Rows are sorted by pc; where one FDE ends and the next does not start
  * at the same address, a CFA_GAP row marks the gap; the table ends with a CFA_GAP row at the end
- * of the last FDE. A file with no CFI at all yields 0 rows and returns 0. */
+ * of the last FDE. A file with no CFI at all yields 0 rows and returns 0.
+ * Damaged call frame information gets exactly one warning naming the file (img->name): what is
+ * wrong and what follows. When nothing usable is left (no row), that warning says the file has
+ * no unwind table and a negative errno is returned; when a part is left (a malformed
+ * .debug_frame beside a good .eh_frame), the part is used and 0 returned. */
 int cfi_table_build(const struct elf_image *img, struct cfi_table *out);
 void cfi_table_free(struct cfi_table *table);
 /* The row in effect at pc, or NULL (before the first row). */

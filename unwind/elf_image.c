@@ -313,6 +313,12 @@ int elf_image_open_fd(struct elf_image *img, int fd, const char *name_for_messag
 	const char *name = name_for_messages ? name_for_messages : "(elf)";
 	memset(img, 0, sizeof(*img));
 	img->fd = fd;
+	img->name = strdup(name);
+	if (!img->name) {
+		lp_warn("%s: out of memory", name);
+		elf_image_close(img);
+		return -ENOMEM;
+	}
 	int err = pthread_once(&libelf_once, libelf_init);
 	if (err != 0 || !libelf_ok) {
 		lp_warn("%s: libelf initialization failed", name);
@@ -342,6 +348,7 @@ void elf_image_close(struct elf_image *img)
 	if (img->fd >= 0)
 		close(img->fd);
 	free(img->loads);
+	free(img->name);
 	memset(img, 0, sizeof(*img));
 	img->fd = -1;
 }

@@ -21,6 +21,7 @@ struct elf_segment {
 
 struct elf_image {
 	int fd;
+	char *name;            /* how messages name the file (its path): an owned copy */
 	Elf *elf;
 	uint16_t type;         /* ET_EXEC / ET_DYN */
 	uint8_t id[ELF_ID_MAX];
@@ -32,7 +33,8 @@ struct elf_image {
 
 /* Open path read-only. Returns 0 or a negative errno (with a warning naming the file). */
 int elf_image_open(struct elf_image *img, const char *path);
-/* Same on an already open descriptor; takes ownership of fd (closed by elf_image_close). */
+/* Same on an already open descriptor; takes ownership of fd (closed by elf_image_close).
+ * name_for_messages (NULL: "(elf)") is copied into img->name. */
 int elf_image_open_fd(struct elf_image *img, int fd, const char *name_for_messages);
 void elf_image_close(struct elf_image *img);
 

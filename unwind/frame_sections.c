@@ -74,9 +74,9 @@ const Dwarf_Obj_Access_Methods frame_object_methods = {
 };
 
 /* Read one frame section through libelf and register it; absent or unusable sections are skipped
- * (a warning says why when the file is at fault). */
-static void add_frame_section(struct frame_object *fo, const struct elf_image *img, const char *file,
-			      const char *name, enum frame_source source)
+ * (problem says why when the file is at fault). */
+static void add_frame_section(struct frame_object *fo, const struct elf_image *img,
+			      struct cfi_problem *problem, const char *name, enum frame_source source)
 {
 	GElf_Shdr shdr;
 	Elf_Scn *scn = elf_image_section(img, name, &shdr);
@@ -86,28 +86,28 @@ static void add_frame_section(struct frame_object *fo, const struct elf_image *i
 		/* Check the claimed size before libelf allocates it (gABI "Compressed Sections"). */
 		GElf_Chdr chdr;
 		if (!gelf_getchdr(scn, &chdr)) {
-			lp_warn("ELF file %s: %s: bad compression header: %s", file, name, elf_errmsg(-1));
+			cfi_problem_note(problem, "%s has a bad compression header (%s)", name, elf_errmsg(-1));
 			return;
 		}
 		if (chdr.ch_size > MAX_FRAME_SECTION_SIZE) {
-			lp_warn("ELF file %s: %s: %llu bytes uncompressed, more than the %u we accept", file, name,
-				(unsigned long long)chdr.ch_size, MAX_FRAME_SECTION_SIZE);
+			cfi_problem_note(problem, "%s is %llu bytes uncompressed, more than the %u accepted",
+					 name, (unsigned long long)chdr.ch_size, MAX_FRAME_SECTION_SIZE);
 			return;
 		}
 		if (elf_compress(scn, 0, 0) < 0) {
-			lp_warn("ELF file %s: %s: cannot decompress: %s", file, name, elf_errmsg(-1));
+			cfi_problem_note(problem, "%s cannot be decompressed (%s)", name, elf_errmsg(-1));
 			return;
 		}
 	}
 	/* elf_getdata checks the section against the file size. */
 	Elf_Data *data = elf_getdata(scn, NULL);
 	if (!data || !data->d_buf || data->d_size == 0) {
-		lp_warn("ELF file %s: %s: cannot read: %s", file, name, elf_errmsg(-1));
+		cfi_problem_note(problem, "%s cannot be read (%s)", name, elf_errmsg(-1));
 		return;
 	}
 	if (data->d_size > MAX_FRAME_SECTION_SIZE) {
-		lp_warn("ELF file %s: %s: %zu bytes, more than the %u we accept", file, name, data->d_size,
-			MAX_FRAME_SECTION_SIZE);
+		cfi_problem_note(problem, "%s is %zu bytes, more than the %u accepted", name, data->d_size,
+				 MAX_FRAME_SECTION_SIZE);
 		return;
 	}
 	unsigned index = fo->count++;
@@ -119,7 +119,7 @@ static void add_frame_section(struct frame_object *fo, const struct elf_image *i
 /* No .eh_frame section (no section headers, or damaged ones): .eh_frame as the C runtime finds
  * it, through PT_GNU_EH_FRAME (unwind/eh_frame_locate.h). */
 static void add_eh_frame_from_program_headers(struct frame_object *fo, const struct elf_image *img,
-					      const char *file)
+					      struct cfi_problem *problem)
 {
 	uint64_t addr;
 	uint8_t *data;
@@ -128,26 +128,27 @@ static void add_eh_frame_from_program_headers(struct frame_object *fo, const str
 	if (err == -ENOENT)
 		return;
 	if (err) {
-		lp_warn("ELF file %s: no .eh_frame section, and its PT_GNU_EH_FRAME header is unusable: %s",
-			file, strerror(-err));
+		cfi_problem_note(problem, "no .eh_frame section, and its PT_GNU_EH_FRAME header is unusable (%s)",
+				 strerror(-err));
 		return;
 	}
-	lp_debug("ELF file %s: .eh_frame found through PT_GNU_EH_FRAME (%zu bytes)", file, size);
+	lp_debug("%s: .eh_frame found through PT_GNU_EH_FRAME (%zu bytes)", img->name, size);
 	unsigned index = fo->count++;
 	fo->sections[index] = (struct frame_section){
 		.name = ".eh_frame", .addr = addr, .size = size, .data = data, .owned = data};
 	fo->index_of[SRC_EH_FRAME] = (int)index;
 }
 
-void frame_object_collect(struct frame_object *fo, const struct elf_image *img, const char *file)
+void frame_object_collect(struct frame_object *fo, const struct elf_image *img,
+			  struct cfi_problem *problem)
 {
 	memset(fo, 0, sizeof(*fo));
 	fo->sections[0].name = "";
 	fo->count = 1;
-	add_frame_section(fo, img, file, ".eh_frame", SRC_EH_FRAME);
+	add_frame_section(fo, img, problem, ".eh_frame", SRC_EH_FRAME);
 	if (fo->index_of[SRC_EH_FRAME] == 0)
-		add_eh_frame_from_program_headers(fo, img, file);
-	add_frame_section(fo, img, file, ".debug_frame", SRC_DEBUG_FRAME);
+		add_eh_frame_from_program_headers(fo, img, problem);
+	add_frame_section(fo, img, problem, ".debug_frame", SRC_DEBUG_FRAME);
 }
 
 void frame_object_free(struct frame_object *fo)

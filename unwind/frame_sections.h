@@ -11,6 +11,7 @@
 
 #include <libdwarf/libdwarf.h>
 
+#include "unwind/cfi_problem.h"
 #include "unwind/elf_image.h"
 
 enum frame_source { SRC_EH_FRAME = 0, SRC_DEBUG_FRAME = 1, SRC_COUNT = 2 };
@@ -34,9 +35,10 @@ struct frame_object {
 /* Dwarf_Obj_Access_Interface methods over a struct frame_object. */
 extern const Dwarf_Obj_Access_Methods frame_object_methods;
 
-/* The frame sections of img into *fo (count 1: none); file names img in warnings. Sections
- * that are absent or unusable are skipped (a warning says why when the file is at fault). */
-void frame_object_collect(struct frame_object *fo, const struct elf_image *img, const char *file);
+/* The frame sections of img into *fo (count 1: none). Sections that are absent or unusable are
+ * skipped (noted in problem when the file is at fault). */
+void frame_object_collect(struct frame_object *fo, const struct elf_image *img,
+			  struct cfi_problem *problem);
 void frame_object_free(struct frame_object *fo);
 
 #endif

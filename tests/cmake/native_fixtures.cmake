@@ -17,7 +17,7 @@
 #     tests can be pointed at perf instead of lua-perf with --use-perf to repeat this).
 #
 # Tests (label bpf, need root): native_deep, native_deep_stripped, native_qsort, native_signal,
-# native_vdso, native_dlopen, native_threads, native_errors, native_target_exit, native_nginx,
+# native_vdso, native_dlopen, native_dlopen_no_sections, native_dlopen_damaged_cfi, native_threads, native_errors, native_target_exit, native_nginx,
 # native_lua54; plus native_fixtures_selfcheck (no profiler, no root: checks the fixtures).
 # fixture_fork (a parent whose descendants burn the CPU) is profiled by tests/cmake/process_tree.cmake.
 
@@ -65,14 +65,25 @@ add_custom_command(TARGET fixture_deep POST_BUILD
   BYPRODUCTS ${FIXTURE_DEEP_STRIPPED}
   COMMENT "Stripping fixture_deep into fixture_deep_stripped")
 
+# Copies of the plugin made by a tool of tests/fixtures/tools/ (`TOOL IN OUT`).
+function(fixture_plugin_variant out tool comment)
+  add_custom_command(TARGET fixture_plugin POST_BUILD
+    COMMAND ${Python3_EXECUTABLE} ${TESTS_FIXTURES_DIR}/tools/${tool} $<TARGET_FILE:fixture_plugin> ${out}
+    BYPRODUCTS ${out}
+    COMMENT "${comment}")
+endfunction()
+
 # The plugin without its section header table (sstrip-like): .eh_frame only through
 # PT_GNU_EH_FRAME, no symbols (they are found through section headers).
 set(FIXTURE_PLUGIN_NO_SECTIONS ${FIXTURE_BIN_DIR}/libfixture_plugin_no_sections.so)
-add_custom_command(TARGET fixture_plugin POST_BUILD
-  COMMAND ${Python3_EXECUTABLE} ${TESTS_FIXTURES_DIR}/tools/drop_section_headers.py
-          $<TARGET_FILE:fixture_plugin> ${FIXTURE_PLUGIN_NO_SECTIONS}
-  BYPRODUCTS ${FIXTURE_PLUGIN_NO_SECTIONS}
-  COMMENT "Copying libfixture_plugin.so without its section headers")
+fixture_plugin_variant(${FIXTURE_PLUGIN_NO_SECTIONS} drop_section_headers.py
+  "Copying libfixture_plugin.so without its section headers")
+
+# The plugin with garbage in .eh_frame and .eh_frame_hdr (code, symbols and headers intact): a
+# file lua-perf must reject with one warning, unwinding the rest of the profile as usual.
+set(FIXTURE_PLUGIN_DAMAGED_CFI ${FIXTURE_BIN_DIR}/libfixture_plugin_damaged_cfi.so)
+fixture_plugin_variant(${FIXTURE_PLUGIN_DAMAGED_CFI} corrupt_eh_frame.py
+  "Copying libfixture_plugin.so with its call frame information overwritten")
 
 add_custom_target(native_fixtures DEPENDS
   fixture_deep fixture_qsort fixture_signal fixture_vdso fixture_dlopen fixture_threads
@@ -104,6 +115,10 @@ add_test(NAME native_dlopen_no_sections
   COMMAND ${Python3_EXECUTABLE} ${NATIVE_TEST_ARGS} dlopen_no_sections
           --fixture $<TARGET_FILE:fixture_dlopen> --plugin ${FIXTURE_PLUGIN_NO_SECTIONS}
           --unstripped $<TARGET_FILE:fixture_plugin>)
+add_test(NAME native_dlopen_damaged_cfi
+  COMMAND ${Python3_EXECUTABLE} ${NATIVE_TEST_ARGS} dlopen_damaged_cfi
+          --fixture $<TARGET_FILE:fixture_dlopen> --plugin ${FIXTURE_PLUGIN_DAMAGED_CFI}
+          --fixture-dir ${FIXTURE_BIN_DIR})
 add_test(NAME native_errors
   COMMAND ${Python3_EXECUTABLE} ${NATIVE_TEST_ARGS} errors)
 add_test(NAME native_kernel_frames
@@ -119,7 +134,7 @@ add_test(NAME native_lua54
           --lua-perf $<TARGET_FILE:lua-perf> lua54)
 
 set(NATIVE_BPF_TESTS native_deep native_deep_stripped native_deep_stripped_semicolon native_qsort native_signal native_vdso
-  native_realign native_dlopen native_dlopen_no_sections native_threads native_errors native_kernel_frames native_target_exit native_nginx native_lua54)
+  native_realign native_dlopen native_dlopen_no_sections native_dlopen_damaged_cfi native_threads native_errors native_kernel_frames native_target_exit native_nginx native_lua54)
 # 77 = skipped (not root: these load BPF programs).
 set_tests_properties(${NATIVE_BPF_TESTS} PROPERTIES
   TIMEOUT 60 LABELS bpf SKIP_RETURN_CODE 77)

@@ -7,7 +7,7 @@ check the folded stacks it wrote.
     native_profile_test.py self-check --fixture-dir DIR --plugin P
 
 CASE: deep, deep_stripped, deep_stripped_semicolon, qsort, signal, vdso, dlopen,
-dlopen_no_sections, threads, realign, errors, target_exit;
+dlopen_no_sections, dlopen_damaged_cfi, threads, realign, errors, target_exit;
 self-check needs neither root nor lua-perf: it checks the fixtures' machine code with objdump
 (real calls, real recursion, no renamed clones) and runs each fixture briefly.
 
@@ -21,7 +21,9 @@ For each profiled fixture the "hot" samples are those whose leaf (ignoring the k
   (c) lua-perf exited 0 and its stderr summary mentions samples.
 Runs are `-f 997 -d 4` with MIN_HOT 1000, except dlopen (-d 5, the dlopen is triggered once
 lua-perf holds perf_event fds, MIN_HOT 500; dlopen_no_sections: the same with the plugin's
-section headers dropped, its frames BASE+0xOFF named by the --unstripped plugin's symbols) and target_exit (the target is ended by SIGTERM
+section headers dropped, its frames BASE+0xOFF named by the --unstripped plugin's symbols;
+dlopen_damaged_cfi: the plugin's .eh_frame is garbage, fixture_deep from --fixture-dir is profiled
+alongside with MIN_HOT 1000, --stats; see its docstring) and target_exit (the target is ended by SIGTERM
 1.5 s into sampling during a 7 s run; lua-perf must exit 0 and keep >= 300 hot samples).
 errors: a free PID, a kernel thread (PID 2) and an unprivileged run (lua-perf and its target
 both as uid 65534) must each give exit code != 0 and exactly one stderr line matching
@@ -247,7 +249,9 @@ def case_threads(args, tmp):
     check_chains(stacks, exact("burn_thread"), prefix, chain, MIN_HOT, "fixture_threads")
 
 
-def case_dlopen(args, tmp, translate=None):
+def profile_dlopen(args, tmp, others=(), extra=()):
+    """fixture_dlopen made to dlopen() args.plugin once lua-perf samples it (and the already
+    running Child objects `others`, profiled alongside); returns (lua-perf's stderr, stacks)."""
     child = Child([args.fixture, args.plugin], stdin=True)
     prof = None
     try:
@@ -255,7 +259,8 @@ def case_dlopen(args, tmp, translate=None):
         with open("/proc/%d/maps" % child.pid) as f:
             if os.path.basename(args.plugin) in f.read():
                 fail("plugin already mapped before the test asked for the dlopen")
-        prof = Profiler(args, [child.pid], DURATION + 1, os.path.join(tmp, "out.fold"))
+        prof = Profiler(args, [child.pid] + [o.pid for o in others], DURATION + 1,
+                        os.path.join(tmp, "out.fold"), extra=extra)
         if not prof.wait_attached():
             log("warning: no perf_event fd seen in the profiler within 15 s; going on")
         time.sleep(0.5)
@@ -269,7 +274,11 @@ def case_dlopen(args, tmp, translate=None):
         if prof:
             prof.kill()
         child.close()
-    stacks = parse_fold(os.path.join(tmp, "out.fold"))
+    return err, parse_fold(os.path.join(tmp, "out.fold"))
+
+
+def case_dlopen(args, tmp, translate=None):
+    _, stacks = profile_dlopen(args, tmp)
     chain = [one(exact("main")), one(exact("plugin_entry")), one(exact("plugin_hot"))]
     check_chains(stacks, exact("plugin_hot"), MAIN_PREFIX, chain, MIN_HOT // 2, "fixture_dlopen",
                  translate)
@@ -284,6 +293,60 @@ def case_dlopen_no_sections(args, tmp):
     if not plugin.text_offset_is_vaddr():
         fail(f"{args.plugin}: text file offsets differ from addresses; offsets are ambiguous")
     case_dlopen(args, tmp, names_from_twin(base, full))
+
+
+def end_reasons(err):
+    """{reason: samples} from lua-perf --stats' "how user stacks ended" table on stderr."""
+    lines = err.split("\n")
+    heads = [i for i, line in enumerate(lines) if line == "lua-perf: how user stacks ended:"]
+    if len(heads) != 1:
+        fail(f"{len(heads)} end-reason tables on stderr (want 1, with --stats): {err[-2000:]!r}")
+    reasons = {}
+    for line in lines[heads[0] + 1:]:
+        m = re.fullmatch(r"  (\S.*?) +(\d+) +[0-9.]+%", line)
+        if not m:
+            break
+        reasons[m[1]] = int(m[2])
+    return reasons
+
+
+def case_dlopen_damaged_cfi(args, tmp):
+    """dlopen of the plugin with garbage in .eh_frame and .eh_frame_hdr, while fixture_deep runs
+    in a second profiled process: exactly one warning, naming the plugin's path; the plugin's
+    stacks end in it (plugin_hot alone: its symbols are intact), counted in --stats as "file
+    without unwind table"; fixture_deep's stacks are as complete as in `deep`."""
+    deep = Child([os.path.join(args.fixture_dir, "fixture_deep")])
+    try:
+        deep.wait_for("ready")
+        err, stacks = profile_dlopen(args, tmp, others=[deep], extra=["--stats"])
+        if deep.proc.poll() is not None:
+            fail(f"fixture_deep exited during profiling with {deep.proc.returncode}")
+    finally:
+        deep.close()
+    warnings = [line for line in err.split("\n") if line.startswith("lua-perf: warning:")]
+    about = [line for line in warnings if args.plugin in line]
+    log(f"warnings: {warnings!r}")
+    if len(warnings) != 1 or len(about) != 1:
+        fail(f"want exactly one warning, naming {args.plugin}; got {warnings!r}")
+    if ".eh_frame" not in about[0] or "no unwind table" not in about[0]:
+        fail(f"the warning does not say .eh_frame is unusable and there is no unwind table: "
+             f"{about[0]!r}")
+    # The plugin's samples: no table, so the unwind stops at the leaf, named from .symtab.
+    hot = sum(c for f, c in stacks if user_part(f) and user_part(f)[-1] == "plugin_hot")
+    alone = sum(c for f, c in stacks if user_part(f) == ("plugin_hot",))
+    log(f"plugin_hot: {hot} samples, {alone} of them with plugin_hot alone")
+    if hot < MIN_HOT // 2 or alone < MIN_SHARE * hot:
+        fail(f"want >= {MIN_HOT // 2} samples in plugin_hot, >= 99% of them ending there\n"
+             + top_stacks(stacks))
+    reasons = end_reasons(err)
+    log(f"end reasons: {reasons}")
+    if reasons.get("file without unwind table", 0) < alone:
+        fail(f"--stats counts {reasons.get('file without unwind table', 0)} stacks ended in a "
+             f"file without unwind table, fewer than the {alone} that ended in plugin_hot")
+    depth = int(need_info(deep, "depth"))
+    chain = [one(exact("main")), one(exact("run_deep")), times(exact("recurse"), depth),
+             one(exact("burn_deep"))]
+    check_chains(stacks, exact("burn_deep"), MAIN_PREFIX, chain, MIN_HOT, "fixture_deep")
 
 
 def profile_dd(args, tmp, extra):
@@ -568,6 +631,7 @@ CASES = {
     "realign": case_realign,
     "dlopen": case_dlopen,
     "dlopen_no_sections": case_dlopen_no_sections,
+    "dlopen_damaged_cfi": case_dlopen_damaged_cfi,
     "errors": case_errors,
     "target_exit": case_target_exit,
     "self-check": case_self_check,

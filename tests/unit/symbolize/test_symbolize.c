@@ -948,6 +948,38 @@ static void huge_sizes(unsigned char *d, const struct symtab_layout *l)
 	}
 }
 
+/* Every symbol named by one 64 KiB string appended to the file (the new .strtab): each name is
+ * stored cut to SYMBOL_NAME_MAX, so the table's names take at most that much a symbol instead of
+ * 64 KiB a symbol. */
+static void check_one_long_name(const char *path, const unsigned char *orig, size_t len,
+				const struct symtab_layout *l)
+{
+	const size_t long_len = 64 * 1024;
+	unsigned char *d = xrealloc(NULL, len + long_len + 1);
+	memcpy(d, orig, len);
+	memset(d + len, 'A', long_len);
+	d[len + long_len] = '\0';
+	set_u64(shdr_field(d, l, l->strtab_index, offsetof(Elf64_Shdr, sh_offset)), len);
+	set_u64(shdr_field(d, l, l->strtab_index, offsetof(Elf64_Shdr, sh_size)), long_len + 1);
+	for (uint64_t off = sizeof(Elf64_Sym); off + sizeof(Elf64_Sym) <= l->symtab_size; off += sizeof(Elf64_Sym))
+		set_u32(d + l->symtab_offset + off + offsetof(Elf64_Sym, st_name), 0);
+	write_file(path, d, len + long_len + 1);
+	struct symbol_table t;
+	if (load_file(&t, path, path, "/nonexistent-root") != 0) {
+		CHECK(false, "one long name: not loaded");
+		free(d);
+		return;
+	}
+	size_t cut = 0;
+	for (size_t i = 0; i < t.count; i++)
+		cut += strlen(t.syms[i].name) == SYMBOL_NAME_MAX;
+	CHECK(t.count > 10 && cut + 1 >= t.count, "one long name: %zu of %zu names cut", cut, t.count);
+	CHECK(t.strings_len <= t.count * (SYMBOL_NAME_MAX + 1), "one long name: %zu bytes of names for %zu symbols",
+	      t.strings_len, t.count);
+	symbol_table_free(&t);
+	free(d);
+}
+
 static uint64_t xorshift(uint64_t *state)
 {
 	*state ^= *state << 13;
@@ -984,6 +1016,7 @@ static int test_hostile(int argc, char **argv)
 		bool expect_static = mutations[i].fn == huge_sizes;
 		CHECK(load_mutant(path, data, len, expect_static), "%s: not loaded", mutations[i].what);
 	}
+	check_one_long_name(path, orig, len, &layout);
 	/* Truncations and random byte changes; libelf's and elf_image's warnings go to /dev/null. */
 	fflush(stderr);
 	int saved_stderr = dup(STDERR_FILENO);

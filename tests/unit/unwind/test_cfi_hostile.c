@@ -7,7 +7,8 @@
  * section / program header counts, a .eh_frame whose size lies, libc with randomly corrupted
  * .eh_frame bytes, and libc itself; libc without section headers (or with damaged ones, or no
  * section named .eh_frame): the same rows, found through PT_GNU_EH_FRAME, and 0 rows without
- * that header too; and the content hash that names a file without a build-id. */
+ * that header too; the content hash that names a file without a build-id; and an FDE nesting
+ * DW_CFA_remember_state 16, 17 and 150,000 deep (refused from 17 on, in bounded memory). */
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
@@ -16,8 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <libdwarf/dwarf.h>
 
 #include "lib/log.h"
 #include "tests/unit/support/cfi_table_shape.h"
@@ -73,6 +77,7 @@ static uint64_t rng_state = 0x2545f4914f6cdd1dull;
 
 struct section_loc {
 	uint64_t shdr_offset; /* file offset of its Elf64_Shdr */
+	uint64_t addr;
 	uint64_t offset;
 	uint64_t size;
 	uint64_t name_offset; /* file offset of its name in .shstrtab */
@@ -96,6 +101,7 @@ static int locate_section(const char *path, const char *name, struct section_loc
 			const char *n = gelf_getshdr(scn, &shdr) ? elf_strptr(elf, shstrndx, shdr.sh_name) : NULL;
 			if (n && strcmp(n, name) == 0) {
 				loc->shdr_offset = ehdr.e_shoff + elf_ndxscn(scn) * (uint64_t)ehdr.e_shentsize;
+				loc->addr = shdr.sh_addr;
 				loc->offset = shdr.sh_offset;
 				loc->size = shdr.sh_size;
 				loc->name_offset = strtab.sh_offset + shdr.sh_name;
@@ -150,16 +156,12 @@ static void test_truncated(const char *dir, char *path, size_t path_size, const 
 	}
 }
 
-static void put_le16(uint8_t *p, uint16_t v)
+/* Write n little-endian bytes of v at p; returns the end. */
+static uint8_t *put_le(uint8_t *p, uint64_t v, unsigned n)
 {
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
+	for (unsigned i = 0; i < n; i++)
+		*p++ = (uint8_t)(v >> (8 * i));
+	return p;
 }
 
 /* Elf64_Ehdr field offsets (gABI): e_phoff 32, e_shoff 40, e_phnum 56, e_shnum 60, e_shstrndx 62. */
@@ -170,24 +172,24 @@ static void test_huge_counts(const char *dir, char *path, size_t path_size, cons
 	memcpy(buf, libc->data, 64);
 	snprintf(path, path_size, "%s/huge_counts", dir);
 
-	put_le16(buf + 60, 0xffff); /* e_shnum */
-	put_le64(buf + 40, 64);     /* e_shoff */
-	put_le16(buf + 56, 0xffff); /* e_phnum */
-	put_le64(buf + 32, 64);     /* e_phoff */
+	(void)put_le(buf + 60, 0xffff, 2); /* e_shnum */
+	(void)put_le(buf + 40, 64, 8);     /* e_shoff */
+	(void)put_le(buf + 56, 0xffff, 2); /* e_phnum */
+	(void)put_le(buf + 32, 64, 8);     /* e_phoff */
 	CHECK(try_blob("huge e_shnum/e_phnum", path, buf, sizeof(buf)) <= 0, "huge counts gave rows");
 
 	/* Extended numbering: e_shnum 0 and section 0's sh_size holds the real count (gABI). */
-	put_le16(buf + 60, 0);
-	put_le16(buf + 62, 0xffff);       /* SHN_XINDEX: real index in section 0's sh_link */
-	put_le64(buf + 64 + 32, UINT64_MAX); /* shdr[0].sh_size */
+	(void)put_le(buf + 60, 0, 2);
+	(void)put_le(buf + 62, 0xffff, 2);       /* SHN_XINDEX: real index in section 0's sh_link */
+	(void)put_le(buf + 64 + 32, UINT64_MAX, 8); /* shdr[0].sh_size */
 	buf[64 + 40] = 0xff;              /* shdr[0].sh_link */
 	CHECK(try_blob("extended section count", path, buf, sizeof(buf)) <= 0, "extended count gave rows");
 
 	/* Headers pointing past the end of the file. */
-	put_le64(buf + 40, UINT64_MAX - 8);
-	put_le64(buf + 32, UINT64_MAX - 8);
-	put_le16(buf + 60, 3);
-	put_le16(buf + 56, 3);
+	(void)put_le(buf + 40, UINT64_MAX - 8, 8);
+	(void)put_le(buf + 32, UINT64_MAX - 8, 8);
+	(void)put_le(buf + 60, 3, 2);
+	(void)put_le(buf + 56, 3, 2);
 	CHECK(try_blob("headers past EOF", path, buf, sizeof(buf)) <= 0, "headers past EOF gave rows");
 }
 
@@ -203,13 +205,13 @@ static void test_lying_eh_frame(const char *dir, char *path, size_t path_size, c
 	uint64_t lies[] = {UINT64_MAX, libc->size, libc->size - eh->offset + 1, 0, 7};
 	for (size_t i = 0; i < sizeof(lies) / sizeof(lies[0]); i++) {
 		memcpy(copy, libc->data, libc->size);
-		put_le64(copy + eh->shdr_offset + 32, lies[i]); /* Elf64_Shdr.sh_size */
+		(void)put_le(copy + eh->shdr_offset + 32, lies[i], 8); /* Elf64_Shdr.sh_size */
 		char what[64];
 		snprintf(what, sizeof(what), ".eh_frame sh_size %#llx", (unsigned long long)lies[i]);
 		try_blob(what, path, copy, libc->size);
 	}
 	memcpy(copy, libc->data, libc->size);
-	put_le64(copy + eh->shdr_offset + 24, UINT64_MAX - 16); /* sh_offset */
+	(void)put_le(copy + eh->shdr_offset + 24, UINT64_MAX - 16, 8); /* sh_offset */
 	try_blob(".eh_frame sh_offset past EOF", path, copy, libc->size);
 
 	free(copy);
@@ -280,20 +282,20 @@ static void test_eh_frame_from_program_headers(const char *dir, char *path, size
 	}
 	snprintf(path, path_size, "%s/no_sections", dir);
 	memcpy(copy, libc->data, libc->size);
-	put_le64(copy + 0x28, 0); /* e_shoff */
-	put_le16(copy + 0x3c, 0); /* e_shnum */
-	put_le16(copy + 0x3e, 0); /* e_shstrndx */
+	(void)put_le(copy + 0x28, 0, 8); /* e_shoff */
+	(void)put_le(copy + 0x3c, 0, 2); /* e_shnum */
+	(void)put_le(copy + 0x3e, 0, 2); /* e_shstrndx */
 	check_same_rows("no section headers", path, copy, libc->size, &want);
 
 	memcpy(copy, libc->data, libc->size);
-	put_le64(copy + 0x28, libc->size + 4096); /* e_shoff past the end */
+	(void)put_le(copy + 0x28, libc->size + 4096, 8); /* e_shoff past the end */
 	check_same_rows("section headers past the end", path, copy, libc->size, &want);
 
 	memcpy(copy, libc->data, libc->size);
 	copy[eh->name_offset + 1] = 'x'; /* ".eh_frame" -> ".xh_frame" */
 	check_same_rows("no section named .eh_frame", path, copy, libc->size, &want);
 
-	put_le64(copy + phdr, PT_NULL); /* p_type, and p_flags (0) */
+	(void)put_le(copy + phdr, PT_NULL, 8); /* p_type, and p_flags (0) */
 	CHECK(try_blob("no .eh_frame, no PT_GNU_EH_FRAME", path, copy, libc->size) == 0,
 	      "a file without CFI must give 0 rows");
 
@@ -334,6 +336,77 @@ static void test_corrupted_eh_frame(const char *dir, char *path, size_t path_siz
 			compiled++;
 	}
 	CHECK(compiled > 0, "no corrupted copy compiled at all: the per-FDE error path went untested");
+	free(copy);
+}
+
+/* ---- DW_CFA_remember_state nesting (unwind/cfa_scan.h): bounded, whatever the bytes */
+
+/* Over libc's .eh_frame (in copy): one CIE ("zR", pc-relative sdata4 pointers, cfa = rsp + 8,
+ * return address at cfa - 8) and one FDE for the first 256 bytes of .text whose program is
+ * `repeats` copies of pattern, then the terminator and zeros. Returns false when it does not fit. */
+static bool write_one_fde(uint8_t *copy, const struct section_loc *eh, uint64_t text_addr,
+			  const uint8_t *pattern, size_t pattern_len, size_t repeats)
+{
+	static const uint8_t cie_body[] = {0, 0, 0, 0, /* CIE id */ 1, 'z', 'R', 0, 1, 0x78, 16, 1, 0x1b,
+					   0x0c, 7, 8, 0x90, 1, 0, 0};
+	size_t program = pattern_len * repeats, fde_body = 4 + 4 + 4 + 1 + program;
+	size_t fde_pad = (8 - (4 + fde_body) % 8) % 8;
+	size_t total = 4 + sizeof(cie_body) + 4 + fde_body + fde_pad + 4;
+	if (total > eh->size)
+		return false;
+	uint8_t *start = copy + eh->offset, *p = start;
+	memset(start, 0, eh->size);
+	p = put_le(p, sizeof(cie_body), 4);
+	memcpy(p, cie_body, sizeof(cie_body));
+	p += sizeof(cie_body);
+	size_t fde_offset = (size_t)(p - start);
+	p = put_le(p, fde_body + fde_pad, 4);
+	p = put_le(p, fde_offset + 4, 4); /* back to the CIE */
+	uint64_t field_addr = eh->addr + fde_offset + 8;
+	p = put_le(p, (uint64_t)(int64_t)(text_addr - field_addr), 4); /* pc_begin, pc-relative */
+	p = put_le(p, 256, 4);                                           /* pc_range */
+	*p++ = 0;                                                        /* augmentation data */
+	for (size_t i = 0; i < repeats; i++, p += pattern_len)
+		memcpy(p, pattern, pattern_len);
+	return true; /* DW_CFA_nop padding and the zero terminator: already zero */
+}
+
+static long peak_rss_kib(void)
+{
+	struct rusage ru;
+	return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : 0;
+}
+
+static void test_remember_state_nesting(const char *dir, char *path, size_t path_size,
+					const struct blob *libc, const char *libc_path,
+					const struct section_loc *eh)
+{
+	static const uint8_t remember[] = {DW_CFA_remember_state};
+	static const uint8_t pair[] = {DW_CFA_remember_state, DW_CFA_restore_state};
+	struct section_loc text;
+	uint8_t *copy = malloc(libc->size);
+	if (!copy || locate_section(libc_path, ".text", &text) != 0) {
+		CHECK(false, "out of memory, or no .text in libc");
+		free(copy);
+		return;
+	}
+	snprintf(path, path_size, "%s/remember_state", dir);
+	memcpy(copy, libc->data, libc->size);
+	CHECK(write_one_fde(copy, eh, text.addr, remember, 1, 16) &&
+	      try_blob("nesting 16 deep", path, copy, libc->size) > 0, "nesting 16 deep was refused");
+	CHECK(write_one_fde(copy, eh, text.addr, remember, 1, 17) &&
+	      try_blob("nesting 17 deep", path, copy, libc->size) == -1, "nesting 17 deep was accepted");
+	CHECK(write_one_fde(copy, eh, text.addr, pair, 2, 1000) &&
+	      try_blob("1000 remember/restore pairs", path, copy, libc->size) > 0, "pairs were refused");
+	/* The whole section of DW_CFA_remember_state: libdwarf alone would take about 4 KiB a byte
+	 * (over 600 MiB for libc's 150 KiB). */
+	size_t most = eh->size - 64;
+	long before = peak_rss_kib();
+	CHECK(write_one_fde(copy, eh, text.addr, remember, 1, most) &&
+	      try_blob("a section of DW_CFA_remember_state", path, copy, libc->size) == -1,
+	      "%zu nested DW_CFA_remember_state accepted", most);
+	long grown = peak_rss_kib() - before;
+	CHECK(grown < 32 * 1024, "%zu bytes of DW_CFA_remember_state took %ld KiB", most, grown);
 	free(copy);
 }
 
@@ -454,6 +527,7 @@ int main(int argc, char **argv)
 	test_corrupted_eh_frame(dir, path, path_size, &libc, &eh);
 	test_eh_frame_from_program_headers(dir, path, path_size, &libc, libc_path, &eh);
 	test_content_hash(dir, path, path_size, &libc, libc_path);
+	test_remember_state_nesting(dir, path, path_size, &libc, libc_path, &eh);
 
 	free(path);
 	free(libc.data);
