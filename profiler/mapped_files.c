@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "lib/clocks.h"
+#include "lib/grow_array.h"
 #include "lib/log.h"
 #include "lib/u64_array.h"
 #include "proc/process_root.h"
@@ -31,6 +32,8 @@ int mapped_files_init(struct mapped_files *mf, struct table_store *store, int lu
 
 void mapped_files_free(struct mapped_files *mf)
 {
+	free(mf->refused);
+	mf->refused = NULL;
 	if (!mf->files)
 		return;
 	for (uint32_t i = 0; i < mf->count; i++) {
@@ -269,6 +272,27 @@ static int register_file(struct mapped_files *mf, const struct elf_image *img, c
 	return rc;
 }
 
+static bool was_refused(const struct mapped_files *mf, dev_t dev, ino_t ino)
+{
+	for (size_t i = 0; i < mf->refused_count; i++)
+		if (mf->refused[i].dev == dev && mf->refused[i].ino == ino)
+			return true;
+	return false;
+}
+
+/* elf_image_open_fd refused the file (err) and said why: when it is no usable ELF file
+ * (ENOEXEC), remember it so that other processes mapping it, and later reads of the maps, neither
+ * open it nor warn again. */
+static int refuse_file(struct mapped_files *mf, dev_t dev, ino_t ino, int err)
+{
+	struct file_identity id = {.dev = dev, .ino = ino};
+
+	if (dev != 0 && err == -ENOEXEC && grow_array_append(mf->refused, mf->refused_count, mf->refused_capacity, 8,
+					  &id) != 0)
+		return -ENOMEM;
+	return err;
+}
+
 /* The file id of the ELF file open on fd (taken: closed here), registering it on first sight.
  * by_inode false: no inode to cache it by (the vdso's memfd copy); found by content only. */
 static int file_of_fd(struct mapped_files *mf, int fd, const char *path, pid_t pid, bool by_inode,
@@ -283,9 +307,13 @@ static int file_of_fd(struct mapped_files *mf, int fd, const char *path, pid_t p
 		*file_id = (uint32_t)known;
 		return 0;
 	}
+	if (by_inode && was_refused(mf, st.st_dev, st.st_ino)) {
+		close(fd);
+		return -ENOEXEC;
+	}
 	rc = elf_image_open_fd(&img, fd, path);
 	if (rc < 0)
-		return rc;
+		return refuse_file(mf, by_inode ? st.st_dev : 0, by_inode ? st.st_ino : 0, rc);
 	known = table_store_find(mf->store, &img);
 	if (known >= 0)
 		*file_id = (uint32_t)known;

@@ -30,6 +30,11 @@ struct mapped_file {
 	const char *lua_problem;    /* why a Lua VM here cannot be profiled (static string), or NULL */
 };
 
+struct file_identity {
+	dev_t dev;
+	ino_t ino;
+};
+
 struct mapped_files {
 	struct table_store *store;
 	int lua_interps_fd;         /* BPF array of struct lua_interp by file id */
@@ -37,6 +42,9 @@ struct mapped_files {
 	struct mapped_file *files;  /* index = file id from the table store */
 	uint32_t count;
 	uint32_t mappings_dropped;  /* beyond MAX_PROC_MAPPINGS in one process */
+	/* Files that are no usable ELF file (warned about once): not opened again */
+	struct file_identity *refused;
+	size_t refused_count, refused_capacity;
 };
 
 int mapped_files_init(struct mapped_files *mf, struct table_store *store, int lua_interps_fd);

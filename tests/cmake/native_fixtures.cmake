@@ -17,7 +17,7 @@
 #     tests can be pointed at perf instead of lua-perf with --use-perf to repeat this).
 #
 # Tests (label bpf, need root): native_deep, native_deep_stripped, native_qsort, native_signal,
-# native_vdso, native_dlopen, native_dlopen_no_sections, native_dlopen_damaged_cfi, native_threads, native_errors, native_target_exit, native_nginx,
+# native_vdso, native_dlopen, native_dlopen_no_sections, native_dlopen_damaged_cfi, native_not_elf_mapped, native_threads, native_errors, native_target_exit, native_nginx,
 # native_lua54; plus native_fixtures_selfcheck (no profiler, no root: checks the fixtures).
 # fixture_fork (a parent whose descendants burn the CPU) is profiled by tests/cmake/process_tree.cmake.
 
@@ -119,6 +119,8 @@ add_test(NAME native_dlopen_damaged_cfi
   COMMAND ${Python3_EXECUTABLE} ${NATIVE_TEST_ARGS} dlopen_damaged_cfi
           --fixture $<TARGET_FILE:fixture_dlopen> --plugin ${FIXTURE_PLUGIN_DAMAGED_CFI}
           --fixture-dir ${FIXTURE_BIN_DIR})
+add_test(NAME native_not_elf_mapped
+  COMMAND ${Python3_EXECUTABLE} ${NATIVE_TEST_ARGS} not_elf_mapped)
 add_test(NAME native_errors
   COMMAND ${Python3_EXECUTABLE} ${NATIVE_TEST_ARGS} errors)
 add_test(NAME native_kernel_frames
@@ -134,7 +136,7 @@ add_test(NAME native_lua54
           --lua-perf $<TARGET_FILE:lua-perf> lua54)
 
 set(NATIVE_BPF_TESTS native_deep native_deep_stripped native_deep_stripped_semicolon native_qsort native_signal native_vdso
-  native_realign native_dlopen native_dlopen_no_sections native_dlopen_damaged_cfi native_threads native_errors native_kernel_frames native_target_exit native_nginx native_lua54)
+  native_realign native_dlopen native_dlopen_no_sections native_dlopen_damaged_cfi native_not_elf_mapped native_threads native_errors native_kernel_frames native_target_exit native_nginx native_lua54)
 # 77 = skipped (not root: these load BPF programs).
 set_tests_properties(${NATIVE_BPF_TESTS} PROPERTIES
   TIMEOUT 60 LABELS bpf SKIP_RETURN_CODE 77)

@@ -7,7 +7,7 @@ check the folded stacks it wrote.
     native_profile_test.py self-check --fixture-dir DIR --plugin P
 
 CASE: deep, deep_stripped, deep_stripped_semicolon, qsort, signal, vdso, dlopen,
-dlopen_no_sections, dlopen_damaged_cfi, threads, realign, errors, target_exit;
+dlopen_no_sections, dlopen_damaged_cfi, not_elf_mapped, threads, realign, errors, target_exit;
 self-check needs neither root nor lua-perf: it checks the fixtures' machine code with objdump
 (real calls, real recursion, no renamed clones) and runs each fixture briefly.
 
@@ -55,8 +55,8 @@ from pylib.chains import (  # noqa: E402
 from pylib.elf import Elf  # noqa: E402
 from pylib.folded import parse_fold, split_offset, top_stacks, user_part  # noqa: E402
 from pylib.profiling import (  # noqa: E402
-    cannot_profile, check_exit, Child, die_with_parent, DURATION, expect_error, FREQ, need_info,
-    profile_child, Profiler, run_case)
+    cannot_profile, check_exit, Child, die_with_parent, DURATION, end_reasons, expect_error, FREQ,
+    need_info, profile_child, Profiler, run_case)
 from pylib.report import fail, log, SKIP, TestFailure  # noqa: E402
 
 MIN_HOT = 1000          # hot samples for a 4 s run at 997 Hz (~4000 possible per busy thread)
@@ -295,21 +295,6 @@ def case_dlopen_no_sections(args, tmp):
     case_dlopen(args, tmp, names_from_twin(base, full))
 
 
-def end_reasons(err):
-    """{reason: samples} from lua-perf --stats' "how user stacks ended" table on stderr."""
-    lines = err.split("\n")
-    heads = [i for i, line in enumerate(lines) if line == "lua-perf: how user stacks ended:"]
-    if len(heads) != 1:
-        fail(f"{len(heads)} end-reason tables on stderr (want 1, with --stats): {err[-2000:]!r}")
-    reasons = {}
-    for line in lines[heads[0] + 1:]:
-        m = re.fullmatch(r"  (\S.*?) +(\d+) +[0-9.]+%", line)
-        if not m:
-            break
-        reasons[m[1]] = int(m[2])
-    return reasons
-
-
 def case_dlopen_damaged_cfi(args, tmp):
     """dlopen of the plugin with garbage in .eh_frame and .eh_frame_hdr, while fixture_deep runs
     in a second profiled process: exactly one warning, naming the plugin's path; the plugin's
@@ -347,6 +332,43 @@ def case_dlopen_damaged_cfi(args, tmp):
     chain = [one(exact("main")), one(exact("run_deep")), times(exact("recurse"), depth),
              one(exact("burn_deep"))]
     check_chains(stacks, exact("burn_deep"), MAIN_PREFIX, chain, MIN_HOT, "fixture_deep")
+
+
+# A process that maps a file executable which is no ELF file, then burns CPU in Python.
+MAP_NOT_ELF = """
+import mmap, sys, time
+f = open(sys.argv[1], "rb")
+m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ | mmap.PROT_EXEC)
+print("ready", flush=True)
+x = 0
+while True:
+    x = (x * 6364136223846793005 + 1) % (1 << 64)
+"""
+
+
+def case_not_elf_mapped(args, tmp):
+    """Two processes map the same non-ELF file executable (as a container could): lua-perf says
+    so in exactly one warning naming the file, not once per process or per reading of their
+    maps, profiles both and exits 0."""
+    garbage = os.path.join(tmp, "not-elf.so")
+    with open(garbage, "wb") as f:
+        f.write(b"\x7fELF" + bytes(range(256)) * 64)  # an ELF magic, a garbage header
+    children = [Child([sys.executable, "-c", MAP_NOT_ELF, garbage]) for _ in range(2)]
+    try:
+        for child in children:
+            child.wait_for("ready")
+        out = os.path.join(tmp, "out.fold")
+        prof = Profiler(args, [c.pid for c in children], 2, out)
+        rc, _, err = prof.finish()
+        check_exit(rc, err, args)
+    finally:
+        for child in children:
+            child.close()
+    warnings = [line for line in err.split("\n") if line.startswith("lua-perf: warning:")]
+    log(f"warnings: {warnings!r}")
+    if len(warnings) != 1 or garbage not in warnings[0]:
+        fail(f"want exactly one warning, naming {garbage}; got {warnings!r}")
+    parse_fold(out)
 
 
 def profile_dd(args, tmp, extra):
@@ -632,6 +654,7 @@ CASES = {
     "dlopen": case_dlopen,
     "dlopen_no_sections": case_dlopen_no_sections,
     "dlopen_damaged_cfi": case_dlopen_damaged_cfi,
+    "not_elf_mapped": case_not_elf_mapped,
     "errors": case_errors,
     "target_exit": case_target_exit,
     "self-check": case_self_check,
