@@ -19,6 +19,7 @@ symbols 300 elf 131072 -
 puc_detect 420 elf 0 $BUILD_DIR/fuzz_work/seeds/puc_detect
 luajit_detect 420 elf 0 $BUILD_DIR/fuzz_work/seeds/luajit_detect
 lua_symbolize 600 lua_image 0 -
+luajit_symbolize 600 luajit_image 0 -
 proc_maps 300 maps 4096 -
 folded 240 folded 4096 -
 svg 240 folded 4096 -"

@@ -3,9 +3,10 @@
 # down to what the ELF, unwind and symbol parsers read (headers, .eh_frame, .eh_frame_hdr,
 # symbol and version tables, build-id, debug link), so that each is tens of KiB, and two tiny
 # objects built here: one with .debug_frame instead of .eh_frame, one without section headers;
-# and the Lua heaps of tests/fuzz/corpus/lua_image/ (tests/fuzz/lua_image_seeds.c, from the
-# build in $BUILD_DIR, default build). Run again when a parser starts reading another section.
-# Needs binutils, gcc, liblua5.4-0, libluajit-5.1-2.
+# and the Lua heaps of tests/fuzz/corpus/lua_image/ and luajit_image/ (tests/fuzz/lua_image_seeds.c
+# and luajit_image_seeds.c, from the build in $BUILD_DIR, default build). Run again when a parser
+# starts reading another section.
+# Needs binutils, gcc, liblua5.4-dev, libluajit2-5.1-dev.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=tests/fuzz/corpus/elf
@@ -58,5 +59,6 @@ restore_segments "$work/debug_frame.so" "$out/debug_frame.so"
 gcc -O1 -shared -fPIC -Wl,--build-id -o "$work/no_sections.so" "$work/tiny.c"
 tests/fixtures/tools/drop_section_headers.py "$work/no_sections.so" "$out/no_sections.so"
 ls -l "$out"
-# The Lua symbolization harness: real Lua 5.4 heaps, from the build's lua_image_seeds
+# The Lua symbolization harnesses: real Lua 5.4 and LuaJIT heaps, from the build's generators
 "${BUILD_DIR:-build}/lua_image_seeds" tests/fuzz/corpus/lua_image
+"${BUILD_DIR:-build}/luajit_image_seeds" tests/fuzz/corpus/luajit_image

@@ -74,12 +74,40 @@ lua_perf_fuzz_harness(puc_detect CORPUS elf SOURCES fuzz_puc_detect.c ${FUZZ_ELF
 lua_perf_fuzz_harness(luajit_detect CORPUS elf SOURCES fuzz_luajit_detect.c ${FUZZ_ELF_INPUT}
   ../unit/support/detect_contract.c LIBS lp_runtime SYSTEM_SEEDS ${FUZZ_SYSTEM_ELF_FILES})
 lua_perf_fuzz_harness(proc_maps CORPUS maps SOURCES fuzz_proc_maps.c LIBS lp_proc)
-lua_perf_fuzz_harness(lua_symbolize CORPUS lua_image SOURCES fuzz_lua_symbolize.c LIBS lp_symbolize)
+lua_perf_fuzz_harness(lua_symbolize CORPUS lua_image SOURCES fuzz_lua_symbolize.c fuzz_lua_image.c
+  LIBS lp_symbolize)
 
-# The seeds of lua_symbolize: real Lua 5.4 heaps (scripts/fuzz-seeds.sh runs it).
+# LuaJIT's layout is the detector's result on this library, at the harness's start (and in its
+# seed generator, which links it): Debian's libluajit2 (OpenResty's luajit2, GC64), installed by
+# scripts/install-deps.sh. Without it there is no layout to read an image with: no harness.
+set(FUZZ_LIBLUAJIT /usr/lib/x86_64-linux-gnu/libluajit-5.1.so.2)
+if(EXISTS ${FUZZ_LIBLUAJIT})
+  lua_perf_fuzz_harness(luajit_symbolize CORPUS luajit_image
+    SOURCES fuzz_luajit_symbolize.c fuzz_lua_image.c ../unit/support/detect_file.c
+    LIBS lp_symbolize lp_runtime)
+  foreach(target fuzz_replay_luajit_symbolize fuzz_luajit_symbolize)
+    if(TARGET ${target})
+      target_compile_definitions(${target} PRIVATE FUZZ_LIBLUAJIT="${FUZZ_LIBLUAJIT}")
+    endif()
+  endforeach()
+else()
+  message(STATUS "${FUZZ_LIBLUAJIT} not found: no fuzz_luajit_symbolize harness")
+endif()
+
+# The seeds of lua_symbolize and luajit_symbolize: real Lua 5.4 and LuaJIT heaps
+# (scripts/fuzz-seeds.sh runs them).
 pkg_check_modules(FUZZ_LUA5_4 QUIET IMPORTED_TARGET lua5.4)
 if(FUZZ_LUA5_4_FOUND)
-  add_executable(lua_image_seeds ${FUZZ_DIR}/lua_image_seeds.c)
+  add_executable(lua_image_seeds ${FUZZ_DIR}/lua_image_seeds.c ${FUZZ_DIR}/lua_image_seed.c)
   target_link_libraries(lua_image_seeds PRIVATE lp_runtime PkgConfig::FUZZ_LUA5_4
+    lua_perf_test_support)
+endif()
+pkg_check_modules(FUZZ_LUAJIT QUIET luajit)
+if(FUZZ_LUAJIT_FOUND AND EXISTS ${FUZZ_LIBLUAJIT})
+  add_executable(luajit_image_seeds ${FUZZ_DIR}/luajit_image_seeds.c ${FUZZ_DIR}/lua_image_seed.c
+    ${TESTS_UNIT_DIR}/support/detect_file.c)
+  target_include_directories(luajit_image_seeds PRIVATE ${FUZZ_LUAJIT_INCLUDE_DIRS})
+  target_compile_definitions(luajit_image_seeds PRIVATE FUZZ_LIBLUAJIT="${FUZZ_LIBLUAJIT}")
+  target_link_libraries(luajit_image_seeds PRIVATE lp_runtime ${FUZZ_LIBLUAJIT}
     lua_perf_test_support)
 endif()

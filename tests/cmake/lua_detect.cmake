@@ -24,7 +24,7 @@
 # install script installs lua5.1 lua5.3 lua5.4 and their libraries.
 add_executable(lua_detect_tool ${TESTS_FIXTURES_DIR}/lua_detect/lua_detect_tool.c
   ${TESTS_UNIT_DIR}/support/test_files.c ${TESTS_UNIT_DIR}/support/hostile_elf.c
-  ${TESTS_UNIT_DIR}/support/detect_contract.c)
+  ${TESTS_UNIT_DIR}/support/detect_contract.c ${TESTS_UNIT_DIR}/support/detect_file.c)
 target_link_libraries(lua_detect_tool PRIVATE lp_runtime lua_perf_test_support)
 
 find_package(Python3 REQUIRED COMPONENTS Interpreter)

@@ -19,7 +19,7 @@
 # luajit_targets, the layout in the script's header).
 add_executable(luajit_detect_tool ${TESTS_FIXTURES_DIR}/luajit_detect/luajit_detect_tool.c
   ${TESTS_UNIT_DIR}/support/test_files.c ${TESTS_UNIT_DIR}/support/hostile_elf.c
-  ${TESTS_UNIT_DIR}/support/detect_contract.c)
+  ${TESTS_UNIT_DIR}/support/detect_contract.c ${TESTS_UNIT_DIR}/support/detect_file.c)
 target_link_libraries(luajit_detect_tool PRIVATE lp_runtime lua_perf_test_support)
 
 find_package(Python3 REQUIRED COMPONENTS Interpreter)

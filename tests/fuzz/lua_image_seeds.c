@@ -2,11 +2,9 @@
 /* lua_image_seeds - writes the seeds of the Lua symbolization harness (fuzz_lua_symbolize.c):
  * a real Lua heap, made by a lua_State whose allocator serves from the image area at
  * FUZZ_LUA_IMAGE_BASE, so that every pointer in it is right where the harness puts the image.
- * One seed per function of the chunks below (main chunks and nested functions; file, "=" and
- * string chunk names; long functions and line gaps for the line info).
+ * One seed per function of the chunks of lua_image_seed.c.
  *
  * Usage: lua_image_seeds DIR   (scripts/fuzz-seeds.sh: DIR = tests/fuzz/corpus/lua_image) */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,9 +15,11 @@
 
 #include "runtime/puc/lua_layouts.h"
 #include "tests/fuzz/fuzz_lua_image.h"
+#include "tests/fuzz/lua_image_seed.h"
 
 static uint8_t *arena;
 static size_t arena_used;
+static const struct lua_puc_version *layout; /* this Lua's */
 
 /* lua_Alloc over the arena: nothing is freed (the heap stays small), moves copy. */
 static void *arena_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -36,27 +36,12 @@ static void *arena_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 	return arena + at;
 }
 
-static const struct {
-	const char *name, *code;
-} chunks[] = {
-	{"@app.lua", "local M = {}\nfunction M.handle(req)\n  local s = 0\n  for i = 1, #req do\n"
-		     "    s = s + i\n  end\n\n\n\n  return s\nend\nreturn M.handle"},
-	{"=stdin", "local function leaf(x) return x * 2 end\nreturn leaf"},
-	{"return function(a, b)\n  if a then\n    return b\n  end\n  return a\nend",
-	 "return function(a, b)\n  if a then\n    return b\n  end\n  return a\nend"},
-};
-
-static int write_seed(const char *dir, unsigned index, uint8_t version, uint64_t proto)
+/* lua_image_proto_of: LClosure.p */
+static uint64_t closure_proto(lua_State *L)
 {
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/lua54_proto_%u", dir, index);
-	FILE *f = fopen(path, "wb");
-	if (!f)
-		return -1;
-	struct fuzz_lua_image_header hdr = {.version = version,
-					    .proto_offset = (uint32_t)(proto - FUZZ_LUA_IMAGE_BASE)};
-	int ok = fwrite(&hdr, sizeof(hdr), 1, f) == 1 && fwrite(arena, arena_used, 1, f) == 1;
-	return fclose(f) == 0 && ok ? 0 : -1;
+	uint64_t proto;
+	memcpy(&proto, (const char *)lua_topointer(L, -1) + layout->vm.lclosure_p, sizeof(proto));
+	return proto;
 }
 
 /* The index of this Lua's layout in lua_puc_versions(). */
@@ -64,15 +49,15 @@ static int version_index(void)
 {
 	unsigned count;
 	const struct lua_puc_version *all = lua_puc_versions(&count);
-	const struct lua_puc_version *mine = lua_puc_version_find(LUA_RELEASE + 4); /* "Lua " */
 	for (unsigned i = 0; i < count; i++)
-		if (&all[i] == mine)
+		if (&all[i] == layout)
 			return (int)i;
 	return -1;
 }
 
 int main(int argc, char **argv)
 {
+	layout = lua_puc_version_find(LUA_RELEASE + 4); /* "Lua " */
 	int version = version_index();
 	if (argc != 2 || version < 0) {
 		fprintf(stderr, "usage: lua_image_seeds DIR (and a Lua whose layout lua-perf knows)\n");
@@ -85,26 +70,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	lua_State *L = lua_newstate(arena_alloc, NULL);
-	const struct lua_puc_version *v = lua_puc_version_find(LUA_RELEASE + 4);
-	uint64_t protos[2 * sizeof(chunks) / sizeof(chunks[0])];
-	unsigned count = 0;
-	for (size_t i = 0; L && i < sizeof(chunks) / sizeof(chunks[0]); i++) {
-		if (luaL_loadbuffer(L, chunks[i].code, strlen(chunks[i].code), chunks[i].name) != 0)
-			return 1;
-		for (int nested = 0; nested < 2; nested++) { /* the main chunk, then what it returns */
-			uint64_t proto;
-			memcpy(&proto, (const char *)lua_topointer(L, -1) + v->vm.lclosure_p, sizeof(proto));
-			protos[count++] = proto;
-			if (!nested && lua_pcall(L, 0, 1, 0) != 0)
-				return 1;
-		}
-	}
-	for (unsigned i = 0; i < count; i++)
-		if (write_seed(argv[1], i, (uint8_t)version, protos[i]) != 0) {
-			fprintf(stderr, "%s: cannot write: %s\n", argv[1], strerror(errno));
-			return 1;
-		}
-	printf("%u seeds of %zu bytes in %s\n", count, arena_used + sizeof(struct fuzz_lua_image_header),
-	       argv[1]);
-	return 0;
+	uint64_t protos[LUA_IMAGE_SEED_PROTOS];
+	int count = L ? lua_image_seed_protos(L, closure_proto, protos) : -1;
+	if (count < 0)
+		return 1;
+	return lua_image_seed_write_all(argv[1], "lua54_proto", (uint8_t)version, protos,
+					(unsigned)count, arena, arena_used) == 0 ? 0 : 1;
 }
