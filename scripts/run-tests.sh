@@ -5,9 +5,9 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 BUILD_DIR=build scripts/build.sh
 ctest --test-dir build --output-on-failure --timeout 300
-# Every fuzz harness for half a minute (clang, libFuzzer; tests/fuzz/, docs/fuzzing.md): the
+# Every fuzz harness for 45 seconds (clang, libFuzzer; tests/fuzz/, docs/fuzzing.md): the
 # whole run must stay within CI's hour on two cores.
-FUZZ_SECONDS=30 scripts/fuzz.sh
+FUZZ_SECONDS=45 scripts/fuzz.sh
 # The same tests under AddressSanitizer + UndefinedBehaviorSanitizer, but the kernel matrix
 # (its BPF objects and what the verifiers say of them are those of the run above, and the
 # userspace it runs in the guests runs on the host here) and the variants whose userspace
