@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "lib/log.h"
 
@@ -18,8 +19,10 @@ void cfi_problem_note(struct cfi_problem *p, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	(void)vsnprintf(text, sizeof(text), fmt, ap); /* a truncated reason is still a reason */
+	int n = vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
+	if (n >= (int)sizeof(text)) /* a reason cut short is still a reason: say it was cut */
+		memcpy(text + sizeof(text) - 4, "...", 4);
 	if (cfi_problem_found(p)) {
 		lp_debug("%s: also: %s", p->file, text);
 		return;
