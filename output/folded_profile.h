@@ -15,15 +15,10 @@
 
 #include "bpf/abi/unwind_abi.h"
 #include "output/flamegraph_svg.h"
+#include "output/process_samples.h"
 
 #define FOLDED_PROFILE_MAX_BYTES ((size_t)512 << 20)
 #define FOLDED_PROFILE_OVERFLOW_LINE "[lua-perf: too many distinct stacks]"
-
-/* Samples of one process. */
-struct process_samples {
-	pid_t tgid;
-	uint64_t samples;
-};
 
 struct folded_profile {
 	size_t max_text_bytes;        /* the bound; 0: FOLDED_PROFILE_MAX_BYTES */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* output_files.h - the files a run writes (docs/output-format.md): folded stacks or an SVG flame
- * graph. Opened before sampling so that an unwritable path fails before any BPF work; nothing is
+ * graph or a gzipped pprof profile. Opened before sampling so that an unwritable path fails before any BPF work; nothing is
  * truncated until the end: a run that fails leaves existing files as they were. */
 #ifndef LUA_PERF_OUTPUT_FILES_H
 #define LUA_PERF_OUTPUT_FILES_H
@@ -12,7 +12,7 @@
 
 #include "output/folded_profile.h"
 
-enum output_format { OUTPUT_FOLDED, OUTPUT_SVG };
+enum output_format { OUTPUT_FOLDED, OUTPUT_SVG, OUTPUT_PPROF };
 
 /* One file to write at the end. */
 struct output_spec {
@@ -40,10 +40,11 @@ struct output_targets {
 	size_t pid_count;
 };
 
-/* The run the profile comes from, for the flame graph. */
+/* The run the profile comes from, for the flame graph and the pprof profile. */
 struct output_run {
 	double elapsed;      /* seconds of sampling */
 	unsigned frequency;  /* Hz */
+	bool lua_lines;      /* --lines: Lua frames name their current line */
 };
 
 /* Open the count outputs of specs (which must outlive outs). On failure: one error line naming

@@ -79,7 +79,11 @@ int finish_profile(struct session *s, struct outputs *outputs)
 	folded_profile_sort(profile);
 	folded_profile_sort_processes(profile);
 	summary_print(&summary, profile);
-	struct output_run run = {.elapsed = summary.elapsed, .frequency = summary.frequency};
+	struct output_run run = {
+		.elapsed = summary.elapsed,
+		.frequency = summary.frequency,
+		.lua_lines = s->opts->lua_lines,
+	};
 	return outputs_write(outputs, profile, &run) == 0 ? 0 : 1;
 }
 
