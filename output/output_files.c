@@ -140,6 +140,8 @@ static struct pprof_info pprof_info_of(const struct output_run *run)
 		.duration_nanos = (int64_t)(run->elapsed * NANOS_PER_SECOND),
 		.period_nanos = run->frequency ? (int64_t)(NANOS_PER_SECOND / run->frequency) : 0,
 		.lua_lines = run->lua_lines,
+		.files = run->files,
+		.file_count = run->file_count,
 	};
 
 	if (clock_gettime(CLOCK_REALTIME, &now) == 0)

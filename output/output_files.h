@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "output/folded_profile.h"
+#include "output/pprof_profile.h"
 
 enum output_format { OUTPUT_FOLDED, OUTPUT_SVG, OUTPUT_PPROF };
 
@@ -45,6 +46,8 @@ struct output_run {
 	double elapsed;      /* seconds of sampling */
 	unsigned frequency;  /* Hz */
 	bool lua_lines;      /* --lines: Lua frames name their current line */
+	const struct pprof_file *files; /* the files mapped, for the pprof output's mappings */
+	size_t file_count;
 };
 
 /* Open the count outputs of specs (which must outlive outs). On failure: one error line naming

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "lib/grow_array.h"
+#include "lib/strbuf.h"
 #include "output/gzip_file.h"
 #include "output/pprof_frame.h"
 #include "output/protobuf_writer.h"
@@ -20,7 +21,8 @@ enum {
 	VALUE_TYPE_TYPE = 1, VALUE_TYPE_UNIT = 2,
 	SAMPLE_LOCATION_ID = 1, SAMPLE_VALUE = 2, SAMPLE_LABEL = 3,
 	LABEL_KEY = 1, LABEL_STR = 2, LABEL_NUM = 3,
-	MAPPING_ID = 1, MAPPING_FILENAME = 5, MAPPING_HAS_FUNCTIONS = 7,
+	MAPPING_ID = 1, MAPPING_MEMORY_START = 2, MAPPING_MEMORY_LIMIT = 3, MAPPING_FILE_OFFSET = 4,
+	MAPPING_FILENAME = 5, MAPPING_BUILD_ID = 6, MAPPING_HAS_FUNCTIONS = 7,
 	LOCATION_ID = 1, LOCATION_MAPPING_ID = 2, LOCATION_ADDRESS = 3, LOCATION_LINE = 4,
 	LINE_FUNCTION_ID = 1, LINE_LINE = 2,
 	FUNCTION_ID = 1, FUNCTION_NAME = 2, FUNCTION_SYSTEM_NAME = 3, FUNCTION_FILENAME = 4,
@@ -39,6 +41,8 @@ struct pprof_builder {
 	uint64_t *stack;       /* location ids of the line being written */
 	size_t depth, stack_capacity;
 	bool lua_lines;
+	const struct pprof_file *files;
+	size_t file_count;
 };
 
 /* s[0..len) as a string_table entry: proto3 strings must be UTF-8, frame names are untrusted
@@ -100,6 +104,49 @@ static uint64_t object_id(struct pprof_builder *b, struct string_ids *table, boo
 	return n + 1;
 }
 
+/* The file named basename[0..len), or NULL when no file or files of several paths have it (a
+ * frame names its file by base name only). */
+static const struct pprof_file *file_named(const struct pprof_builder *b, const char *basename,
+					   size_t len)
+{
+	const struct pprof_file *found = NULL;
+
+	for (size_t i = 0; i < b->file_count; i++) {
+		const struct pprof_file *f = &b->files[i];
+
+		if (strlen(f->basename) != len || memcmp(f->basename, basename, len) != 0)
+			continue;
+		if (found && strcmp(found->path, f->path) != 0)
+			return NULL;
+		found = f;
+	}
+	return found;
+}
+
+/* What a Mapping says of a known file: its path, build ID (hex, as pprof writes it) and range. */
+static void write_file_fields(struct pprof_builder *b, struct pb_buf *msg,
+			      const struct pprof_file *f)
+{
+	struct strbuf hex = {0};
+
+	pb_uint64(msg, MAPPING_MEMORY_START, f->start);
+	pb_uint64(msg, MAPPING_MEMORY_LIMIT, f->limit);
+	pb_uint64(msg, MAPPING_FILE_OFFSET, f->file_offset);
+	pb_uint64(msg, MAPPING_FILENAME, string_id(b, f->path, strlen(f->path)));
+	if (f->build_id_len == 0)
+		return;
+	for (size_t i = 0; i < f->build_id_len; i++)
+		strbuf_appendf(&hex, "%02x", f->build_id[i]);
+	char *text = strbuf_take(&hex);
+	if (!text) {
+		b->profile.failed = true;
+		return;
+	}
+	pb_uint64(msg, MAPPING_BUILD_ID, string_id(b, text, strlen(text)));
+	free(text);
+}
+
+/* The Mapping of the file a frame names (by base name), or of the kernel. */
 static uint64_t mapping_id(struct pprof_builder *b, const char *file, size_t len)
 {
 	bool added;
@@ -111,7 +158,11 @@ static uint64_t mapping_id(struct pprof_builder *b, const char *file, size_t len
 		return id;
 	struct pb_buf msg = {0};
 	pb_uint64(&msg, MAPPING_ID, id);
-	pb_uint64(&msg, MAPPING_FILENAME, string_id(b, file, len));
+	const struct pprof_file *known = file_named(b, file, len);
+	if (known)
+		write_file_fields(b, &msg, known);
+	else
+		pb_uint64(&msg, MAPPING_FILENAME, string_id(b, file, len));
 	pb_uint64(&msg, MAPPING_HAS_FUNCTIONS, 1);
 	pb_message(&b->profile, PROFILE_MAPPING, &msg);
 	pb_free(&msg);
@@ -305,7 +356,11 @@ static void builder_free(struct pprof_builder *b)
 int pprof_encode(const struct folded_line *lines, size_t count, const struct pprof_info *info,
 		 uint8_t **out, size_t *len)
 {
-	struct pprof_builder b = {.lua_lines = info->lua_lines};
+	struct pprof_builder b = {
+		.lua_lines = info->lua_lines,
+		.files = info->files,
+		.file_count = info->file_count,
+	};
 
 	write_header(&b, info);
 	for (size_t i = 0; i < count && !b.profile.failed; i++) {

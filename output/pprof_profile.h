@@ -13,12 +13,24 @@
 
 #include "output/flamegraph_svg.h"
 
+/* A file the targets mapped, for the Mapping of the frames named `<basename>+0x<address>`. */
+struct pprof_file {
+	const char *basename;
+	const char *path;         /* as the process sees it */
+	const uint8_t *build_id;
+	size_t build_id_len;      /* 0: none */
+	uint64_t start, limit;    /* its loaded ELF addresses (the frames' addresses are ELF ones) */
+	uint64_t file_offset;     /* of start */
+};
+
 struct pprof_info {
 	int64_t time_nanos;     /* when sampling started, ns since the Unix epoch */
 	int64_t duration_nanos; /* of sampling */
 	int64_t period_nanos;   /* CPU time one sample stands for: 1e9 / frequency */
 	bool lua_lines;         /* the Lua frames' numbers are current lines (--lines), not the
 				 * lines where the functions are defined */
+	const struct pprof_file *files;
+	size_t file_count;
 };
 
 /* The Profile encoded (not compressed) into *out (malloc'd, *len bytes). 0 or -ENOMEM. */

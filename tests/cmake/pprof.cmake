@@ -11,6 +11,7 @@
 #                  frames with chunk and line, pid/comm labels, times and period
 #   pprof_nginx    nginx master + 2 workers under wrk: the pid/comm labels split the samples
 #                  exactly as the per-process summary, each worker labelled with its own pid
+#   pprof_cli      --format pprof, -o *.pprof by name, --format folded over a .pb.gz name
 # Needs python3-protobuf, lua5.4 and nginx-light (scripts/install-deps.sh).
 
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
@@ -28,6 +29,8 @@ add_test(NAME pprof_profile
           --app ${CMAKE_SOURCE_DIR}/examples/app.lua)
 add_test(NAME pprof_nginx
   COMMAND ${Python3_EXECUTABLE} ${PPROF_TEST} nginx --lua-perf $<TARGET_FILE:lua-perf>)
+add_test(NAME pprof_cli
+  COMMAND ${Python3_EXECUTABLE} ${PPROF_TEST} cli --lua-perf $<TARGET_FILE:lua-perf>)
 set_tests_properties(pprof_decode PROPERTIES TIMEOUT 60 LABELS pprof)
-set_tests_properties(pprof_profile pprof_nginx PROPERTIES
+set_tests_properties(pprof_profile pprof_nginx pprof_cli PROPERTIES
   TIMEOUT 180 LABELS "bpf;pprof" SKIP_RETURN_CODE 77 RESOURCE_LOCK cpu_profiling)

@@ -9,6 +9,7 @@ sample has one value per sample type).
     pprof_test.py decode --harness test_pprof
     pprof_test.py profile --lua-perf BIN --app examples/app.lua
     pprof_test.py nginx --lua-perf BIN
+    pprof_test.py cli --lua-perf BIN
 
 decode (no root): test_pprof writes a profile of fixed folded lines (--lines). Checked field by
   field: sample types samples/count and cpu/nanoseconds, period type and period, time and
@@ -24,7 +25,12 @@ profile (root, BPF): lua5.4 runs examples/app.lua; one run (-f 997 -d 3 --lines)
   function (name, filename) computed from the fold equal those of the pprof samples (so the
   top functions by either match); the busiest Lua function carries the chunk app.lua and a
   line > 0 defined in it; every sample is labelled with the target's pid and comm `lua5.4`;
-  period = 1e9 / 997 ns, duration within a second of -d, time_nanos within the run.
+  period = 1e9 / 997 ns, duration within a second of -d, time_nanos within the run; the
+  Mapping of lua5.4's unsymbolized frames names its path and build ID (readelf's) and holds
+  their addresses.
+cli (root, BPF): `--format pprof` without -o writes profile.pb.gz, `-o x.PPROF` is pprof by
+  its name, `--format folded -o x.pb.gz` writes folded text; a bad --format value names pprof
+  among the choices.
 nginx (root, BPF): nginx-light, master + 2 workers serving a static file under wrk, profiled
   with -p <master> (the workers followed) writing -o out.fold -o out.pb.gz: the samples by pid
   label equal lua-perf's per-process summary exactly, every pid label is the master or a
@@ -35,6 +41,7 @@ python3-protobuf, lua5.4, nginx-light, wrk.
 """
 import argparse
 import os
+import re
 import subprocess
 import sys
 import time
@@ -84,18 +91,28 @@ def case_decode(args, tmp):
     want = {("_start", "", 0), ("main", "", 0), ("lua5.4+0xe6bf", "", 0), ("main", "app.lua", 0),
             ("handle", "app.lua", 0), ("malloc", "", 0), ("pcall", "builtin", 0),
             ("f_[j]", '[string "x:y"]', 0), ("write", "", 0), ("do_syscall_64", "", 0),
-            ("ksys_write", "", 0), ("[no stack]", "", 0), ("\ufffd\ufffd<bad>", "", 0)}
+            ("ksys_write", "", 0), ("[no stack]", "", 0), ("libc.so.6+0x20", "", 0),
+            ("\ufffd\ufffd<bad>", "", 0)}
     expect(funcs == want, f"functions {sorted(funcs)}, want {sorted(want)}")
-    # one Location per distinct frame: 14 distinct frame texts in the five lines
-    expect(len(p.location) == 14, f"{len(p.location)} locations, want 14")
+    # one Location per distinct frame: 15 distinct frame texts in the five lines
+    expect(len(p.location) == 15, f"{len(p.location)} locations, want 15")
     maps = {m.id: ix.s(m.filename) for m in p.mapping}
-    expect(sorted(maps.values()) == ["[kernel.kallsyms]", "lua5.4"], f"mappings {maps}")
+    expect(sorted(maps.values()) == ["/usr/bin/lua5.4", "[kernel.kallsyms]", "libc.so.6"],
+           f"mappings {maps}")
+    fields = sorted((ix.s(m.filename), ix.s(m.build_id), m.memory_start, m.memory_limit,
+                     m.file_offset) for m in p.mapping)
+    want = [("/usr/bin/lua5.4", "deadbeef", 0x1000, 0x9000, 0x800),
+            ("[kernel.kallsyms]", "", 0, 0, 0), ("libc.so.6", "", 0, 0, 0)]
+    expect(fields == want, f"mappings {fields}, want {want}")
     by_name = {}
     for loc in p.location:
         f = ix.functions[loc.line[0].function_id]
         by_name.setdefault(ix.s(f.name), []).append((maps.get(loc.mapping_id), loc.address,
                                                      [l.line for l in loc.line]))
-    expect(by_name["lua5.4+0xe6bf"] == [("lua5.4", 0xe6bf, [0])], f"{by_name['lua5.4+0xe6bf']}")
+    expect(by_name["lua5.4+0xe6bf"] == [("/usr/bin/lua5.4", 0xe6bf, [0])],
+           f"{by_name['lua5.4+0xe6bf']}")
+    expect(by_name["libc.so.6+0x20"] == [("libc.so.6", 0x20, [0])],
+           f"{by_name['libc.so.6+0x20']}")
     expect(by_name["ksys_write"] == [("[kernel.kallsyms]", 0, [0])], f"{by_name['ksys_write']}")
     expect(sorted(by_name["handle"]) == [(None, 0, [12]), (None, 0, [14])],
            f"handle: {by_name['handle']}")
@@ -168,6 +185,27 @@ def case_profile(args, tmp):
     log(f"busiest Lua function {name} in {args.app}, lines {sorted(lines)}")
     labels = {tuple(sorted(ix.labels(s).items())) for s in p.sample}
     expect(labels == {(("comm", "lua5.4"), ("pid", child.pid))}, f"labels {labels}")
+    check_lua_mapping(p, ix)
+
+
+def build_id(path):
+    out = subprocess.run(["readelf", "-n", path], stdout=subprocess.PIPE, check=True).stdout
+    m = re.search(rb"Build ID: ([0-9a-f]+)", out)
+    return m.group(1).decode() if m else ""
+
+
+def check_lua_mapping(p, ix):
+    """The Mapping of lua5.4's unsymbolized frames: its path, build ID and load range."""
+    path = os.path.realpath(LUA)
+    maps = [m for m in p.mapping if os.path.basename(ix.s(m.filename)) == "lua5.4"]
+    expect(len(maps) == 1, f"{len(maps)} mappings of lua5.4")
+    m = maps[0]
+    expect(ix.s(m.filename) == path, f"lua5.4 mapping {ix.s(m.filename)!r}, want {path!r}")
+    expect(ix.s(m.build_id) == build_id(path) != "", f"lua5.4 build ID {ix.s(m.build_id)!r}")
+    addrs = [loc.address for loc in p.location if loc.mapping_id == m.id]
+    expect(addrs and all(m.memory_start <= a < m.memory_limit for a in addrs),
+           f"lua5.4 addresses outside [{m.memory_start:#x}, {m.memory_limit:#x})")
+    log(f"lua5.4 mapping {path} {ix.s(m.build_id)}: {len(addrs)} locations in its range")
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,7 +257,41 @@ def case_nginx(args, tmp):
     expect(comms == {"nginx"}, f"comm labels {comms}")
 
 
-CASES = {"decode": case_decode, "profile": case_profile, "nginx": case_nginx}
+# --------------------------------------------------------------------------------------------
+# cli
+
+
+def run_lua_perf(args, tmp, argv):
+    """lua-perf ARGV -d 1 -p <lua5.4 running a loop>, in tmp: (exit status, stderr)."""
+    child = Child([LUA, "-e", "while true do end"])
+    try:
+        cmd = [args.lua_perf] + argv + ["-d", "1", "-p", str(child.pid)]
+        log("$ " + " ".join(cmd))
+        res = subprocess.run(cmd, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             timeout=60)
+    finally:
+        child.close()
+    return res.returncode, res.stderr.decode(errors="replace")
+
+
+def case_cli(args, tmp):
+    rc, err = run_lua_perf(args, tmp, ["--format", "bogus"])
+    expect(rc == 2 and "pprof" in err, f"--format bogus: exit {rc}, {err!r}")
+    for argv, name in ((["--format", "pprof"], "profile.pb.gz"), (["-o", "x.PPROF"], "x.PPROF")):
+        rc, err = run_lua_perf(args, tmp, argv)
+        expect(rc == 0, f"{argv}: exit {rc}; stderr {err[-1000:]!r}")
+        path = os.path.join(tmp, name)
+        expect(os.path.exists(path), f"{argv}: no {name}; stderr {err[-1000:]!r}")
+        p, _ = pprof.load(path)
+        expect(sum(s.value[0] for s in p.sample) > 0, f"{name}: no samples")
+    rc, err = run_lua_perf(args, tmp, ["--format", "folded", "-o", "y.pb.gz"])
+    expect(rc == 0, f"--format folded -o y.pb.gz: exit {rc}; stderr {err[-1000:]!r}")
+    with open(os.path.join(tmp, "y.pb.gz"), "rb") as f:
+        head = f.read(2)
+    expect(head not in (b"", b"\x1f\x8b"), f"--format folded -o y.pb.gz wrote {head!r}")
+
+
+CASES = {"decode": case_decode, "profile": case_profile, "nginx": case_nginx, "cli": case_cli}
 
 
 def main():

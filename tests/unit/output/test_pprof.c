@@ -147,7 +147,16 @@ static int write_profile(const char *path)
 		"_start;main;L:handle@app.lua:14;L:pcall@builtin;L:f@[string \"x:y\"]:3_[j]",
 		"_start;main;L:handle@app.lua:12;write;do_syscall_64_[k];ksys_write_[k]",
 		"[no stack]",
-		"_start;\xff\xfe<bad>",
+		"_start;libc.so.6+0x20;\xff\xfe<bad>",
+	};
+	static const uint8_t build_id[] = {0xde, 0xad, 0xbe, 0xef};
+	/* lua5.4: one path, so its Mapping names it; libc.so.6: two paths, so only the base name */
+	struct pprof_file files[] = {
+		{.basename = "lua5.4", .path = "/usr/bin/lua5.4", .build_id = build_id,
+		 .build_id_len = sizeof(build_id), .start = 0x1000, .limit = 0x9000,
+		 .file_offset = 0x800},
+		{.basename = "libc.so.6", .path = "/a/libc.so.6"},
+		{.basename = "libc.so.6", .path = "/b/libc.so.6"},
 	};
 	struct folded_line lines[] = {
 		{.text = lines_text[0], .count = 7, .processes = two, .process_count = 2},
@@ -161,6 +170,8 @@ static int write_profile(const char *path)
 		.duration_nanos = 3000000000,
 		.period_nanos = 1001001,
 		.lua_lines = true,
+		.files = files,
+		.file_count = sizeof(files) / sizeof(files[0]),
 	};
 	FILE *f = fopen(path, "wb");
 
