@@ -4,7 +4,9 @@
  * processes, or in many generations, is one line), by process and by how the user stack ended.
  * Memory grows with what is distinct after symbolization; past max_text_bytes (default
  * FOLDED_PROFILE_MAX_BYTES) of stack text, samples of new stacks are counted under one overflow
- * line (never dropped). A zeroed struct is an empty profile. */
+ * line (never dropped). Each line also counts its samples by process (32 bytes per process
+ * that ran the stack, for the pprof output's pid/comm labels; not counted against the bound).
+ * A zeroed struct is an empty profile. */
 #ifndef LUA_PERF_FOLDED_PROFILE_H
 #define LUA_PERF_FOLDED_PROFILE_H
 
