@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* output_files.h - the files a run writes (docs/output-format.md): folded stacks or an SVG flame
- * graph or a gzipped pprof profile. Opened before sampling so that an unwritable path fails before any BPF work; nothing is
- * truncated until the end: a run that fails leaves existing files as they were. */
+/* output_files.h - the files a run writes (docs/output-format.md): folded stacks, an SVG flame
+ * graph or a gzipped pprof profile. Opened before sampling so that an unwritable path fails
+ * before any BPF work; nothing is truncated until the end: a run that fails leaves existing
+ * files as they were. */
 #ifndef LUA_PERF_OUTPUT_FILES_H
 #define LUA_PERF_OUTPUT_FILES_H
 
