@@ -215,23 +215,29 @@ static uint64_t jit_function_id(struct pprof_builder *b, const struct pprof_fram
 	return id;
 }
 
+/* The Function of frame f; *line: the Line's number (the executing line, 0 when unknown). */
+static uint64_t frame_function(struct pprof_builder *b, const struct pprof_frame *f,
+			       uint64_t *line)
+{
+	bool lua = f->kind == PPROF_FRAME_LUA || f->kind == PPROF_FRAME_LUA_JIT;
+	uint64_t start_line = lua && !b->lua_lines ? f->number : 0;
+
+	*line = lua && b->lua_lines ? f->number : 0;
+	if (f->kind == PPROF_FRAME_LUA_JIT)
+		return jit_function_id(b, f, start_line);
+	if (f->kind == PPROF_FRAME_NATIVE_ADDRESS) /* its file is the Mapping's */
+		return function_id(b, f->name, f->name_len, "", 0, 0);
+	return function_id(b, f->name, f->name_len, f->file, f->file_len, start_line);
+}
+
 /* The Location message of frame text (id given): function, line, mapping and address. */
 static void write_location(struct pprof_builder *b, uint64_t id, const char *text, size_t len)
 {
 	struct pprof_frame f;
-	uint64_t function, line = 0, mapping = 0, address = 0;
+	uint64_t line, mapping = 0, address = 0;
 
 	pprof_frame_parse(text, len, &f);
-	bool lua = f.kind == PPROF_FRAME_LUA || f.kind == PPROF_FRAME_LUA_JIT;
-	uint64_t start_line = lua && !b->lua_lines ? f.number : 0;
-	if (lua && b->lua_lines)
-		line = f.number;
-	if (f.kind == PPROF_FRAME_LUA_JIT)
-		function = jit_function_id(b, &f, start_line);
-	else if (f.kind == PPROF_FRAME_NATIVE_ADDRESS)
-		function = function_id(b, f.name, f.name_len, "", 0, 0);
-	else
-		function = function_id(b, f.name, f.name_len, f.file, f.file_len, start_line);
+	uint64_t function = frame_function(b, &f, &line);
 	if (f.kind == PPROF_FRAME_NATIVE_ADDRESS) {
 		mapping = mapping_id(b, f.file, f.file_len);
 		address = f.number;
