@@ -31,12 +31,13 @@ profile (root, BPF): lua5.4 runs examples/app.lua; one run (-f 997 -d 3 --lines)
 cli (root, BPF): `--format pprof` without -o writes profile.pb.gz, `-o x.PPROF` is pprof by
   its name, `--format folded -o x.pb.gz` writes folded text; a bad --format value names pprof
   among the choices.
-nginx (root, BPF): nginx-light, master + 2 workers serving a static file under wrk, profiled
-  with -p <master> (the workers followed) writing -o out.fold -o out.pb.gz: the samples by pid
-  label equal lua-perf's per-process summary exactly, every pid label is the master or a
-  worker, both workers have samples, comm labels are `nginx`, and the totals equal the fold's.
+nginx (root, BPF): nginx-light, master + 2 workers (reuseport) serving a static file under
+  wrk, profiled with -p <master> (the workers followed) writing -o out.fold -o out.pb.gz: the
+  samples by pid label equal lua-perf's per-process summary exactly, every pid label is the
+  master or a worker, both workers have samples, comm labels are `nginx`, and the totals,
+  flat and cumulative samples by function equal the fold's.
 
-Exit status: 0 pass, 1 fail, 77 skipped (not root, for profile/nginx). Python 3 and Debian's
+Exit status: 0 pass, 1 fail, 77 skipped (not root, for profile/nginx/cli). Python 3 and Debian's
 python3-protobuf, lua5.4, nginx-light, wrk.
 """
 import argparse
@@ -222,8 +223,11 @@ def case_nginx(args, tmp):
         f.write(bytes((i * 7919) & 0xFF for i in range(100 * 1024)))
     os.chmod(os.path.join(www, "file"), 0o644)
     port = free_port()
-    master, workers = start_nginx(
-        tmp, nginx_conf(tmp, NGINX_STATIC_HTTP.format(tmp=tmp, port=port)), port)
+    # reuseport: the kernel spreads wrk's 16 connections over both workers, so both sample
+    http = NGINX_STATIC_HTTP.replace("listen 127.0.0.1:{port};",
+                                     "listen 127.0.0.1:{port} reuseport;")
+    expect("reuseport" in http, "NGINX_STATIC_HTTP has no listen line to add reuseport to")
+    master, workers = start_nginx(tmp, nginx_conf(tmp, http.format(tmp=tmp, port=port)), port)
     fold, pb = os.path.join(tmp, "out.fold"), os.path.join(tmp, "out.pb.gz")
     prof = wrk = None
     try:

@@ -25,10 +25,10 @@ static bool bytes_are(const struct pb_buf *b, const uint8_t *want, size_t len)
 	return !b->failed && b->len == len && memcmp(b->data, want, len) == 0;
 }
 
-#define CHECK_BYTES(buf, ...)                                                                       \
-	do {                                                                                        \
-		static const uint8_t want_[] = {__VA_ARGS__};                                       \
-		CHECK(bytes_are(buf, want_, sizeof(want_)), "bytes of %s", #buf);                   \
+#define CHECK_BYTES(buf, ...)                                                                      \
+	do {                                                                                       \
+		static const uint8_t want_[] = {__VA_ARGS__};                                      \
+		CHECK(bytes_are(buf, want_, sizeof(want_)), "bytes of %s", #buf);                  \
 	} while (0)
 
 static void varints(void)
