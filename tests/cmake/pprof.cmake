@@ -8,11 +8,12 @@
 #                  names) written by test_pprof and decoded field by field; no root
 #   pprof_profile  lua5.4 running examples/app.lua, one run writing -o .fold -o .pb.gz --lines:
 #                  totals, flat and cumulative samples by function against the fold, Lua
-#                  frames with chunk and line, pid/comm labels, times and period
+#                  frames with chunk and line, pid/comm labels, times and period, the lua5.4
+#                  Mapping (path, build ID); go tool pprof -top agrees with the fold
 #   pprof_nginx    nginx master + 2 workers under wrk: the pid/comm labels split the samples
 #                  exactly as the per-process summary, each worker labelled with its own pid
 #   pprof_cli      --format pprof, -o *.pprof by name, --format folded over a .pb.gz name
-# Needs python3-protobuf, lua5.4 and nginx-light (scripts/install-deps.sh).
+# Needs python3-protobuf, golang-go, lua5.4 and nginx-light (scripts/install-deps.sh).
 
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 

@@ -27,7 +27,8 @@ profile (root, BPF): lua5.4 runs examples/app.lua; one run (-f 997 -d 3 --lines)
   line > 0 defined in it; every sample is labelled with the target's pid and comm `lua5.4`;
   period = 1e9 / 997 ns, duration within a second of -d, time_nanos within the run; the
   Mapping of lua5.4's unsymbolized frames names its path and build ID (readelf's) and holds
-  their addresses.
+  their addresses. Go's reader, `go tool pprof -top` (golang-go), accepts the file and gives
+  the fold's total and flat and cumulative samples by function name.
 cli (root, BPF): `--format pprof` without -o writes profile.pb.gz, `-o x.PPROF` is pprof by
   its name, `--format folded -o x.pb.gz` writes folded text; a bad --format value names pprof
   among the choices.
@@ -38,7 +39,7 @@ nginx (root, BPF): nginx-light, master + 2 workers (reuseport) serving a static 
   flat and cumulative samples by function equal the fold's.
 
 Exit status: 0 pass, 1 fail, 77 skipped (not root, for profile/nginx/cli). Python 3 and Debian's
-python3-protobuf, lua5.4, nginx-light, wrk.
+python3-protobuf, golang-go, lua5.4, nginx-light, wrk.
 """
 import argparse
 import os
@@ -173,7 +174,8 @@ def case_profile(args, tmp):
     expect(abs(p.duration_nanos - 3 * 10**9) < 10**9, f"duration {p.duration_nanos} ns")
     expect(before <= p.time_nanos <= after, f"time_nanos {p.time_nanos} not in [{before}, "
            f"{after}]")
-    flat = check_against_fold(p, ix, parse_fold(fold))
+    stacks = parse_fold(fold)
+    flat = check_against_fold(p, ix, stacks)
     lua = [(n, k) for k, n in flat.items() if k[1].endswith("app.lua")]
     expect(lua, f"no Lua function of app.lua among {flat.most_common(10)}")
     name = max(lua)[1][0]
@@ -187,6 +189,32 @@ def case_profile(args, tmp):
     labels = {tuple(sorted(ix.labels(s).items())) for s in p.sample}
     expect(labels == {(("comm", "lua5.4"), ("pid", child.pid))}, f"labels {labels}")
     check_lua_mapping(p, ix)
+    check_go_pprof(pb, tmp, stacks)
+
+
+def check_go_pprof(pb, tmp, stacks):
+    """Go's own reader (go tool pprof, which validates the profile) agrees with the fold: the
+    total, and flat and cumulative samples of every function name (cumulative where one row
+    has that name)."""
+    try:
+        total, rows = pprof.go_top(pb, tmp)
+    except (OSError, ValueError) as e:
+        fail(f"go tool pprof (golang-go, scripts/install-deps.sh): {e}")
+    want = sum(n for _, n in stacks)
+    expect(total == want, f"go tool pprof: {total} samples, the fold {want}")
+    flat, cum = pprof.folded_flat_cum(stacks)
+    by_name = {}
+    for (name, _), n in flat.items():
+        by_name[name] = by_name.get(name, 0) + n
+    go_flat = {name: r[0] for name, r in rows.items() if r[0]}
+    expect(go_flat == {k: v for k, v in by_name.items() if v},
+           f"go tool pprof flat by name differs from the fold's: "
+           f"{sorted(set(go_flat.items()) ^ set(by_name.items()))[:10]}")
+    for (name, _), n in cum.items():
+        if rows.get(name, [0, 0, 0])[2] == 1 and sum(1 for k in cum if k[0] == name) == 1:
+            expect(rows[name][1] == n, f"go tool pprof: {name} cum {rows[name][1]}, fold {n}")
+    top = sorted(go_flat.items(), key=lambda kv: -kv[1])[:3]
+    log(f"go tool pprof -top: {total} samples, top flat {top}")
 
 
 def build_id(path):

@@ -8,7 +8,9 @@ stacks leaf first as Function messages, label values, and flat/cumulative counts
 """
 import collections
 import gzip
+import os
 import re
+import subprocess
 import sys
 
 try:
@@ -168,6 +170,31 @@ class Index:
             for k in set(keys):
                 cum[k] += s.value[value]
         return flat, cum
+
+
+def go_top(path, tmp):
+    """`go tool pprof -top` of the samples/count values, every node: (total, {name: [flat, cum,
+    rows]}): rows counts the rows of that name (pprof keeps functions of one name in different
+    files apart). Debian's golang-go; -symbolize=none: the names are lua-perf's."""
+    argv = ["go", "tool", "pprof", "-symbolize=none", "-top", "-sample_index=samples",
+            "-nodecount=1000000", "-nodefraction=0", "-edgefraction=0", path]
+    env = dict(os.environ, HOME=tmp, GOCACHE=os.path.join(tmp, "gocache"))
+    res = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    out = res.stdout.decode(errors="replace")
+    if res.returncode != 0:
+        raise ValueError(f"go tool pprof failed ({res.returncode}): "
+                         f"{res.stderr.decode(errors='replace')[-1000:]}")
+    m = re.search(r"Total samples = (\d+)", out)
+    if not m:
+        raise ValueError(f"go tool pprof -top: no total in {out[:500]!r}")
+    rows = {}
+    for flat, cum, name in re.findall(r"^ +(\d+) +[\d.]+% +[\d.]+% +(\d+) +[\d.]+%  (.*)$", out,
+                                      re.M):
+        row = rows.setdefault(name, [0, 0, 0])
+        row[0] += int(flat)
+        row[1] = int(cum)
+        row[2] += 1
+    return int(m.group(1)), rows
 
 
 def load(path):
