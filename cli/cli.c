@@ -20,7 +20,7 @@ static const char usage_text[] =
 	"       lua-perf [options] -- CMD [ARGS...]\n"
 	"       lua-perf dump -p PID [-p PID ...] [-d SEC] [--no-kernel] [-v|-q]\n"
 	"Sample the CPU stacks of running processes (mixed C/Lua) without frame pointers and write\n"
-	"folded stacks (for flamegraph.pl) and/or an interactive SVG flame graph.\n"
+	"folded stacks (for flamegraph.pl), an interactive SVG flame graph and/or a pprof profile.\n"
 	"With -- CMD: start CMD, profile it and its descendants from its first instruction until\n"
 	"it exits, and exit with its exit status.\n"
 	"\n"
@@ -30,9 +30,11 @@ static const char usage_text[] =
 	"  -d, --duration SEC    stop after SEC seconds (default: at Ctrl-C / SIGTERM)\n"
 	"  -o, --output FILE     output file; repeat for several, all written by one run\n"
 	"                        (default perf.fold). Format from the name: *.svg is a flame\n"
-	"                        graph, anything else folded stacks\n"
-	"      --format FMT      svg, folded or auto (by name, the default) for every -o after\n"
-	"                        it; without -o: the default output in that format (perf.svg)\n"
+	"                        graph, *.pb.gz and *.pprof a gzipped pprof profile (go tool\n"
+	"                        pprof, Pyroscope, Parca), anything else folded stacks\n"
+	"      --format FMT      svg, pprof, folded or auto (by name, the default) for every -o\n"
+	"                        after it; without -o: the default output in that format\n"
+	"                        (perf.svg, profile.pb.gz)\n"
 	"      --no-kernel       leave out kernel frames\n"
 	"      --stats           count samples by how their user stack ended\n"
 	"      --lines           Lua frames show the current line instead of the line defined\n"
@@ -106,7 +108,7 @@ static int add_pid(struct session_options *opts, const char *text)
 }
 
 /* --format: AUTO picks by the file name. It applies to the -o options that follow it. */
-enum format_choice { FORMAT_AUTO, FORMAT_FOLDED, FORMAT_SVG };
+enum format_choice { FORMAT_AUTO, FORMAT_FOLDED, FORMAT_SVG, FORMAT_PPROF };
 
 struct output_parse {
 	enum format_choice format;
@@ -121,18 +123,52 @@ static int parse_format(const char *text, enum format_choice *out)
 		*out = FORMAT_FOLDED;
 	else if (strcmp(text, "svg") == 0)
 		*out = FORMAT_SVG;
+	else if (strcmp(text, "pprof") == 0)
+		*out = FORMAT_PPROF;
 	else
 		return -1;
 	return 0;
 }
 
+static bool ends_with_nocase(const char *path, const char *suffix)
+{
+	size_t len = strlen(path), n = strlen(suffix);
+
+	return len >= n && strcasecmp(path + len - n, suffix) == 0;
+}
+
 static enum output_format format_for(enum format_choice choice, const char *path)
 {
-	size_t len = strlen(path);
+	switch (choice) {
+	case FORMAT_FOLDED:
+		return OUTPUT_FOLDED;
+	case FORMAT_SVG:
+		return OUTPUT_SVG;
+	case FORMAT_PPROF:
+		return OUTPUT_PPROF;
+	case FORMAT_AUTO:
+		break;
+	}
+	if (ends_with_nocase(path, ".svg"))
+		return OUTPUT_SVG;
+	if (ends_with_nocase(path, ".pb.gz") || ends_with_nocase(path, ".pprof"))
+		return OUTPUT_PPROF;
+	return OUTPUT_FOLDED;
+}
 
-	if (choice == FORMAT_AUTO)
-		return len >= 4 && strcasecmp(path + len - 4, ".svg") == 0 ? OUTPUT_SVG : OUTPUT_FOLDED;
-	return choice == FORMAT_SVG ? OUTPUT_SVG : OUTPUT_FOLDED;
+/* The output without -o: perf.fold, or in the format --format chose. */
+static const char *default_output(enum format_choice choice)
+{
+	switch (choice) {
+	case FORMAT_SVG:
+		return "perf.svg";
+	case FORMAT_PPROF:
+		return "profile.pb.gz";
+	case FORMAT_AUTO:
+	case FORMAT_FOLDED:
+		break;
+	}
+	return "perf.fold";
 }
 
 static int add_output(struct session_options *opts, struct output_parse *parse, const char *path)
@@ -157,13 +193,13 @@ static int add_output(struct session_options *opts, struct output_parse *parse, 
 	return 0;
 }
 
-/* No -o: the default output (perf.fold, or perf.svg after --format svg). A --format after the
+/* No -o: the default output (perf.fold, or as default_output() says after --format). A --format after the
  * last -o would apply to nothing: say so rather than ignore it. */
 static int finish_outputs(struct session_options *opts, const struct output_parse *parse)
 {
 	if (opts->output_count == 0)
 		return add_output(opts, &(struct output_parse){parse->format, false},
-				  parse->format == FORMAT_SVG ? "perf.svg" : "perf.fold");
+				  default_output(parse->format));
 	if (parse->format_unused) {
 		lp_error("--format after the last -o applies to no output: put it before the -o it is "
 			 "for");
@@ -210,7 +246,7 @@ static int handle_option(int opt, struct session_options *opts, struct output_pa
 		return add_output(opts, parse, optarg);
 	case OPT_FORMAT:
 		if (parse_format(optarg, &parse->format) < 0) {
-			lp_error("invalid format '%s' (svg, folded or auto)", optarg);
+			lp_error("invalid format '%s' (svg, pprof, folded or auto)", optarg);
 			return -1;
 		}
 		parse->format_unused = true;

@@ -10,6 +10,7 @@
 #include "lib/fnv1a.h"
 #include "lib/grow_array.h"
 #include "lib/percent.h"
+#include "output/utf8_text.h"
 
 /* ---- Geometry (px). The script reads what it needs from data-* attributes of the root. */
 #define IMAGE_WIDTH 1200
@@ -345,50 +346,12 @@ static int collect_undrawn(struct graph *g)
 
 /* ---- Text: frame names are untrusted bytes. */
 
-/* Length of the character at s[0..len) (len > 0) when it is well-formed UTF-8 (RFC 3629: shortest
- * form, no surrogates, at most U+10FFFF) of a printable character XML 1.0 allows (no C0/C1
- * controls, DEL, U+FFFE, U+FFFF); 0 otherwise: that byte is shown as U+FFFD. */
-static size_t printable_char_length(const unsigned char *s, size_t len)
-{
-	unsigned lead = s[0], low = 0x80, high = 0xbf;
-	uint32_t cp;
-	size_t n;
-
-	if (lead < 0x80)
-		return lead >= 0x20 && lead != 0x7f;
-	if (lead >= 0xc2 && lead <= 0xdf) {
-		n = 2, cp = lead & 0x1f;
-	} else if (lead >= 0xe0 && lead <= 0xef) {
-		n = 3, cp = lead & 0x0f;
-		low = lead == 0xe0 ? 0xa0 : 0x80;  /* overlong */
-		high = lead == 0xed ? 0x9f : 0xbf; /* surrogates */
-	} else if (lead >= 0xf0 && lead <= 0xf4) {
-		n = 4, cp = lead & 0x07;
-		low = lead == 0xf0 ? 0x90 : 0x80;  /* overlong */
-		high = lead == 0xf4 ? 0x8f : 0xbf; /* beyond U+10FFFF */
-	} else {
-		return 0;
-	}
-	if (len < n)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		unsigned byte = s[i];
-
-		if (byte < (i == 1 ? low : 0x80) || byte > (i == 1 ? high : 0xbf))
-			return 0;
-		cp = cp << 6 | (byte & 0x3f);
-	}
-	if (cp <= 0x9f || cp == 0xfffe || cp == 0xffff)
-		return 0;
-	return n;
-}
-
 static size_t char_count(const char *s, size_t len)
 {
 	size_t chars = 0;
 
 	for (size_t i = 0; i < len; chars++) {
-		size_t n = printable_char_length((const unsigned char *)s + i, len - i);
+		size_t n = utf8_printable_length((const unsigned char *)s + i, len - i);
 		i += n ? n : 1;
 	}
 	return chars;
@@ -401,10 +364,10 @@ static void write_text(FILE *out, const char *s, size_t len, size_t max_chars)
 	const unsigned char *u = (const unsigned char *)s;
 
 	for (size_t i = 0, chars = 0; i < len && chars < max_chars; chars++) {
-		size_t n = printable_char_length(u + i, len - i);
+		size_t n = utf8_printable_length(u + i, len - i);
 
 		if (n == 0) {
-			fputs("\xef\xbf\xbd", out);
+			fputs(UTF8_REPLACEMENT, out);
 			i++;
 			continue;
 		}

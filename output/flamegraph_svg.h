@@ -11,10 +11,16 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* One line of the folded output: frames root first, separated by ';', and its sample count. */
+#include "output/process_samples.h"
+
+/* One line of the folded output: frames root first, separated by ';', and its sample count;
+ * those samples by process (sorted by tgid; NULL/0 when not tracked, e.g. in the SVG's tests). */
 struct folded_line {
 	char *text;
 	uint64_t count;
+	struct process_samples *processes;
+	size_t process_count;
+	size_t process_capacity;
 };
 
 /* The title block. */

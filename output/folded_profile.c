@@ -96,33 +96,6 @@ static struct folded_line *bounded_line_of(struct folded_profile *p, char **text
 	return line;
 }
 
-static int add_process_samples(struct folded_profile *p, pid_t tgid, uint64_t count)
-{
-	size_t lo = 0, hi = p->process_count;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (p->processes[mid].tgid < tgid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo < p->process_count && p->processes[lo].tgid == tgid) {
-		p->processes[lo].samples += count;
-		return 0;
-	}
-	struct process_samples *grown = grow_array(p->processes, &p->process_capacity,
-						   p->process_count + 1, sizeof(*grown), 64);
-	if (!grown)
-		return -ENOMEM;
-	p->processes = grown;
-	memmove(&grown[lo + 1], &grown[lo], (p->process_count - lo) * sizeof(*grown));
-	grown[lo] = (struct process_samples){tgid, count};
-	p->process_count++;
-	return 0;
-}
-
 int folded_profile_add(struct folded_profile *p, pid_t tgid, uint32_t end_reason, char *text,
 		       uint64_t count)
 {
@@ -132,9 +105,16 @@ int folded_profile_add(struct folded_profile *p, pid_t tgid, uint32_t end_reason
 	p->samples += count;
 	if (end_reason < END_REASON_COUNT)
 		p->by_reason[end_reason] += count;
-	if (line)
+	struct process_samples *process = NULL;
+	int rc = process_samples_add(&p->processes, &p->process_count, &p->process_capacity, tgid,
+				     count, NULL, &process);
+	if (line) {
 		line->count += count;
-	int rc = add_process_samples(p, tgid, count);
+		if (rc == 0)
+			rc = process_samples_add(&line->processes, &line->process_count,
+						 &line->process_capacity, tgid, count,
+						 process->comm, NULL);
+	}
 	return line && rc == 0 ? 0 : -ENOMEM;
 }
 
@@ -170,8 +150,10 @@ void folded_profile_sort_processes(struct folded_profile *p)
 
 void folded_profile_free(struct folded_profile *p)
 {
-	for (size_t i = 0; i < p->count; i++)
+	for (size_t i = 0; i < p->count; i++) {
 		free(p->lines[i].text);
+		free(p->lines[i].processes);
+	}
 	free(p->lines);
 	free(p->slots);
 	free(p->processes);

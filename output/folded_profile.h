@@ -4,7 +4,9 @@
  * processes, or in many generations, is one line), by process and by how the user stack ended.
  * Memory grows with what is distinct after symbolization; past max_text_bytes (default
  * FOLDED_PROFILE_MAX_BYTES) of stack text, samples of new stacks are counted under one overflow
- * line (never dropped). A zeroed struct is an empty profile. */
+ * line (never dropped). Each line also counts its samples by process (32 bytes per process
+ * that ran the stack, for the pprof output's pid/comm labels; not counted against the bound).
+ * A zeroed struct is an empty profile. */
 #ifndef LUA_PERF_FOLDED_PROFILE_H
 #define LUA_PERF_FOLDED_PROFILE_H
 
@@ -15,15 +17,10 @@
 
 #include "bpf/abi/unwind_abi.h"
 #include "output/flamegraph_svg.h"
+#include "output/process_samples.h"
 
 #define FOLDED_PROFILE_MAX_BYTES ((size_t)512 << 20)
 #define FOLDED_PROFILE_OVERFLOW_LINE "[lua-perf: too many distinct stacks]"
-
-/* Samples of one process. */
-struct process_samples {
-	pid_t tgid;
-	uint64_t samples;
-};
 
 struct folded_profile {
 	size_t max_text_bytes;        /* the bound; 0: FOLDED_PROFILE_MAX_BYTES */

@@ -7,12 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/log.h"
 #include "lib/strbuf.h"
 #include "output/flamegraph_svg.h"
 #include "output/folded_text.h"
+#include "output/pprof_profile.h"
 #include "proc/proc_maps.h"
 
 #define TITLE_MAX_TARGETS 8 /* the flame graph's title names this many, then says how many more */
@@ -128,6 +130,26 @@ static int truncate_output(FILE *f)
 	return 0;
 }
 
+#define NANOS_PER_SECOND 1000000000.0
+
+/* The pprof profile's times and period. Sampling started elapsed seconds before now. */
+static struct pprof_info pprof_info_of(const struct output_run *run)
+{
+	struct timespec now = {0};
+	struct pprof_info info = {
+		.duration_nanos = (int64_t)(run->elapsed * NANOS_PER_SECOND),
+		.period_nanos = run->frequency ? (int64_t)(NANOS_PER_SECOND / run->frequency) : 0,
+		.lua_lines = run->lua_lines,
+		.files = run->files,
+		.file_count = run->file_count,
+	};
+
+	if (clock_gettime(CLOCK_REALTIME, &now) == 0)
+		info.time_nanos = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec -
+				  info.duration_nanos;
+	return info;
+}
+
 static int write_output(const struct outputs *outs, struct output_file *o,
 			const struct folded_profile *res, const struct output_run *run)
 {
@@ -141,6 +163,10 @@ static int write_output(const struct outputs *outs, struct output_file *o,
 			.frequency = run->frequency,
 		};
 		rc = flamegraph_svg_write(o->file, res->lines, res->count, &info, &stats);
+	} else if (rc == 0 && o->spec->format == OUTPUT_PPROF) {
+		struct pprof_info info = pprof_info_of(run);
+
+		rc = pprof_write(o->file, res->lines, res->count, &info);
 	} else if (rc == 0) {
 		rc = folded_text_write(o->file, res);
 	}
@@ -154,6 +180,8 @@ static int write_output(const struct outputs *outs, struct output_file *o,
 	if (o->spec->format == OUTPUT_SVG)
 		lp_info("wrote a flame graph of %zu frames (%zu too narrow to draw) to %s",
 			stats.frames_drawn, stats.frames_omitted, o->spec->path);
+	else if (o->spec->format == OUTPUT_PPROF)
+		lp_info("wrote a pprof profile of %zu stacks to %s", res->count, o->spec->path);
 	else
 		lp_info("wrote %zu stacks to %s", res->count, o->spec->path);
 	return 0;

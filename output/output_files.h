@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* output_files.h - the files a run writes (docs/output-format.md): folded stacks or an SVG flame
- * graph. Opened before sampling so that an unwritable path fails before any BPF work; nothing is
- * truncated until the end: a run that fails leaves existing files as they were. */
+/* output_files.h - the files a run writes (docs/output-format.md): folded stacks, an SVG flame
+ * graph or a gzipped pprof profile. Opened before sampling so that an unwritable path fails
+ * before any BPF work; nothing is truncated until the end: a run that fails leaves existing
+ * files as they were. */
 #ifndef LUA_PERF_OUTPUT_FILES_H
 #define LUA_PERF_OUTPUT_FILES_H
 
@@ -11,8 +12,9 @@
 #include <sys/types.h>
 
 #include "output/folded_profile.h"
+#include "output/pprof_profile.h"
 
-enum output_format { OUTPUT_FOLDED, OUTPUT_SVG };
+enum output_format { OUTPUT_FOLDED, OUTPUT_SVG, OUTPUT_PPROF };
 
 /* One file to write at the end. */
 struct output_spec {
@@ -40,10 +42,13 @@ struct output_targets {
 	size_t pid_count;
 };
 
-/* The run the profile comes from, for the flame graph. */
+/* The run the profile comes from, for the flame graph and the pprof profile. */
 struct output_run {
 	double elapsed;      /* seconds of sampling */
 	unsigned frequency;  /* Hz */
+	bool lua_lines;      /* --lines: Lua frames name their current line */
+	const struct pprof_file *files; /* the files mapped, for the pprof output's mappings */
+	size_t file_count;
 };
 
 /* Open the count outputs of specs (which must outlive outs). On failure: one error line naming

@@ -158,6 +158,10 @@ static int remember_file(struct mapped_files *mf, uint32_t id, const struct elf_
 	if (img->load_count)
 		memcpy(f->loads, img->loads, img->load_count * sizeof(*f->loads));
 	f->load_count = img->load_count;
+	if (img->id_is_build_id) {
+		memcpy(f->build_id, img->id, img->id_len);
+		f->build_id_len = img->id_len;
+	}
 	f->dev = dev;
 	f->ino = ino;
 	f->has_table = table_store_has_table(mf->store, id);

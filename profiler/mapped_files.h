@@ -20,6 +20,8 @@ struct mapped_file {
 	const char *basename;       /* into name */
 	struct elf_segment *loads;
 	size_t load_count;
+	uint8_t build_id[ELF_ID_MAX]; /* NT_GNU_BUILD_ID, for the pprof output's mappings */
+	size_t build_id_len;        /* 0: the file has none */
 	struct symbol_table symbols;
 	uint64_t *function_starts;  /* from the CFI: names unnamed code by its function's start */
 	size_t function_count;

@@ -10,6 +10,7 @@
 #include "lib/strbuf.h"
 #include "output/summary.h"
 #include "profiler/bpf_load.h"
+#include "profiler/pprof_files.h"
 #include "profiler/session_internal.h"
 
 void session_free(struct session *s)
@@ -79,8 +80,18 @@ int finish_profile(struct session *s, struct outputs *outputs)
 	folded_profile_sort(profile);
 	folded_profile_sort_processes(profile);
 	summary_print(&summary, profile);
-	struct output_run run = {.elapsed = summary.elapsed, .frequency = summary.frequency};
-	return outputs_write(outputs, profile, &run) == 0 ? 0 : 1;
+	struct output_run run = {
+		.elapsed = summary.elapsed,
+		.frequency = summary.frequency,
+		.lua_lines = s->opts->lua_lines,
+	};
+	struct pprof_file *files = NULL;
+	if (pprof_files_of(&s->files, &files, &run.file_count) < 0)
+		lp_warn("out of memory: the pprof output's mappings name files by base name only");
+	run.files = files;
+	int rc = outputs_write(outputs, profile, &run);
+	free(files);
+	return rc == 0 ? 0 : 1;
 }
 
 /* lua-perf -- CMD: a stop signal that CMD did not get too (not from the terminal) is passed on. */

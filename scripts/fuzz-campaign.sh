@@ -22,7 +22,8 @@ lua_symbolize 600 lua_image 0 -
 luajit_symbolize 600 luajit_image 0 -
 proc_maps 300 maps 4096 -
 folded 240 folded 4096 -
-svg 240 folded 4096 -"
+svg 240 folded 4096 -
+pprof 240 folded 4096 -"
 while read -r name seconds dir max_len extra; do
 	mkdir -p "$out/$name"
 	args=(-max_total_time=$((seconds * SCALE)) -timeout=10 -rss_limit_mb=2048 -close_fd_mask=2

@@ -10,6 +10,8 @@ export DEBIAN_FRONTEND=noninteractive
 # busybox initramfs (tests/e2e/kernel_matrix_test.py, docs/kernels.md).
 # libexpat1-dev: the SVG fuzz harness parses each SVG as XML; libclang-rt-14-dev: clang's
 # libFuzzer and sanitizer runtimes for the fuzzing build (tests/fuzz/, docs/fuzzing.md).
+# zlib1g-dev: the pprof output is gzipped; python3-protobuf and golang-go (go tool pprof): its
+# tests decode it (tests/e2e/pprof_test.py).
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
   build-essential cmake pkg-config clang llvm bpftool \
@@ -20,4 +22,4 @@ apt-get install -y -q --no-install-recommends \
   libluajit2-5.1-2 libluajit2-5.1-common libluajit2-5.1-dev linux-perf libc6-dbg dpkg-dev \
   chromium fonts-dejavu-core \
   qemu-system-x86 busybox-static \
-  libexpat1-dev libclang-rt-14-dev
+  libexpat1-dev libclang-rt-14-dev python3-protobuf golang-go

@@ -68,7 +68,9 @@ lua_perf_fuzz_harness(cfi CORPUS elf SOURCES fuzz_cfi.c ${FUZZ_ELF_INPUT}
 lua_perf_fuzz_harness(symbols CORPUS elf SOURCES fuzz_symbols.c ${FUZZ_ELF_INPUT}
   LIBS lp_symbolize SYSTEM_SEEDS ${FUZZ_SYSTEM_ELF_FILES})
 lua_perf_fuzz_harness(folded CORPUS folded SOURCES fuzz_folded.c LIBS lp_output)
-lua_perf_fuzz_harness(svg CORPUS folded SOURCES fuzz_svg.c LIBS lp_output EXPAT::EXPAT)
+lua_perf_fuzz_harness(svg CORPUS folded SOURCES fuzz_svg.c folded_input.c LIBS lp_output
+  EXPAT::EXPAT)
+lua_perf_fuzz_harness(pprof CORPUS folded SOURCES fuzz_pprof.c folded_input.c LIBS lp_output)
 lua_perf_fuzz_harness(puc_detect CORPUS elf SOURCES fuzz_puc_detect.c ${FUZZ_ELF_INPUT}
   ../unit/support/detect_contract.c LIBS lp_runtime SYSTEM_SEEDS ${FUZZ_SYSTEM_ELF_FILES})
 lua_perf_fuzz_harness(luajit_detect CORPUS elf SOURCES fuzz_luajit_detect.c ${FUZZ_ELF_INPUT}

@@ -33,7 +33,7 @@ static int add(struct lines *ls, char *text, uint64_t count)
 		ls->items = grown;
 		ls->cap = cap;
 	}
-	ls->items[ls->count++] = (struct folded_line){text, count};
+	ls->items[ls->count++] = (struct folded_line){.text = text, .count = count};
 	return 0;
 }
 
@@ -138,8 +138,8 @@ static int expect(const char *what, int got, int want)
 static int cmd_errors(void)
 {
 	char a[] = "main;work", b[] = "main;other";
-	struct folded_line big[] = {{a, UINT64_MAX - 1}, {b, 2}};
-	struct folded_line small[] = {{a, 3}, {b, 1}};
+	struct folded_line big[] = {{.text = a, .count = UINT64_MAX - 1}, {.text = b, .count = 2}};
+	struct folded_line small[] = {{.text = a, .count = 3}, {.text = b, .count = 1}};
 	struct flamegraph_info info = {.targets = "x", .duration = 1, .frequency = 1};
 	int failures = 0;
 

@@ -2,7 +2,8 @@
 /* test_folded_profile.c - output/folded_profile.c and output/loss_report.c: samples of the same folded
  * stack from any process and any drain add up on one line; totals by process and by end reason;
  * past the bound, new stacks go to the overflow line and nothing is dropped; each kind of loss is
- * said on stderr once, when it first shows. */
+ * said on stderr once, when it first shows; each line keeps its samples by process. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,13 @@ static void same_stack_is_one_line(void)
 	const struct folded_line *handle = find_line(&p, "main;L:handle@a.lua:3");
 	CHECK(handle && handle->count == 1800, "handle: %llu samples, want 1800",
 	      handle ? (unsigned long long)handle->count : 0ull);
+	/* each line keeps its samples by process, sorted by tgid (the pprof output's labels) */
+	bool by_process = handle && handle->process_count == 300;
+	for (size_t i = 0; by_process && i < handle->process_count; i++)
+		by_process = handle->processes[i].tgid == 1000 + (pid_t)i &&
+			     handle->processes[i].samples == 6;
+	CHECK(by_process, "handle by process: %zu processes, want 300 of 6 samples each",
+	      handle ? handle->process_count : 0);
 	const struct folded_line *f4999 = find_line(&p, "main;f4999");
 	CHECK(f4999 && f4999->count == 1, "f4999 after growing");
 	CHECK(p.samples == 2700 + 5000, "%llu samples", (unsigned long long)p.samples);

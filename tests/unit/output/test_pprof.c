@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: MIT */
+/* test_pprof.c - the pprof output's parts (output/protobuf_writer.c, output/string_ids.c,
+ * output/pprof_frame.c, output/pprof_profile.c, output/gzip_file.c).
+ *
+ *   test_pprof               the protobuf encodings against byte sequences of the protobuf
+ *                            encoding guide and by hand; frame names taken apart; string ids
+ *   test_pprof write FILE    a gzipped profile of fixed folded lines (every kind of frame, two
+ *                            processes, hostile names) to FILE, for tests/e2e/pprof_test.py to
+ *                            decode with an independent reader
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "output/pprof_frame.h"
+#include "output/pprof_profile.h"
+#include "output/protobuf_writer.h"
+#include "output/string_ids.h"
+#include "tests/unit/support/test_check.h"
+
+static bool bytes_are(const struct pb_buf *b, const uint8_t *want, size_t len)
+{
+	return !b->failed && b->len == len && memcmp(b->data, want, len) == 0;
+}
+
+#define CHECK_BYTES(buf, ...)                                                                      \
+	do {                                                                                       \
+		static const uint8_t want_[] = {__VA_ARGS__};                                      \
+		CHECK(bytes_are(buf, want_, sizeof(want_)), "bytes of %s", #buf);                  \
+	} while (0)
+
+static void varints(void)
+{
+	struct pb_buf b = {0};
+
+	pb_varint(&b, 0);
+	CHECK_BYTES(&b, 0x00);
+	pb_reset(&b);
+	pb_varint(&b, 127);
+	CHECK_BYTES(&b, 0x7f);
+	pb_reset(&b);
+	pb_varint(&b, 128);
+	CHECK_BYTES(&b, 0x80, 0x01);
+	pb_reset(&b);
+	pb_varint(&b, 300);
+	CHECK_BYTES(&b, 0xac, 0x02);
+	pb_reset(&b);
+	pb_varint(&b, UINT64_MAX);
+	CHECK_BYTES(&b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01);
+	pb_free(&b);
+}
+
+/* The examples of the protobuf encoding guide (protobuf.dev/programming-guides/encoding). */
+static void fields(void)
+{
+	struct pb_buf b = {0}, inner = {0};
+	uint64_t packed[] = {3, 270, 86942};
+
+	pb_uint64(&b, 1, 150);
+	CHECK_BYTES(&b, 0x08, 0x96, 0x01);
+	pb_reset(&b);
+	pb_string(&b, 2, "testing");
+	CHECK_BYTES(&b, 0x12, 0x07, 't', 'e', 's', 't', 'i', 'n', 'g');
+	pb_reset(&b);
+	pb_uint64(&inner, 1, 150);
+	pb_message(&b, 3, &inner);
+	CHECK_BYTES(&b, 0x1a, 0x03, 0x08, 0x96, 0x01);
+	pb_reset(&b);
+	pb_packed_uint64(&b, 4, packed, 3);
+	CHECK_BYTES(&b, 0x22, 0x06, 0x03, 0x8e, 0x02, 0x9e, 0xa7, 0x05);
+	pb_reset(&b);
+	pb_packed_uint64(&b, 4, packed, 0); /* nothing: an empty packed field is left out */
+	pb_string(&b, 6, "");               /* the empty string is written: string_table[0] */
+	pb_uint64(&b, 100, 1);              /* a field number past 15: a two-byte tag */
+	CHECK_BYTES(&b, 0x32, 0x00, 0xa0, 0x06, 0x01);
+	pb_free(&b);
+	pb_free(&inner);
+}
+
+static void check_frame(const char *text, enum pprof_frame_kind kind, const char *name,
+			const char *file, uint64_t number)
+{
+	struct pprof_frame f;
+
+	pprof_frame_parse(text, strlen(text), &f);
+	CHECK(f.kind == kind && f.name_len == strlen(name) &&
+		      memcmp(f.name, name, f.name_len) == 0 && f.file_len == strlen(file) &&
+		      memcmp(f.file, file, f.file_len) == 0 && f.number == number,
+	      "%s: kind %d, name %.*s, file %.*s, number %llu", text, (int)f.kind, (int)f.name_len,
+	      f.name, (int)f.file_len, f.file, (unsigned long long)f.number);
+}
+
+static void frames(void)
+{
+	check_frame("malloc", PPROF_FRAME_NATIVE, "malloc", "", 0);
+	check_frame("lua5.4+0xe6bf", PPROF_FRAME_NATIVE_ADDRESS, "lua5.4+0xe6bf", "lua5.4", 0xe6bf);
+	check_frame("operator+", PPROF_FRAME_NATIVE, "operator+", "", 0);
+	check_frame("a+0xZZ", PPROF_FRAME_NATIVE, "a+0xZZ", "", 0);
+	check_frame("+0x10", PPROF_FRAME_NATIVE, "+0x10", "", 0);
+	check_frame("x+0x11111111111111111", PPROF_FRAME_NATIVE, "x+0x11111111111111111", "", 0);
+	check_frame("do_syscall_64_[k]", PPROF_FRAME_KERNEL, "do_syscall_64", "", 0);
+	check_frame("L:handle@app.lua:12", PPROF_FRAME_LUA, "handle", "app.lua", 12);
+	check_frame("L:main@/srv/a.lua:0", PPROF_FRAME_LUA, "main", "/srv/a.lua", 0);
+	check_frame("L:Obj:m@[string \"a:b@c\"]:7", PPROF_FRAME_LUA, "Obj:m", "[string \"a:b@c\"]",
+		    7);
+	check_frame("L:handler@/srv/h.lua:12_[j]", PPROF_FRAME_LUA_JIT, "handler", "/srv/h.lua", 12);
+	check_frame("L:pcall@builtin", PPROF_FRAME_LUA_BUILTIN, "pcall", "builtin", 0);
+	check_frame("L:builtin#3@builtin", PPROF_FRAME_LUA_BUILTIN, "builtin#3", "builtin", 0);
+	check_frame("L:?@?:0", PPROF_FRAME_LUA, "?", "?", 0);
+	check_frame("L:x@a.lua", PPROF_FRAME_NATIVE, "L:x@a.lua", "", 0);   /* no line */
+	check_frame("L:x@a.lua:", PPROF_FRAME_NATIVE, "L:x@a.lua:", "", 0); /* empty line */
+	check_frame("L:", PPROF_FRAME_NATIVE, "L:", "", 0);
+	check_frame("[unknown]", PPROF_FRAME_NATIVE, "[unknown]", "", 0);
+}
+
+static void string_ids(void)
+{
+	struct string_ids t = {0};
+	uint64_t id = 99;
+	bool added = false;
+	char key[32];
+
+	CHECK(string_ids_get(&t, "", 0, &id, &added) == 0 && id == 0 && added, "empty first");
+	CHECK(string_ids_get(&t, "a\0b", 3, &id, &added) == 0 && id == 1 && added, "bytes");
+	CHECK(string_ids_get(&t, "a", 1, &id, &added) == 0 && id == 2 && added, "a prefix");
+	for (int i = 0; i < 1000; i++) { /* grows the table */
+		snprintf(key, sizeof(key), "k%d", i);
+		CHECK(string_ids_get(&t, key, strlen(key), &id, &added) == 0 && added &&
+			      id == 3 + (uint64_t)i, "k%d", i);
+	}
+	CHECK(string_ids_get(&t, "a\0b", 3, &id, &added) == 0 && id == 1 && !added, "found");
+	CHECK(string_ids_get(&t, "k999", 4, &id, &added) == 0 && id == 1002 && !added, "found");
+	string_ids_free(&t);
+}
+
+/* The profile tests/e2e/pprof_test.py decodes: what each line is, it says. */
+static int write_profile(const char *path)
+{
+	struct process_samples two[] = {{.tgid = 100, .samples = 3, .comm = "nginx"},
+					{.tgid = 200, .samples = 4, .comm = "nginx: worker"}};
+	struct process_samples one[] = {{.tgid = 200, .samples = 5, .comm = "nginx: worker"}};
+	struct process_samples unnamed[] = {{.tgid = 300, .samples = 1, .comm = ""}};
+	char lines_text[][160] = {
+		"_start;main;lua5.4+0xe6bf;L:main@app.lua:0;L:handle@app.lua:12;malloc",
+		"_start;main;L:handle@app.lua:14;L:pcall@builtin;L:f@[string \"x:y\"]:3_[j]",
+		"_start;main;L:handle@app.lua:12;write;do_syscall_64_[k];ksys_write_[k]",
+		"[no stack]",
+		"_start;libc.so.6+0x20;\xff\xfe<bad>",
+	};
+	static const uint8_t build_id[] = {0xde, 0xad, 0xbe, 0xef};
+	/* lua5.4: one path, so its Mapping names it; libc.so.6: two paths, so only the base name */
+	struct pprof_file files[] = {
+		{.basename = "lua5.4", .path = "/usr/bin/lua5.4", .build_id = build_id,
+		 .build_id_len = sizeof(build_id), .start = 0x1000, .limit = 0x9000,
+		 .file_offset = 0x800},
+		{.basename = "libc.so.6", .path = "/a/libc.so.6"},
+		{.basename = "libc.so.6", .path = "/b/libc.so.6"},
+	};
+	struct folded_line lines[] = {
+		{.text = lines_text[0], .count = 7, .processes = two, .process_count = 2},
+		{.text = lines_text[1], .count = 5, .processes = one, .process_count = 1},
+		{.text = lines_text[2], .count = 2},
+		{.text = lines_text[3], .count = 1, .processes = unnamed, .process_count = 1},
+		{.text = lines_text[4], .count = 4},
+	};
+	struct pprof_info info = {
+		.time_nanos = 1700000000123456789,
+		.duration_nanos = 3000000000,
+		.period_nanos = 1001001,
+		.lua_lines = true,
+		.files = files,
+		.file_count = sizeof(files) / sizeof(files[0]),
+	};
+	FILE *f = fopen(path, "wb");
+
+	if (!f) {
+		perror(path);
+		return 1;
+	}
+	int rc = pprof_write(f, lines, sizeof(lines) / sizeof(lines[0]), &info);
+	if (fclose(f) != 0 && rc == 0)
+		rc = -1;
+	if (rc < 0) {
+		fprintf(stderr, "cannot write %s: %d\n", path, rc);
+		return 1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && strcmp(argv[1], "write") == 0)
+		return write_profile(argv[2]);
+	if (argc != 1) {
+		fprintf(stderr, "usage: test_pprof [write FILE]\n");
+		return 2;
+	}
+	varints();
+	fields();
+	frames();
+	string_ids();
+	return check_finish("pprof");
+}
