@@ -85,23 +85,30 @@ static size_t count_byte(const uint8_t *p, const uint8_t *end, uint8_t byte)
 	return n;
 }
 
-size_t cfa_remember_depth(const uint8_t *program, size_t len)
+void cfa_scan_program(const uint8_t *program, size_t len, struct cfa_scan *out)
 {
 	const uint8_t *p = program, *end = program + len;
-	size_t depth = 0, deepest = 0;
+	size_t depth = 0;
+	out->remember_depth = 0;
+	out->remember_count = 0;
 	while (p < end) {
 		uint8_t op = *p++;
 		const char *kinds = (op & 0xc0) == DW_CFA_offset ? "u" : (op & 0xc0) ? "" : operands[op];
 		if (!kinds) {
-			size_t bound = depth + count_byte(p, end, DW_CFA_remember_state);
-			return bound > deepest ? bound : deepest;
+			size_t rest = count_byte(p, end, DW_CFA_remember_state);
+			if (depth + rest > out->remember_depth)
+				out->remember_depth = depth + rest;
+			out->remember_count += rest;
+			return;
 		}
-		if (op == DW_CFA_remember_state && ++depth > deepest)
-			deepest = depth;
-		else if (op == DW_CFA_restore_state && depth > 0)
+		if (op == DW_CFA_remember_state) {
+			out->remember_count++;
+			if (++depth > out->remember_depth)
+				out->remember_depth = depth;
+		} else if (op == DW_CFA_restore_state && depth > 0) {
 			depth--;
+		}
 		if (!skip_operands(kinds, &p, end))
 			break;
 	}
-	return deepest;
 }
