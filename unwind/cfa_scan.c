@@ -85,12 +85,18 @@ static size_t count_byte(const uint8_t *p, const uint8_t *end, uint8_t byte)
 	return n;
 }
 
+/* The instructions that start a new row (DWARF 5, 6.4.2.1; DW_CFA_MIPS_advance_loc8 is GNU's). */
+static bool starts_row(uint8_t op)
+{
+	return (op & 0xc0) == DW_CFA_advance_loc || op == DW_CFA_advance_loc1 || op == DW_CFA_advance_loc2 ||
+	       op == DW_CFA_advance_loc4 || op == DW_CFA_MIPS_advance_loc8;
+}
+
 void cfa_scan_program(const uint8_t *program, size_t len, struct cfa_scan *out)
 {
 	const uint8_t *p = program, *end = program + len;
 	size_t depth = 0;
-	out->remember_depth = 0;
-	out->remember_count = 0;
+	memset(out, 0, sizeof(*out));
 	while (p < end) {
 		uint8_t op = *p++;
 		const char *kinds = (op & 0xc0) == DW_CFA_offset ? "u" : (op & 0xc0) ? "" : operands[op];
@@ -99,8 +105,11 @@ void cfa_scan_program(const uint8_t *program, size_t len, struct cfa_scan *out)
 			if (depth + rest > out->remember_depth)
 				out->remember_depth = depth + rest;
 			out->remember_count += rest;
+			out->advance_count += (size_t)(end - p) + 1; /* this one, and any byte after */
 			return;
 		}
+		if (starts_row(op))
+			out->advance_count++;
 		if (op == DW_CFA_remember_state) {
 			out->remember_count++;
 			if (++depth > out->remember_depth)

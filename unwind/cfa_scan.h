@@ -14,12 +14,13 @@
 struct cfa_scan {
 	size_t remember_depth; /* the deepest nesting of DW_CFA_remember_state */
 	size_t remember_count; /* how many DW_CFA_remember_state the program holds */
+	size_t advance_count;  /* how many instructions start a row (advances and DW_CFA_set_loc) */
 };
 
-/* Scan the len bytes at program. Both figures are exact or upper bounds: from an instruction
+/* Scan the len bytes at program. The figures are exact or upper bounds: from an instruction
  * whose size it cannot know (DW_CFA_set_loc, whose address size depends on the CIE's
  * augmentation, or an opcode DWARF 5 and GNU do not define), every 0x0a byte of the rest counts
- * as one more DW_CFA_remember_state and one more level. A truncated instruction ends the
+ * as one more DW_CFA_remember_state and one more level, and every byte as one more advance. A truncated instruction ends the
  * program, as it ends libdwarf's decoding. */
 void cfa_scan_program(const uint8_t *program, size_t len, struct cfa_scan *out);
 

@@ -519,8 +519,10 @@ static bool take_steps(struct build_ctx *ctx, const struct fde_info *fi, uint64_
 }
 
 /* Whether libdwarf may be given the FDE's program of len bytes at instrs: not too deep in
- * DW_CFA_remember_state, not too long, and its decoding within the file's budget. *steps: the
- * steps of one interpretation of the CIE's and the FDE's instructions. */
+ * DW_CFA_remember_state, not too long, its rows (at most one per advance, and the first) not too
+ * costly, and its decoding within the file's budget; all read from the bytes, before libdwarf
+ * decodes them (dwarf_expand_frame_instructions mallocs each instruction it decodes). *steps:
+ * the steps of one interpretation of the CIE's and the FDE's instructions. */
 static bool program_accepted(struct build_ctx *ctx, const struct fde_info *fi, const uint8_t *instrs,
 			     size_t len, uint64_t *steps)
 {
@@ -541,6 +543,13 @@ static bool program_accepted(struct build_ctx *ctx, const struct fde_info *fi, c
 		return false;
 	}
 	*steps = cfa_program_steps(len, &scan) + cfa_program_steps(fi->cie_bytes, &fi->cie_scan);
+	uint64_t most = fde_steps(*steps, scan.advance_count + 1);
+	if (most > FDE_STEPS_MAX) {
+		cfi_problem_note(ctx->problem, "%s: the FDE at 0x%llx would take up to %llu steps to compile, "
+				 "more than the %llu accepted", fi->section->name, (unsigned long long)fi->ref->lo,
+				 (unsigned long long)most, (unsigned long long)FDE_STEPS_MAX);
+		return false;
+	}
 	return take_steps(ctx, fi, *steps);
 }
 
@@ -612,20 +621,6 @@ static size_t rows_in_piece(const uint64_t *starts, size_t count, const struct p
 	return rows;
 }
 
-/* Whether `rows` rows of fi's FDE, each interpreting `steps` steps, may be computed: within the
- * limit of one FDE and the file's budget. */
-static bool rows_affordable(struct build_ctx *ctx, const struct fde_info *fi, uint64_t steps, size_t rows)
-{
-	uint64_t total = fde_steps(steps, rows);
-	if (total > FDE_STEPS_MAX) {
-		cfi_problem_note(ctx->problem, "%s: the FDE at 0x%llx would take %llu steps to compile, more "
-				 "than the %llu accepted", fi->section->name, (unsigned long long)fi->ref->lo,
-				 (unsigned long long)total, (unsigned long long)FDE_STEPS_MAX);
-		return false;
-	}
-	return take_steps(ctx, fi, total);
-}
-
 static int emit_piece(struct build_ctx *ctx, const struct piece *piece)
 {
 	struct cfi_table *t = ctx->out;
@@ -643,7 +638,7 @@ static int emit_piece(struct build_ctx *ctx, const struct piece *piece)
 	int err = row_starts(ctx, &fi, &starts, &count, &steps);
 	if (err)
 		return err == -ENOMEM ? err : push_gap(t, piece->start);
-	if (!rows_affordable(ctx, &fi, steps, rows_in_piece(starts, count, piece))) {
+	if (!take_steps(ctx, &fi, fde_steps(steps, rows_in_piece(starts, count, piece)))) {
 		free(starts);
 		return push_gap(t, piece->start);
 	}
