@@ -7,8 +7,10 @@
  * section / program header counts, a .eh_frame whose size lies, libc with randomly corrupted
  * .eh_frame bytes, and libc itself; libc without section headers (or with damaged ones, or no
  * section named .eh_frame): the same rows, found through PT_GNU_EH_FRAME, and 0 rows without
- * that header too; the content hash that names a file without a build-id; and an FDE nesting
- * DW_CFA_remember_state 16, 17 and 150,000 deep (refused from 17 on, in bounded memory). */
+ * that header too; the content hash that names a file without a build-id; an FDE nesting
+ * DW_CFA_remember_state 16, 17 and 150,000 deep (refused from 17 on, in bounded memory); and CFA
+ * programs long enough for libdwarf's row-by-row interpretation to take minutes (refused by the
+ * limits of unwind/fde_cost.h in under 2 s of CPU, their neighbours' rows kept). */
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
