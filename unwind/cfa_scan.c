@@ -85,23 +85,39 @@ static size_t count_byte(const uint8_t *p, const uint8_t *end, uint8_t byte)
 	return n;
 }
 
-size_t cfa_remember_depth(const uint8_t *program, size_t len)
+/* The instructions that start a new row (DWARF 5, 6.4.2.1; DW_CFA_MIPS_advance_loc8 is GNU's). */
+static bool starts_row(uint8_t op)
+{
+	return (op & 0xc0) == DW_CFA_advance_loc || op == DW_CFA_advance_loc1 || op == DW_CFA_advance_loc2 ||
+	       op == DW_CFA_advance_loc4 || op == DW_CFA_MIPS_advance_loc8;
+}
+
+void cfa_scan_program(const uint8_t *program, size_t len, struct cfa_scan *out)
 {
 	const uint8_t *p = program, *end = program + len;
-	size_t depth = 0, deepest = 0;
+	size_t depth = 0;
+	memset(out, 0, sizeof(*out));
 	while (p < end) {
 		uint8_t op = *p++;
 		const char *kinds = (op & 0xc0) == DW_CFA_offset ? "u" : (op & 0xc0) ? "" : operands[op];
 		if (!kinds) {
-			size_t bound = depth + count_byte(p, end, DW_CFA_remember_state);
-			return bound > deepest ? bound : deepest;
+			size_t rest = count_byte(p, end, DW_CFA_remember_state);
+			if (depth + rest > out->remember_depth)
+				out->remember_depth = depth + rest;
+			out->remember_count += rest;
+			out->advance_count += (size_t)(end - p) + 1; /* this one, and any byte after */
+			return;
 		}
-		if (op == DW_CFA_remember_state && ++depth > deepest)
-			deepest = depth;
-		else if (op == DW_CFA_restore_state && depth > 0)
+		if (starts_row(op))
+			out->advance_count++;
+		if (op == DW_CFA_remember_state) {
+			out->remember_count++;
+			if (++depth > out->remember_depth)
+				out->remember_depth = depth;
+		} else if (op == DW_CFA_restore_state && depth > 0) {
 			depth--;
+		}
 		if (!skip_operands(kinds, &p, end))
 			break;
 	}
-	return deepest;
 }

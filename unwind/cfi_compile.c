@@ -11,6 +11,9 @@
  * rows with has_more_rows/subsequent_pc from dwarf_get_fde_info_for_cfa_reg3_b needs a second
  * interpretation of the FDE program per row, and each interpretation copies libdwarf's
  * 191-column register table several times: that was 1.7x slower in total.)
+ * Each of those calls interprets the program from its start again, so an FDE costs its row count
+ * times its program length: FDEs over the limits of unwind/fde_cost.h (per FDE and per file)
+ * become gaps, noted for the file's one warning.
  *
  * Coverage: .eh_frame FDEs first (sorted by start address; where two overlap, the one that starts
  * first keeps the overlap), then .debug_frame FDEs fill only the ranges .eh_frame leaves
@@ -31,6 +34,7 @@
 #include "lib/log.h"
 #include "lib/u64_array.h"
 #include "unwind/cfa_scan.h"
+#include "unwind/fde_cost.h"
 #include "unwind/frame_sections.h"
 
 /* ---- FDE references and coverage pieces */
@@ -60,6 +64,7 @@ struct build_ctx {
 	size_t piece_capacity;
 	struct cfi_table *out;
 	struct cfi_problem *problem;
+	struct fde_budget budget; /* steps left for the file (unwind/fde_cost.h) */
 };
 
 static void log_dwarf_error(Dwarf_Debug dbg, Dwarf_Error err, const char *what)
@@ -294,7 +299,8 @@ struct fde_info {
 	const struct frame_section *section; /* where expression blocks must lie */
 	bool signal_frame;
 	bool ra_column_ok;
-	size_t cie_remember_depth; /* DW_CFA_remember_state nesting of the CIE's initial instructions */
+	struct cfa_scan cie_scan;  /* of the CIE's initial instructions */
+	size_t cie_bytes;          /* their length */
 };
 
 static bool block_in_section(const struct frame_section *s, const void *block, Dwarf_Signed len)
@@ -497,13 +503,61 @@ static int describe_fde(struct build_ctx *ctx, const struct fde_ref *ref, struct
 	fi->section = &ctx->fo->sections[ctx->fo->index_of[ref->source]];
 	fi->signal_frame = augmentation && augmentation[0] == 'z' && strchr(augmentation, 'S');
 	fi->ra_column_ok = ra_reg == DW_RIP;
-	fi->cie_remember_depth = cfa_remember_depth(initial, (size_t)initial_len);
+	fi->cie_bytes = (size_t)initial_len;
+	cfa_scan_program(initial, fi->cie_bytes, &fi->cie_scan);
 	return 0;
 }
 
+/* Take steps from the file's budget; when too few are left, the FDE is left out. */
+static bool take_steps(struct build_ctx *ctx, const struct fde_info *fi, uint64_t steps)
+{
+	if (fde_budget_take(&ctx->budget, steps))
+		return true;
+	cfi_problem_note(ctx->problem, "%s: compiling the FDE at 0x%llx would exceed the steps accepted "
+			 "for one file", fi->section->name, (unsigned long long)fi->ref->lo);
+	return false;
+}
+
+/* Whether libdwarf may be given the FDE's program of len bytes at instrs: not too deep in
+ * DW_CFA_remember_state, not too long, its rows (at most one per advance, and the first) not too
+ * costly, and its decoding within the file's budget; all read from the bytes, before libdwarf
+ * decodes them (dwarf_expand_frame_instructions mallocs each instruction it decodes). *steps:
+ * the steps of one interpretation of the CIE's and the FDE's instructions. */
+static bool program_accepted(struct build_ctx *ctx, const struct fde_info *fi, const uint8_t *instrs,
+			     size_t len, uint64_t *steps)
+{
+	struct cfa_scan scan;
+	cfa_scan_program(instrs, len, &scan);
+	size_t depth = scan.remember_depth, cie_depth = fi->cie_scan.remember_depth;
+	if (depth > MAX_REMEMBER_DEPTH || cie_depth > MAX_REMEMBER_DEPTH - depth) {
+		cfi_problem_note(ctx->problem, "%s: the FDE at 0x%llx nests DW_CFA_remember_state more than "
+				 "%d deep", fi->section->name, (unsigned long long)fi->ref->lo,
+				 MAX_REMEMBER_DEPTH);
+		return false;
+	}
+	if (len > FDE_PROGRAM_MAX || fi->cie_bytes > FDE_PROGRAM_MAX - len) {
+		cfi_problem_note(ctx->problem, "%s: the FDE at 0x%llx has %llu bytes of CFA instructions, "
+				 "more than the %u accepted", fi->section->name,
+				 (unsigned long long)fi->ref->lo, (unsigned long long)len + fi->cie_bytes,
+				 FDE_PROGRAM_MAX);
+		return false;
+	}
+	*steps = cfa_program_steps(len, &scan) + cfa_program_steps(fi->cie_bytes, &fi->cie_scan);
+	uint64_t most = fde_steps(*steps, scan.advance_count + 1);
+	if (most > FDE_STEPS_MAX) {
+		cfi_problem_note(ctx->problem, "%s: the FDE at 0x%llx would take up to %llu steps to compile, "
+				 "more than the %llu accepted", fi->section->name, (unsigned long long)fi->ref->lo,
+				 (unsigned long long)most, (unsigned long long)FDE_STEPS_MAX);
+		return false;
+	}
+	return take_steps(ctx, fi, *steps);
+}
+
 /* Row start addresses of an FDE: where its advance instructions lead (DWARF 5, 6.4.2.1), from
- * libdwarf's decoding of the FDE program. *starts is malloc'ed; the first entry is ref->lo. */
-static int row_starts(struct build_ctx *ctx, const struct fde_info *fi, uint64_t **starts, size_t *count)
+ * libdwarf's decoding of the FDE program. *starts is malloc'ed; the first entry is ref->lo.
+ * *steps: the steps of computing one row (unwind/fde_cost.h). */
+static int row_starts(struct build_ctx *ctx, const struct fde_info *fi, uint64_t **starts, size_t *count,
+		      uint64_t *steps)
 {
 	Dwarf_Ptr instrs = NULL;
 	Dwarf_Unsigned len = 0;
@@ -516,13 +570,8 @@ static int row_starts(struct build_ctx *ctx, const struct fde_info *fi, uint64_t
 		log_dwarf_error(ctx->dbg, err, "dwarf_get_fde_instr_bytes");
 		return -EINVAL;
 	}
-	size_t depth = cfa_remember_depth(instrs, (size_t)len);
-	if (depth > MAX_REMEMBER_DEPTH || fi->cie_remember_depth > MAX_REMEMBER_DEPTH - depth) {
-		cfi_problem_note(ctx->problem, "%s: the FDE at 0x%llx nests DW_CFA_remember_state more than "
-				 "%d deep", fi->section->name, (unsigned long long)fi->ref->lo,
-				 MAX_REMEMBER_DEPTH);
+	if (!program_accepted(ctx, fi, instrs, (size_t)len, steps))
 		return -E2BIG;
-	}
 	if (len > 0 &&
 	    dwarf_expand_frame_instructions(fi->cie, instrs, len, &ops, &op_count, &err) != DW_DLV_OK) {
 		log_dwarf_error(ctx->dbg, err, "dwarf_expand_frame_instructions");
@@ -557,6 +606,21 @@ static int row_starts(struct build_ctx *ctx, const struct fde_info *fi, uint64_t
 	return 0;
 }
 
+/* How many rows emit_piece computes for piece: the one in effect at its start, then one per
+ * distinct later start inside it. */
+static size_t rows_in_piece(const uint64_t *starts, size_t count, const struct piece *piece)
+{
+	size_t rows = 1;
+	uint64_t pc = piece->start;
+	for (size_t i = 1; i < count && starts[i] < piece->end; i++) {
+		if (starts[i] > pc) {
+			pc = starts[i];
+			rows++;
+		}
+	}
+	return rows;
+}
+
 static int emit_piece(struct build_ctx *ctx, const struct piece *piece)
 {
 	struct cfi_table *t = ctx->out;
@@ -569,11 +633,15 @@ static int emit_piece(struct build_ctx *ctx, const struct piece *piece)
 		rule.cfa_type = CFA_SIGNAL;
 		return push_row(t, piece->start, &rule);
 	}
-	uint64_t *starts;
+	uint64_t *starts, steps;
 	size_t count;
-	int err = row_starts(ctx, &fi, &starts, &count);
+	int err = row_starts(ctx, &fi, &starts, &count, &steps);
 	if (err)
 		return err == -ENOMEM ? err : push_gap(t, piece->start);
+	if (!take_steps(ctx, &fi, fde_steps(steps, rows_in_piece(starts, count, piece)))) {
+		free(starts);
+		return push_gap(t, piece->start);
+	}
 	/* The piece's first row is the one in effect at its start; then every row starting inside. */
 	uint64_t pc = piece->start;
 	for (size_t i = 0; i < count && !err; i++) {
@@ -721,7 +789,7 @@ static int compile_with_dwarf(struct build_ctx *ctx)
 }
 
 /* The table of the frame sections in fo. */
-static int compile_frame_object(struct frame_object *fo, const struct elf_image *img,
+static int compile_frame_object(struct frame_object *fo, const struct elf_image *img, uint64_t file_steps,
 				struct cfi_problem *problem, struct cfi_table *out)
 {
 	Dwarf_Obj_Access_Interface iface = {.object = fo, .methods = &frame_object_methods};
@@ -738,6 +806,7 @@ static int compile_frame_object(struct frame_object *fo, const struct elf_image 
 	configure_frame_rules(dbg);
 
 	struct build_ctx ctx = {.img = img, .fo = fo, .dbg = dbg, .out = out, .problem = problem};
+	fde_budget_init(&ctx.budget, file_steps);
 	int err = compile_with_dwarf(&ctx);
 	for (int s = 0; s < SRC_COUNT; s++)
 		free(ctx.refs[s]);
@@ -775,6 +844,11 @@ static int warn_once(const struct elf_image *img, const struct cfi_problem *prob
 
 int cfi_table_build(const struct elf_image *img, struct cfi_table *out)
 {
+	return cfi_table_build_within(img, FILE_STEPS_MAX, out);
+}
+
+int cfi_table_build_within(const struct elf_image *img, uint64_t file_steps, struct cfi_table *out)
+{
 	struct cfi_problem problem;
 	int err = 0;
 
@@ -787,7 +861,7 @@ int cfi_table_build(const struct elf_image *img, struct cfi_table *out)
 	struct frame_object fo;
 	frame_object_collect(&fo, img, &problem);
 	if (fo.count > 1)
-		err = compile_frame_object(&fo, img, &problem, out);
+		err = compile_frame_object(&fo, img, file_steps, &problem, out);
 	frame_object_free(&fo);
 	return warn_once(img, &problem, err, out);
 }

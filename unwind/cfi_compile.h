@@ -2,7 +2,8 @@
 /* cfi_compile.h - turns a file's call frame information (.eh_frame, and .debug_frame when
  * present) into the compact rows the BPF unwinder uses (bpf/abi/unwind_abi.h, struct unwind_rule).
  * The CFA programs are interpreted by libdwarf; this module maps each row's CFA rule and the
- * rules of rbp, rbx, r12-r15 and the return address onto struct unwind_rule. */
+ * rules of rbp, rbx, r12-r15 and the return address onto struct unwind_rule. libdwarf's time is
+ * bounded per FDE and per file (unwind/fde_cost.h): what would exceed it is left out. */
 #ifndef LUA_PERF_CFI_COMPILE_H
 #define LUA_PERF_CFI_COMPILE_H
 
@@ -41,6 +42,9 @@ struct cfi_table {
  * no unwind table and a negative errno is returned; when a part is left (a malformed
  * .debug_frame beside a good .eh_frame), the part is used and 0 returned. */
 int cfi_table_build(const struct elf_image *img, struct cfi_table *out);
+/* cfi_table_build with a budget of file_steps steps of CFA interpretation instead of
+ * FILE_STEPS_MAX (unwind/fde_cost.h): FDEs that would exceed it are left out (gaps). */
+int cfi_table_build_within(const struct elf_image *img, uint64_t file_steps, struct cfi_table *out);
 void cfi_table_free(struct cfi_table *table);
 /* The row in effect at pc, or NULL (before the first row). */
 const struct cfi_row *cfi_table_lookup(const struct cfi_table *table, uint64_t pc);

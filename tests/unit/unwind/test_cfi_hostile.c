@@ -7,8 +7,10 @@
  * section / program header counts, a .eh_frame whose size lies, libc with randomly corrupted
  * .eh_frame bytes, and libc itself; libc without section headers (or with damaged ones, or no
  * section named .eh_frame): the same rows, found through PT_GNU_EH_FRAME, and 0 rows without
- * that header too; the content hash that names a file without a build-id; and an FDE nesting
- * DW_CFA_remember_state 16, 17 and 150,000 deep (refused from 17 on, in bounded memory). */
+ * that header too; the content hash that names a file without a build-id; an FDE nesting
+ * DW_CFA_remember_state 16, 17 and 150,000 deep (refused from 17 on, in bounded memory); and CFA
+ * programs long enough for libdwarf's row-by-row interpretation to take minutes (refused by the
+ * limits of unwind/fde_cost.h in under 2 s of CPU, their neighbours' rows kept). */
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
@@ -19,6 +21,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libdwarf/dwarf.h>
@@ -29,6 +32,7 @@
 #include "tests/unit/support/test_check.h"
 #include "unwind/cfi_compile.h"
 #include "unwind/elf_image.h"
+#include "unwind/fde_cost.h"
 
 /* ---- the property under test */
 
@@ -341,17 +345,46 @@ static void test_corrupted_eh_frame(const char *dir, char *path, size_t path_siz
 
 /* ---- DW_CFA_remember_state nesting (unwind/cfa_scan.h): bounded, whatever the bytes */
 
-/* Over libc's .eh_frame (in copy): one CIE ("zR", pc-relative sdata4 pointers, cfa = rsp + 8,
- * return address at cfa - 8) and one FDE for the first 256 bytes of .text whose program is
- * `repeats` copies of pattern, then the terminator and zeros. Returns false when it does not fit. */
-static bool write_one_fde(uint8_t *copy, const struct section_loc *eh, uint64_t text_addr,
-			  const uint8_t *pattern, size_t pattern_len, size_t repeats)
+/* FDEs of a crafted .eh_frame: `copies` FDEs in a row, each over `range` bytes of .text (after
+ * those of the specs before) with a program of `repeats` copies of pattern. */
+struct fde_spec {
+	const uint8_t *pattern;
+	size_t pattern_len;
+	size_t repeats;
+	uint64_t range;
+	size_t copies;
+};
+
+static uint8_t *write_fde(uint8_t *p, uint8_t *start, uint64_t section_addr, uint64_t lo,
+			  const struct fde_spec *spec)
+{
+	size_t program = spec->pattern_len * spec->repeats, fde_body = 4 + 4 + 4 + 1 + program;
+	size_t fde_pad = (8 - (4 + fde_body) % 8) % 8;
+	size_t fde_offset = (size_t)(p - start);
+	p = put_le(p, fde_body + fde_pad, 4);
+	p = put_le(p, fde_offset + 4, 4); /* back to the CIE, at the section's start */
+	uint64_t field_addr = section_addr + fde_offset + 8;
+	p = put_le(p, (uint64_t)(int64_t)(lo - field_addr), 4); /* pc_begin, pc-relative */
+	p = put_le(p, spec->range, 4);                           /* pc_range */
+	*p++ = 0;                                                /* augmentation data */
+	for (size_t i = 0; i < spec->repeats; i++, p += spec->pattern_len)
+		memcpy(p, spec->pattern, spec->pattern_len);
+	return p + fde_pad; /* DW_CFA_nop padding: already zero */
+}
+
+/* Over the .eh_frame at eh (in copy): one CIE ("zR", pc-relative sdata4 pointers, cfa = rsp + 8,
+ * return address at cfa - 8) and the FDEs of specs from text_addr on, then the terminator and
+ * zeros. Returns false when they do not fit. */
+static bool write_fdes(uint8_t *copy, const struct section_loc *eh, uint64_t text_addr,
+		       const struct fde_spec *specs, size_t spec_count)
 {
 	static const uint8_t cie_body[] = {0, 0, 0, 0, /* CIE id */ 1, 'z', 'R', 0, 1, 0x78, 16, 1, 0x1b,
 					   0x0c, 7, 8, 0x90, 1, 0, 0};
-	size_t program = pattern_len * repeats, fde_body = 4 + 4 + 4 + 1 + program;
-	size_t fde_pad = (8 - (4 + fde_body) % 8) % 8;
-	size_t total = 4 + sizeof(cie_body) + 4 + fde_body + fde_pad + 4;
+	size_t total = 4 + sizeof(cie_body) + 4;
+	for (size_t i = 0; i < spec_count; i++) {
+		size_t fde = 4 + 4 + 4 + 4 + 1 + specs[i].pattern_len * specs[i].repeats + 8;
+		total += fde * specs[i].copies;
+	}
 	if (total > eh->size)
 		return false;
 	uint8_t *start = copy + eh->offset, *p = start;
@@ -359,16 +392,20 @@ static bool write_one_fde(uint8_t *copy, const struct section_loc *eh, uint64_t 
 	p = put_le(p, sizeof(cie_body), 4);
 	memcpy(p, cie_body, sizeof(cie_body));
 	p += sizeof(cie_body);
-	size_t fde_offset = (size_t)(p - start);
-	p = put_le(p, fde_body + fde_pad, 4);
-	p = put_le(p, fde_offset + 4, 4); /* back to the CIE */
-	uint64_t field_addr = eh->addr + fde_offset + 8;
-	p = put_le(p, (uint64_t)(int64_t)(text_addr - field_addr), 4); /* pc_begin, pc-relative */
-	p = put_le(p, 256, 4);                                           /* pc_range */
-	*p++ = 0;                                                        /* augmentation data */
-	for (size_t i = 0; i < repeats; i++, p += pattern_len)
-		memcpy(p, pattern, pattern_len);
-	return true; /* DW_CFA_nop padding and the zero terminator: already zero */
+	uint64_t lo = text_addr;
+	for (size_t i = 0; i < spec_count; i++)
+		for (size_t k = 0; k < specs[i].copies; k++, lo += specs[i].range)
+			p = write_fde(p, start, eh->addr, lo, &specs[i]);
+	return true; /* the zero terminator: already zero */
+}
+
+/* One FDE for the first 256 bytes of .text whose program is `repeats` copies of pattern. */
+static bool write_one_fde(uint8_t *copy, const struct section_loc *eh, uint64_t text_addr,
+			  const uint8_t *pattern, size_t pattern_len, size_t repeats)
+{
+	struct fde_spec spec = {.pattern = pattern, .pattern_len = pattern_len, .repeats = repeats,
+				.range = 256, .copies = 1};
+	return write_fdes(copy, eh, text_addr, &spec, 1);
 }
 
 static long peak_rss_kib(void)
@@ -408,6 +445,192 @@ static void test_remember_state_nesting(const char *dir, char *path, size_t path
 	long grown = peak_rss_kib() - before;
 	CHECK(grown < 32 * 1024, "%zu bytes of DW_CFA_remember_state took %ld KiB", most, grown);
 	free(copy);
+}
+
+/* ---- long CFA programs: libdwarf interprets an FDE's program again for every row */
+
+static double cpu_seconds(void)
+{
+	struct timespec ts;
+	if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0)
+		return 0;
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A copy of libc (*size bytes, malloc'ed) whose .eh_frame is `bytes` zeros appended to the file,
+ * at the same address; *moved locates them. */
+static uint8_t *grown_eh_frame(const struct blob *libc, const struct section_loc *eh, size_t bytes,
+			       struct section_loc *moved, size_t *size)
+{
+	size_t at = (libc->size + 7) & ~(size_t)7;
+	uint8_t *copy = calloc(1, at + bytes);
+	if (!copy)
+		return NULL;
+	memcpy(copy, libc->data, libc->size);
+	*moved = *eh;
+	moved->offset = at;
+	moved->size = bytes;
+	(void)put_le(copy + eh->shdr_offset + 24, at, 8);    /* Elf64_Shdr.sh_offset */
+	(void)put_le(copy + eh->shdr_offset + 32, bytes, 8); /* sh_size */
+	*size = at + bytes;
+	return copy;
+}
+
+/* Compile the copy at path within file_steps; returns the CPU seconds it took, the table in
+ * *table (empty when the build failed). */
+static double timed_build(const char *what, const char *path, const uint8_t *data, size_t size,
+			  uint64_t file_steps, struct cfi_table *table)
+{
+	struct elf_image img;
+	memset(table, 0, sizeof(*table));
+	if (blob_write_file(path, data, size) != 0 || elf_image_open(&img, path) != 0) {
+		CHECK(false, "%s: does not open", what);
+		return 0;
+	}
+	double start = cpu_seconds();
+	if (cfi_table_build_within(&img, file_steps, table) == 0)
+		check_table_shape(what, table);
+	double took = cpu_seconds() - start;
+	elf_image_close(&img);
+	printf("%s: %zu rows in %.3f s\n", what, table->count, took);
+	return took;
+}
+
+static enum cfa_type cfa_type_at(const struct cfi_table *t, uint64_t pc)
+{
+	const struct cfi_row *row = cfi_table_lookup(t, pc);
+	return row ? (enum cfa_type)row->rule.cfa_type : CFA_GAP;
+}
+
+#define LONG_PROGRAM_SECONDS 2.0
+
+/* A copy of libc whose .eh_frame holds the FDEs of specs, compiled within file_steps; the CPU
+ * seconds it took, the table in *t. */
+static double build_crafted(const char *what, const char *path, const struct blob *libc,
+			    const struct section_loc *eh, uint64_t text_addr, const struct fde_spec *specs,
+			    size_t spec_count, uint64_t file_steps, struct cfi_table *t)
+{
+	size_t bytes = 4096;
+	for (size_t i = 0; i < spec_count; i++)
+		bytes += (specs[i].pattern_len * specs[i].repeats + 32) * specs[i].copies;
+	struct section_loc moved;
+	size_t size;
+	uint8_t *copy = grown_eh_frame(libc, eh, bytes, &moved, &size);
+	memset(t, 0, sizeof(*t));
+	if (!copy || !write_fdes(copy, &moved, text_addr, specs, spec_count)) {
+		CHECK(false, "%s: out of memory, or the FDEs do not fit", what);
+		free(copy);
+		return 0;
+	}
+	double took = timed_build(what, path, copy, size, file_steps, t);
+	free(copy);
+	return took;
+}
+
+static const uint8_t ordinary_program[] = {DW_CFA_advance_loc | 4, DW_CFA_def_cfa_offset, 16};
+
+/* One FDE of 1 MiB of DW_CFA_advance_loc1 (512 Ki rows) between two ordinary ones: refused in
+ * bounded time, its range a gap; the ordinary ones keep their rows. */
+static void test_one_long_program(const char *path, const struct blob *libc, const struct section_loc *eh,
+				  uint64_t text_addr)
+{
+	static const uint8_t advance1[] = {DW_CFA_advance_loc1, 1};
+	const size_t rows = 512 * 1024;
+	const struct fde_spec specs[] = {
+		{.pattern = ordinary_program, .pattern_len = sizeof(ordinary_program), .repeats = 1, .range = 64,
+		 .copies = 1},
+		{.pattern = advance1, .pattern_len = sizeof(advance1), .repeats = rows, .range = rows, .copies = 1},
+		{.pattern = ordinary_program, .pattern_len = sizeof(ordinary_program), .repeats = 1, .range = 64,
+		 .copies = 1},
+	};
+	struct cfi_table t;
+	double took = build_crafted("a 1 MiB CFA program", path, libc, eh, text_addr, specs, 3, FILE_STEPS_MAX, &t);
+	CHECK(took < LONG_PROGRAM_SECONDS, "a 1 MiB CFA program took %.1f s", took);
+	uint64_t after = text_addr + 64 + rows;
+	CHECK(cfa_type_at(&t, text_addr + 4) == CFA_REG_OFF && cfa_type_at(&t, after + 4) == CFA_REG_OFF,
+	      "the ordinary FDEs around a 1 MiB CFA program lost their rows");
+	CHECK(cfa_type_at(&t, text_addr + 64) == CFA_GAP && cfa_type_at(&t, after - 1) == CFA_GAP,
+	      "the FDE of a 1 MiB CFA program was not left as a gap");
+	cfi_table_free(&t);
+}
+
+/* 8 FDEs of 128 KiB of DW_CFA_advance_loc (128 Ki rows each, 1.7e10 steps) then an ordinary one:
+ * each long one over the limit of one FDE, refused before libdwarf decodes it. */
+static void test_costly_fdes(const char *path, const struct blob *libc, const struct section_loc *eh,
+			     uint64_t text_addr)
+{
+	static const uint8_t advance[] = {DW_CFA_advance_loc | 1};
+	const size_t rows = 128 * 1024;
+	const struct fde_spec specs[] = {
+		{.pattern = advance, .pattern_len = sizeof(advance), .repeats = rows, .range = rows, .copies = 8},
+		{.pattern = ordinary_program, .pattern_len = sizeof(ordinary_program), .repeats = 1, .range = 64,
+		 .copies = 1},
+	};
+	struct cfi_table t;
+	double took = build_crafted("8 FDEs of 128 Ki rows", path, libc, eh, text_addr, specs, 2,
+				    FILE_STEPS_MAX, &t);
+	CHECK(took < LONG_PROGRAM_SECONDS, "8 FDEs of 128 Ki rows took %.1f s", took);
+	uint64_t last = text_addr + 8 * rows;
+	CHECK(cfa_type_at(&t, text_addr) == CFA_GAP && cfa_type_at(&t, last - 1) == CFA_GAP,
+	      "FDEs of 128 Ki rows were compiled");
+	CHECK(cfa_type_at(&t, last + 4) == CFA_REG_OFF, "the ordinary FDE after them lost its rows");
+	cfi_table_free(&t);
+}
+
+/* 16 FDEs of 4,096 rows (12 KiB programs, 5e7 steps each) within a budget of 2^27 steps: the
+ * first two compiled, the budget's end leaves the rest out. */
+static void test_file_budget(const char *path, const struct blob *libc, const struct section_loc *eh,
+			     uint64_t text_addr)
+{
+	static const uint8_t step[] = {DW_CFA_def_cfa_offset, 16, DW_CFA_advance_loc | 1};
+	const size_t rows = 4096, copies = 16;
+	const struct fde_spec spec = {.pattern = step, .pattern_len = sizeof(step), .repeats = rows,
+				      .range = rows, .copies = copies};
+	struct cfi_table t;
+	double took = build_crafted("16 FDEs of 4 Ki rows, 2^27 steps", path, libc, eh, text_addr, &spec, 1,
+				    UINT64_C(1) << 27, &t);
+	CHECK(took < LONG_PROGRAM_SECONDS, "16 FDEs of 4 Ki rows within 2^27 steps took %.1f s", took);
+	CHECK(cfa_type_at(&t, text_addr + 1) == CFA_REG_OFF, "the first FDE within the budget lost its rows");
+	CHECK(cfa_type_at(&t, text_addr + copies * rows - 1) == CFA_GAP, "the budget did not end");
+	cfi_table_free(&t);
+}
+
+/* The arithmetic of unwind/fde_cost.h. */
+static void test_step_counting(void)
+{
+	struct cfa_scan scan;
+	static const uint8_t program[] = {DW_CFA_remember_state, DW_CFA_advance_loc | 1, DW_CFA_restore_state,
+					  DW_CFA_remember_state};
+	cfa_scan_program(program, sizeof(program), &scan);
+	CHECK(scan.remember_count == 2 && scan.remember_depth == 1 && scan.advance_count == 1,
+	      "scan: %zu remembered, %zu deep, %zu advances", scan.remember_count, scan.remember_depth,
+	      scan.advance_count);
+	CHECK(cfa_program_steps(sizeof(program), &scan) == 2 + 2 * REMEMBER_STEPS, "program steps");
+	static const uint8_t set_loc[] = {DW_CFA_advance_loc | 1, DW_CFA_set_loc, 0, 0, 0, 0};
+	cfa_scan_program(set_loc, sizeof(set_loc), &scan);
+	CHECK(scan.advance_count == sizeof(set_loc), "from DW_CFA_set_loc on, every byte may advance: %zu",
+	      scan.advance_count);
+	CHECK(fde_steps(UINT64_C(1) << 40, SIZE_MAX) == UINT64_MAX, "fde_steps overflowed");
+	struct fde_budget budget;
+	fde_budget_init(&budget, 10);
+	CHECK(fde_budget_take(&budget, 6) && !fde_budget_take(&budget, 5) && fde_budget_take(&budget, 4) &&
+		      !fde_budget_take(&budget, 1),
+	      "budget of 10 steps");
+}
+
+static void test_long_programs(const char *dir, char *path, size_t path_size, const struct blob *libc,
+			       const char *libc_path, const struct section_loc *eh)
+{
+	struct section_loc text;
+	if (locate_section(libc_path, ".text", &text) != 0) {
+		CHECK(false, "no .text in libc");
+		return;
+	}
+	snprintf(path, path_size, "%s/long_programs", dir);
+	test_one_long_program(path, libc, eh, text.addr);
+	test_costly_fdes(path, libc, eh, text.addr);
+	test_file_budget(path, libc, eh, text.addr);
+	test_step_counting();
 }
 
 /* The small accessors of elf_image on a well-formed file. */
@@ -528,6 +751,7 @@ int main(int argc, char **argv)
 	test_eh_frame_from_program_headers(dir, path, path_size, &libc, libc_path, &eh);
 	test_content_hash(dir, path, path_size, &libc, libc_path);
 	test_remember_state_nesting(dir, path, path_size, &libc, libc_path, &eh);
+	test_long_programs(dir, path, path_size, &libc, libc_path, &eh);
 
 	free(path);
 	free(libc.data);
