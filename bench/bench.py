@@ -117,9 +117,11 @@ def bench_program(builds, argv, bench_rounds, tmp):
     row = {"base_s": base, "wall_spread_pct": 100.0 * (max(wall["none"]) - min(wall["none"])) / base}
     for mode in builds:
         row[mode + "_ns"], row[mode + "_ns_spread_pct"] = median_and_spread(ns[mode])
-    for mode in ("lua-perf", "perf"):
+    for mode in modes[1:]:
         row[mode + "_slowdown_pct"] = 100.0 * (statistics.median(wall[mode]) / base - 1.0)
         row[mode + "_user_pct"] = 100.0 * (statistics.median(user[mode]) / base_user - 1.0)
+    # lua-perf's wall time minus perf's, round by round (paired: each round's noise hits both)
+    row["minus_perf_points"] = [100.0 * (a - b) / base for a, b in zip(wall["lua-perf"], wall["perf"])]
     return row
 
 

@@ -2,9 +2,9 @@
 /*
  * sample.bpf.c - the sampling program: on every cpu-clock tick that lands in a target process,
  * unwind the user stack (lib/native_unwind.bpf.h, with the Lua frames spliced in), record the
- * kernel stack, and count the sample in a hash map under its struct sample_key: the process, the
- * id of the stack (a hash of its kernel and user frames, which the stacks map holds once) and
- * how the user unwind ended. Userspace drains the maps every second or so
+ * kernel stack, and count the sample in a hash map under its struct sample_key: the process and
+ * thread, the id of the stack (a hash of its kernel and user frames, which the stacks map holds
+ * once) and how the user unwind ended. Userspace drains the maps every second or so
  * (lib/generations.bpf.h): nothing per sample crosses to userspace. Processes the targets start
  * join in the kernel (lib/process_follow.bpf.h).
  *
@@ -91,12 +91,11 @@ int on_sample(struct bpf_perf_event_data *ctx)
 		record_thread(st, task, tid, THREAD_ON_CPU, 0);
 		return 0;
 	}
-	/* Built only now, so that it shares stack slots with what the unwinding needed: Linux < 6.2
-	 * rounds each function's stack to 32 bytes when it checks the 512-byte total of a call
-	 * chain (kernel/bpf/verifier.c, check_max_stack_depth), and on_sample must stay at 64. */
-	struct sample_key key = {.tgid = tgid, .end_reason = st->end_reason};
-
-	key.stack_id = store_stack(st);
-	count_sample(&key, st->generation);
+	/* In the per-CPU state, not on the stack: Linux < 6.2 rounds each function's stack to 32
+	 * bytes when it checks the 512-byte total of a call chain (kernel/bpf/verifier.c,
+	 * check_max_stack_depth), and on_sample must stay at 64 (a 24-byte key on it made 96). */
+	st->key = (struct sample_key){.tgid = tgid, .tid = tid, .end_reason = st->end_reason};
+	st->key.stack_id = store_stack(st);
+	count_sample(&st->key, st->generation);
 	return 0;
 }

@@ -14,7 +14,8 @@
 #include "output/process_samples.h"
 
 /* One line of the folded output: frames root first, separated by ';', and its sample count;
- * those samples by process (sorted by tgid; NULL/0 when not tracked, e.g. in the SVG's tests). */
+ * those samples by thread (sorted by tgid then tid; a tid of 0 stands for a process whose
+ * threads are not told apart; NULL/0 when not tracked, e.g. in the SVG's tests). */
 struct folded_line {
 	char *text;
 	uint64_t count;

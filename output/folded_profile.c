@@ -67,6 +67,12 @@ static struct folded_line *line_of(struct folded_profile *p, char **text)
 	return &p->lines[p->count - 1];
 }
 
+bool folded_profile_is_overflow(const struct folded_profile *p, size_t line_index)
+{
+	return line_index < p->count &&
+	       strcmp(p->lines[line_index].text, FOLDED_PROFILE_OVERFLOW_LINE) == 0;
+}
+
 size_t folded_profile_bound(const struct folded_profile *p)
 {
 	return p->max_text_bytes ? p->max_text_bytes : FOLDED_PROFILE_MAX_BYTES;
@@ -96,26 +102,43 @@ static struct folded_line *bounded_line_of(struct folded_profile *p, char **text
 	return line;
 }
 
-int folded_profile_add(struct folded_profile *p, pid_t tgid, uint32_t end_reason, char *text,
-		       uint64_t count)
+/* Count the samples in the totals, by process and (line: not NULL) in line. */
+static int count_samples(struct folded_profile *p, struct folded_line *line, pid_t tgid,
+			 pid_t tid, uint32_t end_reason, uint64_t count)
 {
-	struct folded_line *line = text ? bounded_line_of(p, &text, count) : NULL;
-
-	free(text);
 	p->samples += count;
 	if (end_reason < END_REASON_COUNT)
 		p->by_reason[end_reason] += count;
 	struct process_samples *process = NULL;
 	int rc = process_samples_add(&p->processes, &p->process_count, &p->process_capacity, tgid,
-				     count, NULL, &process);
+				     0, count, NULL, &process);
 	if (line) {
 		line->count += count;
 		if (rc == 0)
 			rc = process_samples_add(&line->processes, &line->process_count,
-						 &line->process_capacity, tgid, count,
+						 &line->process_capacity, tgid, tid, count,
 						 process->comm, NULL);
 	}
 	return line && rc == 0 ? 0 : -ENOMEM;
+}
+
+int folded_profile_add(struct folded_profile *p, pid_t tgid, pid_t tid, uint32_t end_reason,
+		       char *text, uint64_t count, size_t *line_index)
+{
+	struct folded_line *line = text ? bounded_line_of(p, &text, count) : NULL;
+
+	free(text);
+	if (line && line_index)
+		*line_index = (size_t)(line - p->lines);
+	return count_samples(p, line, tgid, tid, end_reason, count);
+}
+
+int folded_profile_add_to_line(struct folded_profile *p, size_t line_index, pid_t tgid,
+			       pid_t tid, uint32_t end_reason, uint64_t count)
+{
+	struct folded_line *line = line_index < p->count ? &p->lines[line_index] : NULL;
+
+	return count_samples(p, line, tgid, tid, end_reason, count);
 }
 
 static int compare_lines(const void *a, const void *b)

@@ -142,6 +142,7 @@ static struct pprof_info pprof_info_of(const struct output_run *run)
 		.lua_lines = run->lua_lines,
 		.files = run->files,
 		.file_count = run->file_count,
+		.origins = run->origins,
 	};
 
 	if (clock_gettime(CLOCK_REALTIME, &now) == 0)

@@ -49,6 +49,7 @@ struct output_run {
 	bool lua_lines;      /* --lines: Lua frames name their current line */
 	const struct pprof_file *files; /* the files mapped, for the pprof output's mappings */
 	size_t file_count;
+	const struct frame_origins *origins; /* of the frames, for the pprof output */
 };
 
 /* Open the count outputs of specs (which must outlive outs). On failure: one error line naming

@@ -43,6 +43,7 @@ struct pprof_builder {
 	bool lua_lines;
 	const struct pprof_file *files;
 	size_t file_count;
+	const struct frame_origins *origins;
 };
 
 /* s[0..len) as a string_table entry: proto3 strings must be UTF-8, frame names are untrusted
@@ -114,7 +115,8 @@ static const struct pprof_file *file_named(const struct pprof_builder *b, const 
 	for (size_t i = 0; i < b->file_count; i++) {
 		const struct pprof_file *f = &b->files[i];
 
-		if (strlen(f->basename) != len || memcmp(f->basename, basename, len) != 0)
+		if (!f->basename || strlen(f->basename) != len ||
+		    memcmp(f->basename, basename, len) != 0)
 			continue;
 		if (found && strcmp(found->path, f->path) != 0)
 			return NULL;
@@ -146,27 +148,61 @@ static void write_file_fields(struct pprof_builder *b, struct pb_buf *msg,
 	free(text);
 }
 
-/* The Mapping of the file a frame names (by base name), or of the kernel. */
-static uint64_t mapping_id(struct pprof_builder *b, const char *file, size_t len)
+/* The Mapping keyed by b->key, written when new: the fields of known, else just its name. */
+static uint64_t mapping_of_key(struct pprof_builder *b, const struct pprof_file *known,
+			       const char *name, size_t name_len)
 {
 	bool added;
-
-	pb_reset(&b->key);
-	pb_bytes(&b->key, MAPPING_FILENAME, file, len);
 	uint64_t id = object_id(b, &b->mappings, &added);
+
 	if (!added)
 		return id;
 	struct pb_buf msg = {0};
 	pb_uint64(&msg, MAPPING_ID, id);
-	const struct pprof_file *known = file_named(b, file, len);
 	if (known)
 		write_file_fields(b, &msg, known);
 	else
-		pb_uint64(&msg, MAPPING_FILENAME, string_id(b, file, len));
+		pb_uint64(&msg, MAPPING_FILENAME, string_id(b, name, name_len));
 	pb_uint64(&msg, MAPPING_HAS_FUNCTIONS, 1);
 	pb_message(&b->profile, PROFILE_MAPPING, &msg);
 	pb_free(&msg);
 	return id;
+}
+
+/* The Mapping of a known file, keyed by its path. */
+static uint64_t file_mapping_id(struct pprof_builder *b, const struct pprof_file *f)
+{
+	pb_reset(&b->key);
+	pb_string(&b->key, MAPPING_FILENAME, f->path);
+	return mapping_of_key(b, f, NULL, 0);
+}
+
+/* The Mapping of the file a frame names (by base name), or of the kernel: the known file's
+ * when one path has that name, else a Mapping of the name alone. */
+static uint64_t named_mapping_id(struct pprof_builder *b, const char *name, size_t len)
+{
+	const struct pprof_file *known = file_named(b, name, len);
+
+	if (known)
+		return file_mapping_id(b, known);
+	pb_reset(&b->key);
+	pb_bytes(&b->key, MAPPING_ID, name, len); /* another field than a path's key */
+	return mapping_of_key(b, NULL, name, len);
+}
+
+/* The origin noted for a frame text, or NULL. */
+static const struct frame_origin *origin_of(const struct pprof_builder *b, const char *text,
+					    size_t len)
+{
+	return b->origins ? frame_origins_find(b->origins, text, len) : NULL;
+}
+
+/* The Mapping of a symbolized native frame: its file's, when noted; 0 when not known. */
+static uint64_t origin_mapping_id(struct pprof_builder *b, const struct frame_origin *origin)
+{
+	if (!origin || origin->file >= b->file_count || !b->files[origin->file].basename)
+		return 0;
+	return file_mapping_id(b, &b->files[origin->file]);
 }
 
 /* The Function of name, file and start_line (0: unknown). */
@@ -215,12 +251,13 @@ static uint64_t jit_function_id(struct pprof_builder *b, const struct pprof_fram
 	return id;
 }
 
-/* The Function of frame f; *line: the Line's number (the executing line, 0 when unknown). */
+/* The Function of frame f (origin: its noted origin, or NULL); *line: the Line's number (the
+ * executing line, 0 when unknown). */
 static uint64_t frame_function(struct pprof_builder *b, const struct pprof_frame *f,
-			       uint64_t *line)
+			       const struct frame_origin *origin, uint64_t *line)
 {
 	bool lua = f->kind == PPROF_FRAME_LUA || f->kind == PPROF_FRAME_LUA_JIT;
-	uint64_t start_line = lua && !b->lua_lines ? f->number : 0;
+	uint64_t start_line = !lua ? 0 : !b->lua_lines ? f->number : origin ? origin->start_line : 0;
 
 	*line = lua && b->lua_lines ? f->number : 0;
 	if (f->kind == PPROF_FRAME_LUA_JIT)
@@ -237,12 +274,15 @@ static void write_location(struct pprof_builder *b, uint64_t id, const char *tex
 	uint64_t line, mapping = 0, address = 0;
 
 	pprof_frame_parse(text, len, &f);
-	uint64_t function = frame_function(b, &f, &line);
+	const struct frame_origin *origin = origin_of(b, text, len);
+	uint64_t function = frame_function(b, &f, origin, &line);
 	if (f.kind == PPROF_FRAME_NATIVE_ADDRESS) {
-		mapping = mapping_id(b, f.file, f.file_len);
+		mapping = named_mapping_id(b, f.file, f.file_len);
 		address = f.number;
 	} else if (f.kind == PPROF_FRAME_KERNEL) {
-		mapping = mapping_id(b, KERNEL_MAPPING, strlen(KERNEL_MAPPING));
+		mapping = named_mapping_id(b, KERNEL_MAPPING, strlen(KERNEL_MAPPING));
+	} else if (f.kind == PPROF_FRAME_NATIVE) {
+		mapping = origin_mapping_id(b, origin);
 	}
 	struct pb_buf msg = {0}, line_msg = {0};
 	pb_uint64(&line_msg, LINE_FUNCTION_ID, function);
@@ -308,7 +348,7 @@ static void add_label(struct pprof_builder *b, struct pb_buf *sample, const char
 	pb_free(&label);
 }
 
-/* One Sample of b->stack: count samples of process (NULL: unknown). */
+/* One Sample of b->stack: count samples of a thread or process (NULL: unknown). */
 static void write_sample(struct pprof_builder *b, uint64_t count, int64_t period,
 			 const struct process_samples *process)
 {
@@ -319,6 +359,8 @@ static void write_sample(struct pprof_builder *b, uint64_t count, int64_t period
 	pb_packed_uint64(&sample, SAMPLE_VALUE, values, 2);
 	if (process) {
 		add_label(b, &sample, "pid", NULL, process->tgid);
+		if (process->tid)
+			add_label(b, &sample, "thread", NULL, process->tid);
 		if (process->comm[0])
 			add_label(b, &sample, "comm", process->comm, 0);
 	}
@@ -366,6 +408,7 @@ int pprof_encode(const struct folded_line *lines, size_t count, const struct ppr
 		.lua_lines = info->lua_lines,
 		.files = info->files,
 		.file_count = info->file_count,
+		.origins = info->origins,
 	};
 
 	write_header(&b, info);

@@ -12,10 +12,12 @@
 #include <stdio.h>
 
 #include "output/flamegraph_svg.h"
+#include "output/frame_origins.h"
 
-/* A file the targets mapped, for the Mapping of the frames named `<basename>+0x<address>`. */
+/* A file the targets mapped, for the Mapping of its frames: those named `<basename>+0x<address>`,
+ * and symbolized ones through their frame_origin. */
 struct pprof_file {
-	const char *basename;
+	const char *basename;     /* NULL: no file (an unused index) */
 	const char *path;         /* as the process sees it */
 	const uint8_t *build_id;
 	size_t build_id_len;      /* 0: none */
@@ -28,9 +30,10 @@ struct pprof_info {
 	int64_t duration_nanos; /* of sampling */
 	int64_t period_nanos;   /* CPU time one sample stands for: 1e9 / frequency */
 	bool lua_lines;         /* the Lua frames' numbers are current lines (--lines), not the
-				 * lines where the functions are defined */
-	const struct pprof_file *files;
+				 * lines where the functions are defined (then in origins) */
+	const struct pprof_file *files; /* indexed by frame_origin.file */
 	size_t file_count;
+	const struct frame_origins *origins; /* NULL: none noted */
 };
 
 /* The Profile encoded (not compressed) into *out (malloc'd, *len bytes). 0 or -ENOMEM. */

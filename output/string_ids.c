@@ -64,6 +64,16 @@ int string_ids_get(struct string_ids *t, const void *key, size_t len, uint64_t *
 	return 0;
 }
 
+bool string_ids_find(const struct string_ids *t, const void *key, size_t len, uint64_t *id)
+{
+	if (t->slot_count == 0)
+		return false;
+	const size_t *slot = find_slot(t, key, len);
+	if (*slot)
+		*id = *slot - 1;
+	return *slot != 0;
+}
+
 void string_ids_free(struct string_ids *t)
 {
 	for (size_t i = 0; i < t->count; i++)

@@ -25,6 +25,8 @@ struct string_ids {
 /* The number of key[0..len) into *id; *added says whether it is new (then copied). 0 or
  * -ENOMEM (nothing added). */
 int string_ids_get(struct string_ids *t, const void *key, size_t len, uint64_t *id, bool *added);
+/* The number of key[0..len) into *id, if it has one (nothing is added). */
+bool string_ids_find(const struct string_ids *t, const void *key, size_t len, uint64_t *id);
 void string_ids_free(struct string_ids *t);
 
 #endif

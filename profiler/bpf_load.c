@@ -18,7 +18,7 @@
  * misleading errno (ESRCH), so say it first. */
 #define KERNEL_BTF "/sys/kernel/btf/vmlinux"
 
-static bool has_kernel_btf(void)
+bool kernel_has_btf(void)
 {
 	struct stat st;
 
@@ -103,7 +103,7 @@ bool kernel_supports_sampling(void)
 	struct utsname un;
 	bool btf_error;
 
-	if (!has_kernel_btf())
+	if (!kernel_has_btf())
 		return false;
 	const struct kernel_feature *missing =
 		missing_feature(sampling_features, FEATURE_COUNT(sampling_features), &btf_error);
@@ -250,6 +250,16 @@ static size_t refused_program(const struct verifier_stats *vs)
 	return last;
 }
 
+void verifier_stats_free(struct verifier_stats *vs)
+{
+	if (!vs)
+		return;
+	for (size_t i = 0; i < vs->count; i++)
+		free(vs->logs[i]);
+	free(vs->logs);
+	free(vs);
+}
+
 bool verifier_stats_report(struct verifier_stats *vs, int rc)
 {
 	struct bpf_program *prog;
@@ -265,10 +275,8 @@ bool verifier_stats_report(struct verifier_stats *vs, int rc)
 			report_refused(prog, vs->logs[i], rc);
 		else if (rc == 0)
 			report_loaded(prog, vs->logs[i]);
-		free(vs->logs[i]);
 		i++;
 	}
-	free(vs->logs);
-	free(vs);
+	verifier_stats_free(vs);
 	return refused < i;
 }

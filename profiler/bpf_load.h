@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * bpf_load.h - loading lua-perf's BPF objects: what the running kernel must offer, checked in its
- * BTF before anything is loaded (one error line naming the kernel and the missing feature), and
+ * BTF when a load fails (one error line naming the kernel and the missing feature; not before:
+ * reading the kernel's BTF costs 40-50 ms of start-up, as much again as libbpf's own read), and
  * what the verifier spent on each program (instructions processed, time), shown with -v and
  * named when a program is refused.
  */
@@ -11,6 +12,10 @@
 #include <stdbool.h>
 
 struct bpf_object;
+
+/* Whether the running kernel exposes its BTF (/sys/kernel/btf/vmlinux); if not, says so in one
+ * error line. A stat, before anything is loaded. */
+bool kernel_has_btf(void);
 
 /* Whether the running kernel has what the sampling program needs (BTF, bpf_loop: Linux 5.17);
  * if not, says so in one error line. */
@@ -32,5 +37,7 @@ struct verifier_stats *verifier_stats_collect(struct bpf_object *obj);
  * kernel refused (and with -v its verifier log). Frees vs. Returns whether that error line was
  * said (the caller then says nothing more). */
 bool verifier_stats_report(struct verifier_stats *vs, int rc);
+/* Free vs without a word (the failure was explained otherwise). */
+void verifier_stats_free(struct verifier_stats *vs);
 
 #endif

@@ -111,17 +111,20 @@ static void name_lua_fast(struct frame_namer *namer, uint64_t frame, struct strb
 	strbuf_append(sb, "@builtin");
 }
 
-static void name_lua(struct frame_namer *namer, pid_t tgid, uint64_t frame, struct strbuf *sb)
+static void name_lua(struct frame_namer *namer, pid_t tgid, uint64_t frame, struct strbuf *sb,
+		     struct frame_origin *origin)
 {
 	const struct lua_proto_info *info = lua_info(namer, tgid, frame);
 	uint32_t pc = (uint32_t)((frame >> LUA_PC_SHIFT) & LUA_PC_UNKNOWN);
 
 	if (!info) {
 		strbuf_append(sb, frame >> FRAME_KIND_SHIFT == FRAME_LUA_JIT ? "L:?@?:0_[j]" : "L:?@?:0");
+		namer->lua_unnamed++;
 		return;
 	}
 	int line = namer->lua_lines && pc != LUA_PC_UNKNOWN ? lua_proto_line(info, pc)
 							    : info->line_defined;
+	origin->start_line = info->line_defined > 0 ? (uint32_t)info->line_defined : 0;
 	strbuf_append(sb, "L:");
 	folded_frame_append(sb, info->function);
 	strbuf_append(sb, "@");
@@ -138,7 +141,8 @@ static void append_file_offset(struct strbuf *sb, const struct mapped_file *file
 	strbuf_appendf(sb, "+0x%" PRIx64, offset);
 }
 
-static void name_native(struct frame_namer *namer, uint64_t frame, struct strbuf *sb)
+static void name_native(struct frame_namer *namer, uint64_t frame, struct strbuf *sb,
+			struct frame_origin *origin)
 {
 	uint32_t file_id = (uint32_t)((frame >> FRAME_FILE_SHIFT) & FRAME_FILE_MASK);
 	uint64_t vaddr = frame & FRAME_ADDR_MASK;
@@ -149,6 +153,9 @@ static void name_native(struct frame_namer *namer, uint64_t frame, struct strbuf
 
 	bool in_vm = file && file->lua && lookup >= file->lua->interp.exec_start &&
 		     lookup < file->lua->interp.exec_end;
+
+	if (file)
+		origin->file = file_id;
 
 	/* LuaJIT's interpreter is one name whatever its labels (lj_BC_*, lj_ff_*, lj_vm_*) */
 	if (in_vm && file->lua->jit)
@@ -163,15 +170,16 @@ static void name_native(struct frame_namer *namer, uint64_t frame, struct strbuf
 		strbuf_append(sb, "[unknown]");
 }
 
-static void name_user(struct frame_namer *namer, pid_t tgid, uint64_t frame, struct strbuf *sb)
+static void name_user(struct frame_namer *namer, pid_t tgid, uint64_t frame, struct strbuf *sb,
+		      struct frame_origin *origin)
 {
 	switch (frame >> FRAME_KIND_SHIFT) {
 	case FRAME_NATIVE:
-		name_native(namer, frame, sb);
+		name_native(namer, frame, sb, origin);
 		break;
 	case FRAME_LUA:
 	case FRAME_LUA_JIT:
-		name_lua(namer, tgid, frame, sb);
+		name_lua(namer, tgid, frame, sb, origin);
 		break;
 	case FRAME_LUA_FAST:
 		name_lua_fast(namer, frame, sb);
@@ -185,13 +193,18 @@ static void name_user(struct frame_namer *namer, pid_t tgid, uint64_t frame, str
 	}
 }
 
+void frame_namer_load_kernel(struct frame_namer *namer)
+{
+	if (namer->kernel_state != 0)
+		return;
+	namer->kernel_state = symbol_table_load_kallsyms(&namer->kernel) == 0 ? 1 : -1;
+	if (namer->kernel_state < 0)
+		lp_warn("kernel symbols unavailable (/proc/kallsyms): kernel frames unnamed");
+}
+
 static void name_kernel(struct frame_namer *namer, uint64_t addr, struct strbuf *sb)
 {
-	if (namer->kernel_state == 0) {
-		namer->kernel_state = symbol_table_load_kallsyms(&namer->kernel) == 0 ? 1 : -1;
-		if (namer->kernel_state < 0)
-			lp_warn("kernel symbols unavailable (/proc/kallsyms): kernel frames unnamed");
-	}
+	frame_namer_load_kernel(namer);
 	const struct symbol *sym = namer->kernel_state > 0 ? symbol_table_lookup(&namer->kernel, addr) : NULL;
 
 	if (sym)
@@ -203,10 +216,15 @@ static void name_kernel(struct frame_namer *namer, uint64_t addr, struct strbuf 
 
 void frame_name(struct frame_namer *namer, pid_t tgid, uint64_t frame, struct strbuf *sb)
 {
+	struct frame_origin origin = {.file = FRAME_ORIGIN_NO_FILE};
+	size_t start = sb->len;
+
 	if (frame >> FRAME_KIND_SHIFT == FRAME_KERNEL)
 		name_kernel(namer, frame | ~FRAME_KERNEL_MASK, sb);
 	else
-		name_user(namer, tgid, frame, sb);
+		name_user(namer, tgid, frame, sb, &origin);
+	if (namer->origins && !sb->failed && sb->len > start)
+		frame_origins_note(namer->origins, sb->data + start, sb->len - start, origin);
 }
 
 uint32_t recorded_frame_count(const struct stack_trace *trace)

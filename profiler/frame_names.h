@@ -10,6 +10,7 @@
 
 #include "bpf/abi/unwind_abi.h"
 #include "lib/strbuf.h"
+#include "output/frame_origins.h"
 #include "profiler/mapped_files.h"
 #include "symbolize/lua_symbolize.h"
 #include "symbolize/symbolize.h"
@@ -28,6 +29,9 @@ struct frame_namer {
 	struct lua_process *lua_procs;     /* owned */
 	size_t lua_proc_count;
 	bool lua_lines;                    /* current line instead of the line defined */
+	struct frame_origins *origins;     /* noted for each frame named (the pprof output);
+					    * NULL: not noted */
+	uint64_t lua_unnamed;              /* Lua frames named "?" for want of their Proto */
 };
 
 int frame_namer_init(struct frame_namer *namer, const struct mapped_files *files, bool lua_lines);
@@ -38,6 +42,8 @@ int frame_namer_add_lua_process(struct frame_namer *namer, pid_t pid,
 /* Forget what was learnt about these processes (exited, or exec'd), once their samples are
  * named: memory stays bounded by the processes alive. */
 void frame_namer_forget(struct frame_namer *namer, const pid_t *pids, size_t count);
+/* Read the kernel's symbols now, if not yet (else the first kernel frame named does). */
+void frame_namer_load_kernel(struct frame_namer *namer);
 /* Resolve (and cache) a Lua frame of process tgid while the process is alive; no-op for others. */
 void frame_namer_prefetch(struct frame_namer *namer, pid_t tgid, uint64_t frame);
 /* Append the name of a recorded frame (bpf/abi/unwind_abi.h encoding: kernel addresses with the

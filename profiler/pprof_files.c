@@ -35,8 +35,9 @@ int pprof_files_of(const struct mapped_files *mf, struct pprof_file **out, size_
 	*out = calloc(mf->count, sizeof(**out));
 	if (!*out)
 		return -ENOMEM;
-	for (uint32_t id = 0; id < mf->count; id++)
+	for (uint32_t id = 0; id < mf->count; id++) /* unnamed ones stay zeroed: no file */
 		if (mf->files[id].name)
-			describe(&mf->files[id], &(*out)[(*count)++]);
+			describe(&mf->files[id], &(*out)[id]);
+	*count = mf->count;
 	return 0;
 }

@@ -8,8 +8,8 @@
 #include "output/pprof_profile.h"
 #include "profiler/mapped_files.h"
 
-/* One pprof_file per file of mf (pointing into mf, which must outlive *out; free(*out)).
- * 0 or -ENOMEM. */
+/* One pprof_file per file of mf, at its file id (pointing into mf, which must outlive *out;
+ * free(*out)). 0 or -ENOMEM. */
 int pprof_files_of(const struct mapped_files *mf, struct pprof_file **out, size_t *count);
 
 #endif

@@ -4,6 +4,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "lib/strbuf.h"
@@ -57,12 +58,33 @@ int aggregate_sample(void *aggregation, const struct sample_key *key, uint64_t c
 		     const struct stack_trace *trace)
 {
 	struct aggregation *a = aggregation;
-	struct strbuf sb = {0};
+	pid_t tgid = (pid_t)key->tgid, tid = (pid_t)key->tid;
+	uint64_t id = trace ? key->stack_id : 0; /* not recorded: "[no stack]", as id 0 */
+	size_t line = SIZE_MAX;
 
+	if (stack_lines_find(&a->lines, tgid, id, &line)) {
+		a->lines.hits++;
+		return folded_profile_add_to_line(&a->profile, line, tgid, tid, key->end_reason,
+						  count);
+	}
+	a->lines.misses++;
+	struct strbuf sb = {0};
+	uint64_t unnamed = a->namer->lua_unnamed;
 	if (trace)
-		append_frames(a->namer, (pid_t)key->tgid, trace, &sb);
+		append_frames(a->namer, tgid, trace, &sb);
 	if (sb.len == 0)
 		strbuf_append(&sb, "[no stack]");
-	return folded_profile_add(&a->profile, (pid_t)key->tgid, key->end_reason, strbuf_take(&sb),
-				  count);
+	int rc = folded_profile_add(&a->profile, tgid, tid, key->end_reason, strbuf_take(&sb),
+				    count, &line);
+	/* not the overflow line: its samples are counted as such when added by text */
+	if (rc == 0 && line != SIZE_MAX && a->namer->lua_unnamed == unnamed && tgid > 0 &&
+	    !folded_profile_is_overflow(&a->profile, line))
+		stack_lines_add(&a->lines, tgid, id, line); /* out of memory: named again */
+	return rc;
+}
+
+void aggregation_forget(struct aggregation *a, const pid_t *pids, size_t count)
+{
+	frame_namer_forget(a->namer, pids, count);
+	stack_lines_forget(&a->lines, pids, count);
 }

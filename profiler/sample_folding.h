@@ -9,6 +9,8 @@
 
 #include "bpf/abi/unwind_abi.h"
 #include "output/folded_profile.h"
+#include "output/frame_origins.h"
+#include "profiler/stack_lines.h"
 
 struct sample_bpf;
 struct frame_namer;
@@ -17,12 +19,16 @@ struct frame_namer;
 struct aggregation {
 	struct frame_namer *namer;
 	struct folded_profile profile;
+	struct stack_lines lines;     /* stacks named already, by process */
+	struct frame_origins origins; /* noted by the namer when a pprof output is written */
 };
 
 /* A sample_fn (profiler/sample_drain.h): name the frames of count samples of key and add them to
  * the profile of the struct aggregation *aggregation. */
 int aggregate_sample(void *aggregation, const struct sample_key *key, uint64_t count,
 		     const struct stack_trace *trace);
+/* The processes have gone (exited, or exec'd): forget what was learnt about them. */
+void aggregation_forget(struct aggregation *a, const pid_t *pids, size_t count);
 /* While sampling: resolve the Lua frames of a stack BPF announces as new (stacks_fd: the map of
  * its generation), while their Protos are alive (they can be freed later). */
 void aggregate_prefetch_lua_stack(struct frame_namer *namer, int stacks_fd, pid_t tgid,

@@ -78,6 +78,10 @@ static int profile(struct session *s, struct outputs *outputs)
 	lp_info("profiling %zu process%s at %u Hz%s", s->target_count,
 		s->target_count == 1 ? "" : "es", s->opts->frequency,
 		s->opts->duration > 0 ? "" : "; Ctrl-C to stop");
+	/* Now that it samples: not on the way to the first sample, and not in the middle of the
+	 * run (/proc/kallsyms: ~120,000 lines, 30-60 ms to read and sort) */
+	if (s->opts->kernel_stacks)
+		frame_namer_load_kernel(&s->namer);
 	run_loop(s);
 	stop_command(s);
 	int exit_code = finish_profile(s, outputs);

@@ -22,6 +22,8 @@ void session_free(struct session *s)
 	ring_buffer__free(s->events);
 	sample_drain_free(&s->drain);
 	folded_profile_free(&s->aggregation.profile);
+	frame_origins_free(&s->aggregation.origins);
+	stack_lines_free(&s->aggregation.lines);
 	free(s->gone);
 	frame_namer_free(&s->namer);
 	mapped_files_free(&s->files);
@@ -77,6 +79,9 @@ int finish_profile(struct session *s, struct outputs *outputs)
 		.mappings_dropped = s->files.mappings_dropped,
 		.tree = &s->tree,
 	};
+	lp_debug("drains: %llu stacks named, %llu counted by the line named before",
+		 (unsigned long long)s->aggregation.lines.misses,
+		 (unsigned long long)s->aggregation.lines.hits);
 	folded_profile_sort(profile);
 	folded_profile_sort_processes(profile);
 	summary_print(&summary, profile);
@@ -89,6 +94,10 @@ int finish_profile(struct session *s, struct outputs *outputs)
 	if (pprof_files_of(&s->files, &files, &run.file_count) < 0)
 		lp_warn("out of memory: the pprof output's mappings name files by base name only");
 	run.files = files;
+	run.origins = &s->aggregation.origins;
+	if (run.origins->dropped)
+		lp_warn("%llu distinct frames beyond the memory bound: the pprof output gives them "
+			"no Mapping and no line defined", (unsigned long long)run.origins->dropped);
 	int rc = outputs_write(outputs, profile, &run);
 	free(files);
 	return rc == 0 ? 0 : 1;

@@ -76,9 +76,14 @@ static bool targets_done(struct session *s)
 void run_loop(struct session *s)
 {
 	double last_rescan = now_seconds();
+	int consumed = 0;
 
 	while (!stop_requested) {
-		int rc = ring_buffer__poll(s->events, POLL_INTERVAL_MS);
+		/* while events come, some wait in the ring without a wake-up (new Lua stacks): look
+		 * again after the interval BPF paces its wake-ups at */
+		int rc = ring_buffer__poll(s->events, consumed > 0 ? LUA_WAKEUP_INTERVAL_MS
+							  : POLL_INTERVAL_MS);
+		consumed = rc;
 		double now = now_seconds();
 
 		if (rc < 0 && rc != -EINTR) {

@@ -58,6 +58,9 @@ int open_table_store(struct session *s)
 		return -1;
 	}
 	s->aggregation.namer = &s->namer;
+	for (size_t i = 0; i < s->opts->output_count; i++)
+		if (s->opts->outputs[i].format == OUTPUT_PPROF)
+			s->namer.origins = &s->aggregation.origins;
 	return 0;
 }
 
@@ -164,7 +167,7 @@ static const char *load_failure_hint(int err)
 
 int load_program(struct session *s)
 {
-	if (!kernel_supports_sampling())
+	if (!kernel_has_btf())
 		return -1;
 	s->skel = sample_bpf__open();
 	if (!s->skel) {
@@ -185,6 +188,10 @@ int load_program(struct session *s)
 	double started = now_seconds();
 	struct verifier_stats *stats = verifier_stats_collect(s->skel->obj);
 	int rc = sample_bpf__load(s->skel);
+	if (rc < 0 && !kernel_supports_sampling()) { /* an old kernel: said in its terms */
+		verifier_stats_free(stats);
+		return -1;
+	}
 	bool refusal_said = verifier_stats_report(stats, rc);
 	if (rc < 0) {
 		if (!refusal_said)
@@ -202,10 +209,9 @@ int load_program(struct session *s)
 		return -1;
 	if (!s->opts->dump)
 		return 0;
-	bool off_cpu = kernel_supports_off_cpu_dump();
 	started = now_seconds();
-	rc = thread_dump_open(&s->dump, s->skel, s->opts->kernel_stacks, off_cpu);
-	if (rc == 0 && off_cpu)
+	rc = thread_dump_open(&s->dump, s->skel, s->opts->kernel_stacks);
+	if (rc == 0 && thread_dump_has_iterator(s->dump))
 		lp_debug("BPF dump iterator loaded in %.2f s", now_seconds() - started);
 	return rc;
 }

@@ -103,7 +103,8 @@ static void remember_gone(struct session *s, pid_t pid)
 	pid_t *slot = grow_array_push(s->gone, s->gone_count, s->gone_capacity, 16);
 
 	if (!slot) {
-		frame_namer_forget(&s->namer, &pid, 1); /* out of memory: at once, rather than never */
+		/* out of memory: at once, rather than never */
+		aggregation_forget(&s->aggregation, &pid, 1);
 		return;
 	}
 	*slot = pid;
@@ -111,7 +112,7 @@ static void remember_gone(struct session *s, pid_t pid)
 
 void forget_gone(struct session *s)
 {
-	frame_namer_forget(&s->namer, s->gone, s->gone_count);
+	aggregation_forget(&s->aggregation, s->gone, s->gone_count);
 	s->gone_count = 0;
 }
 
@@ -121,7 +122,7 @@ static void forget_reused_pid(struct session *s, pid_t pid)
 {
 	for (size_t i = 0; i < s->gone_count; i++) {
 		if (s->gone[i] == pid) {
-			frame_namer_forget(&s->namer, &pid, 1);
+			aggregation_forget(&s->aggregation, &pid, 1);
 			s->gone[i] = s->gone[--s->gone_count];
 			return;
 		}

@@ -64,13 +64,13 @@ static int share_maps(struct thread_dump_bpf *skel, struct sample_bpf *sampler)
 	return 0;
 }
 
-/* The task iterator that unwinds the threads off CPU, sharing the sampler's maps. */
+/* The task iterator that unwinds the threads off CPU, sharing the sampler's maps: 0, 1 when the
+ * kernel cannot run it (said in a warning: the dump goes on without it), -1 on error (said). */
 static int open_iterator(struct thread_dump *d, struct sample_bpf *sampler, bool kernel_stacks)
 {
 	d->skel = thread_dump_bpf__open();
 	if (!d->skel) {
 		lp_error("cannot open the BPF dump iterator: %s", strerror(errno));
-		thread_dump_close(d);
 		return -1;
 	}
 	d->skel->rodata->collect_kernel_stacks = kernel_stacks;
@@ -78,6 +78,12 @@ static int open_iterator(struct thread_dump *d, struct sample_bpf *sampler, bool
 		return -1;
 	struct verifier_stats *stats = verifier_stats_collect(d->skel->obj);
 	int rc = thread_dump_bpf__load(d->skel);
+	if (rc < 0 && !kernel_supports_off_cpu_dump()) { /* warned: threads that run only */
+		verifier_stats_free(stats);
+		thread_dump_bpf__destroy(d->skel);
+		d->skel = NULL;
+		return 1;
+	}
 	bool refusal_said = verifier_stats_report(stats, rc);
 	if (rc < 0) {
 		if (!refusal_said)
@@ -92,8 +98,12 @@ static int open_iterator(struct thread_dump *d, struct sample_bpf *sampler, bool
 	return 0;
 }
 
-int thread_dump_open(struct thread_dump **out, struct sample_bpf *sampler, bool kernel_stacks,
-		     bool off_cpu)
+bool thread_dump_has_iterator(const struct thread_dump *d)
+{
+	return d && d->iter;
+}
+
+int thread_dump_open(struct thread_dump **out, struct sample_bpf *sampler, bool kernel_stacks)
 {
 	struct thread_dump *d = calloc(1, sizeof(*d));
 
@@ -104,7 +114,7 @@ int thread_dump_open(struct thread_dump **out, struct sample_bpf *sampler, bool 
 	}
 	d->thread_stacks_fd = bpf_map__fd(sampler->maps.thread_stacks);
 	d->stacks_fd = bpf_map__fd(sampler->maps.stacks_0); /* a dump never switches generations */
-	if (off_cpu && open_iterator(d, sampler, kernel_stacks) < 0) {
+	if (open_iterator(d, sampler, kernel_stacks) < 0) {
 		thread_dump_close(d);
 		return -1;
 	}

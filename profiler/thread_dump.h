@@ -15,11 +15,12 @@ struct process_tree;
 struct frame_namer;
 struct thread_dump;
 
-/* With off_cpu, load the task iterator, sharing the maps of the loaded sampling program; without
- * (a kernel that cannot unwind threads off CPU), only the threads that run get a stack. Errors
- * are reported (one line); returns 0 or -1. */
-int thread_dump_open(struct thread_dump **out, struct sample_bpf *sampler, bool kernel_stacks,
-		     bool off_cpu);
+/* Load the task iterator, sharing the maps of the loaded sampling program; on a kernel that
+ * cannot unwind threads off CPU (said in a warning), only the threads that run get a stack.
+ * Errors are reported (one line); returns 0 or -1. */
+int thread_dump_open(struct thread_dump **out, struct sample_bpf *sampler, bool kernel_stacks);
+/* Whether the task iterator was loaded (threads off CPU get a stack). */
+bool thread_dump_has_iterator(const struct thread_dump *d);
 void thread_dump_close(struct thread_dump *d);
 
 /* One round: unwind the threads that sleep (and, with take_runnable, those waiting for a CPU) and

@@ -29,9 +29,16 @@
 #define DEFAULT_MAX_PAGES (1u << 18) /* page index entries over all files */
 #define MAX_RULES (1u << 16)     /* distinct (deduplicated) unwind rules over all files */
 #define MAX_STACKS 8192          /* distinct stacks kept in the kernel per generation */
-#define MAX_SAMPLE_KEYS 16384    /* distinct (process, stack, end) counters per generation */
+#define MAX_SAMPLE_KEYS 16384    /* distinct (thread, stack, end) counters per generation */
 #define MAX_KERNEL_FRAMES 64     /* kernel frames recorded per sample (bpf_get_stack) */
 #define MAX_DUMP_THREADS 4096    /* threads one `lua-perf dump` reports */
+#define MAX_ANNOUNCED_STACKS 16384 /* Lua stacks userspace was told of (LRU, all generations) */
+/* New Lua stacks wake userspace at once for the first LUA_WAKEUPS_AT_ONCE of a second, then at
+ * most once per interval; it polls the ring at that interval while they come
+ * (bpf/lib/stack_record.bpf.h, profiler/session_sampling.c). */
+#define LUA_WAKEUPS_AT_ONCE 16
+#define LUA_WAKEUP_INTERVAL_MS 25
+#define LUA_WAKEUP_INTERVAL_NS (LUA_WAKEUP_INTERVAL_MS * 1000000ull)
 
 /* Page index granularity: one entry per 4 KiB of a file's covered text (see lookup below). */
 #define UNWIND_PAGE_SHIFT 12
@@ -235,9 +242,11 @@ static const char *const unwind_end_names[END_REASON_COUNT] = {
  * count. */
 struct sample_key {
 	__u32 tgid;
-	__u32 end_reason;       /* enum unwind_end: how the user part of the stack ended */
+	__u32 tid;              /* the thread: the pprof output's `thread` label */
 	__u64 stack_id;         /* 64-bit hash of the frames, key into the same generation's
 				 * stacks map (bpf/lib/generations.bpf.h); 0 = no frames */
+	__u32 end_reason;       /* enum unwind_end: how the user part of the stack ended */
+	__u32 pad;              /* 0: a hash key is compared byte by byte */
 };
 
 /* ---- lua-perf dump: hash `thread_stacks`, thread ID -> the first stack taken of that thread,

@@ -43,6 +43,12 @@ enum {
 	BPF_EXIST = 2,
 };
 
+/* bpf_ringbuf_submit flags (include/uapi/linux/bpf.h) */
+enum {
+	BPF_RB_NO_WAKEUP = 1,
+	BPF_RB_FORCE_WAKEUP = 2,
+};
+
 enum {
 	BPF_F_MMAPABLE = 1U << 10,
 };

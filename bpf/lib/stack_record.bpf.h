@@ -48,20 +48,66 @@ static __always_inline void push_kernel_frames(struct unwinder_state *st, long b
 	}
 }
 
-/* Once per distinct stack, never per sample: userspace names the Protos in it at once. */
-static __always_inline void announce_lua_stack(__u32 tgid, __u64 stack_id, __u32 generation)
+/* Stacks with Lua frames userspace was told of, across generations: a stack that keeps being
+ * sampled is announced once, not again every time a drain empties its generation. Keyed by the
+ * stack's id mixed with the process (the same frames in two processes name two sets of Protos);
+ * an entry the LRU evicts only costs one more announcement. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_ANNOUNCED_STACKS);
+	__type(key, __u64);
+	__type(value, __u64);
+} announced_stacks SEC(".maps");
+
+/* Wake-ups for new Lua stacks (bpf_ktime_get_ns times; racy by design: two CPUs may both
+ * wake userspace, which only costs one wake-up more). */
+__u64 lua_wakeup_window_ns;  /* when the current second of wake-ups began */
+__u64 lua_wakeups_in_window;
+__u64 last_lua_wakeup_ns;
+
+/* Wake userspace at once for the first LUA_WAKEUPS_AT_ONCE new Lua stacks of a second (a Proto
+ * may live for milliseconds: it is named while alive), then at most once per
+ * LUA_WAKEUP_INTERVAL_NS: the events in between wait in the ring, which userspace polls at that
+ * interval while events come (profiler/session_sampling.c). A burst of new stacks costs a
+ * bounded number of wake-ups. */
+static __always_inline __u64 lua_event_wakeup(void)
 {
+	__u64 now = bpf_ktime_get_ns();
+
+	if (now - lua_wakeup_window_ns >= 1000000000ull) {
+		lua_wakeup_window_ns = now;
+		lua_wakeups_in_window = 0;
+	}
+	if (lua_wakeups_in_window >= LUA_WAKEUPS_AT_ONCE &&
+	    now - last_lua_wakeup_ns < LUA_WAKEUP_INTERVAL_NS)
+		return BPF_RB_NO_WAKEUP;
+	lua_wakeups_in_window++;
+	last_lua_wakeup_ns = now;
+	return 0;
+}
+
+/* Once per distinct stack of a process, never per sample: userspace names the Protos in it
+ * while they are alive. */
+static __always_inline void announce_lua_stack(struct unwinder_state *st, __u64 stack_id,
+					       __u32 generation)
+{
+	st->announced_key = stack_id ^ ((__u64)st->tgid * 0x9e3779b97f4a7c15ull);
+	st->announced_value = 1;
+	if (bpf_map_update_elem(&announced_stacks, &st->announced_key, &st->announced_value,
+				BPF_NOEXIST) != 0)
+		return; /* announced before (or the map refused: the drain names it anyway) */
 	struct profiler_event *event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
 
 	if (!event) {
 		count(CNT_LUA_EVENTS_LOST);
+		bpf_map_delete_elem(&announced_stacks, &st->announced_key);
 		return;
 	}
 	event->type = EVENT_NEW_LUA_STACK;
-	event->tgid = tgid;
+	event->tgid = st->tgid;
 	event->addr = stack_id;
 	event->generation = generation;
-	bpf_ringbuf_submit(event, 0);
+	bpf_ringbuf_submit(event, lua_event_wakeup());
 }
 
 static __always_inline __u64 store_stack(struct unwinder_state *st)
@@ -77,7 +123,7 @@ static __always_inline __u64 store_stack(struct unwinder_state *st)
 	if (bpf_map_update_elem(stacks, &id, &st->trace, BPF_NOEXIST) == 0) {
 		count_stored(generation_stacks, generation);
 		if (st->lua_frames)
-			announce_lua_stack(st->tgid, id, generation);
+			announce_lua_stack(st, id, generation);
 		return id;
 	}
 	if (bpf_map_lookup_elem(stacks, &id)) /* another CPU inserted it meanwhile */

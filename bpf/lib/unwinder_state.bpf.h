@@ -117,6 +117,11 @@ struct unwinder_state {
 	__u32 pad;
 	__u64 kernel_ips[MAX_KERNEL_FRAMES];
 	__u64 sigcontext[SIGCONTEXT_REGS]; /* a signal frame's saved registers, as read */
+	/* Map keys and values built per sample: here, not on the BPF stack, which is full (see
+	 * on_sample in bpf/sample.bpf.c) */
+	struct sample_key key;    /* the sample's counter */
+	__u64 announced_key;      /* announced_stacks (lib/stack_record.bpf.h) */
+	__u64 announced_value;
 	struct stack_trace trace;
 };
 

@@ -10,21 +10,28 @@ sample has one value per sample type).
     pprof_test.py profile --lua-perf BIN --app examples/app.lua
     pprof_test.py nginx --lua-perf BIN
     pprof_test.py cli --lua-perf BIN
+    pprof_test.py threads --lua-perf BIN --fixture fixture_threads
 
-decode (no root): test_pprof writes a profile of fixed folded lines (--lines). Checked field by
-  field: sample types samples/count and cpu/nanoseconds, period type and period, time and
-  duration; one Location per distinct frame and one Function per distinct function; native
-  symbols, `FILE+0xADDR` frames as that address in a Mapping named FILE, kernel frames (`_[k]`
-  cut off) in the [kernel.kallsyms] Mapping; Lua frames with name, filename = chunk and the
-  line in the Location's Line (start_line 0: unknown with --lines); JIT frames as
-  `<name>_[j]`, fast functions with filename `builtin`; a line's samples split by process with
-  pid and comm labels (no comm label when the name is unknown, no labels when the line has no
-  processes); invalid UTF-8 as U+FFFD; values = samples and samples x period.
+decode (no root): test_pprof writes a profile of fixed folded lines (--lines) with frame
+  origins noted. Checked field by field: sample types samples/count and cpu/nanoseconds, period
+  type and period, time and duration; one Location per distinct frame and one Function per
+  distinct function; `FILE+0xADDR` frames as that address in a Mapping named FILE, symbolized
+  native frames in the Mapping of the file noted for them (none when noted in two files or in
+  no file), kernel frames (`_[k]` cut off) in the [kernel.kallsyms] Mapping; Lua frames with
+  name, filename = chunk, start_line = the line defined noted, and the executing line in the
+  Location's Line (two lines of one function: two Locations, one Function); JIT frames as
+  `<name>_[j]`, fast functions with filename `builtin`; a line's samples split by thread with
+  pid, thread and comm labels (no thread label for a whole process, no comm label when the
+  name is unknown, no labels when the line has no processes); invalid UTF-8 as U+FFFD; values
+  = samples and samples x period.
 profile (root, BPF): lua5.4 runs examples/app.lua; one run (-f 997 -d 3 --lines) writes
   `-o out.fold -o out.pb.gz`. The totals are equal; flat and cumulative samples of every
   function (name, filename) computed from the fold equal those of the pprof samples (so the
-  top functions by either match); the busiest Lua function carries the chunk app.lua and a
-  line > 0 defined in it; every sample is labelled with the target's pid and comm `lua5.4`;
+  top functions by either match); the busiest Lua function carries the chunk app.lua and
+  executing lines of the file; every named Lua function of app.lua has start_line = the line
+  of its `function <name>(` in the source, and no executing line before it; every sample is
+  labelled with the target's pid, thread = pid and comm `lua5.4`; __libc_start_main is in the
+  Mapping of the libc the target maps (path, readelf's build ID);
   period = 1e9 / 997 ns, duration within a second of -d, time_nanos within the run; the
   Mapping of lua5.4's unsymbolized frames names its path and build ID (readelf's) and holds
   their addresses. Go's reader, `go tool pprof -top` (golang-go), accepts the file and gives
@@ -35,10 +42,16 @@ cli (root, BPF): `--format pprof` without -o writes profile.pb.gz, `-o x.PPROF` 
 nginx (root, BPF): nginx-light, master + 2 workers (reuseport) serving a static file under
   wrk, profiled with -p <master> (the workers followed) writing -o out.fold -o out.pb.gz: the
   samples by pid label equal lua-perf's per-process summary exactly, every pid label is the
-  master or a worker, both workers have samples, comm labels are `nginx`, and the totals,
-  flat and cumulative samples by function equal the fold's.
+  master or a worker, both workers have samples, comm labels are `nginx`, thread labels equal
+  the pid (nginx runs one thread per process), and the totals, flat and cumulative samples by
+  function equal the fold's.
+threads (root, BPF): fixture_threads (4 worker threads in burn_thread, 2 s at 997 Hz): every
+  sample has the pid and a thread label of one of the process's threads; burn_thread's samples
+  carry the 4 worker tids (not the main thread's), each with at least 10% of the samples; the
+  totals, flat and cumulative samples equal the fold's; burn_thread is in the Mapping of the
+  fixture's path with its build ID.
 
-Exit status: 0 pass, 1 fail, 77 skipped (not root, for profile/nginx/cli). Python 3 and Debian's
+Exit status: 0 pass, 1 fail, 77 skipped (not root, for profile/nginx/cli/threads). Python 3 and Debian's
 python3-protobuf, golang-go, lua5.4, nginx-light, wrk.
 """
 import argparse
@@ -91,19 +104,19 @@ def case_decode(args, tmp):
     funcs = {(ix.s(f.name), ix.s(f.filename), f.start_line) for f in p.function}
     expect(len(funcs) == len(p.function), "a function twice")
     want = {("_start", "", 0), ("main", "", 0), ("lua5.4+0xe6bf", "", 0), ("main", "app.lua", 0),
-            ("handle", "app.lua", 0), ("malloc", "", 0), ("pcall", "builtin", 0),
-            ("f_[j]", '[string "x:y"]', 0), ("write", "", 0), ("do_syscall_64", "", 0),
+            ("handle", "app.lua", 10), ("malloc", "", 0), ("pcall", "builtin", 0),
+            ("f_[j]", '[string "x:y"]', 2), ("write", "", 0), ("do_syscall_64", "", 0),
             ("ksys_write", "", 0), ("[no stack]", "", 0), ("libc.so.6+0x20", "", 0),
             ("\ufffd\ufffd<bad>", "", 0)}
     expect(funcs == want, f"functions {sorted(funcs)}, want {sorted(want)}")
     # one Location per distinct frame: 15 distinct frame texts in the five lines
     expect(len(p.location) == 15, f"{len(p.location)} locations, want 15")
     maps = {m.id: ix.s(m.filename) for m in p.mapping}
-    expect(sorted(maps.values()) == ["/usr/bin/lua5.4", "[kernel.kallsyms]", "libc.so.6"],
-           f"mappings {maps}")
+    expect(sorted(maps.values()) == ["/a/libc.so.6", "/usr/bin/lua5.4", "[kernel.kallsyms]",
+                                     "libc.so.6"], f"mappings {maps}")
     fields = sorted((ix.s(m.filename), ix.s(m.build_id), m.memory_start, m.memory_limit,
                      m.file_offset) for m in p.mapping)
-    want = [("/usr/bin/lua5.4", "deadbeef", 0x1000, 0x9000, 0x800),
+    want = [("/a/libc.so.6", "", 0, 0, 0), ("/usr/bin/lua5.4", "deadbeef", 0x1000, 0x9000, 0x800),
             ("[kernel.kallsyms]", "", 0, 0, 0), ("libc.so.6", "", 0, 0, 0)]
     expect(fields == want, f"mappings {fields}, want {want}")
     by_name = {}
@@ -116,6 +129,14 @@ def case_decode(args, tmp):
     expect(by_name["libc.so.6+0x20"] == [("libc.so.6", 0x20, [0])],
            f"{by_name['libc.so.6+0x20']}")
     expect(by_name["ksys_write"] == [("[kernel.kallsyms]", 0, [0])], f"{by_name['ksys_write']}")
+    # symbolized native frames: the Mapping of the file noted for them (lua5.4's is the one its
+    # unsymbolized frames have); none when noted in two files or in no file
+    expect(by_name["malloc"] == [("/a/libc.so.6", 0, [0])], f"malloc: {by_name['malloc']}")
+    expect(sorted(by_name["main"], key=str) == [("/usr/bin/lua5.4", 0, [0]), (None, 0, [0])],
+           f"main: {by_name['main']}")
+    expect(by_name["_start"] == [(None, 0, [0])] and by_name["write"] == [(None, 0, [0])],
+           f"_start: {by_name['_start']}, write: {by_name['write']}")
+    # the two lines running in handle: two Locations of one Function (line defined 10)
     expect(sorted(by_name["handle"]) == [(None, 0, [12]), (None, 0, [14])],
            f"handle: {by_name['handle']}")
     expect(by_name["f_[j]"] == [(None, 0, [3])], f"f_[j]: {by_name['f_[j]']}")
@@ -124,10 +145,11 @@ def case_decode(args, tmp):
                      for s in p.sample)
     want = [("[no stack]", 1, (("pid", 300),)),
             ("\ufffd\ufffd<bad>", 4, ()),
-            ("f_[j]", 5, (("comm", "nginx: worker"), ("pid", 200))),
+            ("f_[j]", 5, (("comm", "nginx: worker"), ("pid", 200), ("thread", 200))),
             ("ksys_write", 2, ()),
             ("malloc", 3, (("comm", "nginx"), ("pid", 100))),
-            ("malloc", 4, (("comm", "nginx: worker"), ("pid", 200)))]
+            ("malloc", 1, (("comm", "nginx: worker"), ("pid", 200), ("thread", 201))),
+            ("malloc", 3, (("comm", "nginx: worker"), ("pid", 200), ("thread", 202)))]
     expect(samples == sorted(want), f"samples (leaf, count, labels) {samples}")
     stacks = [[ix.s(ix.functions[ix.locations[l].line[0].function_id].name)
                for l in s.location_id] for s in p.sample]
@@ -164,6 +186,7 @@ def case_profile(args, tmp):
         prof = Profiler(args, [child.pid], 3, fold, freq=FREQ, extra=["-o", pb, "--lines"])
         rc, _, err = prof.finish()
         after = time.time_ns()
+        pid_maps = mapped_paths(child.pid)
         profiling.check_exit(rc, err, args)
     finally:
         if prof:
@@ -182,14 +205,60 @@ def case_profile(args, tmp):
     lines = {l.line for loc in p.location for l in loc.line
              if ix.function_key(ix.functions[l.function_id]) == (name, args.app)}
     with open(args.app) as f:
-        n_lines = len(f.read().split("\n"))
-    expect(lines and all(0 < n <= n_lines for n in lines),
+        source = f.read().split("\n")
+    expect(lines and all(0 < n <= len(source) for n in lines),
            f"{name}@{args.app}: lines {lines} (want current lines of the file, > 0)")
     log(f"busiest Lua function {name} in {args.app}, lines {sorted(lines)}")
+    check_start_lines(p, ix, args.app, source)
     labels = {tuple(sorted(ix.labels(s).items())) for s in p.sample}
-    expect(labels == {(("comm", "lua5.4"), ("pid", child.pid))}, f"labels {labels}")
+    expect(labels == {(("comm", "lua5.4"), ("pid", child.pid), ("thread", child.pid))},
+           f"labels {labels}")
     check_lua_mapping(p, ix)
+    check_native_mappings(p, ix, pid_maps)
     check_go_pprof(pb, tmp, stacks)
+
+
+def check_start_lines(p, ix, app, source):
+    """With --lines each Lua function of app still carries the line it is defined at
+    (start_line), found in the source as `function <name>(`, and its Lines lie after it."""
+    checked = []
+    for f in p.function:
+        name = ix.s(f.name)
+        if ix.s(f.filename) != app or name in ("main", "?"):
+            continue
+        defined = [i + 1 for i, text in enumerate(source)
+                   if re.search(r"\bfunction\s+" + re.escape(name) + r"\s*\(", text)]
+        expect(len(defined) == 1 and f.start_line == defined[0],
+               f"{name}: start_line {f.start_line}, defined at {defined}")
+        lines = [l.line for loc in p.location for l in loc.line if l.function_id == f.id]
+        expect(all(n >= f.start_line for n in lines), f"{name}: lines {lines} before its "
+               f"start line {f.start_line}")
+        checked.append((name, f.start_line))
+    expect(len(checked) >= 3, f"Lua functions of {app} with a start line: {checked}")
+    log(f"start lines {sorted(checked)}")
+
+
+def check_native_mappings(p, ix, pid_maps):
+    """A symbolized native frame is in the Mapping of its file: __libc_start_main in libc's
+    (path as the target maps it, build ID)."""
+    libc = [path for path in pid_maps if os.path.basename(path).startswith("libc.so")]
+    expect(len(libc) == 1, f"libc mapped as {libc}")
+    maps = {m.id: m for m in p.mapping}
+    locs = [loc for loc in p.location
+            if ix.s(ix.functions[loc.line[0].function_id].name) == "__libc_start_main"]
+    expect(len(locs) == 1 and locs[0].mapping_id in maps,
+           f"__libc_start_main: {len(locs)} locations, mapping {locs and locs[0].mapping_id}")
+    m = maps[locs[0].mapping_id]
+    want_id = build_id(libc[0])
+    expect(ix.s(m.filename) == libc[0] and ix.s(m.build_id) == want_id != "",
+           f"__libc_start_main in {ix.s(m.filename)!r} {ix.s(m.build_id)!r}, want {libc[0]!r} "
+           f"{want_id!r}")
+    log(f"__libc_start_main in {libc[0]} {want_id}")
+
+
+def mapped_paths(pid):
+    with open(f"/proc/{pid}/maps") as f:
+        return {line.split(None, 5)[5].strip() for line in f if len(line.split(None, 5)) == 6}
 
 
 def check_go_pprof(pb, tmp, stacks):
@@ -280,6 +349,8 @@ def case_nginx(args, tmp):
         labels = ix.labels(s)
         by_pid[labels["pid"]] = by_pid.get(labels["pid"], 0) + s.value[0]
         comms.add(labels.get("comm"))
+        # nginx runs one thread per process (no thread pools in nginx-light's configuration)
+        expect(labels.get("thread") == labels["pid"], f"labels {labels}")
     want = {pid: n for pid, (n, _) in procs.items()}
     log(f"samples by pid label {by_pid}; per-process summary {want}")
     expect(by_pid == want, f"samples by pid label {by_pid}, summary {want}")
@@ -287,6 +358,54 @@ def case_nginx(args, tmp):
            f"or workers {workers}")
     expect(all(by_pid.get(w, 0) > 0 for w in workers), f"a worker without samples: {by_pid}")
     expect(comms == {"nginx"}, f"comm labels {comms}")
+
+
+# --------------------------------------------------------------------------------------------
+# threads
+
+
+def case_threads(args, tmp):
+    fold, pb = os.path.join(tmp, "out.fold"), os.path.join(tmp, "out.pb.gz")
+    child = Child([args.fixture, "30"])
+    prof = None
+    try:
+        child.wait_for("ready")
+        prof = Profiler(args, [child.pid], 2, fold, freq=FREQ, extra=["-o", pb])
+        rc, _, err = prof.finish()
+        profiling.check_exit(rc, err, args)
+        tasks = {int(t) for t in os.listdir(f"/proc/{child.pid}/task")}
+    finally:
+        if prof:
+            prof.kill()
+        child.close()
+    p, ix = pprof.load(pb)
+    check_against_fold(p, ix, parse_fold(fold))
+    by_thread, burning = {}, {}
+    for s in p.sample:
+        labels = ix.labels(s)
+        expect(labels.get("pid") == child.pid and "thread" in labels, f"labels {labels}")
+        tid = labels["thread"]
+        by_thread[tid] = by_thread.get(tid, 0) + s.value[0]
+        leaf = ix.s(ix.functions[ix.locations[s.location_id[0]].line[0].function_id].name)
+        if leaf == "burn_thread":
+            burning[tid] = burning.get(tid, 0) + s.value[0]
+    total = sum(by_thread.values())
+    log(f"samples by thread label {by_thread}; in burn_thread {burning}; tasks {sorted(tasks)}")
+    expect(set(by_thread) <= tasks, f"thread labels {set(by_thread)} not threads of "
+           f"{child.pid}: {sorted(tasks)}")
+    expect(len(burning) == 4 and child.pid not in burning,
+           f"burn_thread by thread {burning}: want the 4 workers")
+    expect(all(n >= total // 10 for n in burning.values()),
+           f"a worker with under 10% of {total} samples: {burning}")
+    path = os.path.realpath(args.fixture)
+    maps = {m.id: m for m in p.mapping}
+    burn = [loc for loc in p.location
+            if ix.s(ix.functions[loc.line[0].function_id].name) == "burn_thread"]
+    expect(len(burn) == 1 and burn[0].mapping_id in maps, f"burn_thread locations {burn}")
+    m = maps[burn[0].mapping_id]
+    expect(ix.s(m.filename) == path and ix.s(m.build_id) == build_id(path) != "",
+           f"burn_thread's mapping {ix.s(m.filename)!r} {ix.s(m.build_id)!r}, want {path!r} "
+           f"{build_id(path)!r}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,7 +442,8 @@ def case_cli(args, tmp):
     expect(head not in (b"", b"\x1f\x8b"), f"--format folded -o y.pb.gz wrote {head!r}")
 
 
-CASES = {"decode": case_decode, "profile": case_profile, "nginx": case_nginx, "cli": case_cli}
+CASES = {"decode": case_decode, "profile": case_profile, "nginx": case_nginx, "cli": case_cli,
+         "threads": case_threads}
 
 
 def main():
@@ -332,6 +452,7 @@ def main():
     ap.add_argument("--lua-perf", help="path of the lua-perf binary")
     ap.add_argument("--harness", help="path of test_pprof (decode)")
     ap.add_argument("--app", help="examples/app.lua (profile)")
+    ap.add_argument("--fixture", help="fixture_threads (threads)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
     args.use_perf = False

@@ -69,8 +69,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *forward = fold(names, count, 1), *backward = fold(names, count, -1);
 	FUZZ_ASSERT(forward && backward, "out of memory");
 	size_t distinct = strcmp(forward, backward) == 0 ? 1 : 2;
-	FUZZ_ASSERT(folded_profile_add(&profile, 1, 0, forward, 3) == 0, "adding a stack");
-	FUZZ_ASSERT(folded_profile_add(&profile, 2, 0, backward, 5) == 0, "adding a stack");
+	FUZZ_ASSERT(folded_profile_add(&profile, 1, 1, 0, forward, 3, NULL) == 0, "adding a stack");
+	FUZZ_ASSERT(folded_profile_add(&profile, 2, 2, 0, backward, 5, NULL) == 0, "adding a stack");
 	folded_profile_sort(&profile);
 
 	char *out = NULL;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* fuzz_pprof.c - the pprof writer (output/pprof_profile.c, output/pprof_frame.c) on hostile
- * frame names: the input's lines are folded lines (tests/fuzz/folded_input.h), frame names of
- * any bytes, shaped like any kind of frame or none. The encoding must succeed and be
+/* fuzz_pprof.c - the pprof writer (output/pprof_profile.c, output/pprof_frame.c,
+ * output/frame_origins.c) on hostile frame names: the input's lines are folded lines
+ * (tests/fuzz/folded_input.h), frame names of any bytes, shaped like any kind of frame or none,
+ * with origins noted for them (files known, missing or out of range). The encoding must succeed and be
  * well-formed protobuf: every field of the Profile a known wire type whose length stays inside
  * the message, every string_table entry printable UTF-8, string_table[0] empty. */
 #include <stdint.h>
@@ -65,18 +66,46 @@ static void check_profile(const uint8_t *p, size_t len)
 	FUZZ_ASSERT(strings > 0, "no string_table");
 }
 
+/* Origins for the frames of the lines as the namer would note them, taken from the frame's
+ * bytes: a file among files (or beyond them, or none), a line defined; some frames twice. */
+static void note_origins(struct frame_origins *o, const struct folded_input *in)
+{
+	for (size_t i = 0; i < in->count; i++) {
+		for (const char *frame = in->lines[i].text;;) {
+			size_t len = strcspn(frame, ";");
+			uint32_t byte = len ? (uint8_t)frame[0] : 0;
+
+			frame_origins_note(o, frame, len, (struct frame_origin){
+				.file = byte % 5 == 4 ? FRAME_ORIGIN_NO_FILE : byte % 5, .start_line = byte});
+			if (frame[len] == '\0')
+				break;
+			frame += len + 1;
+		}
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static const struct pprof_file files[] = {
+		{.basename = "lua5.4", .path = "/usr/bin/lua5.4", .start = 0x1000, .limit = 0x9000},
+		{0}, /* an index with no file */
+		{.basename = "libc.so.6", .path = "/lib/libc.so.6"},
+	};
 	struct folded_input in;
+	struct frame_origins origins = {.max_bytes = 4096};
 
 	folded_input_read(&in, data, size);
-	const struct pprof_info info = {.time_nanos = 1, .duration_nanos = 1, .period_nanos = 1000};
+	note_origins(&origins, &in);
+	const struct pprof_info info = {.time_nanos = 1, .duration_nanos = 1, .period_nanos = 1000,
+					.lua_lines = size & 1, .files = files, .file_count = 3,
+					.origins = &origins};
 	uint8_t *out = NULL;
 	size_t out_len = 0;
 
 	FUZZ_ASSERT(pprof_encode(in.lines, in.count, &info, &out, &out_len) == 0, "pprof_encode");
 	check_profile(out, out_len);
 	free(out);
+	frame_origins_free(&origins);
 	folded_input_free(&in);
 	return 0;
 }

@@ -4,6 +4,7 @@
  * past the bound, new stacks go to the overflow line and nothing is dropped; each kind of loss is
  * said on stderr once, when it first shows; each line keeps its samples by process. */
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,33 +38,52 @@ static void same_stack_is_one_line(void)
 	/* 300 short-lived processes, each in the same two stacks, over three drains */
 	for (int drain = 0; drain < 3; drain++)
 		for (pid_t pid = 1000; pid < 1300; pid++) {
-			CHECK(folded_profile_add(&p, pid, END_COMPLETE, text("main;L:handle@a.lua:3"),
-						 2) == 0, "add");
-			CHECK(folded_profile_add(&p, pid, END_NO_ROW, text("main;L:other@a.lua:9"), 1) ==
-				      0, "add");
+			CHECK(folded_profile_add(&p, pid, pid, END_COMPLETE,
+						 text("main;L:handle@a.lua:3"), 2, NULL) == 0, "add");
+			CHECK(folded_profile_add(&p, pid, pid, END_NO_ROW,
+						 text("main;L:other@a.lua:9"), 1, NULL) == 0, "add");
 		}
+	/* two threads of process 2000, the second one first, then by the line's index */
+	size_t handle_index = SIZE_MAX;
+	CHECK(folded_profile_add(&p, 2000, 2002, END_COMPLETE, text("main;L:handle@a.lua:3"), 4,
+				 &handle_index) == 0 && handle_index == 0,
+	      "add: line index %zu, want 0", handle_index);
+	CHECK(folded_profile_add_to_line(&p, handle_index, 2000, 2001, END_COMPLETE, 5) == 0,
+	      "add to line");
 	for (int i = 0; i < 5000; i++) { /* enough distinct lines to grow the hash table */
 		snprintf(name, sizeof(name), "main;f%d", i);
-		CHECK(folded_profile_add(&p, 7, END_COMPLETE, text(name), 1) == 0, "add %d", i);
+		CHECK(folded_profile_add(&p, 7, 7, END_COMPLETE, text(name), 1, NULL) == 0, "add %d", i);
 	}
 	CHECK(p.count == 5002, "%zu lines, want 5002", p.count);
 	const struct folded_line *handle = find_line(&p, "main;L:handle@a.lua:3");
-	CHECK(handle && handle->count == 1800, "handle: %llu samples, want 1800",
+	CHECK(handle && handle->count == 1809, "handle: %llu samples, want 1809",
 	      handle ? (unsigned long long)handle->count : 0ull);
-	/* each line keeps its samples by process, sorted by tgid (the pprof output's labels) */
-	bool by_process = handle && handle->process_count == 300;
-	for (size_t i = 0; by_process && i < handle->process_count; i++)
-		by_process = handle->processes[i].tgid == 1000 + (pid_t)i &&
-			     handle->processes[i].samples == 6;
-	CHECK(by_process, "handle by process: %zu processes, want 300 of 6 samples each",
-	      handle ? handle->process_count : 0);
+	/* each line keeps its samples by thread, sorted by tgid then tid (the pprof output's
+	 * labels) */
+	bool by_thread = handle && handle->process_count == 302;
+	for (size_t i = 0; by_thread && i < 300; i++)
+		by_thread = handle->processes[i].tgid == 1000 + (pid_t)i &&
+			    handle->processes[i].tid == 1000 + (pid_t)i &&
+			    handle->processes[i].samples == 6;
+	by_thread = by_thread && handle->processes[300].tgid == 2000 &&
+		    handle->processes[300].tid == 2001 && handle->processes[300].samples == 5 &&
+		    handle->processes[301].tgid == 2000 && handle->processes[301].tid == 2002 &&
+		    handle->processes[301].samples == 4;
+	CHECK(by_thread, "handle by thread: %zu threads, want 300 of 6 samples each, then 2 of "
+	      "process 2000", handle ? handle->process_count : 0);
 	const struct folded_line *f4999 = find_line(&p, "main;f4999");
 	CHECK(f4999 && f4999->count == 1, "f4999 after growing");
-	CHECK(p.samples == 2700 + 5000, "%llu samples", (unsigned long long)p.samples);
-	CHECK(p.by_reason[END_COMPLETE] == 1800 + 5000 && p.by_reason[END_NO_ROW] == 900,
+	CHECK(p.samples == 2700 + 9 + 5000, "%llu samples", (unsigned long long)p.samples);
+	CHECK(p.by_reason[END_COMPLETE] == 1800 + 9 + 5000 && p.by_reason[END_NO_ROW] == 900,
 	      "by reason: %llu complete, %llu no row", (unsigned long long)p.by_reason[END_COMPLETE],
 	      (unsigned long long)p.by_reason[END_NO_ROW]);
-	CHECK(p.process_count == 301, "%zu processes, want 301", p.process_count);
+	/* the profile's processes are whole processes: the threads of 2000 are one entry */
+	CHECK(p.process_count == 302, "%zu processes, want 302", p.process_count);
+	bool whole = true;
+	for (size_t i = 0; i < p.process_count; i++)
+		whole = whole && p.processes[i].tid == 0 &&
+			(p.processes[i].tgid != 2000 || p.processes[i].samples == 9);
+	CHECK(whole, "processes with a thread, or process 2000 not 9 samples");
 	folded_profile_sort(&p);
 	for (size_t i = 1; i < p.count; i++)
 		CHECK(strcmp(p.lines[i - 1].text, p.lines[i].text) < 0, "lines not sorted at %zu", i);
@@ -129,9 +149,9 @@ static void bound_and_losses_said_once(void)
 	free(said);
 	for (int i = 0; i < 20; i++) { /* 20 lines of 12 bytes: 5 fit in 64 */
 		snprintf(name, sizeof(name), "stack%05d", i);
-		CHECK(folded_profile_add(&p, 1, END_COMPLETE, text(name), 3) == 0, "add %d", i);
+		CHECK(folded_profile_add(&p, 1, 1, END_COMPLETE, text(name), 3, NULL) == 0, "add %d", i);
 	}
-	CHECK(folded_profile_add(&p, 1, END_COMPLETE, text("stack00001"), 1) == 0, "add known");
+	CHECK(folded_profile_add(&p, 1, 1, END_COMPLETE, text("stack00001"), 1, NULL) == 0, "add known");
 	CHECK(p.count == 6, "%zu lines, want 5 and the overflow line", p.count);
 	const struct folded_line *over = find_line(&p, FOLDED_PROFILE_OVERFLOW_LINE);
 	CHECK(over && over->count == 45, "overflow line: %llu samples, want 45",

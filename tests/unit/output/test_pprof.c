@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* test_pprof.c - the pprof output's parts (output/protobuf_writer.c, output/string_ids.c,
- * output/pprof_frame.c, output/pprof_profile.c, output/gzip_file.c).
+ * output/pprof_frame.c, output/frame_origins.c, output/pprof_profile.c, output/gzip_file.c).
  *
  *   test_pprof               the protobuf encodings against byte sequences of the protobuf
- *                            encoding guide and by hand; frame names taken apart; string ids
+ *                            encoding guide and by hand; frame names taken apart; string ids;
+ *                            frame origins (agreement, bound)
  *   test_pprof write FILE    a gzipped profile of fixed folded lines (every kind of frame, two
- *                            processes, hostile names) to FILE, for tests/e2e/pprof_test.py to
- *                            decode with an independent reader
+ *                            processes and their threads, frame origins, hostile names) to
+ *                            FILE, for tests/e2e/pprof_test.py to decode with an independent
+ *                            reader
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "output/frame_origins.h"
 #include "output/pprof_frame.h"
 #include "output/pprof_profile.h"
 #include "output/protobuf_writer.h"
@@ -135,12 +138,49 @@ static void string_ids(void)
 	string_ids_free(&t);
 }
 
+static bool origin_is(const struct frame_origins *o, const char *text, uint32_t file,
+		      uint32_t start_line)
+{
+	const struct frame_origin *got = frame_origins_find(o, text, strlen(text));
+
+	return got && got->file == file && got->start_line == start_line;
+}
+
+/* Origins noted by text; two origins of one text keep what they agree on; the bound. */
+static void origins(void)
+{
+	struct frame_origins o = {.max_bytes = 40};
+	char name[16];
+
+	frame_origins_note(&o, "malloc", 6, (struct frame_origin){1, 0});
+	frame_origins_note(&o, "L:f@a.lua:7", 11, (struct frame_origin){FRAME_ORIGIN_NO_FILE, 5});
+	CHECK(origin_is(&o, "malloc", 1, 0) && origin_is(&o, "L:f@a.lua:7", FRAME_ORIGIN_NO_FILE, 5),
+	      "noted");
+	CHECK(!frame_origins_find(&o, "mallo", 5) && !frame_origins_find(&o, "", 0), "not noted");
+	frame_origins_note(&o, "malloc", 6, (struct frame_origin){1, 0});
+	CHECK(origin_is(&o, "malloc", 1, 0), "the same origin again");
+	frame_origins_note(&o, "malloc", 6, (struct frame_origin){2, 0});
+	CHECK(origin_is(&o, "malloc", FRAME_ORIGIN_NO_FILE, 0), "two files: none");
+	frame_origins_note(&o, "L:f@a.lua:7", 11, (struct frame_origin){FRAME_ORIGIN_NO_FILE, 6});
+	CHECK(origin_is(&o, "L:f@a.lua:7", FRAME_ORIGIN_NO_FILE, 0), "two lines defined: none");
+	for (int i = 0; i < 10; i++) { /* 17 bytes so far, 4 more each: 5 fit in the bound */
+		snprintf(name, sizeof(name), "fn%02d", i);
+		frame_origins_note(&o, name, strlen(name), (struct frame_origin){0, 0});
+	}
+	CHECK(origin_is(&o, "fn04", 0, 0) && !frame_origins_find(&o, "fn05", 4) && o.dropped == 5,
+	      "bound: %llu dropped, want 5", (unsigned long long)o.dropped);
+	frame_origins_free(&o);
+	CHECK(o.max_bytes == 40 && !frame_origins_find(&o, "malloc", 6), "freed");
+}
+
 /* The profile tests/e2e/pprof_test.py decodes: what each line is, it says. */
 static int write_profile(const char *path)
 {
 	struct process_samples two[] = {{.tgid = 100, .samples = 3, .comm = "nginx"},
-					{.tgid = 200, .samples = 4, .comm = "nginx: worker"}};
-	struct process_samples one[] = {{.tgid = 200, .samples = 5, .comm = "nginx: worker"}};
+					{.tgid = 200, .tid = 201, .samples = 1, .comm = "nginx: worker"},
+					{.tgid = 200, .tid = 202, .samples = 3, .comm = "nginx: worker"}};
+	struct process_samples one[] = {{.tgid = 200, .tid = 200, .samples = 5,
+					 .comm = "nginx: worker"}};
 	struct process_samples unnamed[] = {{.tgid = 300, .samples = 1, .comm = ""}};
 	char lines_text[][160] = {
 		"_start;main;lua5.4+0xe6bf;L:main@app.lua:0;L:handle@app.lua:12;malloc",
@@ -150,16 +190,36 @@ static int write_profile(const char *path)
 		"_start;libc.so.6+0x20;\xff\xfe<bad>",
 	};
 	static const uint8_t build_id[] = {0xde, 0xad, 0xbe, 0xef};
-	/* lua5.4: one path, so its Mapping names it; libc.so.6: two paths, so only the base name */
+	/* lua5.4: one path, so its Mapping names it; libc.so.6: two paths, so only the base name
+	 * for a frame that names it, the path for a frame whose origin is noted; index 3: no file */
 	struct pprof_file files[] = {
 		{.basename = "lua5.4", .path = "/usr/bin/lua5.4", .build_id = build_id,
 		 .build_id_len = sizeof(build_id), .start = 0x1000, .limit = 0x9000,
 		 .file_offset = 0x800},
 		{.basename = "libc.so.6", .path = "/a/libc.so.6"},
 		{.basename = "libc.so.6", .path = "/b/libc.so.6"},
+		{0},
 	};
+	/* what the namer notes: the file of symbolized frames, the line defined of Lua functions
+	 * (the two lines of handle are one Function); "write" in no file; "_start" in two */
+	struct frame_origins origins = {0};
+	const struct {
+		const char *text;
+		struct frame_origin origin;
+	} noted[] = {
+		{"malloc", {1, 0}},
+		{"main", {0, 0}},
+		{"write", {3, 0}},
+		{"_start", {0, 0}},
+		{"_start", {1, 0}},
+		{"L:handle@app.lua:12", {FRAME_ORIGIN_NO_FILE, 10}},
+		{"L:handle@app.lua:14", {FRAME_ORIGIN_NO_FILE, 10}},
+		{"L:f@[string \"x:y\"]:3_[j]", {FRAME_ORIGIN_NO_FILE, 2}},
+	};
+	for (size_t i = 0; i < sizeof(noted) / sizeof(noted[0]); i++)
+		frame_origins_note(&origins, noted[i].text, strlen(noted[i].text), noted[i].origin);
 	struct folded_line lines[] = {
-		{.text = lines_text[0], .count = 7, .processes = two, .process_count = 2},
+		{.text = lines_text[0], .count = 7, .processes = two, .process_count = 3},
 		{.text = lines_text[1], .count = 5, .processes = one, .process_count = 1},
 		{.text = lines_text[2], .count = 2},
 		{.text = lines_text[3], .count = 1, .processes = unnamed, .process_count = 1},
@@ -172,6 +232,7 @@ static int write_profile(const char *path)
 		.lua_lines = true,
 		.files = files,
 		.file_count = sizeof(files) / sizeof(files[0]),
+		.origins = &origins,
 	};
 	FILE *f = fopen(path, "wb");
 
@@ -180,6 +241,7 @@ static int write_profile(const char *path)
 		return 1;
 	}
 	int rc = pprof_write(f, lines, sizeof(lines) / sizeof(lines[0]), &info);
+	frame_origins_free(&origins);
 	if (fclose(f) != 0 && rc == 0)
 		rc = -1;
 	if (rc < 0) {
@@ -201,5 +263,6 @@ int main(int argc, char **argv)
 	fields();
 	frames();
 	string_ids();
+	origins();
 	return check_finish("pprof");
 }
