@@ -73,6 +73,18 @@ static bool targets_done(struct session *s)
 	return true;
 }
 
+/* Wait for events at most timeout_ms, and handle them: those that woke it, and those BPF left
+ * in the ring without a wake-up (epoll does not report them). The number handled, or -errno. */
+static int consume_events(struct session *s, int timeout_ms)
+{
+	int woken = ring_buffer__poll(s->events, timeout_ms);
+
+	if (woken < 0)
+		return woken;
+	int pending = ring_buffer__consume(s->events);
+	return pending < 0 ? pending : woken + pending;
+}
+
 void run_loop(struct session *s)
 {
 	double last_rescan = now_seconds();
@@ -81,8 +93,7 @@ void run_loop(struct session *s)
 	while (!stop_requested) {
 		/* while events come, some wait in the ring without a wake-up (new Lua stacks): look
 		 * again after the interval BPF paces its wake-ups at */
-		int rc = ring_buffer__poll(s->events, consumed > 0 ? LUA_WAKEUP_INTERVAL_MS
-							  : POLL_INTERVAL_MS);
+		int rc = consume_events(s, consumed > 0 ? LUA_WAKEUP_INTERVAL_MS : POLL_INTERVAL_MS);
 		consumed = rc;
 		double now = now_seconds();
 
@@ -118,7 +129,7 @@ int run_dump(struct session *s)
 		missing = thread_dump_round(s->dump, &s->tree, take_runnable);
 		if (missing <= 0)
 			break;
-		int rc = ring_buffer__poll(s->events, DUMP_ROUND_MS);
+		int rc = consume_events(s, DUMP_ROUND_MS);
 		if (rc < 0 && rc != -EINTR) {
 			lp_warn("ring buffer poll failed: %s", strerror(-rc));
 			break;

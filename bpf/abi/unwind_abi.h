@@ -36,7 +36,7 @@
 /* New Lua stacks wake userspace at once for the first LUA_WAKEUPS_AT_ONCE of a second, then at
  * most once per interval; it polls the ring at that interval while they come
  * (bpf/lib/stack_record.bpf.h, profiler/session_sampling.c). */
-#define LUA_WAKEUPS_AT_ONCE 16
+#define LUA_WAKEUPS_AT_ONCE 64
 #define LUA_WAKEUP_INTERVAL_MS 25
 #define LUA_WAKEUP_INTERVAL_NS (LUA_WAKEUP_INTERVAL_MS * 1000000ull)
 

@@ -33,7 +33,7 @@ static __always_inline void request_refresh(__u32 tgid, __u64 addr)
 	event->type = EVENT_UNKNOWN_MAPPING;
 	event->tgid = tgid;
 	event->addr = addr;
-	bpf_ringbuf_submit(event, 0);
+	bpf_ringbuf_submit(event, BPF_RB_FORCE_WAKEUP); /* why: the events map */
 	count(CNT_REFRESH_REQUESTS);
 }
 

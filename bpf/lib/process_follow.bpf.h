@@ -23,7 +23,7 @@ static __always_inline void announce_process(__u32 type, __u32 tgid, __u32 paren
 	event->type = type;
 	event->tgid = tgid;
 	event->addr = parent;
-	bpf_ringbuf_submit(event, 0);
+	bpf_ringbuf_submit(event, BPF_RB_FORCE_WAKEUP); /* why: the events map */
 }
 
 /* kernel/fork.c kernel_clone(): the tracepoint fires after copy_process() and before

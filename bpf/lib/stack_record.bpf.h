@@ -26,6 +26,7 @@ static __always_inline void begin_stack(struct unwinder_state *st, __u32 tgid)
 	st->lua_L = 0;
 	st->lua_ci = 0;
 	st->lua_frames = 0;
+	st->proto_hash = 0;
 	st->lua_end = 0;
 	st->tgid = tgid;
 	st->end_reason = END_DEPTH;
@@ -48,10 +49,11 @@ static __always_inline void push_kernel_frames(struct unwinder_state *st, long b
 	}
 }
 
-/* Stacks with Lua frames userspace was told of, across generations: a stack that keeps being
- * sampled is announced once, not again every time a drain empties its generation. Keyed by the
- * stack's id mixed with the process (the same frames in two processes name two sets of Protos);
- * an entry the LRU evicts only costs one more announcement. */
+/* Sets of Protos userspace was told of, across generations: a stack is announced only when its
+ * Lua frames' Protos make a set not announced before in its process (a stack that keeps being
+ * sampled, or differs only in bytecode positions, names no new function), not again every time
+ * a drain empties its generation. Keyed by the Protos' hash mixed with the process; an entry the
+ * LRU evicts only costs one more announcement. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, MAX_ANNOUNCED_STACKS);
@@ -91,7 +93,7 @@ static __always_inline __u64 lua_event_wakeup(void)
 static __always_inline void announce_lua_stack(struct unwinder_state *st, __u64 stack_id,
 					       __u32 generation)
 {
-	st->announced_key = stack_id ^ ((__u64)st->tgid * 0x9e3779b97f4a7c15ull);
+	st->announced_key = st->proto_hash ^ ((__u64)st->tgid * 0x9e3779b97f4a7c15ull);
 	st->announced_value = 1;
 	if (bpf_map_update_elem(&announced_stacks, &st->announced_key, &st->announced_value,
 				BPF_NOEXIST) != 0)

@@ -89,6 +89,10 @@ struct {
 	__type(value, __u8);
 } refresh_pending SEC(".maps");
 
+/* Events for userspace. Wake-ups: a record submitted with flags 0 wakes the reader only if
+ * it has consumed every record before it (kernel/bpf/ringbuf.c, bpf_ringbuf_commit), so behind
+ * a new-Lua-stack record left without a wake-up (lib/stack_record.bpf.h) it would not: the
+ * events userspace must act on at once (forks, execs, unknown mappings, all rare) force it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 64 * 1024);
@@ -107,6 +111,7 @@ struct unwinder_state {
 	__u32 end_reason;
 	__u32 tgid;
 	__u64 hash;
+	__u64 proto_hash;         /* of the Lua frames' Protos only (not their bytecode positions) */
 	__u64 lua_L;              /* the lua_State of the last Lua activation walked */
 	__u64 lua_ci;             /* where its next activation starts (0: none left) */
 	__u64 lua_top_ci;         /* its L->ci (5.1: the CallInfo whose pc is L->savedpc) */
@@ -162,6 +167,15 @@ static __always_inline void push_frame(struct unwinder_state *st, __u64 frame)
 	st->trace.len = len + 1;
 	st->hash = (st->hash ^ frame) * 0x9e3779b97f4a7c15ull;
 	st->hash ^= st->hash >> 29;
+}
+
+/* A Lua frame: also into the hash of the stack's Protos, which tells whether the stack has
+ * Protos userspace was not told of (lib/stack_record.bpf.h): a new bytecode position is a new
+ * stack but names no new function. */
+static __always_inline void push_lua_frame(struct unwinder_state *st, __u64 frame)
+{
+	push_frame(st, frame);
+	st->proto_hash = (st->proto_hash ^ (frame & LUA_PROTO_MASK)) * 0x9e3779b97f4a7c15ull;
 }
 
 static __always_inline __u64 native_frame(__u32 file_id, __u64 vaddr, bool retaddr)

@@ -172,7 +172,8 @@ static long lua_step_chain(__u64 index, void *data)
 		lua_chain_advance(w, ci);
 		return LUA_STEP_NEXT;
 	}
-	push_frame(w->st, lua_frame(proto, lua_pc_index(proto, ci_field_u64(ci, lay->ci_savedpc), lay)));
+	push_lua_frame(w->st,
+		       lua_frame(proto, lua_pc_index(proto, ci_field_u64(ci, lay->ci_savedpc), lay)));
 	w->pushed_any = 1;
 	lua_chain_advance(w, ci);
 	/* the CallInfo that entered this luaV_execute ends the activation (lvm.c: "if (ci->callstatus
@@ -225,7 +226,7 @@ static long lua_step_array(__u64 index, void *data)
 		read_u64(w->st->lua_L + lay->state_savedpc, &savedpc);
 	else if (w->pushed_any && !lua51_calls_in_loop(savedpc))
 		return LUA_STEP_STOP; /* its callee started the activation: this one is below it */
-	push_frame(w->st, lua_frame(proto, lua_pc_index(proto, savedpc, lay)));
+	push_lua_frame(w->st, lua_frame(proto, lua_pc_index(proto, savedpc, lay)));
 	w->pushed_any = 1;
 	w->ci -= lay->ci_size;
 	return w->st->trace.len >= MAX_STACK_FRAMES ? LUA_STEP_STOP : LUA_STEP_NEXT;

@@ -233,11 +233,11 @@ static __always_inline void luajit_push_function(struct luajit_walk_ctx *w, __u6
 	if (w->jit_top) {
 		/* the trace's start pc names the line when the trace began in this function */
 		index = w->trace_pc ? luajit_pc_index(lay, proto, w->trace_pc + 4) : LUA_PC_UNKNOWN;
-		push_frame(w->st, lua_frame_of_kind(FRAME_LUA_JIT, proto, index));
+		push_lua_frame(w->st, lua_frame_of_kind(FRAME_LUA_JIT, proto, index));
 		w->jit_top = 0;
 	} else {
 		index = w->pending_pc ? luajit_pc_index(lay, proto, w->pending_pc) : LUA_PC_UNKNOWN;
-		push_frame(w->st, lua_frame(proto, index));
+		push_lua_frame(w->st, lua_frame(proto, index));
 	}
 	w->pushed_any = 1;
 }
