@@ -29,6 +29,7 @@ import argparse
 import os
 import re
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -154,7 +155,6 @@ def bench_dump(builds, rounds, tmp):
                                 port)
     walls = {m: [] for m in builds}
     try:
-        import socket
         sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         sock.sendall(b"GET /nap HTTP/1.1\r\nHost: bench\r\n\r\n")
         time.sleep(3)  # the nap loop compiled
