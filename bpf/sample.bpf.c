@@ -6,7 +6,9 @@
  * thread, the id of the stack (a hash of its kernel and user frames, which the stacks map holds
  * once) and how the user unwind ended. Userspace drains the maps every second or so
  * (lib/generations.bpf.h): nothing per sample crosses to userspace. Processes the targets start
- * join in the kernel (lib/process_follow.bpf.h).
+ * join in the kernel (lib/process_follow.bpf.h). With --off-cpu, userspace loads on_switch
+ * (lib/off_cpu.bpf.h) instead of on_sample: the same unwinder at every switch of a target
+ * thread, weighted by the time it is away.
  *
  * `lua-perf dump` loads it with dump_threads set: it then keeps the first stack of each thread
  * that runs on a CPU (thread_stacks, keyed by thread ID); bpf/thread_dump.bpf.c unwinds the
@@ -21,6 +23,8 @@
 
 #include "lib/native_unwind.bpf.h"
 #include "lib/process_follow.bpf.h"
+#include "lib/off_cpu.bpf.h"
+#include "lib/sample_counts.bpf.h"
 #include "lib/stack_record.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -28,39 +32,6 @@ char LICENSE[] SEC("license") = "GPL";
 /* lua-perf dump: record each thread's first stack in thread_stacks instead of counting samples.
  * A read-only constant, so the verifier drops the branch not taken: profiling pays nothing. */
 const volatile bool dump_threads = false;
-
-#define SAMPLE_COUNTS_MAP(name)                            \
-	struct {                                           \
-		__uint(type, BPF_MAP_TYPE_HASH);           \
-		__uint(max_entries, MAX_SAMPLE_KEYS);      \
-		__type(key, struct sample_key);            \
-		__type(value, __u64);                      \
-	} name SEC(".maps")
-
-/* One per generation, like the stacks (lib/generations.bpf.h). */
-SAMPLE_COUNTS_MAP(sample_counts_0);
-SAMPLE_COUNTS_MAP(sample_counts_1);
-
-static __always_inline void count_sample(struct sample_key *key, __u32 generation)
-{
-	void *counts = generation ? (void *)&sample_counts_1 : (void *)&sample_counts_0;
-	__u64 one = 1, *value;
-
-	value = bpf_map_lookup_elem(counts, key);
-	if (value) {
-		__sync_fetch_and_add(value, 1);
-		return;
-	}
-	if (bpf_map_update_elem(counts, key, &one, BPF_NOEXIST) == 0) {
-		count_stored(generation_keys, generation);
-		return;
-	}
-	value = bpf_map_lookup_elem(counts, key);
-	if (value)
-		__sync_fetch_and_add(value, 1);
-	else
-		count(CNT_COUNTS_FULL);
-}
 
 SEC("perf_event")
 int on_sample(struct bpf_perf_event_data *ctx)
@@ -96,6 +67,7 @@ int on_sample(struct bpf_perf_event_data *ctx)
 	 * check_max_stack_depth), and on_sample must stay at 64 (a 24-byte key on it made 96). */
 	st->key = (struct sample_key){.tgid = tgid, .tid = tid, .end_reason = st->end_reason};
 	st->key.stack_id = store_stack(st);
-	count_sample(&st->key, st->generation);
+	st->amount = 1;
+	add_to_count(st);
 	return 0;
 }

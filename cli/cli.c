@@ -14,6 +14,7 @@
 #define LUA_PERF_VERSION "0.1.0"
 #define MAX_FREQUENCY 100000
 #define DUMP_DEFAULT_WAIT 2.0 /* seconds */
+#define MAX_MIN_BLOCK_US 60000000L /* a minute */
 
 static const char usage_text[] =
 	"Usage: lua-perf -p PID [-p PID ...] [options]\n"
@@ -38,6 +39,12 @@ static const char usage_text[] =
 	"      --no-kernel       leave out kernel frames\n"
 	"      --stats           count samples by how their user stack ended\n"
 	"      --lines           Lua frames show the current line instead of the line defined\n"
+	"      --off-cpu         where threads wait instead of where they run: each stack\n"
+	"                        weighted by the time (microseconds) its thread was off CPU\n"
+	"                        after leaving it there, the leaf saying why ([preempted],\n"
+	"                        [blocked: SYSCALL]); no sampling, -f does not apply\n"
+	"      --min-block-us N  with --off-cpu: leave out (count only) shorter times off CPU\n"
+	"                        (default 1)\n"
 	"  -v, --verbose         debug messages\n"
 	"  -q, --quiet           only errors and the final summary\n"
 	"  -h, --help            this help\n"
@@ -47,7 +54,8 @@ static const char usage_text[] =
 	"descendants) once on stdout, leaf first, Lua frames with their current line, and leaves\n"
 	"them running. -d: how long to wait at most for a stack of every thread (default 2).\n";
 
-enum { OPT_NO_KERNEL = 256, OPT_STATS, OPT_LINES, OPT_VERSION, OPT_FORMAT };
+enum { OPT_NO_KERNEL = 256, OPT_STATS, OPT_LINES, OPT_VERSION, OPT_FORMAT, OPT_OFF_CPU,
+       OPT_MIN_BLOCK };
 
 static const struct option long_options[] = {
 	{"pid", required_argument, NULL, 'p'},
@@ -58,6 +66,8 @@ static const struct option long_options[] = {
 	{"no-kernel", no_argument, NULL, OPT_NO_KERNEL},
 	{"stats", no_argument, NULL, OPT_STATS},
 	{"lines", no_argument, NULL, OPT_LINES},
+	{"off-cpu", no_argument, NULL, OPT_OFF_CPU},
+	{"min-block-us", required_argument, NULL, OPT_MIN_BLOCK},
 	{"verbose", no_argument, NULL, 'v'},
 	{"quiet", no_argument, NULL, 'q'},
 	{"help", no_argument, NULL, 'h'},
@@ -110,9 +120,12 @@ static int add_pid(struct session_options *opts, const char *text)
 /* --format: AUTO picks by the file name. It applies to the -o options that follow it. */
 enum format_choice { FORMAT_AUTO, FORMAT_FOLDED, FORMAT_SVG, FORMAT_PPROF };
 
+/* What the parse remembers beyond the options' values. */
 struct output_parse {
 	enum format_choice format;
 	bool format_unused; /* a --format that no -o followed yet */
+	bool frequency_given;
+	bool min_block_given;
 };
 
 static int parse_format(const char *text, enum format_choice *out)
@@ -198,7 +211,7 @@ static int add_output(struct session_options *opts, struct output_parse *parse, 
 static int finish_outputs(struct session_options *opts, const struct output_parse *parse)
 {
 	if (opts->output_count == 0)
-		return add_output(opts, &(struct output_parse){parse->format, false},
+		return add_output(opts, &(struct output_parse){.format = parse->format},
 				  default_output(parse->format));
 	if (parse->format_unused) {
 		lp_error("--format after the last -o applies to no output: put it before the -o it is "
@@ -211,7 +224,12 @@ static int finish_outputs(struct session_options *opts, const struct output_pars
 /* lua-perf dump prints on stdout: options about output files have nothing to apply to. */
 static int check_dump_option(int opt)
 {
-	const char *name = opt == 'o' ? "-o" : opt == OPT_FORMAT ? "--format" : opt == OPT_STATS ? "--stats" : NULL;
+	const char *name = opt == 'o'		  ? "-o"
+			   : opt == OPT_FORMAT	  ? "--format"
+			   : opt == OPT_STATS	  ? "--stats"
+			   : opt == OPT_OFF_CPU	  ? "--off-cpu"
+			   : opt == OPT_MIN_BLOCK ? "--min-block-us"
+						  : NULL;
 
 	if (name) {
 		lp_error("%s does not apply to lua-perf dump (it prints on stdout)", name);
@@ -235,6 +253,7 @@ static int handle_option(int opt, struct session_options *opts, struct output_pa
 			return -1;
 		}
 		opts->frequency = (unsigned)value;
+		parse->frequency_given = true;
 		return 0;
 	case 'd':
 		if (parse_seconds(optarg, &opts->duration) < 0) {
@@ -259,6 +278,18 @@ static int handle_option(int opt, struct session_options *opts, struct output_pa
 		return 0;
 	case OPT_LINES:
 		opts->lua_lines = true;
+		return 0;
+	case OPT_OFF_CPU:
+		opts->off_cpu = true;
+		return 0;
+	case OPT_MIN_BLOCK:
+		if (parse_long(optarg, 0, MAX_MIN_BLOCK_US, &value) < 0) {
+			lp_error("invalid --min-block-us '%s' (0 to %ld microseconds)", optarg,
+				 MAX_MIN_BLOCK_US);
+			return -1;
+		}
+		opts->min_block_us = (unsigned)value;
+		parse->min_block_given = true;
 		return 0;
 	case 'v':
 		lp_set_log_level(LOG_DEBUG);
@@ -307,14 +338,30 @@ static int check_targets_given(const struct session_options *opts)
 	return 0;
 }
 
+/* -f is the sampling rate: off CPU nothing is sampled; --min-block-us is about off-CPU time. */
+static int check_off_cpu_options(const struct session_options *opts,
+				 const struct output_parse *parse)
+{
+	if (opts->off_cpu && parse->frequency_given) {
+		lp_error("-f does not apply to --off-cpu (it follows every switch, it does not sample)");
+		return -1;
+	}
+	if (!opts->off_cpu && parse->min_block_given) {
+		lp_error("--min-block-us applies to --off-cpu only");
+		return -1;
+	}
+	return 0;
+}
+
 enum cli_result cli_parse(int argc, char **argv, struct session_options *opts)
 {
-	struct output_parse parse = {FORMAT_AUTO, false};
+	struct output_parse parse = {.format = FORMAT_AUTO};
 	int opt;
 
 	*opts = (struct session_options){
 		.frequency = 1000,
 		.kernel_stacks = true,
+		.min_block_us = 1,
 	};
 	if (argc > 1 && strcmp(argv[1], "dump") == 0) {
 		/* the options after "dump": getopt takes "dump" for the program name */
@@ -336,7 +383,8 @@ enum cli_result cli_parse(int argc, char **argv, struct session_options *opts)
 		if (handle_option(opt, opts, &parse) < 0)
 			return CLI_EXIT_ERROR;
 	}
-	if (take_command(argc, argv, opts) < 0 || check_targets_given(opts) < 0)
+	if (take_command(argc, argv, opts) < 0 || check_targets_given(opts) < 0 ||
+	    check_off_cpu_options(opts, &parse) < 0)
 		return CLI_EXIT_ERROR;
 	if (opts->dump) {
 		if (opts->duration == 0)

@@ -462,6 +462,61 @@ static void write_colour(FILE *out, enum family family, uint32_t hash)
 	fprintf(out, "rgb(%u,%u,%u)", rgb[0], rgb[1], rgb[2]);
 }
 
+/* ---- What the widths count: samples, or microseconds off CPU (lua-perf --off-cpu). Chosen once
+ * per document (measure_of); the script reads data-unit and data-amount from the root. */
+
+struct measure {
+	const char *title;         /* before the targets */
+	const char *unit;          /* data-unit: "samples", or "us" (the script writes times) */
+	const char *amount;        /* data-amount: "samples" or "off-CPU time" ("its ...", "of ...") */
+	const char *amount_counts; /* the footnote: "their ... in their callers' widths" */
+	void (*write_amount)(FILE *out, uint64_t count);
+	void (*write_subtitle)(FILE *out, const struct flamegraph_info *info, uint64_t total);
+};
+
+static void write_samples(FILE *out, uint64_t samples)
+{
+	fprintf(out, "%" PRIu64 " sample%s", samples, samples == 1 ? "" : "s");
+}
+
+/* us microseconds as "850 µs", "1.234 ms" or "12.345 s": cut, not rounded, as the script does. */
+static void write_time(FILE *out, uint64_t us)
+{
+	if (us < 1000)
+		fprintf(out, "%" PRIu64 " \xc2\xb5s", us);
+	else if (us < 1000000)
+		fprintf(out, "%" PRIu64 ".%03" PRIu64 " ms", us / 1000, us % 1000);
+	else
+		fprintf(out, "%" PRIu64 ".%03" PRIu64 " s", us / 1000000, us % 1000000 / 1000);
+}
+
+static void write_cpu_subtitle(FILE *out, const struct flamegraph_info *info, uint64_t total)
+{
+	fprintf(out, "%.2f s at %u Hz, ", info->duration, info->frequency);
+	write_samples(out, total);
+}
+
+static void write_off_cpu_subtitle(FILE *out, const struct flamegraph_info *info, uint64_t total)
+{
+	fprintf(out, "%.2f s, ", info->duration);
+	write_time(out, total);
+	fputs(" off CPU", out);
+}
+
+static const struct measure *measure_of(const struct flamegraph_info *info)
+{
+	static const struct measure cpu = {
+		"lua-perf flame graph: ", "samples", "samples", "samples count",
+		write_samples, write_cpu_subtitle,
+	};
+	static const struct measure off_cpu = {
+		"Off-CPU time: ", "us", "off-CPU time", "off-CPU time counts",
+		write_time, write_off_cpu_subtitle,
+	};
+
+	return info->off_cpu ? &off_cpu : &cpu;
+}
+
 /* ---- The document. */
 
 static const char style_sheet[] =
@@ -484,6 +539,7 @@ static const char script[] =
 	"var plotWidth = Number(svg.getAttribute('data-plot-width'));\n"
 	"var charWidth = Number(svg.getAttribute('data-char-width'));\n"
 	"var total = Number(svg.getAttribute('data-total'));\n"
+	"var unit = svg.getAttribute('data-unit'), amountName = svg.getAttribute('data-amount');\n"
 	"var highlight = 'rgb(230,0,230)';\n"
 	"var framesGroup = document.getElementById('fg-frames');\n"
 	"var details = document.getElementById('fg-details');\n"
@@ -515,9 +571,18 @@ static const char script[] =
 	"  });\n"
 	"\n"
 	"function percent(n) { return (total > 0 ? 100 * n / total : 0).toFixed(2) + '%'; }\n"
+	"/* Microseconds as the document writes them: cut to three decimals, not rounded. */\n"
+	"function time(us) {\n"
+	"  if (us < 1000) return us + ' \\u00b5s';\n"
+	"  var div = us < 1e6 ? 1e3 : 1e6, thousandths = Math.floor(us % div / (div / 1000));\n"
+	"  return Math.floor(us / div) + '.' + String(thousandths).padStart(3, '0') +\n"
+	"    (div === 1e3 ? ' ms' : ' s');\n"
+	"}\n"
+	"function amount(n) {\n"
+	"  return unit === 'us' ? time(n) : n + (n === 1 ? ' sample' : ' samples');\n"
+	"}\n"
 	"function describe(f) {\n"
-	"  return f.name + ' \\u2014 ' + f.w + (f.w === 1 ? ' sample' : ' samples') +\n"
-	"    ' (' + percent(f.w) + ')';\n"
+	"  return f.name + ' \\u2014 ' + amount(f.w) + ' (' + percent(f.w) + ')';\n"
 	"}\n"
 	"function fitLabel(name, width) {\n"
 	"  var room = Math.floor((width - 2 * 3) / charWidth);\n"
@@ -621,7 +686,7 @@ static const char script[] =
 	"      if (f.omitted > 0 && !covered(spans, f)) unsure += f.omitted;\n"
 	"    });\n"
 	"  }\n"
-	"  matchedText.textContent = 'Matched: ' + percent(matched) + ' of samples' +\n"
+	"  matchedText.textContent = 'Matched: ' + percent(matched) + ' of ' + amountName +\n"
 	"    (unsure > 0 ? ' (up to ' + percent(matched + unsure) +\n"
 	"                  ' with frames too narrow to draw)' : '');\n"
 	"  matchedText.setAttribute('data-term', term);\n"
@@ -648,7 +713,8 @@ static int image_height(const struct graph *g)
 	return HEADER_HEIGHT + (int)(g->max_depth + 1) * ROW_HEIGHT + FOOTER_HEIGHT;
 }
 
-static void write_header(FILE *out, const struct graph *g, const struct flamegraph_info *info)
+static void write_header(FILE *out, const struct graph *g, const struct flamegraph_info *info,
+			 const struct measure *m)
 {
 	int height = image_height(g);
 
@@ -657,19 +723,19 @@ static void write_header(FILE *out, const struct graph *g, const struct flamegra
 		"<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" id=\"fg\" width=\"%d\" "
 		"height=\"%d\" viewBox=\"0 0 %d %d\" data-total=\"%" PRIu64 "\" data-plot-x=\"%d\" "
 		"data-plot-width=\"%d\" data-char-width=\"%.1f\" data-drawn=\"%zu\" "
-		"data-omitted=\"%zu\">\n",
+		"data-omitted=\"%zu\" data-unit=\"%s\" data-amount=\"%s\">\n",
 		IMAGE_WIDTH, height, IMAGE_WIDTH, height, g->total, PLOT_X, PLOT_WIDTH, CHAR_WIDTH,
-		g->drawn, g->frames_seen + 1 - g->drawn);
+		g->drawn, g->frames_seen + 1 - g->drawn, m->unit, m->amount);
 	fprintf(out, "<style>\n%s</style>\n", style_sheet);
 	fprintf(out, "<rect width=\"100%%\" height=\"100%%\" fill=\"#f7f7f2\"/>\n");
 	fprintf(out, "<text id=\"fg-title\" x=\"%d\" y=\"24\" text-anchor=\"middle\">", IMAGE_WIDTH / 2);
-	fputs("lua-perf flame graph: ", out);
+	fputs(m->title, out);
 	write_string(out, info->targets ? info->targets : "?");
 	fputs("</text>\n", out);
-	fprintf(out,
-		"<text id=\"fg-subtitle\" x=\"%d\" y=\"42\" text-anchor=\"middle\">%.2f s at %u Hz, "
-		"%" PRIu64 " sample%s</text>\n",
-		IMAGE_WIDTH / 2, info->duration, info->frequency, g->total, g->total == 1 ? "" : "s");
+	fprintf(out, "<text id=\"fg-subtitle\" x=\"%d\" y=\"42\" text-anchor=\"middle\">",
+		IMAGE_WIDTH / 2);
+	m->write_subtitle(out, info, g->total);
+	fputs("</text>\n", out);
 	fprintf(out, "<text id=\"fg-reset\" class=\"fg-button fg-hidden\" x=\"%d\" y=\"24\">Reset "
 		     "zoom</text>\n", PLOT_X);
 	fprintf(out, "<text id=\"fg-search\" class=\"fg-button\" x=\"%d\" y=\"24\" "
@@ -688,7 +754,8 @@ static void write_header(FILE *out, const struct graph *g, const struct flamegra
 	fputs("</g>\n", out);
 }
 
-static void write_frame(FILE *out, const struct graph *g, const struct node *n)
+static void write_frame(FILE *out, const struct graph *g, const struct node *n,
+			const struct measure *m)
 {
 	double scale = g->total ? (double)PLOT_WIDTH / (double)g->total : 0.0;
 	double x = PLOT_X + (double)n->x * scale, width = (double)n->width * scale;
@@ -701,8 +768,9 @@ static void write_frame(FILE *out, const struct graph *g, const struct node *n)
 		fprintf(out, " data-o=\"%" PRIu64 "\"", omitted);
 	fputs("><title>", out);
 	write_text(out, n->name, n->name_len, SIZE_MAX);
-	fprintf(out, "\n%" PRIu64 " sample%s, %.2f%%</title>", n->width, n->width == 1 ? "" : "s",
-		percent(n->width, g->total));
+	fputc('\n', out);
+	m->write_amount(out, n->width);
+	fprintf(out, ", %.2f%%</title>", percent(n->width, g->total));
 	fprintf(out, "<rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" fill=\"", x, y, width,
 		BAR_HEIGHT);
 	write_colour(out, frame_family(n), fnv1a_32(n->name, n->name_len));
@@ -736,42 +804,42 @@ static void write_undrawn(FILE *out, const struct graph *g)
 	fputs("</metadata>\n", out);
 }
 
-static void write_footer(FILE *out, const struct graph *g)
+static void write_footer(FILE *out, const struct graph *g, const struct measure *m)
 {
 	int y = image_height(g) - FOOTER_HEIGHT + 18;
 	size_t omitted = g->frames_seen + 1 - g->drawn;
 
-	fprintf(out, "<text id=\"fg-details\" x=\"%d\" y=\"%d\">Hover over a frame for its samples; "
-		     "click to zoom; Ctrl-F to search, Esc to clear.</text>\n", PLOT_X, y);
+	fprintf(out, "<text id=\"fg-details\" x=\"%d\" y=\"%d\">Hover over a frame for its %s; "
+		     "click to zoom; Ctrl-F to search, Esc to clear.</text>\n", PLOT_X, y, m->amount);
 	fprintf(out, "<text id=\"fg-footnote\" x=\"%d\" y=\"%d\">", PLOT_X, y + 18);
 	if (omitted == 0)
 		fputs("All frames drawn.", out);
 	else if (!g->capped)
-		fprintf(out, "%zu frame%s narrower than %.1f%% of the samples not drawn", omitted,
-			omitted == 1 ? "" : "s", 100.0 / FLAMEGRAPH_MIN_WIDTH_DIVISOR);
+		fprintf(out, "%zu frame%s narrower than %.1f%% of the %s not drawn", omitted,
+			omitted == 1 ? "" : "s", 100.0 / FLAMEGRAPH_MIN_WIDTH_DIVISOR, m->amount);
 	else
-		fprintf(out, "%zu frames not drawn: narrower than %.1f%% of the samples, or beyond the "
-			     "%d widest", omitted, 100.0 / FLAMEGRAPH_MIN_WIDTH_DIVISOR,
+		fprintf(out, "%zu frames not drawn: narrower than %.1f%% of the %s, or beyond the "
+			     "%d widest", omitted, 100.0 / FLAMEGRAPH_MIN_WIDTH_DIVISOR, m->amount,
 			FLAMEGRAPH_MAX_FRAMES);
-	if (omitted && g->tails_complete)
-		fputs(" (their samples count in their callers' widths; search finds them).", out);
-	else if (omitted)
-		fputs(" (their samples count in their callers' widths; search gives a range for "
-		      "them).", out);
+	if (omitted)
+		fprintf(out, " (their %s in their callers' widths; search %s).", m->amount_counts,
+			g->tails_complete ? "finds them" : "gives a range for them");
 	fputs("</text>\n", out);
 }
 
 static void write_document(FILE *out, const struct graph *g, const struct flamegraph_info *info)
 {
-	write_header(out, g, info);
+	const struct measure *m = measure_of(info);
+
+	write_header(out, g, info, m);
 	fputs("<g id=\"fg-frames\">\n", out);
 	for (size_t i = 0; i < g->count; i++)
 		if (g->nodes[i].drawn)
-			write_frame(out, g, &g->nodes[i]);
+			write_frame(out, g, &g->nodes[i], m);
 	fputs("</g>\n", out);
 	if (g->tails_complete)
 		write_undrawn(out, g);
-	write_footer(out, g);
+	write_footer(out, g, m);
 	fprintf(out, "<script type=\"text/ecmascript\"><![CDATA[\n%s]]></script>\n</svg>\n", script);
 }
 

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* flamegraph_svg.h - an interactive flame graph from folded stacks: one self-contained SVG file
- * (inline CSS and JavaScript, no external resource). Hover shows a frame's samples, click zooms,
- * Ctrl-F searches (docs/output-format.md). Frame names are untrusted (they come from the
- * profiled processes): everything taken from them is escaped, invalid UTF-8 is replaced. */
+ * (inline CSS and JavaScript, no external resource). Hover shows a frame's samples (or its time
+ * off CPU), click zooms, Ctrl-F searches (docs/output-format.md). Frame names are untrusted (they
+ * come from the profiled processes): everything taken from them is escaped, invalid UTF-8 is
+ * replaced. */
 #ifndef LUA_PERF_FLAMEGRAPH_SVG_H
 #define LUA_PERF_FLAMEGRAPH_SVG_H
 
@@ -29,6 +30,7 @@ struct flamegraph_info {
 	const char *targets;   /* who was profiled, e.g. "lua5.4 (PID 42)" */
 	double duration;       /* seconds sampled */
 	unsigned frequency;    /* samples per second per CPU */
+	bool off_cpu;          /* counts are microseconds off CPU (lua-perf --off-cpu), not samples */
 };
 
 struct flamegraph_stats {

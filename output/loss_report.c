@@ -3,6 +3,9 @@
 
 #include "lib/log.h"
 
+#define STRINGIFY(x) #x
+#define NUMBER_TEXT(x) STRINGIFY(x) /* a macro's value as a string literal */
+
 /* The counters that count a loss, and what the user loses. */
 static const struct {
 	enum counter counter;
@@ -19,6 +22,8 @@ static const struct {
 			     "processes profiled at once was reached"},
 	{CNT_FOLLOW_EVENTS_LOST, "fork/exec events lost (ring buffer full): those processes are "
 				 "found by the next scan"},
+	{CNT_OFF_CPU_UNTRACKED, "off-CPU blocks not followed: more than "
+				NUMBER_TEXT(MAX_OFF_CPU_THREADS) " threads off CPU at once"},
 };
 
 void loss_report_check(struct loss_report *r, const uint64_t counters[CNT_COUNT],

@@ -140,6 +140,7 @@ static struct pprof_info pprof_info_of(const struct output_run *run)
 		.duration_nanos = (int64_t)(run->elapsed * NANOS_PER_SECOND),
 		.period_nanos = run->frequency ? (int64_t)(NANOS_PER_SECOND / run->frequency) : 0,
 		.lua_lines = run->lua_lines,
+		.off_cpu = run->off_cpu,
 		.files = run->files,
 		.file_count = run->file_count,
 		.origins = run->origins,
@@ -162,6 +163,7 @@ static int write_output(const struct outputs *outs, struct output_file *o,
 			.targets = outs->targets,
 			.duration = run->elapsed,
 			.frequency = run->frequency,
+			.off_cpu = run->off_cpu,
 		};
 		rc = flamegraph_svg_write(o->file, res->lines, res->count, &info, &stats);
 	} else if (rc == 0 && o->spec->format == OUTPUT_PPROF) {

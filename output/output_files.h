@@ -47,6 +47,7 @@ struct output_run {
 	double elapsed;      /* seconds of sampling */
 	unsigned frequency;  /* Hz */
 	bool lua_lines;      /* --lines: Lua frames name their current line */
+	bool off_cpu;        /* counts are microseconds off CPU (--off-cpu), not samples */
 	const struct pprof_file *files; /* the files mapped, for the pprof output's mappings */
 	size_t file_count;
 	const struct frame_origins *origins; /* of the frames, for the pprof output */

@@ -41,6 +41,7 @@ struct pprof_builder {
 	uint64_t *stack;       /* location ids of the line being written */
 	size_t depth, stack_capacity;
 	bool lua_lines;
+	size_t value_count;    /* per Sample: the count, then (CPU profiles) count x period */
 	const struct pprof_file *files;
 	size_t file_count;
 	const struct frame_origins *origins;
@@ -356,7 +357,7 @@ static void write_sample(struct pprof_builder *b, uint64_t count, int64_t period
 	uint64_t values[2] = {count, count * (uint64_t)period};
 
 	pb_packed_uint64(&sample, SAMPLE_LOCATION_ID, b->stack, b->depth);
-	pb_packed_uint64(&sample, SAMPLE_VALUE, values, 2);
+	pb_packed_uint64(&sample, SAMPLE_VALUE, values, b->value_count);
 	if (process) {
 		add_label(b, &sample, "pid", NULL, process->tgid);
 		if (process->tid)
@@ -379,13 +380,22 @@ static void write_value_type(struct pprof_builder *b, uint32_t field, const char
 	pb_free(&vt);
 }
 
+/* The sample types (b->value_count of them) and the period. */
 static void write_header(struct pprof_builder *b, const struct pprof_info *info)
 {
 	string_id(b, "", 0); /* string_table[0] must be "" */
-	write_value_type(b, PROFILE_SAMPLE_TYPE, "samples", "count");
-	write_value_type(b, PROFILE_SAMPLE_TYPE, "cpu", "nanoseconds");
-	write_value_type(b, PROFILE_PERIOD_TYPE, "cpu", "nanoseconds");
-	pb_uint64(&b->profile, PROFILE_PERIOD, (uint64_t)info->period_nanos);
+	if (info->off_cpu) { /* one value: the count, microseconds off CPU */
+		b->value_count = 1;
+		write_value_type(b, PROFILE_SAMPLE_TYPE, "off_cpu", "microseconds");
+		write_value_type(b, PROFILE_PERIOD_TYPE, "off_cpu", "microseconds");
+		pb_uint64(&b->profile, PROFILE_PERIOD, 1);
+	} else {
+		b->value_count = 2;
+		write_value_type(b, PROFILE_SAMPLE_TYPE, "samples", "count");
+		write_value_type(b, PROFILE_SAMPLE_TYPE, "cpu", "nanoseconds");
+		write_value_type(b, PROFILE_PERIOD_TYPE, "cpu", "nanoseconds");
+		pb_uint64(&b->profile, PROFILE_PERIOD, (uint64_t)info->period_nanos);
+	}
 	pb_uint64(&b->profile, PROFILE_TIME_NANOS, (uint64_t)info->time_nanos);
 	pb_uint64(&b->profile, PROFILE_DURATION_NANOS, (uint64_t)info->duration_nanos);
 }

@@ -29,6 +29,8 @@ struct pprof_info {
 	int64_t time_nanos;     /* when sampling started, ns since the Unix epoch */
 	int64_t duration_nanos; /* of sampling */
 	int64_t period_nanos;   /* CPU time one sample stands for: 1e9 / frequency */
+	bool off_cpu;           /* counts are microseconds off CPU (lua-perf --off-cpu): one sample
+				 * type, off_cpu/microseconds, period 1; period_nanos unused */
 	bool lua_lines;         /* the Lua frames' numbers are current lines (--lines), not the
 				 * lines where the functions are defined (then in origins) */
 	const struct pprof_file *files; /* indexed by frame_origin.file */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* summary.h - the summary of a run on stderr: samples and losses, lua-perf's own cost, samples
- * per process, and with --stats how stacks ended and the BPF counters. */
+ * per process, and with --stats how stacks ended and the BPF counters. In --off-cpu runs: the
+ * time off CPU, the blocks followed and dropped, the time per process and by reason. */
 #ifndef LUA_PERF_SUMMARY_H
 #define LUA_PERF_SUMMARY_H
 
@@ -21,6 +22,8 @@ struct run_summary {
 	unsigned frequency;
 	uint32_t mappings_dropped;
 	const struct process_tree *tree; /* names the processes in the per-process summary */
+	bool off_cpu;          /* --off-cpu: the profile counts microseconds off CPU, not samples */
+	unsigned min_block_us; /* --off-cpu: shorter blocks were not counted (CNT_OFF_CPU_SHORT) */
 };
 
 /* res sorted (folded_profile_sort_processes: the per-process lines come in its order). */

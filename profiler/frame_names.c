@@ -9,6 +9,7 @@
 #include "bpf/abi/unwind_abi.h"
 #include "lib/log.h"
 #include "output/folded_text.h"
+#include "profiler/syscall_name.h"
 #include "runtime/luajit/luajit_detect.h"
 
 int frame_namer_init(struct frame_namer *namer, const struct mapped_files *files, bool lua_lines)
@@ -170,6 +171,25 @@ static void name_native(struct frame_namer *namer, uint64_t frame, struct strbuf
 		strbuf_append(sb, "[unknown]");
 }
 
+/* [preempted], [blocked: read], [blocked uninterruptible], ... (bpf/lib/off_cpu.bpf.h) */
+static void name_off_cpu_reason(uint64_t frame, struct strbuf *sb)
+{
+	uint64_t reason = (frame >> OFF_CPU_REASON_SHIFT) & 3;
+	int syscall = (int)(frame & OFF_CPU_SYSCALL_MASK) - 1;
+	const char *name = syscall_name(syscall);
+
+	if (reason == OFF_CPU_PREEMPTED) {
+		strbuf_append(sb, "[preempted]");
+		return;
+	}
+	strbuf_append(sb, reason == OFF_CPU_UNINTERRUPTIBLE ? "[blocked uninterruptible" : "[blocked");
+	if (name)
+		strbuf_appendf(sb, ": %s", name);
+	else if (syscall >= 0)
+		strbuf_appendf(sb, ": system call %d", syscall);
+	strbuf_append(sb, "]");
+}
+
 static void name_user(struct frame_namer *namer, pid_t tgid, uint64_t frame, struct strbuf *sb,
 		      struct frame_origin *origin)
 {
@@ -186,6 +206,9 @@ static void name_user(struct frame_namer *namer, pid_t tgid, uint64_t frame, str
 		break;
 	case FRAME_ANON:
 		strbuf_append(sb, "[anon]");
+		break;
+	case FRAME_OFF_CPU:
+		name_off_cpu_reason(frame, sb);
 		break;
 	default:
 		strbuf_append(sb, "[unknown]");
@@ -212,6 +235,22 @@ static void name_kernel(struct frame_namer *namer, uint64_t addr, struct strbuf 
 	else
 		strbuf_appendf(sb, "0x%" PRIx64, addr);
 	strbuf_append(sb, "_[k]");
+}
+
+bool frame_namer_is_tracing(struct frame_namer *namer, uint64_t frame)
+{
+	static const char *const prefixes[] = {"bpf_prog_", "bpf_trace_run", "__bpf_trace_",
+					       "__traceiter_", "bpf_trampoline_"};
+
+	if (frame >> FRAME_KIND_SHIFT != FRAME_KERNEL)
+		return false;
+	frame_namer_load_kernel(namer);
+	const struct symbol *sym = namer->kernel_state > 0
+		? symbol_table_lookup(&namer->kernel, frame | ~FRAME_KERNEL_MASK) : NULL;
+	for (size_t i = 0; sym && i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+		if (strncmp(sym->name, prefixes[i], strlen(prefixes[i])) == 0)
+			return true;
+	return false;
 }
 
 void frame_name(struct frame_namer *namer, pid_t tgid, uint64_t frame, struct strbuf *sb)

@@ -49,6 +49,9 @@ void frame_namer_prefetch(struct frame_namer *namer, pid_t tgid, uint64_t frame)
 /* Append the name of a recorded frame (bpf/abi/unwind_abi.h encoding: kernel addresses with the
  * _[k] suffix, user frames of process tgid) to sb. */
 void frame_name(struct frame_namer *namer, pid_t tgid, uint64_t frame, struct strbuf *sb);
+/* Is frame a kernel frame of the tracing machinery that runs a BPF program (the program itself,
+ * bpf_trace_run*, __bpf_trace_*, __traceiter_*)? */
+bool frame_namer_is_tracing(struct frame_namer *namer, uint64_t frame);
 /* The frames of trace that hold a frame (its length, at most MAX_STACK_FRAMES), leaf first. */
 uint32_t recorded_frame_count(const struct stack_trace *trace);
 

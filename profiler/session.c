@@ -75,9 +75,14 @@ static int start_command(struct session *s)
 
 static int profile(struct session *s, struct outputs *outputs)
 {
-	lp_info("profiling %zu process%s at %u Hz%s", s->target_count,
-		s->target_count == 1 ? "" : "es", s->opts->frequency,
-		s->opts->duration > 0 ? "" : "; Ctrl-C to stop");
+	if (s->opts->off_cpu)
+		lp_info("profiling %zu process%s off CPU (blocks from %u us)%s", s->target_count,
+			s->target_count == 1 ? "" : "es", s->opts->min_block_us,
+			s->opts->duration > 0 ? "" : "; Ctrl-C to stop");
+	else
+		lp_info("profiling %zu process%s at %u Hz%s", s->target_count,
+			s->target_count == 1 ? "" : "es", s->opts->frequency,
+			s->opts->duration > 0 ? "" : "; Ctrl-C to stop");
 	/* Now that it samples: not on the way to the first sample, and not in the middle of the
 	 * run (/proc/kallsyms: ~120,000 lines, 30-60 ms to read and sort) */
 	if (s->opts->kernel_stacks)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* session.h - one profiling run: load the BPF program, publish the targets' mappings and unwind
- * tables, sample with cpu-clock perf events on every CPU, keep mappings current (dlopen) and the
+ * tables, sample with cpu-clock perf events on every CPU (or, --off-cpu, follow the targets'
+ * context switches), keep mappings current (dlopen) and the
  * targets too (each -p PID with all its descendants: proc/process_tree.h), stop on signal /
  * duration / exit of every target, then aggregate and write the output. Or, for `lua-perf dump`,
  * the same start, then one stack of every thread (profiler/thread_dump.h). */
@@ -25,6 +26,8 @@ struct session_options {
 	bool kernel_stacks;
 	bool stats;             /* per-reason unwind failure counts in the summary */
 	bool lua_lines;         /* Lua frames show the current line, not the line defined */
+	bool off_cpu;           /* --off-cpu: time off CPU by stack instead of samples */
+	unsigned min_block_us;  /* --off-cpu: shorter times off CPU are only counted */
 	bool dump;              /* lua-perf dump: print every thread's current stack once (no
 				 * outputs); duration = the longest wait for them */
 };

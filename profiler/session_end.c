@@ -3,6 +3,7 @@
  * command told of a stop and waited for, and everything the session held released. */
 #include <bpf/libbpf.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #include "lib/clocks.h"
@@ -10,6 +11,7 @@
 #include "lib/strbuf.h"
 #include "output/summary.h"
 #include "profiler/bpf_load.h"
+#include "profiler/off_cpu.h"
 #include "profiler/pprof_files.h"
 #include "profiler/session_internal.h"
 
@@ -58,16 +60,34 @@ void report_gone_before_start(const struct session *s)
 	free(pids);
 }
 
+/* --off-cpu: the threads still off CPU when it ended, counted up to then. */
+static void count_threads_off_cpu(struct session *s, uint64_t end_ns, uint64_t *counters)
+{
+	struct off_cpu_waiting waiting;
+	int rc = off_cpu_count_waiting(s->skel, &s->aggregation, end_ns,
+				       (uint64_t)s->opts->min_block_us * 1000u, &waiting);
+
+	if (rc < 0)
+		lp_warn("cannot count the threads still off CPU at the end: %s", strerror(-rc));
+	lp_debug("%llu threads still off CPU at the end",
+		 (unsigned long long)waiting.threads);
+	counters[CNT_OFF_CPU_SHORT] += waiting.short_blocks;
+	counters[CNT_OFF_CPU_SHORT_NS] += waiting.short_ns;
+}
+
 /* Sampling is over: take what the kernel still holds (both generations), then write. */
 int finish_profile(struct session *s, struct outputs *outputs)
 {
 	uint64_t counters[CNT_COUNT] = {0};
 
 	detach_perf_events(s);
+	uint64_t end_ns = monotonic_ns();
 	drain_samples(s);
 	drain_samples(s);
 	if (read_counters(s->skel, counters) < 0)
 		lp_warn("cannot read the BPF counters: the summary's loss counts are 0");
+	if (s->opts->off_cpu)
+		count_threads_off_cpu(s, end_ns, counters);
 	struct folded_profile *profile = &s->aggregation.profile;
 	struct run_summary summary = {
 		.counters = counters,
@@ -76,6 +96,8 @@ int finish_profile(struct session *s, struct outputs *outputs)
 		.elapsed = now_seconds() - s->started,
 		.cpu_at_start = s->cpu_at_start,
 		.frequency = s->opts->frequency,
+		.off_cpu = s->opts->off_cpu,
+		.min_block_us = s->opts->min_block_us,
 		.mappings_dropped = s->files.mappings_dropped,
 		.tree = &s->tree,
 	};
@@ -89,6 +111,7 @@ int finish_profile(struct session *s, struct outputs *outputs)
 		.elapsed = summary.elapsed,
 		.frequency = summary.frequency,
 		.lua_lines = s->opts->lua_lines,
+		.off_cpu = s->opts->off_cpu,
 	};
 	struct pprof_file *files = NULL;
 	if (pprof_files_of(&s->files, &files, &run.file_count) < 0)

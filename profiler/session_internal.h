@@ -56,7 +56,8 @@ struct session {
 	struct process_tree tree;        /* the -p processes and their descendants */
 	struct target *targets;          /* the live processes of the tree, MAX_TARGET_PROCS at most */
 	size_t target_count;
-	struct bpf_link **links;
+	struct bpf_link **links;         /* on_sample, per CPU */
+	struct bpf_link *switch_link;    /* --off-cpu: on_switch */
 	struct bpf_link *follow_links[2]; /* fork, exec */
 	int *perf_fds;
 	int cpu_count;
@@ -76,7 +77,7 @@ extern volatile sig_atomic_t stop_signals;            /* how many were received 
 extern volatile sig_atomic_t stop_signal_forwardable; /* the last one was sent to lua-perf alone */
 extern volatile sig_atomic_t stop_signal_number;
 
-/* session_start.c: loading, the table store, the perf events. */
+/* session_start.c: loading, the table store, the perf events (or, off CPU, the switches). */
 int load_program(struct session *s);
 int open_table_store(struct session *s);
 int attach_perf_events(struct session *s);

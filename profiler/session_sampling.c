@@ -9,6 +9,7 @@
 #include "lib/clocks.h"
 #include "lib/log.h"
 #include "profiler/bpf_load.h"
+#include "profiler/off_cpu.h"
 #include "profiler/session_internal.h"
 
 int on_event(void *ctx, void *data, size_t size)
@@ -46,7 +47,8 @@ int on_event(void *ctx, void *data, size_t size)
 void drain_samples(struct session *s)
 {
 	uint64_t counters[CNT_COUNT];
-	int rc = sample_drain_run(&s->drain, aggregate_sample, &s->aggregation);
+	int rc = sample_drain_run(&s->drain, s->opts->off_cpu ? aggregate_off_cpu : aggregate_sample,
+				  &s->aggregation);
 
 	s->last_drain = now_seconds();
 	if (rc < 0 && !s->drain_failure_said) {

@@ -15,6 +15,7 @@
 #include "lib/clocks.h"
 #include "lib/log.h"
 #include "profiler/bpf_load.h"
+#include "profiler/off_cpu.h"
 #include "profiler/session_internal.h"
 
 /* An mmap()ed BPF array: elements are value_size rounded up to 8 bytes (kernel/bpf/arraymap.c,
@@ -95,9 +96,24 @@ static const char *perf_failure_hint(int err)
 	}
 }
 
+/* --off-cpu: the scheduler's switches instead of the perf events. */
+static int attach_switches(struct session *s)
+{
+	s->switch_link = bpf_program__attach(s->skel->progs.on_switch);
+	if (!s->switch_link) {
+		lp_error("cannot attach the BPF program to the sched_switch tracepoint: %s",
+			 strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int attach_perf_events(struct session *s)
 {
 	int attached = 0;
+
+	if (s->opts->off_cpu)
+		return attach_switches(s);
 
 	s->cpu_count = libbpf_num_possible_cpus();
 	if (s->cpu_count <= 0) {
@@ -141,6 +157,8 @@ int attach_process_followers(struct session *s)
 
 void detach_perf_events(struct session *s)
 {
+	bpf_link__destroy(s->switch_link);
+	s->switch_link = NULL;
 	for (int cpu = 0; s->links && cpu < s->cpu_count; cpu++) {
 		bpf_link__destroy(s->links[cpu]);
 		s->links[cpu] = NULL;
@@ -176,6 +194,8 @@ int load_program(struct session *s)
 	}
 	s->skel->rodata->collect_kernel_stacks = s->opts->kernel_stacks;
 	s->skel->rodata->dump_threads = s->opts->dump;
+	if (off_cpu_configure(s->skel, s->opts) < 0)
+		return -1;
 	if (!s->opts->dump && bpf_map__set_max_entries(s->skel->maps.thread_stacks, 1) != 0) {
 		lp_error("cannot size the BPF map thread_stacks: %s", strerror(errno)); /* unused */
 		return -1;

@@ -19,8 +19,8 @@
 #include "proc/process_tree.h"
 #include "profiler/bpf_load.h"
 #include "profiler/frame_names.h"
+#include "profiler/syscall_name.h"
 #include "sample.skel.h"
-#include "syscall_names.h"
 #include "thread_dump.skel.h"
 
 /* A thread of a target process, listed in /proc. */
@@ -291,10 +291,12 @@ static const char *state_name(const struct thread_stack *ts)
 
 static void append_syscall(struct strbuf *sb, __s32 nr)
 {
+	const char *name = syscall_name(nr);
+
 	if (nr < 0)
 		return;
-	if ((size_t)nr < sizeof(syscall_names) / sizeof(syscall_names[0]) && syscall_names[nr])
-		strbuf_appendf(sb, " in %s", syscall_names[nr]);
+	if (name)
+		strbuf_appendf(sb, " in %s", name);
 	else
 		strbuf_appendf(sb, " in system call %d", (int)nr);
 }

@@ -184,6 +184,17 @@ struct proc_mappings {
 #define FRAME_FILE_MASK 0x7fffull
 #define FRAME_ADDR_MASK ((1ull << 44) - 1)
 #define FRAME_ANON_MASK ((1ull << 48) - 1)
+/* FRAME_OFF_CPU (lua-perf --off-cpu): the leaf of every off-CPU stack, why the thread left the
+ * CPU: bits 17..16 enum off_cpu_reason, bits 15..0 its system call (x86_64 number) + 1, 0 none. */
+#define FRAME_OFF_CPU 7ull
+#define OFF_CPU_REASON_SHIFT 16
+#define OFF_CPU_SYSCALL_MASK 0xffffull
+
+enum off_cpu_reason {
+	OFF_CPU_PREEMPTED = 0,        /* runnable, its CPU given to another task */
+	OFF_CPU_BLOCKED = 1,          /* asleep, interruptible (TASK_INTERRUPTIBLE) */
+	OFF_CPU_UNINTERRUPTIBLE = 2,  /* asleep, uninterruptible (TASK_UNINTERRUPTIBLE: disk, locks) */
+};
 
 struct stack_trace {
 	__u32 len;
@@ -269,6 +280,23 @@ struct thread_stack {
 	char comm[16];          /* TASK_COMM_LEN */
 };
 
+/* ---- lua-perf --off-cpu: hash `off_cpu_threads`, thread ID -> the stack a target thread left
+ * the CPU with, and when (bpf_ktime_get_ns: CLOCK_MONOTONIC). When it runs again the time off
+ * CPU, in nanoseconds, is added to its sample_counts entry (so counts are nanoseconds, not
+ * samples); userspace counts the threads still off CPU when the run ends up to its end. The
+ * trace is kept whole: a drain may empty the stacks map of its generation meanwhile. */
+#define MAX_OFF_CPU_THREADS 4096
+struct off_cpu_thread {
+	__u64 start_ns;         /* 0: the thread is on a CPU (the entry lives until it exits) */
+	__u64 hash;             /* the stack's id */
+	__u64 proto_hash;       /* of its Lua frames' Protos (bpf/lib/stack_record.bpf.h) */
+	__u32 tgid;
+	__u32 end_reason;       /* enum unwind_end */
+	__u32 lua_frames;
+	__u32 pad;
+	struct stack_trace trace;
+};
+
 /* ---- Global counters (per-CPU array `counters`): what never reaches sample_counts is counted
  * here, so that nothing is dropped silently. */
 enum counter {
@@ -283,7 +311,11 @@ enum counter {
 	CNT_LUA_EVENTS_LOST = 8,    /* new-Lua-stack events lost (ring buffer full): resolved later */
 	CNT_FOLLOW_REFUSED = 9,     /* a target forked a process beyond MAX_TARGET_PROCS */
 	CNT_FOLLOW_EVENTS_LOST = 10, /* fork/exec events lost (ring buffer full): the scan catches up */
-	CNT_COUNT = 11,
+	CNT_OFF_CPU_SWITCHES = 11,  /* --off-cpu: target threads switched out (blocks begun) */
+	CNT_OFF_CPU_SHORT = 12,     /* --off-cpu: blocks shorter than --min-block-us, not counted */
+	CNT_OFF_CPU_SHORT_NS = 13,  /* --off-cpu: their time, nanoseconds */
+	CNT_OFF_CPU_UNTRACKED = 14, /* --off-cpu: switch-outs not followed (off_cpu_threads full) */
+	CNT_COUNT = 15,
 };
 
 /* ---- Ring buffer events (rare, never per sample in the common path). */

@@ -112,19 +112,22 @@ static __always_inline void announce_lua_stack(struct unwinder_state *st, __u64 
 	bpf_ringbuf_submit(event, lua_event_wakeup());
 }
 
-static __always_inline __u64 store_stack(struct unwinder_state *st)
+/* Keep trace (its frames hash to `hash`) in the stacks of st's generation; announce it if it has
+ * Lua frames never announced (st->tgid, st->proto_hash). Returns its id, 0 if not kept. */
+static __always_inline __u64 store_trace(struct unwinder_state *st, struct stack_trace *trace,
+					 __u64 hash, __u32 lua_frames)
 {
-	__u64 id = st->hash ? st->hash : 1;
+	__u64 id = hash ? hash : 1;
 	__u32 generation = st->generation;
 	void *stacks = stacks_of(generation);
 
-	if (st->trace.len == 0)
+	if (trace->len == 0)
 		return 0;
 	if (bpf_map_lookup_elem(stacks, &id))
 		return id;
-	if (bpf_map_update_elem(stacks, &id, &st->trace, BPF_NOEXIST) == 0) {
+	if (bpf_map_update_elem(stacks, &id, trace, BPF_NOEXIST) == 0) {
 		count_stored(generation_stacks, generation);
-		if (st->lua_frames)
+		if (lua_frames)
 			announce_lua_stack(st, id, generation);
 		return id;
 	}
@@ -132,6 +135,11 @@ static __always_inline __u64 store_stack(struct unwinder_state *st)
 		return id;
 	count(CNT_STACKS_FULL);
 	return 0;
+}
+
+static __always_inline __u64 store_stack(struct unwinder_state *st)
+{
+	return store_trace(st, &st->trace, st->hash, st->lua_frames);
 }
 
 /* The system call task is in, or -1: syscall entry saves its number in orig_ax and leaves

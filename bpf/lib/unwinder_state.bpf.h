@@ -125,6 +125,7 @@ struct unwinder_state {
 	/* Map keys and values built per sample: here, not on the BPF stack, which is full (see
 	 * on_sample in bpf/sample.bpf.c) */
 	struct sample_key key;    /* the sample's counter */
+	__u64 amount;             /* added to it: 1 sample, or nanoseconds off CPU */
 	__u64 announced_key;      /* announced_stacks (lib/stack_record.bpf.h) */
 	__u64 announced_value;
 	struct stack_trace trace;
@@ -149,12 +150,17 @@ static __always_inline struct unwinder_state *unwinder_state(void)
 
 #define REG_BIT(r) (1u << (r))
 
-static __always_inline void count(__u32 which)
+static __always_inline void count_add(__u32 which, __u64 amount)
 {
 	__u64 *value = bpf_map_lookup_elem(&counters, &which);
 
 	if (value)
-		*value += 1;
+		*value += amount;
+}
+
+static __always_inline void count(__u32 which)
+{
+	count_add(which, 1);
 }
 
 static __always_inline void push_frame(struct unwinder_state *st, __u64 frame)

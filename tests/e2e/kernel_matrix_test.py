@@ -17,7 +17,9 @@ kernel, without QEMU:
              `lua-perf -p PID -d 3 -o F -v` on lua5.4 running tests/fixtures/lua/coroutines.lua
              and on tests/fixtures/luajit/luajit_embed.c as luajit_run (Debian's
              libluajit-5.1.so.2) running tests/fixtures/luajit/workloads.lua coroutine with the
-             JIT on, then two `lua-perf dump -v`
+             JIT on, `lua-perf --off-cpu -p PID -d 2 -o F -v` on lua5.4 running
+             tests/fixtures/lua/nap_loop.lua (off CPU in wait4 under L:nap nearly all the time),
+             then two `lua-perf dump -v`
              of both processes. On 6.1 (no kfunc bpf_task_from_pid, 6.2) the dump unwinds only
              threads that run: it must say so in one warning (DUMP_RUNNING_ONLY) and load no
              dump_thread program; both targets are busy, so their chains are still there.
@@ -30,8 +32,11 @@ process's thread holds the chain's Lua functions in one of the two dumps (leaf f
 name: the dump shows current lines; a dump is one instant, which can fall between two calls).
 For every run that loads BPF programs: the `-v` lines
     lua-perf: debug: BPF program NAME: N instructions verified in T ms
-are there for the programs the run needs (profiling: on_sample, on_fork, on_exec; the dump:
-on_sample and dump_thread) and N <= MAX_VERIFIED_INSNS. A table of kernel/program/instructions/ms is printed at the end.
+are there for the programs the run needs (profiling: on_sample, on_fork, on_exec; off CPU:
+on_switch, on_fork, on_exec; the dump: on_sample and dump_thread) and N <= MAX_VERIFIED_INSNS.
+Asserted for the off-CPU run: exit 0; the folded lines holding L:nap (the Lua frame spliced at
+the switch) have >= OFF_CPU_MIN_SHARE of the run's duration, in microseconds, and nearly all
+of it (>= 90%) ends with the reason frame `[blocked: wait4]`. A table of kernel/program/instructions/ms is printed at the end.
 
 How it runs: the guest's /init (a busybox sh script written here) mounts proc, sysfs, devtmpfs,
 tmpfs /tmp, debugfs, tracefs and bpffs, starts the targets (niced, so that lua-perf's start-up
@@ -54,7 +59,7 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/: pylib
-from pylib.folded import parse_fold  # noqa: E402
+from pylib.folded import parse_fold, top_stacks  # noqa: E402
 from pylib.lua_profile import definition_lines  # noqa: E402
 from pylib.paths import fixture  # noqa: E402
 from pylib.report import fail, log, TestFailure  # noqa: E402
@@ -62,6 +67,7 @@ from pylib.report import fail, log, TestFailure  # noqa: E402
 LUA54 = "/usr/bin/lua5.4"
 LIBLUAJIT = "/usr/lib/x86_64-linux-gnu/libluajit-5.1.so.2"
 COROUTINES = fixture("lua", "coroutines.lua")
+NAP_LOOP = fixture("lua", "nap_loop.lua")
 WORKLOADS = fixture("luajit", "workloads.lua")
 GUEST_DIR = "/kmtest"  # where the guest finds lua-perf, luajit_run and the scripts
 
@@ -91,6 +97,9 @@ DUMP_RUNNING_ONLY = re.compile(r"lua-perf: warning: this kernel \(Linux \S+\) ca
 VERIFIED_RE = re.compile(r"BPF program (\S+): (\d+) instructions verified in ([\d.]+) ms")
 MAX_VERIFIED_INSNS = 250000
 PROFILE_PROGRAMS = ("on_sample", "on_fork", "on_exec")
+OFF_CPU_PROGRAMS = ("on_switch", "on_fork", "on_exec")
+OFF_CPU_DURATION = 2
+OFF_CPU_MIN_SHARE = 0.5  # of the duration, off CPU under L:nap
 DUMP_PROGRAMS = ("on_sample", "dump_thread")
 # Two dumps of the same targets: each is one instant (see check_dump).
 DUMP_STEPS = ("dump", "dump_again")
@@ -181,6 +190,7 @@ def build_initramfs(args, work, init_text):
     install(root, args.luajit_run, f"{GUEST_DIR}/luajit_run")
     install(root, COROUTINES, f"{GUEST_DIR}/coroutines.lua")
     install(root, WORKLOADS, f"{GUEST_DIR}/workloads.lua")
+    install(root, NAP_LOOP, f"{GUEST_DIR}/nap_loop.lua")
     install(root, LUA54)
     for binary in (args.lua_perf, LUA54, args.luajit_run, LIBLUAJIT):
         for lib in shared_libraries(binary):
@@ -291,6 +301,11 @@ def render_init(kernel):
             body.append(f'[ -n "${name}_pid" ] && step profile_{name} {lp} -p "${name}_pid" '
                         f"{profile} -o /tmp/{name}.fold")
             body.append(f"send {name}.fold /tmp/{name}.fold")
+        body.append(f"target sleeper {LUA54} {GUEST_DIR}/nap_loop.lua")
+        body.append(f'[ -n "$sleeper_pid" ] && step offcpu {lp} --off-cpu -p "$sleeper_pid" '
+                    f"-d {OFF_CPU_DURATION} -v -o /tmp/offcpu.fold")
+        body.append("send offcpu.fold /tmp/offcpu.fold")
+        body.append('[ -n "$sleeper_pid" ] && kill "$sleeper_pid"')
         if kernel["dump"]:
             for step in DUMP_STEPS:
                 body.append(f'[ -n "$lua54_pid" ] && [ -n "$luajit_pid" ] && '
@@ -513,6 +528,26 @@ def check_profile(run, fold_path, target, failures, scripts=GUEST_SCRIPTS):
         failures.append(f"{run.name}: only {jit}/{hot} hot samples ran compiled code (`_[j]`)")
 
 
+def check_off_cpu(run, fold_path, failures, nap_script):
+    """The --off-cpu run on nap_loop.lua: its time off CPU on L:nap, in wait4."""
+    if run.rc != 0:
+        failures.append(f"{run.name}: {run.describe()}")
+        return
+    check_verifier(run, OFF_CPU_PROGRAMS, failures)
+    stacks = parse_fold(fold_path) if os.path.exists(fold_path) else []
+    nap = f"L:nap@{nap_script}:{definition_lines(NAP_LOOP)['nap']}"
+    on_nap = [(frames, n) for frames, n in stacks if nap in frames]
+    total = sum(n for _, n in on_nap)
+    in_wait4 = sum(n for frames, n in on_nap if frames[-1] == "[blocked: wait4]")
+    want = OFF_CPU_MIN_SHARE * OFF_CPU_DURATION * 1e6
+    log(f"{run.name}: {total / 1e6:.3f} s off CPU under L:nap, {in_wait4 / 1e6:.3f} s of it "
+        f"[blocked: wait4]")
+    if total < want or in_wait4 < 0.9 * total:
+        log(top_stacks(stacks))
+        failures.append(f"{run.name}: {total} us off CPU under {nap} (want >= {want:.0f}), "
+                        f"{in_wait4} us of it ending [blocked: wait4] (want >= 90%)")
+
+
 def parse_dump(text):
     """{pid: [frames of its first thread, leaf first]} from `lua-perf dump`'s stdout."""
     procs, pid, current = {}, None, None
@@ -608,6 +643,22 @@ def host_step(name, argv):
     return run
 
 
+def off_cpu_on_host(args, work):
+    """The --off-cpu step on the host (its own target: it would slow the dumps' targets)."""
+    sleeper = start_target("sleeper", [LUA54, NAP_LOOP], work)
+    fold = os.path.join(work, "offcpu.fold")
+    failures = []
+    try:
+        run = host_step("offcpu", [args.lua_perf, "--off-cpu", "-p", str(sleeper.pid), "-d",
+                                   str(OFF_CPU_DURATION), "-v", "-o", fold])
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    check_off_cpu(run, fold, failures, NAP_LOOP)
+    run.failures = failures
+    return run
+
+
 def run_host(args):
     """The profile and dump runs of a supported kernel, on the host's own kernel."""
     release = os.uname().release
@@ -627,9 +678,11 @@ def run_host(args):
             runs[name] = host_step(f"profile_{name}", [args.lua_perf, "-p", str(pid), "-d",
                                                        str(DURATION), "-v", "-o", fold])
             check_profile(runs[name], fold, name, failures, HOST_SCRIPTS)
+        runs["offcpu"] = off_cpu_on_host(args, work)
         for step in DUMP_STEPS:
             runs[step] = host_step(step, [args.lua_perf, "dump", "-v"] +
                                    [a for pid in pids.values() for a in ("-p", str(pid))])
+        failures += runs["offcpu"].failures
         check_dump([runs[step] for step in DUMP_STEPS], pids, failures, dump_mode, HOST_SCRIPTS)
     finally:
         for proc in targets.values():
@@ -713,10 +766,14 @@ def run_kernel(args, name):
             if need(f"profile_{target}"):
                 check_profile(runs[f"profile_{target}"], os.path.join(outdir, f"{target}.fold"),
                               target, failures)
+        if need("offcpu"):
+            check_off_cpu(runs["offcpu"], os.path.join(outdir, "offcpu.fold"), failures,
+                          f"{GUEST_DIR}/nap_loop.lua")
         if kernel["dump"]:
             dumps = [runs[step] for step in DUMP_STEPS if need(step)]
             if dumps:
-                check_dump(dumps, pids, failures, kernel["dump"])
+                dumped = {name: pid for name, pid in pids.items() if name != "sleeper"}
+                check_dump(dumps, dumped, failures, kernel["dump"])
     if "finished" not in by_kind:
         show_console(os.path.join(work, "console.log"))
         failures.append("the guest did not finish its script")

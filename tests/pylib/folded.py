@@ -6,12 +6,21 @@ import re
 
 from .report import fail
 
+# The leaf frame of every `lua-perf --off-cpu` stack: why the thread was off CPU.
+OFF_CPU_REASON = re.compile(r"\[(preempted|blocked( uninterruptible)?(: [a-z0-9_]+|: system call \d+)?)\]")
+
+
+def off_cpu_reason(frames):
+    """The off-CPU reason frame ending frames, or None."""
+    return frames[-1] if frames and OFF_CPU_REASON.fullmatch(frames[-1]) else None
+
 
 def parse_fold(path):
     """Strictly parse a folded-stacks file: returns a list of (frames tuple, count).
 
     Every line is `frame;frame;... COUNT`, root first, COUNT a positive integer, no empty frame,
-    no stack listed twice, kernel frames (`..._[k]`) only as a run at the leaf end."""
+    no stack listed twice, kernel frames (`..._[k]`) only as a run at the leaf end (but for an
+    off-CPU stack's reason frame, the very leaf)."""
     if not os.path.exists(path):
         fail(f"profiler wrote no output file {path}")
     stacks = []
@@ -39,7 +48,7 @@ def parse_fold(path):
             if fr == "" or fr.strip() != fr:
                 fail(f"{where}: empty frame or frame with surrounding whitespace")
         in_kernel = False
-        for fr in frames:
+        for fr in frames[:-1] if off_cpu_reason(frames) else frames:
             if fr.endswith("_[k]"):
                 in_kernel = True
             elif in_kernel:
@@ -53,8 +62,8 @@ def parse_fold(path):
 
 
 def user_part(frames):
-    """Frames without the kernel frames at the leaf end."""
-    i = len(frames)
+    """Frames without the kernel frames at the leaf end (and an off-CPU reason frame)."""
+    i = len(frames) - (1 if off_cpu_reason(frames) else 0)
     while i > 0 and frames[i - 1].endswith("_[k]"):
         i -= 1
     return frames[:i]

@@ -41,6 +41,16 @@ def install_signal_handlers():
         signal.signal(sig, on_termination_signal)
 
 
+def kill_group(proc):
+    """SIGKILL the process group that proc leads (started with start_new_session), if proc
+    still runs."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 class Child:
     """A process in its own session; killed (whole process group) by close()."""
 
@@ -95,11 +105,7 @@ class Child:
         self.proc.stdin.flush()
 
     def close(self):
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_group(self.proc)
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -184,12 +190,8 @@ class Profiler:
         return rc, out, err
 
     def kill(self):
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait()
+        kill_group(self.proc)
+        self.proc.wait()
 
 
 def perf_to_fold(data, out):

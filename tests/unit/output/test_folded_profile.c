@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* test_folded_profile.c - output/folded_profile.c and output/loss_report.c: samples of the same folded
- * stack from any process and any drain add up on one line; totals by process and by end reason;
- * past the bound, new stacks go to the overflow line and nothing is dropped; each kind of loss is
- * said on stderr once, when it first shows; each line keeps its samples by process. */
+/* test_folded_profile.c - output/folded_profile.c, output/loss_report.c and output/summary.c:
+ * samples of the same folded stack from any process and any drain add up on one line; totals by
+ * process and by end reason; past the bound, new stacks go to the overflow line and nothing is
+ * dropped; each kind of loss is said on stderr once, when it first shows; each line keeps its
+ * samples by process; the summary of an off-CPU run gives its time per process and by reason
+ * (the lines' leaf frames), the blocks followed and dropped. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,6 +14,8 @@
 
 #include "output/folded_profile.h"
 #include "output/loss_report.h"
+#include "output/summary.h"
+#include "proc/process_tree.h"
 #include "tests/unit/support/test_check.h"
 
 static char *text(const char *s)
@@ -93,15 +97,14 @@ static void same_stack_is_one_line(void)
 	folded_profile_free(&p);
 }
 
-/* Runs check with stderr going to a file; returns what it wrote (to be freed). */
+/* Runs check with stderr going to a file; returns all it wrote (to be freed), NULL on failure. */
 static char *stderr_of(void (*check)(void *), void *arg)
 {
 	FILE *capture = tmpfile();
-	char *out = calloc(1, 4096);
 
-	CHECK(capture && out, "tmpfile");
-	if (!capture || !out)
-		return out;
+	CHECK(capture, "tmpfile");
+	if (!capture)
+		return NULL;
 	fflush(stderr);
 	int saved = dup(STDERR_FILENO);
 	CHECK(saved >= 0 && dup2(fileno(capture), STDERR_FILENO) >= 0, "dup2");
@@ -109,9 +112,10 @@ static char *stderr_of(void (*check)(void *), void *arg)
 	fflush(stderr);
 	CHECK(dup2(saved, STDERR_FILENO) >= 0, "restore stderr");
 	close(saved);
+	long size = fseek(capture, 0, SEEK_END) == 0 ? ftell(capture) : -1;
+	char *out = size >= 0 ? calloc(1, (size_t)size + 1) : NULL;
 	rewind(capture);
-	size_t n = fread(out, 1, 4095, capture);
-	out[n] = '\0';
+	CHECK(out && fread(out, 1, (size_t)size, capture) == (size_t)size, "read the capture");
 	fclose(capture);
 	return out;
 }
@@ -172,6 +176,105 @@ static void bound_and_losses_said_once(void)
 	CHECK(said && occurrences(said, "warning") == 1 && strstr(said, "1 samples lost"),
 	      "only the new kind of loss: %s", said ? said : "");
 	free(said);
+	c.counters[CNT_OFF_CPU_UNTRACKED] = 2;
+	said = stderr_of(check_losses, &c);
+	CHECK(said && occurrences(said, "warning") == 1 &&
+		      strstr(said, "2 off-CPU blocks not followed: more than 4096 threads off CPU at "
+				   "once"),
+	      "off-CPU blocks not followed: %s", said ? said : "");
+	free(said);
+	folded_profile_free(&p);
+}
+
+struct summary_case {
+	struct run_summary in;
+	struct folded_profile *profile;
+};
+
+static void print_summary(void *arg)
+{
+	struct summary_case *c = arg;
+
+	summary_print(&c->in, c->profile);
+}
+
+/* Microseconds off CPU by thread and reason (the leaf frame), as an --off-cpu run counts them. */
+static void add_off_cpu(struct folded_profile *p)
+{
+	static const struct {
+		pid_t tgid, tid;
+		const char *stack;
+		uint64_t micros;
+	} blocks[] = {
+		{1000, 1001, "main;read;[blocked: read]", 1000000},
+		{1000, 1002, "main;epoll_wait;[blocked: epoll_wait]", 200000},
+		{1000, 1001, "main;[preempted]", 35000},
+		{2000, 2000, "main;[preempted]", 5000},
+		{2000, 2000, "main;fsync;[blocked uninterruptible: fsync]", 288000},
+	};
+	char name[64];
+
+	for (size_t i = 0; i < sizeof(blocks) / sizeof(blocks[0]); i++)
+		CHECK(folded_profile_add(p, blocks[i].tgid, blocks[i].tid, END_COMPLETE,
+					 text(blocks[i].stack), blocks[i].micros, NULL) == 0, "add");
+	for (int i = 0; i < 8; i++) { /* 8 reasons: 6 listed, then "2 more" */
+		snprintf(name, sizeof(name), "main;[blocked: call%d]", i);
+		CHECK(folded_profile_add(p, 3000, 3000, END_NO_ROW, text(name), 1000, NULL) == 0,
+		      "add");
+	}
+	folded_profile_sort(p);
+	folded_profile_sort_processes(p);
+}
+
+static void expect_said(const char *said, const char *want)
+{
+	CHECK(said && strstr(said, want), "the summary does not say \"%s\":\n%s", want,
+	      said ? said : "");
+}
+
+static void off_cpu_summary(void)
+{
+	struct folded_profile p = {0};
+	struct tree_process procs[] = {{.pid = 1000, .comm = "nginx"}, {.pid = 2000, .comm = "lua5.4"},
+				       {.pid = 3000, .comm = "many"}};
+	struct process_tree tree = {.procs = procs, .count = 3};
+	uint64_t counters[CNT_COUNT] = {
+		[CNT_OFF_CPU_SWITCHES] = 1234, [CNT_OFF_CPU_SHORT] = 56,
+		[CNT_OFF_CPU_SHORT_NS] = 7890000, [CNT_OFF_CPU_UNTRACKED] = 3,
+	};
+	struct summary_case c = {
+		.in = {.counters = counters, .stats = true, .elapsed = 30, .tree = &tree,
+		       .off_cpu = true, .min_block_us = 100},
+		.profile = &p,
+	};
+
+	add_off_cpu(&p);
+	char *said = stderr_of(print_summary, &c);
+	expect_said(said, "lua-perf: 1.536 s off CPU in 30.00 s, 1234 blocks followed;");
+	expect_said(said, "not counted: 56 blocks shorter than 100 us (0.008 s in all), 3 blocks "
+		    "not followed (more than 4096 threads off CPU at once)");
+	expect_said(said, "lua-perf: off-CPU time per process");
+	expect_said(said, "    1000      1.235  80.4%  nginx\n"
+		    "             blocked: read 1.000 s, blocked: epoll_wait 0.200 s, "
+		    "preempted 0.035 s\n");
+	expect_said(said, "    2000      0.293  19.1%  lua5.4\n"
+		    "             blocked uninterruptible: fsync 0.288 s, preempted 0.005 s\n");
+	expect_said(said, "    3000      0.008   0.5%  many\n             blocked: call0 0.001 s, "
+		    "blocked: call1 0.001 s, blocked: call2 0.001 s, blocked: call3 0.001 s, "
+		    "blocked: call4 0.001 s, blocked: call5 0.001 s, 2 more 0.002 s\n");
+	expect_said(said, "target threads switched off CPU"); /* --stats: the off-CPU counters */
+	expect_said(said, "the time of those short blocks, ns");
+	CHECK(said && !strstr(said, "samples per process") && !strstr(said, "samples in"),
+	      "an off-CPU summary counts samples:\n%s", said ? said : "");
+	free(said);
+
+	c.in.off_cpu = false; /* the same counts as samples: the CPU summary, no reasons */
+	said = stderr_of(print_summary, &c);
+	expect_said(said, "lua-perf: 1536000 samples in 30.00 s at 0 Hz;");
+	expect_said(said, "    1000    1235000  80.4%  nginx\n      2000");
+	CHECK(said && !strstr(said, "off CPU") && !strstr(said, "blocked: read"),
+	      "a CPU summary speaks of off-CPU time:\n%s", said ? said : "");
+	free(said);
 	folded_profile_free(&p);
 }
 
@@ -179,5 +282,6 @@ int main(void)
 {
 	same_stack_is_one_line();
 	bound_and_losses_said_once();
+	off_cpu_summary();
 	return check_finish("folded_profile");
 }

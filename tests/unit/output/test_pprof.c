@@ -4,7 +4,8 @@
  *
  *   test_pprof               the protobuf encodings against byte sequences of the protobuf
  *                            encoding guide and by hand; frame names taken apart; string ids;
- *                            frame origins (agreement, bound)
+ *                            frame origins (agreement, bound); the sample types, period and
+ *                            values of a CPU and of an off-CPU profile (decoded here)
  *   test_pprof write FILE    a gzipped profile of fixed folded lines (every kind of frame, two
  *                            processes and their threads, frame origins, hostile names) to
  *                            FILE, for tests/e2e/pprof_test.py to decode with an independent
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/grow_array.h"
 #include "output/frame_origins.h"
 #include "output/pprof_frame.h"
 #include "output/pprof_profile.h"
@@ -173,6 +175,209 @@ static void origins(void)
 	CHECK(o.max_bytes == 40 && !frame_origins_find(&o, "malloc", 6), "freed");
 }
 
+/* ---- Reading an encoded Profile back, as much as its sample types and values need. */
+
+struct pb_reader {
+	const uint8_t *at, *end;
+	bool bad; /* malformed */
+};
+
+struct pb_field {
+	uint64_t number;
+	uint64_t value;        /* of a varint */
+	struct pb_reader data; /* of a length-delimited field */
+};
+
+static uint64_t read_varint(struct pb_reader *r)
+{
+	uint64_t v = 0;
+
+	for (unsigned shift = 0; shift < 64 && r->at < r->end; shift += 7) {
+		uint8_t byte = *r->at++;
+
+		v |= (uint64_t)(byte & 0x7f) << shift;
+		if (!(byte & 0x80))
+			return v;
+	}
+	r->bad = true;
+	return 0;
+}
+
+/* The next field: false at the end, or when it is malformed (r->bad). */
+static bool next_field(struct pb_reader *r, struct pb_field *f)
+{
+	if (r->bad || r->at >= r->end)
+		return false;
+	uint64_t tag = read_varint(r);
+
+	*f = (struct pb_field){.number = tag >> 3};
+	if ((tag & 7) == 0) {
+		f->value = read_varint(r);
+	} else if ((tag & 7) == 2) {
+		uint64_t len = read_varint(r);
+
+		r->bad |= len > (uint64_t)(r->end - r->at);
+		if (!r->bad) {
+			f->data = (struct pb_reader){r->at, r->at + len, false};
+			r->at += len;
+		}
+	} else {
+		r->bad = true;
+	}
+	return !r->bad;
+}
+
+#define MAX_SAMPLE_TYPES 4
+
+struct pb_string {
+	const uint8_t *data;
+	size_t len;
+};
+
+/* What the checks below look at. Value types are (type, unit) string ids. */
+struct decoded_profile {
+	uint8_t *encoded;          /* the Profile (strings point into it) */
+	struct pb_string *strings;
+	size_t string_count, string_capacity;
+	uint64_t sample_types[MAX_SAMPLE_TYPES][2];
+	size_t sample_type_count;
+	uint64_t period_type[2];
+	uint64_t period;
+	size_t samples;
+	uint64_t value_sums[MAX_SAMPLE_TYPES];
+	size_t odd_samples; /* samples whose value count is not sample_type_count */
+	bool bad;
+};
+
+static void read_value_type(struct pb_reader r, uint64_t type[2])
+{
+	struct pb_field f;
+
+	while (next_field(&r, &f))
+		if (f.number == 1 || f.number == 2) /* ValueType.type, .unit */
+			type[f.number - 1] = f.value;
+}
+
+static void read_sample(struct decoded_profile *d, struct pb_reader r)
+{
+	struct pb_field f;
+	size_t values = 0;
+
+	while (next_field(&r, &f)) {
+		if (f.number != 2) /* Sample.value, packed */
+			continue;
+		while (f.data.at < f.data.end && !f.data.bad) {
+			uint64_t v = read_varint(&f.data);
+
+			if (values < MAX_SAMPLE_TYPES)
+				d->value_sums[values] += v;
+			values++;
+		}
+		d->bad |= f.data.bad;
+	}
+	d->samples++;
+	d->odd_samples += values != d->sample_type_count;
+}
+
+static void decode_profile(const uint8_t *data, size_t len, struct decoded_profile *d)
+{
+	struct pb_reader r = {data, data + len, false};
+	struct pb_field f;
+
+	while (next_field(&r, &f)) {
+		if (f.number == 1 && d->sample_type_count < MAX_SAMPLE_TYPES)
+			read_value_type(f.data, d->sample_types[d->sample_type_count++]);
+		else if (f.number == 1)
+			d->bad = true;
+		else if (f.number == 2)
+			read_sample(d, f.data);
+		else if (f.number == 6)
+			d->bad |= grow_array_append(d->strings, d->string_count, d->string_capacity, 64,
+						    &((struct pb_string){f.data.at,
+									 (size_t)(f.data.end - f.data.at)})) < 0;
+		else if (f.number == 11)
+			read_value_type(f.data, d->period_type);
+		else if (f.number == 12)
+			d->period = f.value;
+	}
+	d->bad |= r.bad;
+}
+
+static void decoded_free(struct decoded_profile *d)
+{
+	free(d->strings);
+	free(d->encoded);
+}
+
+/* Is the value type (type, unit) named so? */
+static bool type_is(const struct decoded_profile *d, const uint64_t type[2], const char *name,
+		    const char *unit)
+{
+	const char *want[2] = {name, unit};
+
+	for (int i = 0; i < 2; i++) {
+		if (type[i] >= d->string_count)
+			return false;
+		const struct pb_string *s = &d->strings[type[i]];
+		if (s->len != strlen(want[i]) || memcmp(s->data, want[i], s->len) != 0)
+			return false;
+	}
+	return true;
+}
+
+/* The lines of both checks: 1570 counted, in 3 Samples (one line's two threads, one line with
+ * no thread known). */
+static bool encode_lines(bool off_cpu, struct decoded_profile *d)
+{
+	struct process_samples threads[] = {{.tgid = 100, .tid = 101, .samples = 1000},
+					    {.tgid = 100, .tid = 102, .samples = 500}};
+	char blocked[] = "main;read;[blocked: read]", preempted[] = "main;[preempted]";
+	struct folded_line lines[] = {
+		{.text = blocked, .count = 1500, .processes = threads, .process_count = 2},
+		{.text = preempted, .count = 70},
+	};
+	struct pprof_info info = {.duration_nanos = 30000000000, .period_nanos = 1001001,
+				  .off_cpu = off_cpu};
+	size_t len = 0;
+
+	int rc = pprof_encode(lines, 2, &info, &d->encoded, &len);
+	CHECK(rc == 0, "pprof_encode: %d", rc);
+	if (rc == 0)
+		decode_profile(d->encoded, len, d);
+	CHECK(!d->bad, "malformed profile");
+	return rc == 0 && !d->bad && d->samples == 3 && d->odd_samples == 0;
+}
+
+/* An off-CPU profile counts microseconds: one sample type, off_cpu/microseconds, whose values
+ * are the counts; a CPU profile has samples/count and cpu/nanoseconds (count x period). */
+static void sample_types(void)
+{
+	struct decoded_profile off = {0}, cpu = {0};
+
+	CHECK(encode_lines(true, &off), "off-CPU: %zu samples, %zu with other than %zu values",
+	      off.samples, off.odd_samples, off.sample_type_count);
+	CHECK(off.sample_type_count == 1 &&
+		      type_is(&off, off.sample_types[0], "off_cpu", "microseconds"),
+	      "off-CPU: %zu sample types, want off_cpu/microseconds", off.sample_type_count);
+	CHECK(type_is(&off, off.period_type, "off_cpu", "microseconds") && off.period == 1,
+	      "off-CPU: period %llu, want 1 of off_cpu/microseconds", (unsigned long long)off.period);
+	CHECK(off.value_sums[0] == 1570, "off-CPU: %llu microseconds, want 1570",
+	      (unsigned long long)off.value_sums[0]);
+	CHECK(encode_lines(false, &cpu), "CPU: %zu samples, %zu with other than %zu values",
+	      cpu.samples, cpu.odd_samples, cpu.sample_type_count);
+	CHECK(cpu.sample_type_count == 2 &&
+		      type_is(&cpu, cpu.sample_types[0], "samples", "count") &&
+		      type_is(&cpu, cpu.sample_types[1], "cpu", "nanoseconds"),
+	      "CPU: %zu sample types, want samples/count, cpu/nanoseconds", cpu.sample_type_count);
+	CHECK(type_is(&cpu, cpu.period_type, "cpu", "nanoseconds") && cpu.period == 1001001,
+	      "CPU: period %llu, want 1001001 cpu/nanoseconds", (unsigned long long)cpu.period);
+	CHECK(cpu.value_sums[0] == 1570 && cpu.value_sums[1] == 1570ull * 1001001,
+	      "CPU: %llu samples, %llu ns", (unsigned long long)cpu.value_sums[0],
+	      (unsigned long long)cpu.value_sums[1]);
+	decoded_free(&off);
+	decoded_free(&cpu);
+}
+
 /* The profile tests/e2e/pprof_test.py decodes: what each line is, it says. */
 static int write_profile(const char *path)
 {
@@ -264,5 +469,6 @@ int main(int argc, char **argv)
 	frames();
 	string_ids();
 	origins();
+	sample_types();
 	return check_finish("pprof");
 }
