@@ -216,13 +216,25 @@ static void name_user(struct frame_namer *namer, pid_t tgid, uint64_t frame, str
 	}
 }
 
-void frame_namer_load_kernel(struct frame_namer *namer)
+void frame_namer_take_kernel(struct frame_namer *namer, struct symbol_table *kernel, int rc)
 {
-	if (namer->kernel_state != 0)
+	if (namer->kernel_state != 0) { /* read already */
+		symbol_table_free(kernel);
 		return;
-	namer->kernel_state = symbol_table_load_kallsyms(&namer->kernel) == 0 ? 1 : -1;
+	}
+	namer->kernel = *kernel;
+	memset(kernel, 0, sizeof(*kernel));
+	namer->kernel_state = rc == 0 ? 1 : -1;
 	if (namer->kernel_state < 0)
 		lp_warn("kernel symbols unavailable (/proc/kallsyms): kernel frames unnamed");
+}
+
+void frame_namer_load_kernel(struct frame_namer *namer)
+{
+	struct symbol_table kernel = {0};
+
+	if (namer->kernel_state == 0)
+		frame_namer_take_kernel(namer, &kernel, symbol_table_load_kallsyms(&kernel));
 }
 
 static void name_kernel(struct frame_namer *namer, uint64_t addr, struct strbuf *sb)

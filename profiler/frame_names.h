@@ -44,6 +44,9 @@ int frame_namer_add_lua_process(struct frame_namer *namer, pid_t pid,
 void frame_namer_forget(struct frame_namer *namer, const pid_t *pids, size_t count);
 /* Read the kernel's symbols now, if not yet (else the first kernel frame named does). */
 void frame_namer_load_kernel(struct frame_namer *namer);
+/* The kernel's symbols, read elsewhere (rc: what symbol_table_load_kallsyms returned): kernel
+ * becomes the namer's (or is freed if it has its own already) and is left empty. */
+void frame_namer_take_kernel(struct frame_namer *namer, struct symbol_table *kernel, int rc);
 /* Resolve (and cache) a Lua frame of process tgid while the process is alive; no-op for others. */
 void frame_namer_prefetch(struct frame_namer *namer, pid_t tgid, uint64_t frame);
 /* Append the name of a recorded frame (bpf/abi/unwind_abi.h encoding: kernel addresses with the

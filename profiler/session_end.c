@@ -17,6 +17,7 @@
 
 void session_free(struct session *s)
 {
+	finish_loading_dump(s); /* it uses the sampling object */
 	detach_perf_events(s);
 	for (size_t i = 0; i < sizeof(s->follow_links) / sizeof(s->follow_links[0]); i++)
 		bpf_link__destroy(s->follow_links[i]);

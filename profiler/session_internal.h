@@ -5,6 +5,7 @@
 #ifndef LUA_PERF_SESSION_INTERNAL_H
 #define LUA_PERF_SESSION_INTERNAL_H
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -69,6 +70,12 @@ struct session {
 	double cpu_at_start; /* own CPU seconds when sampling started */
 	bool limit_warned;               /* MAX_TARGET_PROCS reached: said once */
 	struct thread_dump *dump;        /* lua-perf dump only */
+	pthread_t dump_loader;           /* loads `dump` while the unwind tables are built */
+	bool dump_loading;               /* dump_loader runs, or ended and is not joined yet */
+	int dump_load_rc;
+	struct symbol_table dump_kernel; /* /proc/kallsyms, read by dump_loader too */
+	int dump_kernel_rc;
+	bool dump_kernel_read;           /* dump_kernel is for the namer to take */
 };
 
 /* session.c: the stop signals (SIGINT, SIGTERM, SIGHUP) received. */
@@ -83,6 +90,9 @@ int open_table_store(struct session *s);
 int attach_perf_events(struct session *s);
 int attach_process_followers(struct session *s);
 void detach_perf_events(struct session *s);
+/* lua-perf dump: wait for the task iterator (and the kernel's symbols) that load_program started
+ * loading; 0 or -1 (said). */
+int finish_loading_dump(struct session *s);
 
 /* session_targets.c: the processes sampled. */
 int add_targets(struct session *s);

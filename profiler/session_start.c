@@ -6,6 +6,7 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <linux/perf_event.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -183,6 +184,51 @@ static const char *load_failure_hint(int err)
 	}
 }
 
+/* The task iterator of lua-perf dump, loaded on a thread of its own: the kernel verifies it (a
+ * third of a dump's CPU time, perf record) while the main thread builds the unwind tables
+ * (another third); then the kernel's symbols, which the dump prints with. It touches only its
+ * own object, the sampling object's map fds and dump_kernel. */
+static void *load_dump_iterator(void *arg)
+{
+	struct session *s = arg;
+	double started = now_seconds();
+
+	s->dump_load_rc = thread_dump_open(&s->dump, s->skel, s->opts->kernel_stacks);
+	if (s->dump_load_rc == 0 && thread_dump_has_iterator(s->dump))
+		lp_debug("BPF dump iterator loaded in %.2f s (beside the tables)",
+			 now_seconds() - started);
+	if (s->dump_load_rc == 0 && s->opts->kernel_stacks) {
+		s->dump_kernel_rc = symbol_table_load_kallsyms(&s->dump_kernel);
+		s->dump_kernel_read = true;
+	}
+	return NULL;
+}
+
+static int start_loading_dump(struct session *s)
+{
+	int rc = pthread_create(&s->dump_loader, NULL, load_dump_iterator, s);
+
+	if (rc != 0) { /* no thread: load it here */
+		load_dump_iterator(s);
+		return s->dump_load_rc;
+	}
+	s->dump_loading = true;
+	return 0;
+}
+
+int finish_loading_dump(struct session *s)
+{
+	if (s->dump_loading) {
+		pthread_join(s->dump_loader, NULL);
+		s->dump_loading = false;
+	}
+	if (s->dump_kernel_read) {
+		frame_namer_take_kernel(&s->namer, &s->dump_kernel, s->dump_kernel_rc);
+		s->dump_kernel_read = false;
+	}
+	return s->dump_load_rc;
+}
+
 int load_program(struct session *s)
 {
 	if (!kernel_has_btf())
@@ -227,11 +273,5 @@ int load_program(struct session *s)
 	/* In dump mode too: it names the stacks that EVENT_NEW_LUA_STACK announces. */
 	if (sample_drain_init(&s->drain, s->skel) < 0)
 		return -1;
-	if (!s->opts->dump)
-		return 0;
-	started = now_seconds();
-	rc = thread_dump_open(&s->dump, s->skel, s->opts->kernel_stacks);
-	if (rc == 0 && thread_dump_has_iterator(s->dump))
-		lp_debug("BPF dump iterator loaded in %.2f s", now_seconds() - started);
-	return rc;
+	return s->opts->dump ? start_loading_dump(s) : 0;
 }

@@ -18,7 +18,7 @@ kernel, without QEMU:
              and on tests/fixtures/luajit/luajit_embed.c as luajit_run (Debian's
              libluajit-5.1.so.2) running tests/fixtures/luajit/workloads.lua coroutine with the
              JIT on, `lua-perf --off-cpu -p PID -d 2 -o F -v` on lua5.4 running
-             tests/fixtures/lua/nap_loop.lua (off CPU in wait4 under L:nap nearly all the time),
+             tests/fixtures/off_cpu/nap_loop.lua (off CPU in wait4 under L:nap nearly all the time),
              then two `lua-perf dump -v`
              of both processes. On 6.1 (no kfunc bpf_task_from_pid, 6.2) the dump unwinds only
              threads that run: it must say so in one warning (DUMP_RUNNING_ONLY) and load no
@@ -67,7 +67,7 @@ from pylib.report import fail, log, TestFailure  # noqa: E402
 LUA54 = "/usr/bin/lua5.4"
 LIBLUAJIT = "/usr/lib/x86_64-linux-gnu/libluajit-5.1.so.2"
 COROUTINES = fixture("lua", "coroutines.lua")
-NAP_LOOP = fixture("lua", "nap_loop.lua")
+NAP_LOOP = fixture("off_cpu", "nap_loop.lua")
 WORKLOADS = fixture("luajit", "workloads.lua")
 GUEST_DIR = "/kmtest"  # where the guest finds lua-perf, luajit_run and the scripts
 
