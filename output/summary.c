@@ -243,8 +243,9 @@ static void print_off_cpu_totals(const struct run_summary *in, const struct fold
 		(double)counters[CNT_OFF_CPU_SHORT_NS] / 1e9,
 		(unsigned long long)counters[CNT_OFF_CPU_UNTRACKED], MAX_OFF_CPU_THREADS);
 	if (res->samples == 0)
-		lp_warn("no time off CPU: the target threads did not block for %u us or more while "
-			"profiling", in->min_block_us);
+		lp_warn("no time off CPU: no target thread left a CPU for %u us or more during the "
+			"run (one asleep since before it counts once it has run again)",
+			in->min_block_us);
 }
 
 /* --stats: how user stacks ended, and the BPF counters (the off-CPU ones in --off-cpu runs). */

@@ -476,6 +476,18 @@ static int push_gap(struct cfi_table *t, uint64_t pc)
  * twice. */
 #define MAX_REMEMBER_DEPTH 16
 
+/* Whether the len bytes at p lie in the section libdwarf read them from. libdwarf derives a CIE's
+ * or FDE's instruction length from the entry's own length field, which a damaged file can make
+ * run past the section, or wrap (fuzz_luajit_detect found a CIE whose length came out as
+ * -8). */
+static bool within_section(const struct frame_section *section, const void *p, uint64_t len)
+{
+	uintptr_t start = (uintptr_t)section->data, at = (uintptr_t)p;
+
+	return section->data && at >= start && at - start <= section->size &&
+	       len <= section->size - (at - start);
+}
+
 /* CIE properties: 'S' in a "z" augmentation marks a signal frame (LSB Core 5.0, "Exception
  * Frames"; GCC's unwind-dw2.c), and the return address column must be rip (16). */
 static int describe_fde(struct build_ctx *ctx, const struct fde_ref *ref, struct fde_info *fi)
@@ -503,6 +515,11 @@ static int describe_fde(struct build_ctx *ctx, const struct fde_ref *ref, struct
 	fi->section = &ctx->fo->sections[ctx->fo->index_of[ref->source]];
 	fi->signal_frame = augmentation && augmentation[0] == 'z' && strchr(augmentation, 'S');
 	fi->ra_column_ok = ra_reg == DW_RIP;
+	if (!within_section(fi->section, initial, initial_len)) {
+		cfi_problem_note(ctx->problem, "%s: the CIE of the FDE at 0x%llx has instructions past "
+				 "the section's end", fi->section->name, (unsigned long long)ref->lo);
+		return -EINVAL;
+	}
 	fi->cie_bytes = (size_t)initial_len;
 	cfa_scan_program(initial, fi->cie_bytes, &fi->cie_scan);
 	return 0;
@@ -568,6 +585,11 @@ static int row_starts(struct build_ctx *ctx, const struct fde_info *fi, uint64_t
 	*count = 0;
 	if (dwarf_get_fde_instr_bytes(fi->ref->fde, &instrs, &len, &err) != DW_DLV_OK) {
 		log_dwarf_error(ctx->dbg, err, "dwarf_get_fde_instr_bytes");
+		return -EINVAL;
+	}
+	if (!within_section(fi->section, instrs, len)) {
+		cfi_problem_note(ctx->problem, "%s: the FDE at 0x%llx has instructions past the "
+				 "section's end", fi->section->name, (unsigned long long)fi->ref->lo);
 		return -EINVAL;
 	}
 	if (!program_accepted(ctx, fi, instrs, (size_t)len, steps))
