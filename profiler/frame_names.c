@@ -237,10 +237,16 @@ void frame_namer_load_kernel(struct frame_namer *namer)
 		frame_namer_take_kernel(namer, &kernel, symbol_table_load_kallsyms(&kernel));
 }
 
-static void name_kernel(struct frame_namer *namer, uint64_t addr, struct strbuf *sb)
+/* The kernel symbol holding addr (a full kernel address), or NULL. */
+static const struct symbol *kernel_symbol(struct frame_namer *namer, uint64_t addr)
 {
 	frame_namer_load_kernel(namer);
-	const struct symbol *sym = namer->kernel_state > 0 ? symbol_table_lookup(&namer->kernel, addr) : NULL;
+	return namer->kernel_state > 0 ? symbol_table_lookup(&namer->kernel, addr) : NULL;
+}
+
+static void name_kernel(struct frame_namer *namer, uint64_t addr, struct strbuf *sb)
+{
+	const struct symbol *sym = kernel_symbol(namer, addr);
 
 	if (sym)
 		folded_frame_append(sb, sym->name);
@@ -256,9 +262,7 @@ bool frame_namer_is_tracing(struct frame_namer *namer, uint64_t frame)
 
 	if (frame >> FRAME_KIND_SHIFT != FRAME_KERNEL)
 		return false;
-	frame_namer_load_kernel(namer);
-	const struct symbol *sym = namer->kernel_state > 0
-		? symbol_table_lookup(&namer->kernel, frame | ~FRAME_KERNEL_MASK) : NULL;
+	const struct symbol *sym = kernel_symbol(namer, frame | ~FRAME_KERNEL_MASK);
 	for (size_t i = 0; sym && i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
 		if (strncmp(sym->name, prefixes[i], strlen(prefixes[i])) == 0)
 			return true;

@@ -102,7 +102,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/: pylib
 from pylib import nginx, profiling  # noqa: E402
 from pylib.chains import exact, full_match, libc_fn, MAIN_PREFIX, one, spec_desc  # noqa: E402
-from pylib.folded import compress, parse_fold, user_part  # noqa: E402
+from pylib.folded import compress, OFF_CPU_REASON, parse_fold, user_part  # noqa: E402
 from pylib.paths import fixture  # noqa: E402
 from pylib.profiling import Child, die_with_parent  # noqa: E402
 from pylib.report import fail, log  # noqa: E402
@@ -115,8 +115,6 @@ FIFO_HANDLER = fixture("off_cpu", "fifo_handler.lua")
 USAGE = 2                 # lua-perf's exit status for a command line it rejects (as for -f abc)
 TOLERANCE = 0.10          # relative error allowed against a known time
 START_TIMEOUT = 90        # s: BPF verification on a busy 2-core machine
-REASON_RE = re.compile(
-    r"\[(preempted|blocked(?: uninterruptible)?(?:: ([a-z0-9_]+|system call \d+))?)\]")
 THREAD_ROOT = [one(libc_fn({"clone3"})), one(libc_fn({"start_thread"}))]
 
 
@@ -156,15 +154,16 @@ def parse_off_cpu_fold(path):
     stacks = []
     for n, (frames, count) in enumerate(parse_fold(path), 1):
         where = f"{path}:{n}: {';'.join(frames)[:300]!r}"
-        m = REASON_RE.fullmatch(frames[-1])
+        m = OFF_CPU_REASON.fullmatch(frames[-1])
         if not m:
             fail(f"{where}: the leaf frame {frames[-1]!r} is no off-CPU reason")
-        if m[2] and not m[2].startswith("system call ") and m[2] not in known:
-            fail(f"{where}: {m[2]!r} is not a system call of {UNISTD_64}")
-        if any(REASON_RE.fullmatch(fr) for fr in frames[:-1]):
+        syscall = m["syscall"]
+        if syscall and not syscall.startswith("system call ") and syscall not in known:
+            fail(f"{where}: {syscall!r} is not a system call of {UNISTD_64}")
+        if any(OFF_CPU_REASON.fullmatch(fr) for fr in frames[:-1]):
             fail(f"{where}: a reason frame before the leaf")
         user = user_part(frames)
-        stacks.append(Stack(user, frames[len(user):-1], m[1], m[2], count))
+        stacks.append(Stack(user, frames[len(user):-1], m["reason"], syscall, count))
     if not stacks:
         fail(f"{path}: empty")
     return stacks

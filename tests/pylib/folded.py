@@ -6,8 +6,10 @@ import re
 
 from .report import fail
 
-# The leaf frame of every `lua-perf --off-cpu` stack: why the thread was off CPU.
-OFF_CPU_REASON = re.compile(r"\[(preempted|blocked( uninterruptible)?(: [a-z0-9_]+|: system call \d+)?)\]")
+# The leaf frame of every `lua-perf --off-cpu` stack: why the thread was off CPU. Groups: the
+# reason without brackets, and its system call (a name, or "system call N") if any.
+OFF_CPU_REASON = re.compile(
+    r"\[(?P<reason>preempted|blocked(?: uninterruptible)?(?:: (?P<syscall>[a-z0-9_]+|system call \d+))?)\]")
 
 
 def off_cpu_reason(frames):
