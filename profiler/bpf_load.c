@@ -29,6 +29,19 @@ bool kernel_has_btf(void)
 	return false;
 }
 
+const char *bpf_failure_hint(int err)
+{
+	switch (err) {
+	case ENOSYS:
+		return "this kernel has no BPF system call: CONFIG_BPF_SYSCALL";
+	case EPERM:
+	case EACCES:
+		return "needs CAP_BPF and CAP_PERFMON; a kernel lockdown or an LSM may also forbid BPF";
+	default:
+		return "-v shows libbpf's and the kernel's messages";
+	}
+}
+
 /* Whether enum `enum_name` of the kernel's BTF has a value named `value`. */
 static bool btf_has_enum_value(const struct btf *btf, const char *enum_name, const char *value)
 {

@@ -26,6 +26,10 @@ bool kernel_supports_sampling(void);
  * one warning line. */
 bool kernel_supports_off_cpu_dump(void);
 
+/* What a bpf() failure with errno err may mean, for an error line: a lacking kernel, missing
+ * privileges, or where to look (-v). */
+const char *bpf_failure_hint(int err);
+
 struct verifier_stats;
 
 /* Before obj is loaded: have the kernel report its verifier statistics for each program. NULL

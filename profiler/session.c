@@ -112,8 +112,11 @@ int session_run(const struct session_options *opts)
 	if (opts->command && command_spawn(&s.command, opts->command) < 0)
 		goto out;
 	install_signal_handlers();
-	if (load_program(&s) < 0 || open_table_store(&s) < 0 || add_targets(&s) < 0 ||
-	    (opts->dump && finish_loading_dump(&s) < 0))
+	if (load_program(&s) < 0 || open_table_store(&s) < 0 || add_targets(&s) < 0)
+		goto out;
+	if (opts->dump)
+		start_dump_sampler(&s);
+	if (finish_loading(&s) < 0)
 		goto out;
 	print_table_summary(&s);
 	s.started = now_seconds();

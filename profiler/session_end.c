@@ -17,7 +17,7 @@
 
 void session_free(struct session *s)
 {
-	finish_loading_dump(s); /* it uses the sampling object */
+	finish_loading(s); /* it uses the sampling object */
 	detach_perf_events(s);
 	for (size_t i = 0; i < sizeof(s->follow_links) / sizeof(s->follow_links[0]); i++)
 		bpf_link__destroy(s->follow_links[i]);
@@ -38,6 +38,7 @@ void session_free(struct session *s)
 	if (s->rules_mem)
 		munmap(s->rules_mem, s->rules_len);
 	sample_bpf__destroy(s->skel);
+	sample_bpf__destroy(s->map_owner);
 	free(s->scratch_mappings);
 	free(s->targets);
 	process_tree_free(&s->tree);

@@ -39,9 +39,17 @@ struct target {
 	const struct mapped_file *lua_file; /* the file with its Lua VM (or VM problem) announced */
 };
 
+/* Work done on a thread of its own (or inline when no thread could be made). */
+struct background {
+	pthread_t thread;
+	bool running; /* the thread runs, or ended and is not joined yet */
+	int rc;       /* its result: 0 or -1 (said) */
+};
+
 struct session {
 	const struct session_options *opts;
-	struct sample_bpf *skel;
+	struct sample_bpf *map_owner;   /* holds the maps, created ahead; never loaded */
+	struct sample_bpf *skel;        /* the programs (and their .bss), sharing map_owner's maps */
 	struct table_store *store;
 	struct mapped_files files;
 	struct frame_namer namer;
@@ -70,10 +78,10 @@ struct session {
 	double cpu_at_start; /* own CPU seconds when sampling started */
 	bool limit_warned;               /* MAX_TARGET_PROCS reached: said once */
 	struct thread_dump *dump;        /* lua-perf dump only */
-	pthread_t dump_loader;           /* loads `dump` while the unwind tables are built */
-	bool dump_loading;               /* dump_loader runs, or ended and is not joined yet */
-	int dump_load_rc;
-	struct symbol_table dump_kernel; /* /proc/kallsyms, read by dump_loader too */
+	struct background sampler_load;  /* verifies the sampler while the tables are built */
+	struct background dump_load;     /* lua-perf dump: the iterator, then dump_kernel */
+	bool sampler_deferred;           /* lua-perf dump: not loaded, no target thread ran */
+	struct symbol_table dump_kernel; /* /proc/kallsyms */
 	int dump_kernel_rc;
 	bool dump_kernel_read;           /* dump_kernel is for the namer to take */
 };
@@ -90,9 +98,14 @@ int open_table_store(struct session *s);
 int attach_perf_events(struct session *s);
 int attach_process_followers(struct session *s);
 void detach_perf_events(struct session *s);
-/* lua-perf dump: wait for the task iterator (and the kernel's symbols) that load_program started
- * loading; 0 or -1 (said). */
-int finish_loading_dump(struct session *s);
+/* Wait for the programs that load_program started loading (and, for lua-perf dump, the task
+ * iterator and the kernel's symbols); 0 or -1 (said). */
+int finish_loading(struct session *s);
+/* lua-perf dump, after add_targets: start loading the sampling program if a target thread runs;
+ * else defer it. */
+void start_dump_sampler(struct session *s);
+/* lua-perf dump: load and attach the sampling program if it was deferred. 0 or -1 (said). */
+int load_deferred_sampler(struct session *s);
 
 /* session_targets.c: the processes sampled. */
 int add_targets(struct session *s);

@@ -131,6 +131,8 @@ int run_dump(struct session *s)
 		missing = thread_dump_round(s->dump, &s->tree, take_runnable);
 		if (missing <= 0)
 			break;
+		if (load_deferred_sampler(s) < 0)
+			return 1;
 		int rc = consume_events(s, DUMP_ROUND_MS);
 		if (rc < 0 && rc != -EINTR) {
 			lp_warn("ring buffer poll failed: %s", strerror(-rc));

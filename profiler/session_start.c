@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* session_start.c - a session's start: the BPF program loaded (and the dump iterator), the unwind
- * tables mapped into the table store, the perf events attached on every CPU, and the programs
- * that follow fork and exec. */
+/* session_start.c - a session's start: the BPF maps created ahead and the programs (and the dump
+ * iterator) verified on a thread of their own while the unwind tables are mapped into the table
+ * store, the perf events attached on every CPU, and the programs that follow fork and exec. */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
@@ -16,6 +16,7 @@
 #include "lib/clocks.h"
 #include "lib/log.h"
 #include "profiler/bpf_load.h"
+#include "profiler/maps_ahead.h"
 #include "profiler/off_cpu.h"
 #include "profiler/session_internal.h"
 
@@ -34,7 +35,7 @@ static void *mmap_map(struct bpf_map *map, size_t *len)
 
 int open_table_store(struct session *s)
 {
-	struct sample_bpf *skel = s->skel;
+	struct sample_bpf *skel = s->map_owner;
 
 	s->rows_mem = mmap_map(skel->maps.unwind_rows, &s->rows_len);
 	s->pages_mem = mmap_map(skel->maps.unwind_pages, &s->pages_len);
@@ -115,6 +116,8 @@ int attach_perf_events(struct session *s)
 
 	if (s->opts->off_cpu)
 		return attach_switches(s);
+	if (s->sampler_deferred)
+		return 0; /* load_deferred_sampler attaches it */
 
 	s->cpu_count = libbpf_num_possible_cpus();
 	if (s->cpu_count <= 0) {
@@ -171,89 +174,13 @@ void detach_perf_events(struct session *s)
 	}
 }
 
-static const char *load_failure_hint(int err)
+/* The sampling programs verified: 0, or -1 (said). */
+static int verify_sampler(struct session *s)
 {
-	switch (err) {
-	case ENOSYS:
-		return "this kernel has no BPF system call: CONFIG_BPF_SYSCALL";
-	case EPERM:
-	case EACCES:
-		return "needs CAP_BPF and CAP_PERFMON; a kernel lockdown or an LSM may also forbid BPF";
-	default:
-		return "-v shows libbpf's and the kernel's messages";
-	}
-}
-
-/* The task iterator of lua-perf dump, loaded on a thread of its own: the kernel verifies it (a
- * third of a dump's CPU time, perf record) while the main thread builds the unwind tables
- * (another third); then the kernel's symbols, which the dump prints with. It touches only its
- * own object, the sampling object's map fds and dump_kernel. */
-static void *load_dump_iterator(void *arg)
-{
-	struct session *s = arg;
-	double started = now_seconds();
-
-	s->dump_load_rc = thread_dump_open(&s->dump, s->skel, s->opts->kernel_stacks);
-	if (s->dump_load_rc == 0 && thread_dump_has_iterator(s->dump))
-		lp_debug("BPF dump iterator loaded in %.2f s (beside the tables)",
-			 now_seconds() - started);
-	if (s->dump_load_rc == 0 && s->opts->kernel_stacks) {
-		s->dump_kernel_rc = symbol_table_load_kallsyms(&s->dump_kernel);
-		s->dump_kernel_read = true;
-	}
-	return NULL;
-}
-
-static int start_loading_dump(struct session *s)
-{
-	int rc = pthread_create(&s->dump_loader, NULL, load_dump_iterator, s);
-
-	if (rc != 0) { /* no thread: load it here */
-		load_dump_iterator(s);
-		return s->dump_load_rc;
-	}
-	s->dump_loading = true;
-	return 0;
-}
-
-int finish_loading_dump(struct session *s)
-{
-	if (s->dump_loading) {
-		pthread_join(s->dump_loader, NULL);
-		s->dump_loading = false;
-	}
-	if (s->dump_kernel_read) {
-		frame_namer_take_kernel(&s->namer, &s->dump_kernel, s->dump_kernel_rc);
-		s->dump_kernel_read = false;
-	}
-	return s->dump_load_rc;
-}
-
-int load_program(struct session *s)
-{
-	if (!kernel_has_btf())
-		return -1;
-	s->skel = sample_bpf__open();
-	if (!s->skel) {
-		lp_error("cannot open the BPF program: %s", strerror(errno));
-		return -1;
-	}
-	s->skel->rodata->collect_kernel_stacks = s->opts->kernel_stacks;
-	s->skel->rodata->dump_threads = s->opts->dump;
-	if (off_cpu_configure(s->skel, s->opts) < 0)
-		return -1;
-	if (!s->opts->dump && bpf_map__set_max_entries(s->skel->maps.thread_stacks, 1) != 0) {
-		lp_error("cannot size the BPF map thread_stacks: %s", strerror(errno)); /* unused */
-		return -1;
-	}
-	if (s->opts->dump && (bpf_program__set_autoload(s->skel->progs.on_fork, false) != 0 ||
-			      bpf_program__set_autoload(s->skel->progs.on_exec, false) != 0)) {
-		lp_error("cannot leave out the BPF process followers: %s", strerror(errno));
-		return -1;
-	}
 	double started = now_seconds();
 	struct verifier_stats *stats = verifier_stats_collect(s->skel->obj);
 	int rc = sample_bpf__load(s->skel);
+
 	if (rc < 0 && !kernel_supports_sampling()) { /* an old kernel: said in its terms */
 		verifier_stats_free(stats);
 		return -1;
@@ -261,17 +188,158 @@ int load_program(struct session *s)
 	bool refusal_said = verifier_stats_report(stats, rc);
 	if (rc < 0) {
 		if (!refusal_said)
-			lp_error("cannot load the BPF program: %s (%s)", strerror(-rc), load_failure_hint(-rc));
+			lp_error("cannot load the BPF program: %s (%s)", strerror(-rc), bpf_failure_hint(-rc));
 		return -1;
 	}
 	lp_debug("BPF program loaded in %.2f s", now_seconds() - started);
-	s->events = ring_buffer__new(bpf_map__fd(s->skel->maps.events), on_event, s, NULL);
+	return 0;
+}
+
+/* lua-perf dump: its task iterator verified, then the kernel's symbols, which the dump prints
+ * with. */
+static void *load_dump(void *arg)
+{
+	struct session *s = arg;
+	double started = now_seconds();
+
+	s->dump_load.rc = thread_dump_load(s->dump);
+	if (s->dump_load.rc == 0 && thread_dump_has_iterator(s->dump))
+		lp_debug("BPF dump iterator loaded in %.2f s (beside the tables)",
+			 now_seconds() - started);
+	if (s->dump_load.rc == 0 && s->opts->kernel_stacks) {
+		s->dump_kernel_rc = symbol_table_load_kallsyms(&s->dump_kernel);
+		s->dump_kernel_read = true;
+	}
+	return NULL;
+}
+
+static void *load_sampler(void *arg)
+{
+	struct session *s = arg;
+
+	s->sampler_load.rc = verify_sampler(s);
+	return NULL;
+}
+
+/* fn on a thread of its own; here if no thread can be made. */
+static void start_background(struct background *b, void *(*fn)(void *), struct session *s)
+{
+	b->running = pthread_create(&b->thread, NULL, fn, s) == 0;
+	if (!b->running)
+		fn(s);
+}
+
+static int join_background(struct background *b)
+{
+	if (b->running) {
+		pthread_join(b->thread, NULL);
+		b->running = false;
+	}
+	return b->rc;
+}
+
+/* The programs are verified on threads of their own (the sampler a quarter of a second, the
+ * dump's iterator a third of a dump's CPU time: perf record) while the main thread builds the
+ * unwind tables into the maps created ahead. The threads touch only their own object,
+ * dump_kernel and their rc; the main thread uses map_owner's maps until finish_loading. The
+ * kernel verifies loads of privileged programs in parallel (kernel/bpf/verifier.c takes
+ * bpf_verifier_lock for unprivileged ones only), and libbpf keeps its state per object. */
+static int start_loading(struct session *s)
+{
+	if (!s->opts->dump) {
+		start_background(&s->sampler_load, load_sampler, s);
+		return 0;
+	}
+	if (thread_dump_open(&s->dump, s->map_owner, s->opts->kernel_stacks) < 0)
+		return -1;
+	start_background(&s->dump_load, load_dump, s);
+	return 0;
+}
+
+/* lua-perf dump, its targets known: the sampling program takes the stacks of the threads that
+ * run, the task iterator those of the others. When none runs, the sampler is not loaded (the
+ * verifier would spend a quarter of a second on it, with the iterator and the tables already
+ * sharing two CPUs) unless a round finds that it is needed after all (run_dump). */
+void start_dump_sampler(struct session *s)
+{
+	if (thread_dump_any_running(&s->tree)) {
+		start_background(&s->sampler_load, load_sampler, s);
+		return;
+	}
+	lp_debug("no target thread runs: the sampling program is loaded only if one does");
+	s->sampler_deferred = true;
+}
+
+int load_deferred_sampler(struct session *s)
+{
+	if (!s->sampler_deferred)
+		return 0;
+	s->sampler_deferred = false;
+	if (verify_sampler(s) < 0)
+		return -1;
+	return attach_perf_events(s);
+}
+
+int finish_loading(struct session *s)
+{
+	int sampler_rc = join_background(&s->sampler_load);
+	int dump_rc = join_background(&s->dump_load);
+
+	if (s->dump_kernel_read) {
+		frame_namer_take_kernel(&s->namer, &s->dump_kernel, s->dump_kernel_rc);
+		s->dump_kernel_read = false;
+	}
+	return sampler_rc < 0 || dump_rc < 0 ? -1 : 0;
+}
+
+/* The sampling object opened and set for this run, or NULL (said). */
+static struct sample_bpf *open_configured(const struct session_options *opts)
+{
+	struct sample_bpf *skel = sample_bpf__open();
+
+	if (!skel) {
+		lp_error("cannot open the BPF program: %s", strerror(errno));
+		return NULL;
+	}
+	skel->rodata->collect_kernel_stacks = opts->kernel_stacks;
+	skel->rodata->dump_threads = opts->dump;
+	if (off_cpu_configure(skel, opts) < 0)
+		goto fail;
+	if (!opts->dump && bpf_map__set_max_entries(skel->maps.thread_stacks, 1) != 0) {
+		lp_error("cannot size the BPF map thread_stacks: %s", strerror(errno)); /* unused */
+		goto fail;
+	}
+	if (opts->dump && (bpf_program__set_autoload(skel->progs.on_fork, false) != 0 ||
+			   bpf_program__set_autoload(skel->progs.on_exec, false) != 0)) {
+		lp_error("cannot leave out the BPF process followers: %s", strerror(errno));
+		goto fail;
+	}
+	return skel;
+fail:
+	sample_bpf__destroy(skel);
+	return NULL;
+}
+
+/* The maps are created ahead in an object of their own, never loaded (map_owner), and shared
+ * with the object whose programs load beside the tables (skel): a failed load closes the maps'
+ * fds that its object holds (bpf_object__load), not the ones the main thread uses meanwhile. */
+int load_program(struct session *s)
+{
+	if (!kernel_has_btf())
+		return -1;
+	s->map_owner = open_configured(s->opts);
+	s->skel = s->map_owner ? open_configured(s->opts) : NULL;
+	if (!s->skel || create_maps_ahead(s->map_owner->obj) < 0 ||
+	    share_maps(s->skel->obj, s->map_owner->obj, NULL, "the sampling program") < 0)
+		return -1;
+	s->events = ring_buffer__new(bpf_map__fd(s->map_owner->maps.events), on_event, s, NULL);
 	if (!s->events) {
 		lp_error("cannot open the BPF ring buffer: %s", strerror(errno));
 		return -1;
 	}
-	/* In dump mode too: it names the stacks that EVENT_NEW_LUA_STACK announces. */
-	if (sample_drain_init(&s->drain, s->skel) < 0)
+	/* In dump mode too: it names the stacks that EVENT_NEW_LUA_STACK announces. Its maps are
+	 * map_owner's; the generations it reads are in skel's .bss, loaded before it runs. */
+	if (sample_drain_init(&s->drain, s->map_owner, s->skel) < 0)
 		return -1;
-	return s->opts->dump ? start_loading_dump(s) : 0;
+	return start_loading(s);
 }

@@ -46,7 +46,7 @@ static int publish_process(struct session *s, struct target *t, bool force)
 		return rc;
 	if (force || maps.content_hash != t->maps_hash) {
 		rc = mapped_files_build_process(&s->files, t->pid, &maps, s->scratch_mappings);
-		if (rc == 0 && bpf_map__update_elem(s->skel->maps.proc_mappings, &t->pid, sizeof(t->pid),
+		if (rc == 0 && bpf_map__update_elem(s->map_owner->maps.proc_mappings, &t->pid, sizeof(t->pid),
 						    s->scratch_mappings, sizeof(*s->scratch_mappings),
 						    BPF_ANY) != 0)
 			rc = -errno;
@@ -69,10 +69,10 @@ static int add_target(struct session *s, pid_t pid)
 	int rc = publish_process(s, t, true);
 	if (rc < 0)
 		return rc;
-	if (bpf_map__update_elem(s->skel->maps.targets, &pid, sizeof(pid), &one, sizeof(one),
+	if (bpf_map__update_elem(s->map_owner->maps.targets, &pid, sizeof(pid), &one, sizeof(one),
 				 BPF_ANY) != 0) {
 		rc = -errno;
-		bpf_map__delete_elem(s->skel->maps.proc_mappings, &pid, sizeof(pid), 0);
+		bpf_map__delete_elem(s->map_owner->maps.proc_mappings, &pid, sizeof(pid), 0);
 		return rc;
 	}
 	s->target_count++;
@@ -83,8 +83,8 @@ static int add_target(struct session *s, pid_t pid)
  * PID is not sampled by mistake. */
 static void remove_target(struct session *s, pid_t pid)
 {
-	struct bpf_map *maps[] = {s->skel->maps.targets, s->skel->maps.proc_mappings,
-				  s->skel->maps.refresh_pending};
+	struct bpf_map *maps[] = {s->map_owner->maps.targets, s->map_owner->maps.proc_mappings,
+				  s->map_owner->maps.refresh_pending};
 
 	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++)
 		bpf_map__delete_elem(maps[i], &pid, sizeof(pid), 0); /* ENOENT: never added */
@@ -271,6 +271,6 @@ void refresh_targets(struct session *s, bool periodic)
 		if (rc < 0 && rc != -ESRCH && rc != -ENOENT)
 			lp_warn("PID %d: cannot refresh mappings: %s", (int)t->pid, strerror(-rc));
 		if (requested)
-			bpf_map__delete_elem(s->skel->maps.refresh_pending, &t->pid, sizeof(t->pid), 0);
+			bpf_map__delete_elem(s->map_owner->maps.refresh_pending, &t->pid, sizeof(t->pid), 0);
 	}
 }

@@ -19,6 +19,7 @@
 #include "proc/process_tree.h"
 #include "profiler/bpf_load.h"
 #include "profiler/frame_names.h"
+#include "profiler/maps_ahead.h"
 #include "profiler/syscall_name.h"
 #include "sample.skel.h"
 #include "thread_dump.skel.h"
@@ -39,33 +40,7 @@ struct thread_dump {
 	struct stack_trace trace; /* 2 KiB: one stack being printed */
 };
 
-/* Every map of the iterator's object is the sampling object's own, but the internal ones (its
- * read-only settings, dump_tid) and the per-CPU scratch state: a sampling program may run on the
- * iterator's CPU while the iterator sleeps in a read, and must not overwrite its state. */
-static int share_maps(struct thread_dump_bpf *skel, struct sample_bpf *sampler)
-{
-	struct bpf_map *map;
-
-	bpf_object__for_each_map(map, skel->obj) {
-		const char *name = bpf_map__name(map);
-
-		if (bpf_map__is_internal(map) || strcmp(name, "scratch") == 0)
-			continue;
-		struct bpf_map *same = bpf_object__find_map_by_name(sampler->obj, name);
-		if (!same) {
-			lp_error("BPF map %s of the dump iterator has no counterpart", name);
-			return -1;
-		}
-		if (bpf_map__reuse_fd(map, bpf_map__fd(same)) != 0) {
-			lp_error("cannot share BPF map %s with the dump iterator: %s", name, strerror(errno));
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* The task iterator that unwinds the threads off CPU, sharing the sampler's maps: 0, 1 when the
- * kernel cannot run it (said in a warning: the dump goes on without it), -1 on error (said). */
+/* The task iterator that unwinds the threads off CPU, opened with the sampler's maps. */
 static int open_iterator(struct thread_dump *d, struct sample_bpf *sampler, bool kernel_stacks)
 {
 	d->skel = thread_dump_bpf__open();
@@ -74,33 +49,10 @@ static int open_iterator(struct thread_dump *d, struct sample_bpf *sampler, bool
 		return -1;
 	}
 	d->skel->rodata->collect_kernel_stacks = kernel_stacks;
-	if (share_maps(d->skel, sampler) < 0)
-		return -1;
-	struct verifier_stats *stats = verifier_stats_collect(d->skel->obj);
-	int rc = thread_dump_bpf__load(d->skel);
-	if (rc < 0 && !kernel_supports_off_cpu_dump()) { /* warned: threads that run only */
-		verifier_stats_free(stats);
-		thread_dump_bpf__destroy(d->skel);
-		d->skel = NULL;
-		return 1;
-	}
-	bool refusal_said = verifier_stats_report(stats, rc);
-	if (rc < 0) {
-		if (!refusal_said)
-			lp_error("cannot load the BPF dump iterator: %s", strerror(-rc));
-		return -1;
-	}
-	d->iter = bpf_program__attach_iter(d->skel->progs.dump_thread, NULL);
-	if (!d->iter) {
-		lp_error("cannot attach the BPF dump iterator: %s", strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-bool thread_dump_has_iterator(const struct thread_dump *d)
-{
-	return d && d->iter;
+	/* Every map is the sampling object's own, but the internal ones (its read-only settings,
+	 * dump_tid) and the per-CPU scratch state: a sampling program may run on the iterator's
+	 * CPU while the iterator sleeps in a read, and must not overwrite its state. */
+	return share_maps(d->skel->obj, sampler->obj, "scratch", "the dump iterator");
 }
 
 int thread_dump_open(struct thread_dump **out, struct sample_bpf *sampler, bool kernel_stacks)
@@ -120,6 +72,36 @@ int thread_dump_open(struct thread_dump **out, struct sample_bpf *sampler, bool 
 	}
 	*out = d;
 	return 0;
+}
+
+int thread_dump_load(struct thread_dump *d)
+{
+	struct verifier_stats *stats = verifier_stats_collect(d->skel->obj);
+	int rc = thread_dump_bpf__load(d->skel);
+
+	if (rc < 0 && !kernel_supports_off_cpu_dump()) { /* warned: threads that run only */
+		verifier_stats_free(stats);
+		thread_dump_bpf__destroy(d->skel);
+		d->skel = NULL;
+		return 0;
+	}
+	bool refusal_said = verifier_stats_report(stats, rc);
+	if (rc < 0) {
+		if (!refusal_said)
+			lp_error("cannot load the BPF dump iterator: %s", strerror(-rc));
+		return -1;
+	}
+	d->iter = bpf_program__attach_iter(d->skel->progs.dump_thread, NULL);
+	if (!d->iter) {
+		lp_error("cannot attach the BPF dump iterator: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+bool thread_dump_has_iterator(const struct thread_dump *d)
+{
+	return d && d->iter;
 }
 
 void thread_dump_close(struct thread_dump *d)
@@ -163,8 +145,9 @@ static bool has_stack(const struct thread_dump *d, pid_t tid)
 	return bpf_map_lookup_elem(d->thread_stacks_fd, &key, &ts) == 0;
 }
 
-/* The threads of pid from /proc/PID/task; a process that exited meanwhile has none. */
-static int list_threads(struct thread_dump *d, pid_t pid)
+/* fn(ctx, pid, tid) for each thread of pid in /proc/PID/task, while it returns 0; a process
+ * that exited meanwhile has none. 0, fn's result or -errno. */
+static int for_each_thread(pid_t pid, int (*fn)(void *ctx, pid_t pid, pid_t tid), void *ctx)
 {
 	char path[32];
 	struct dirent *entry;
@@ -180,10 +163,30 @@ static int list_threads(struct thread_dump *d, pid_t pid)
 
 		if (entry->d_name[0] >= '0' && entry->d_name[0] <= '9' && *end == '\0' && tid > 0 &&
 		    tid <= INT32_MAX)
-			rc = add_listed(d, pid, (pid_t)tid);
+			rc = fn(ctx, pid, (pid_t)tid);
 	}
 	closedir(dir);
 	return rc;
+}
+
+static int list_thread(void *ctx, pid_t pid, pid_t tid)
+{
+	return add_listed(ctx, pid, tid);
+}
+
+/* 1 (stops the walk) when the thread is running or runnable. */
+static int thread_running(void *ctx, pid_t pid, pid_t tid)
+{
+	(void)ctx;
+	return proc_thread_state(pid, tid) == 'R';
+}
+
+bool thread_dump_any_running(const struct process_tree *tree)
+{
+	for (size_t i = 0; i < tree->live_count; i++)
+		if (for_each_thread(tree->procs[tree->live[i]].pid, thread_running, NULL) == 1)
+			return true;
+	return false;
 }
 
 /* A thread that exited but is still listed: a thread group leader that ended before the other
@@ -209,7 +212,7 @@ int thread_dump_round(struct thread_dump *d, const struct process_tree *tree, bo
 		return rc;
 	d->listed_count = 0;
 	for (size_t i = 0; i < tree->live_count; i++) {
-		rc = list_threads(d, tree->procs[tree->live[i]].pid);
+		rc = for_each_thread(tree->procs[tree->live[i]].pid, list_thread, d);
 		if (rc < 0)
 			return rc;
 	}

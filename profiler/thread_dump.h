@@ -15,13 +15,21 @@ struct process_tree;
 struct frame_namer;
 struct thread_dump;
 
-/* Load the task iterator, sharing the maps of the loaded sampling program; on a kernel that
- * cannot unwind threads off CPU (said in a warning), only the threads that run get a stack.
- * Errors are reported (one line); returns 0 or -1. */
+/* Open the task iterator with the maps of the sampling object (created, not necessarily loaded
+ * yet). Errors are reported (one line); returns 0 or -1. */
 int thread_dump_open(struct thread_dump **out, struct sample_bpf *sampler, bool kernel_stacks);
+/* Load and attach it (the kernel verifies it: it may run beside the sampler's load, on another
+ * thread); on a kernel that cannot unwind threads off CPU (said in a warning), only the threads
+ * that run get a stack. Errors are reported (one line); returns 0 or -1. */
+int thread_dump_load(struct thread_dump *d);
 /* Whether the task iterator was loaded (threads off CPU get a stack). */
 bool thread_dump_has_iterator(const struct thread_dump *d);
 void thread_dump_close(struct thread_dump *d);
+
+/* Whether a thread of the live processes of the tree is running or waiting for a CPU (proc(5):
+ * state R): only such a thread needs the sampling program (threads off CPU are the task
+ * iterator's). */
+bool thread_dump_any_running(const struct process_tree *tree);
 
 /* One round: unwind the threads that sleep (and, with take_runnable, those waiting for a CPU) and
  * have no stack yet, then list the threads of the live processes of the tree. Returns how many

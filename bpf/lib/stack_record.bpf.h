@@ -59,7 +59,7 @@ struct {
 	__uint(max_entries, MAX_ANNOUNCED_STACKS);
 	__type(key, __u64);
 	__type(value, __u64);
-} announced_stacks SEC(".maps");
+} announced_sets SEC(".maps");
 
 /* Wake-ups for new Lua stacks (bpf_ktime_get_ns times; racy by design: two CPUs may both
  * wake userspace, which only costs one wake-up more). */
@@ -95,14 +95,14 @@ static __always_inline void announce_lua_stack(struct unwinder_state *st, __u64 
 {
 	st->announced_key = st->proto_hash ^ ((__u64)st->tgid * 0x9e3779b97f4a7c15ull);
 	st->announced_value = 1;
-	if (bpf_map_update_elem(&announced_stacks, &st->announced_key, &st->announced_value,
+	if (bpf_map_update_elem(&announced_sets, &st->announced_key, &st->announced_value,
 				BPF_NOEXIST) != 0)
 		return; /* announced before (or the map refused: the drain names it anyway) */
 	struct profiler_event *event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
 
 	if (!event) {
 		count(CNT_LUA_EVENTS_LOST);
-		bpf_map_delete_elem(&announced_stacks, &st->announced_key);
+		bpf_map_delete_elem(&announced_sets, &st->announced_key);
 		return;
 	}
 	event->type = EVENT_NEW_LUA_STACK;

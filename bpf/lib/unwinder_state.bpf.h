@@ -126,7 +126,7 @@ struct unwinder_state {
 	 * on_sample in bpf/sample.bpf.c) */
 	struct sample_key key;    /* the sample's counter */
 	__u64 amount;             /* added to it: 1 sample, or nanoseconds off CPU */
-	__u64 announced_key;      /* announced_stacks (lib/stack_record.bpf.h) */
+	__u64 announced_key;      /* announced_sets (lib/stack_record.bpf.h) */
 	__u64 announced_value;
 	struct stack_trace trace;
 };

@@ -27,6 +27,7 @@ set(DUMP_TEST ${TESTS_E2E_DIR}/thread_dump_test.py --lua-perf $<TARGET_FILE:lua-
 add_test(NAME dump_threads
   COMMAND ${Python3_EXECUTABLE} ${DUMP_TEST} threads --fixture $<TARGET_FILE:fixture_dump>)
 add_test(NAME dump_lua COMMAND ${Python3_EXECUTABLE} ${DUMP_TEST} lua)
+add_test(NAME dump_late_runner COMMAND ${Python3_EXECUTABLE} ${DUMP_TEST} late_runner)
 add_test(NAME dump_nginx COMMAND ${Python3_EXECUTABLE} ${DUMP_TEST} nginx)
 add_test(NAME dump_nginx_lua COMMAND ${Python3_EXECUTABLE} ${DUMP_TEST} nginx_lua)
 add_test(NAME dump_nginx_lua_jit COMMAND ${Python3_EXECUTABLE} ${DUMP_TEST} nginx_lua_jit)
@@ -41,6 +42,6 @@ endforeach()
 
 # 77 = skipped (not root). One at a time with the other profiling tests: they load BPF programs
 # (seconds of verification each) and some keep the CPUs busy.
-set_tests_properties(dump_threads dump_lua dump_nginx dump_nginx_lua dump_nginx_lua_jit
+set_tests_properties(dump_threads dump_lua dump_late_runner dump_nginx dump_nginx_lua dump_nginx_lua_jit
   ${FAILURES_TESTS} PROPERTIES
   TIMEOUT 300 LABELS bpf SKIP_RETURN_CODE 77 RESOURCE_LOCK cpu_profiling)

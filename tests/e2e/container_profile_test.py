@@ -588,7 +588,6 @@ def wait_port_or_fail(port, ct):
 
 def case_nginx(args, tmp):
     root = os.path.abspath(args.root)
-    label = "nginx + ngx_lua in a pivot_root container"
     if not os.access(nginx.WRK, os.X_OK):
         fail(f"{nginx.WRK} not found: the project's install script installs wrk")
     ct = CtDir(root)

@@ -13,7 +13,7 @@ churn: a shell loop runs luacheck (Debian's lua-check, Lua 5.1) over /usr/share/
     - at least half of S seconds of one CPU sampled, from at least S / 4 luacheck processes;
     - the summary's "distinct folded stacks" equals the file's line count, its peak RSS is
       below RSS_LIMIT_MIB, its CPU use while sampling is below OWN_CPU_LIMIT of one CPU;
-    - Lua frames are named: "L:?@?:0" (a Proto not read in time) in < 1% of the Lua samples.
+    - Lua frames are named: "L:?@?:0" (a Proto not read in time) in < 2% of the Lua samples.
 short_child: a shell loop `sleep 0.4; lua5.4 burn.lua 0.2` (the child burns 0.2 s of CPU time,
   os.clock) profiled with -p <shell> -d 5: every lua5.4 child that lived inside the run has
   SHORT_MIN..SHORT_MAX samples (about 200: sampled from its first instruction, found by the
@@ -56,6 +56,11 @@ LUA_TREE = "/usr/share/lua"
 RSS_LIMIT_MIB = 1024     # measured: 124 MiB after 120 s (docs/benchmarks.md); room for ASan
 OWN_CPU_LIMIT = 0.15     # of one CPU, while sampling (measured: 5.5%, docs/benchmarks.md)
 UNNAMED_LUA = "L:?@?:0"
+# Lua samples left unnamed, at most: luacheck processes live ~0.4 s, and a stack first seen in the
+# last moments of one is named only if userspace reads its Protos before the exit; beyond the
+# first 64 new stacks of a second it is woken every 25 ms at most (docs/design.md, "Names").
+# Measured 0.45-0.7% here (plain and ASan alike); a faster machine runs more processes a second.
+UNNAMED_LIMIT = 0.02
 SHORT_BURN_S = 0.2
 SHORT_MIN, SHORT_MAX = 170, 235   # samples of a child burning 0.2 s of CPU at 997 Hz
 COMMAND_BURN_S = 0.3
@@ -180,8 +185,9 @@ def case_churn(args, tmp):
         fail(f"lua-perf used {cpu_share:.1%} of one CPU while sampling")
     lua, unnamed = lua_samples(stacks)
     log(f"{lua} samples with Lua frames, {unnamed} of them with an unnamed Lua frame")
-    if lua < 0.5 * samples or unnamed > 0.01 * lua:
-        fail(f"{unnamed} of {lua} Lua samples have an unnamed Lua frame (want < 1%), "
+    if lua < 0.5 * samples or unnamed > UNNAMED_LIMIT * lua:
+        fail(f"{unnamed} of {lua} Lua samples have an unnamed Lua frame (want < "
+             f"{UNNAMED_LIMIT:.0%}), "
              f"{samples} samples in all")
 
 

@@ -3,7 +3,7 @@
 """`lua-perf dump -p PID`: the current stack of every thread, once, the processes left running.
 
     thread_dump_test.py --lua-perf BIN threads --fixture fixture_dump
-    thread_dump_test.py --lua-perf BIN lua
+    thread_dump_test.py --lua-perf BIN lua|late_runner
     thread_dump_test.py --lua-perf BIN nginx|nginx_lua|nginx_lua_jit
 
 The dump is parsed strictly (docs/output-format.md): one `process PID (comm)...: N threads`
@@ -23,6 +23,12 @@ threads: tests/fixtures/native/fixture_dump (main thread in pthread_join, two th
 lua: two stock lua5.4 processes, dumped by one run: one recursing 5 deep into a CPU loop, one 4
   deep into io.read() on a pipe. Their Lua frames, leaf first, are exactly the functions and
   current lines of the scripts' marked lines (found in the script text), under the interpreter.
+late_runner: lua5.4 asleep in io.read() when lua-perf decides that no target thread runs (so the
+  sampling program is left unloaded), then released into the CPU loop of `lua` while lua-perf is
+  stopped there: the program is loaded at the first round and takes the running stack (exactly
+  the `lua` case's busy chain). Retried if the stop comes after that round.
+Whether the sampling program was loaded (-v) is checked too: at once for the fixture's spinners,
+never for idle nginx.
 nginx: /usr/sbin/nginx, master + 2 idle workers, `dump -p <master>`: one block per process, the
   workers `child of` the master, each sleeping in the system call /proc names, with the worker
   chain main;ngx_master_process_cycle;...;ngx_process_events_and_timers; the master in
@@ -38,6 +44,7 @@ Exit status: 0 pass, 1 fail, 77 skipped (not root). Parses the dump with tests/p
 import argparse
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -56,6 +63,7 @@ from pylib.thread_dump import (  # noqa: E402
 DUMP_TIMEOUT = 120   # seconds: BPF verification of two programs on a busy 2-core machine
 UNISTD_64 = "/usr/include/x86_64-linux-gnu/asm/unistd_64.h"
 LUA = "/usr/bin/lua5.4"
+LATE_ATTEMPTS = 5
 
 
 # --------------------------------------------------------------------------------------------
@@ -117,18 +125,26 @@ def wait_in_syscalls(pid, tids, names, timeout=10):
 # The dump
 
 
-def run_dump(args, pids, extra=()):
-    """lua-perf dump -p ... : (parsed dump, stderr). Fails on a non-zero exit or a hang."""
+def run_dump(args, pids, extra=(), on_line=None, started=None):
+    """lua-perf dump -p ... : (parsed dump, stderr). Fails on a non-zero exit or a hang.
+    on_line: (pattern, action): action() runs once a line of its stderr matches pattern;
+    started(pid) is told lua-perf's PID."""
     argv = [args.lua_perf, "dump"] + [a for p in pids for a in ("-p", str(p))] + list(extra)
     log("$ " + " ".join(argv))
-    started = time.monotonic()
+    start_time = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    if started:
+        started(proc.pid)
+    head = wait_for_line(proc, on_line) if on_line else b""
     try:
-        res = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             timeout=DUMP_TIMEOUT, start_new_session=True)
+        out, err = proc.communicate(timeout=DUMP_TIMEOUT)
     except subprocess.TimeoutExpired:
+        profiling.kill_group(proc)
         fail(f"lua-perf dump did not end within {DUMP_TIMEOUT} s")
+    res = subprocess.CompletedProcess(argv, proc.returncode, out, head + err)
     out, err = res.stdout.decode(errors="replace"), res.stderr.decode(errors="replace")
-    log(f"exit code {res.returncode} after {time.monotonic() - started:.1f} s; stdout:")
+    log(f"exit code {res.returncode} after {time.monotonic() - start_time:.1f} s; stdout:")
     for line in out.rstrip("\n").split("\n"):
         log("  > " + line)
     log("stderr:")
@@ -140,6 +156,37 @@ def run_dump(args, pids, extra=()):
     if not m:
         fail("no 'dumped N threads' summary on stderr")
     return parse_dump(out), err
+
+
+def wait_for_line(proc, on_line):
+    """Read proc's stderr up to a line matching on_line's pattern, then run its action; what
+    was read."""
+    pattern, action = on_line
+    head = b""
+    deadline = time.monotonic() + DUMP_TIMEOUT
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        head += line
+        if not line or re.search(pattern, line.decode(errors="replace")):
+            break
+    if not re.search(pattern, head.decode(errors="replace"), re.M):
+        profiling.kill_group(proc)
+        fail(f"lua-perf dump never printed a line matching {pattern!r}: {head[-2000:]!r}")
+    action()
+    return head
+
+
+# lua-perf -v: the sampling program loaded (the threads that run need it), or left out
+SAMPLER_LOADED = re.compile(r"^lua-perf: debug: BPF program on_sample: \d+ instructions", re.M)
+SAMPLER_DEFERRED = r"^lua-perf: debug: no target thread runs"
+
+
+def check_sampler(err, loaded, deferred, label):
+    """Whether the sampling program was loaded, and whether its load was first deferred."""
+    got = (bool(SAMPLER_LOADED.search(err)), bool(re.search(SAMPLER_DEFERRED, err, re.M)))
+    if got != (loaded, deferred):
+        fail(f"{label}: sampling program loaded {got[0]} (want {loaded}), deferred {got[1]} "
+             f"(want {deferred})")
 
 
 def check_sleeper_kernel(thread, label):
@@ -173,7 +220,8 @@ def case_threads(args, tmp):
         log(f"fixture {pid}: threads {tids}; in system calls {in_syscall}")
         with open(f"/proc/{pid}/comm") as f:
             main_comm = f.read().strip()
-        dump, err = run_dump(args, [pid])
+        dump, err = run_dump(args, [pid], ["-v"])
+        check_sampler(err, loaded=True, deferred=False, label="fixture_dump (spinners)")
         check_fixture_dump(dump, pid, tids, in_syscall, main_comm)
         check_still_running(child, pid, tids, in_syscall)
     finally:
@@ -282,6 +330,10 @@ rec(4) -- MARK main
 """
 
 
+# LUA_BUSY, but asleep in io.read() until the test writes a line
+LUA_LATE = LUA_BUSY.replace('io.stdout:flush()\n', 'io.stdout:flush()\nio.read("l")\n', 1)
+
+
 def marks(text):
     """{mark: line number} of the `-- MARK name` comments."""
     return {m[1]: n for n, line in enumerate(text.split("\n"), 1)
@@ -348,9 +400,64 @@ def case_lua(args, tmp):
         wait.close()
 
 
-def dump_nginx(args, master, workers):
-    """dump -p <master>: the parsed dump, which must hold the master and its workers."""
-    dump, _ = run_dump(args, [master.pid])
+def late_runner_dump(args, path):
+    """lua-perf dump -v of a lua5.4 asleep in io.read() when lua-perf decides that the sampling
+    program is not needed: lua-perf is stopped there (SIGSTOP) while the script is released into
+    its CPU loop, and continued once it runs. Returns (dump, stderr, pid)."""
+    child = Child([LUA, path], stdin=True)
+    try:
+        child.wait_for("ready")
+        wait_in_syscalls(child.pid, [child.pid], syscall_names())
+        holder = {}
+
+        def release():
+            os.kill(holder["lua_perf"], signal.SIGSTOP)
+            child.proc.stdin.write(b"go\n")
+            child.proc.stdin.flush()
+            deadline = time.monotonic() + 10
+            while proc_stat(child.pid, child.pid)[0] != "R" and time.monotonic() < deadline:
+                time.sleep(0.005)
+            os.kill(holder["lua_perf"], signal.SIGCONT)
+
+        dump, err = run_dump(args, [child.pid], ["-v"], on_line=(SAMPLER_DEFERRED, release),
+                             started=lambda pid: holder.update(lua_perf=pid))
+        return dump, err, child.pid
+    finally:
+        child.close()
+
+
+def case_late_runner(args, tmp):
+    """A thread asleep when lua-perf decides, from /proc, that no thread runs (the sampling
+    program is then left unloaded), and running by the iterator's first round: the program is
+    loaded then and takes its stack. The stop may land after that round (then the iterator took
+    the sleeping stack: right too, but not this path): a few tries."""
+    path = os.path.join(tmp, "late.lua")
+    with open(path, "w") as f:
+        f.write(LUA_LATE)
+    for attempt in range(1, LATE_ATTEMPTS + 1):
+        dump, err, pid = late_runner_dump(args, path)
+        t = dump[pid]["threads"][pid]
+        got = [f for f in t.frames if f.startswith("L:")]
+        log(f"attempt {attempt}: {t.state}; Lua frames {got}")
+        if t.state == "sleeping":  # taken before the stop: the iterator's stack in io.read()
+            check_sampler(err, loaded=False, deferred=True, label="lua5.4 taken asleep")
+            continue
+        check_sampler(err, loaded=True, deferred=True, label="lua5.4 running after the decision")
+        want = expected_lua(path, LUA_LATE, "spin", 5)
+        if got != want:
+            fail(f"lua5.4 running after the decision: Lua frames {got}, want {want}\n    "
+                 f"{t.describe()}")
+        check_stack(t, MAIN_ROOT, leaf=ANY_FRAME, label="late runner")
+        return
+    fail(f"in {LATE_ATTEMPTS} tries, lua-perf never reached its first round after the stop")
+
+
+def dump_nginx(args, master, workers, idle=False):
+    """dump -p <master>: the parsed dump, which must hold the master and its workers. idle: none
+    of them wakes up on its own, so the sampling program must not be loaded."""
+    dump, err = run_dump(args, [master.pid], ["-v"])
+    if idle:
+        check_sampler(err, loaded=False, deferred=True, label="nginx, every process asleep")
     if set(dump) != {master.pid, *workers}:
         fail(f"dump has processes {sorted(dump)}, want master {master.pid} and workers "
              f"{workers}")
@@ -377,7 +484,7 @@ def case_nginx(args, tmp):
                 fail(f"nginx process {p} has threads {proc_threads(p)}: expected one each")
         in_syscall = {p: wait_in_syscalls(p, [p], names)[p] for p in [master.pid] + workers}
         log(f"nginx master {master.pid}, workers {workers}; in system calls {in_syscall}")
-        dump = dump_nginx(args, master, workers)
+        dump = dump_nginx(args, master, workers, idle=True)
         ef = nginx.ElfFrames(nginx.NGINX)
         prefix = nginx.startup_prefix(ef)
         worker_chain = [one(m) for m in nginx.worker_chain(ef)]
@@ -514,7 +621,8 @@ def case_nginx_lua(args, tmp, jit=False):
         nginx.stop_nginx(master)
 
 
-CASES = {"threads": case_threads, "lua": case_lua, "nginx": case_nginx,
+CASES = {"threads": case_threads, "lua": case_lua, "late_runner": case_late_runner,
+         "nginx": case_nginx,
          "nginx_lua": case_nginx_lua,
          "nginx_lua_jit": lambda args, tmp: case_nginx_lua(args, tmp, jit=True)}
 

@@ -180,8 +180,7 @@ class Profiler:
         err = err.decode(errors="replace")
         elapsed = time.monotonic() - self.start_time
         log(f"profiler exit code {self.proc.returncode} after {elapsed:.1f} s; stderr:")
-        for line in err.rstrip("\n").split("\n"):
-            log("  | " + line)
+        log_stderr(err)
         rc = self.proc.returncode
         if self.use_perf and os.path.exists(self.data):
             # perf record -p ends with SIGTERM when its target exits first: not an error here.
@@ -192,6 +191,27 @@ class Profiler:
     def kill(self):
         kill_group(self.proc)
         self.proc.wait()
+
+
+# A followed process tree prints a line per process joining or leaving: after this many, the
+# rest are counted, so that a failure's message stays in the tail CI shows.
+PROCESS_LINES_SHOWN = 40
+PROCESS_LINE = re.compile(r"^lua-perf: PID \d+( \(.*\) (joined, child of \d+|exited)"
+                          r"|: .* in /|: no Lua runtime found: native frames only)$")
+
+
+def log_stderr(err):
+    """Log the profiler's stderr, indented, with process join/exit lines past the first
+    PROCESS_LINES_SHOWN counted instead of shown."""
+    process_lines = 0
+    for line in err.rstrip("\n").split("\n"):
+        if PROCESS_LINE.match(line):
+            process_lines += 1
+            if process_lines > PROCESS_LINES_SHOWN:
+                continue
+        log("  | " + line)
+    if process_lines > PROCESS_LINES_SHOWN:
+        log(f"  | ({process_lines - PROCESS_LINES_SHOWN} more process lines not shown)")
 
 
 def perf_to_fold(data, out):
