@@ -72,7 +72,8 @@ int share_maps(struct bpf_object *to, struct bpf_object *from, const char *excep
 			return -1;
 		}
 		if (bpf_map__reuse_fd(map, bpf_map__fd(same)) != 0) {
-			lp_error("cannot share BPF map %s with %s: %s", name, user, strerror(errno));
+			lp_error("cannot share BPF map %s with %s: %s", name, user,
+				 strerror(errno));
 			return -1;
 		}
 	}

@@ -49,7 +49,7 @@ struct background {
 struct session {
 	const struct session_options *opts;
 	struct sample_bpf *map_owner;   /* holds the maps, created ahead; never loaded */
-	struct sample_bpf *skel;        /* the programs (and their .bss), sharing map_owner's maps */
+	struct sample_bpf *skel;        /* the programs and their .bss; map_owner's maps */
 	struct table_store *store;
 	struct mapped_files files;
 	struct frame_namer namer;

@@ -188,7 +188,8 @@ static int verify_sampler(struct session *s)
 	bool refusal_said = verifier_stats_report(stats, rc);
 	if (rc < 0) {
 		if (!refusal_said)
-			lp_error("cannot load the BPF program: %s (%s)", strerror(-rc), bpf_failure_hint(-rc));
+			lp_error("cannot load the BPF program: %s (%s)", strerror(-rc),
+				 bpf_failure_hint(-rc));
 		return -1;
 	}
 	lp_debug("BPF program loaded in %.2f s", now_seconds() - started);

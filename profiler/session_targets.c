@@ -46,9 +46,9 @@ static int publish_process(struct session *s, struct target *t, bool force)
 		return rc;
 	if (force || maps.content_hash != t->maps_hash) {
 		rc = mapped_files_build_process(&s->files, t->pid, &maps, s->scratch_mappings);
-		if (rc == 0 && bpf_map__update_elem(s->map_owner->maps.proc_mappings, &t->pid, sizeof(t->pid),
-						    s->scratch_mappings, sizeof(*s->scratch_mappings),
-						    BPF_ANY) != 0)
+		if (rc == 0 && bpf_map__update_elem(s->map_owner->maps.proc_mappings, &t->pid,
+						    sizeof(t->pid), s->scratch_mappings,
+						    sizeof(*s->scratch_mappings), BPF_ANY) != 0)
 			rc = -errno;
 		if (rc == 0) {
 			t->maps_hash = maps.content_hash;
@@ -271,6 +271,7 @@ void refresh_targets(struct session *s, bool periodic)
 		if (rc < 0 && rc != -ESRCH && rc != -ENOENT)
 			lp_warn("PID %d: cannot refresh mappings: %s", (int)t->pid, strerror(-rc));
 		if (requested)
-			bpf_map__delete_elem(s->map_owner->maps.refresh_pending, &t->pid, sizeof(t->pid), 0);
+			bpf_map__delete_elem(s->map_owner->maps.refresh_pending, &t->pid,
+					     sizeof(t->pid), 0);
 	}
 }
