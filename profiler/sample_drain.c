@@ -38,10 +38,9 @@ static int wait_for_running_programs(struct sample_drain *d)
 	return rc;
 }
 
-int sample_drain_init(struct sample_drain *d, struct sample_bpf *maps, struct sample_bpf *skel)
+int sample_drain_init(struct sample_drain *d, struct sample_bpf *skel)
 {
-	*d = (struct sample_drain){.maps = maps, .skel = skel, .sync_outer_fd = -1,
-				   .sync_inner_fd = -1};
+	*d = (struct sample_drain){.skel = skel, .sync_outer_fd = -1, .sync_inner_fd = -1};
 	d->keys = calloc(MAX_SAMPLE_KEYS, sizeof(*d->keys));
 	d->counts = calloc(MAX_SAMPLE_KEYS, sizeof(*d->counts));
 	d->stack_ids = calloc(MAX_STACKS, sizeof(*d->stack_ids));
@@ -87,13 +86,13 @@ bool sample_drain_due(const struct sample_drain *d)
 
 int sample_drain_stacks_fd(const struct sample_drain *d, uint32_t generation)
 {
-	return bpf_map__fd(generation & 1 ? d->maps->maps.stacks_1 : d->maps->maps.stacks_0);
+	return bpf_map__fd(generation & 1 ? d->skel->maps.stacks_1 : d->skel->maps.stacks_0);
 }
 
 static int counts_fd(const struct sample_drain *d, uint32_t generation)
 {
-	return bpf_map__fd(generation & 1 ? d->maps->maps.sample_counts_1
-					  : d->maps->maps.sample_counts_0);
+	return bpf_map__fd(generation & 1 ? d->skel->maps.sample_counts_1
+					  : d->skel->maps.sample_counts_0);
 }
 
 /* Read and delete every entry of a hash map into keys/values (arrays of key_size and value_size

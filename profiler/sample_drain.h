@@ -20,8 +20,7 @@ struct stack_entry {
 };
 
 struct sample_drain {
-	struct sample_bpf *maps;       /* the object whose map fds it uses */
-	struct sample_bpf *skel;       /* the loaded one: the generations in its .bss */
+	struct sample_bpf *skel;
 	int sync_outer_fd;             /* a map of maps: updating it waits for running programs */
 	int sync_inner_fd;
 	struct sample_key *keys;       /* MAX_SAMPLE_KEYS each */
@@ -37,9 +36,9 @@ struct sample_drain {
 typedef int (*sample_fn)(void *ctx, const struct sample_key *key, uint64_t count,
 			 const struct stack_trace *trace);
 
-/* maps: an object whose maps are created; skel: the loaded object sharing them (it may still be
- * loading: its .bss is read only when draining). 0, or -errno with the error said. */
-int sample_drain_init(struct sample_drain *d, struct sample_bpf *maps, struct sample_bpf *skel);
+/* Once the BPF object has its maps (its .bss is read only when draining, after the load). 0, or
+ * -errno with the error said. */
+int sample_drain_init(struct sample_drain *d, struct sample_bpf *skel);
 void sample_drain_free(struct sample_drain *d);
 /* The active generation is half full: drain now rather than at the next interval. */
 bool sample_drain_due(const struct sample_drain *d);

@@ -338,9 +338,10 @@ int load_program(struct session *s)
 		lp_error("cannot open the BPF ring buffer: %s", strerror(errno));
 		return -1;
 	}
-	/* In dump mode too: it names the stacks that EVENT_NEW_LUA_STACK announces. Its maps are
-	 * map_owner's; the generations it reads are in skel's .bss, loaded before it runs. */
-	if (sample_drain_init(&s->drain, s->map_owner, s->skel) < 0)
+	/* In dump mode too: it names the stacks that EVENT_NEW_LUA_STACK announces. It runs only
+	 * once skel is loaded (or, in a dump, on skel's maps shared above, before the sampler's
+	 * load: that load happens on this thread, and ends the dump if it fails). */
+	if (sample_drain_init(&s->drain, s->skel) < 0)
 		return -1;
 	return start_loading(s);
 }
