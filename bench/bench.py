@@ -16,11 +16,13 @@ interleaved rounds, and its BPF time per sample is reported next to this build's
 """
 import argparse
 import contextlib
+import ctypes
 import json
 import os
 import re
 import signal
 import statistics
+import struct
 import subprocess
 import tempfile
 import time
@@ -45,11 +47,61 @@ def bpf_stats_enabled():
 
 
 def bpf_stats(prog_name="on_sample"):
+    """(run_time_ns, run_cnt) of the newest loaded BPF program of that name, or None."""
+    prog = newest_program(prog_name)
+    return (prog["run_time_ns"], prog["run_cnt"]) if prog and "run_cnt" in prog else None
+
+
+def newest_program(prog_name):
     out = subprocess.run(["bpftool", "prog", "show", "-j"], capture_output=True, text=True, check=True)
-    for prog in json.loads(out.stdout):
-        if prog.get("name") == prog_name and "run_cnt" in prog:
-            return prog["run_time_ns"], prog["run_cnt"]
-    return None
+    progs = [p for p in json.loads(out.stdout) if p.get("name") == prog_name]
+    return max(progs, key=lambda p: p["id"]) if progs else None
+
+
+SYS_BPF = 321  # x86_64 (arch/x86/entry/syscalls/syscall_64.tbl)
+BPF_PROG_GET_FD_BY_ID, BPF_OBJ_GET_INFO_BY_FD = 13, 15  # enum bpf_cmd, include/uapi/linux/bpf.h
+# struct bpf_prog_info: run_time_ns and run_cnt are the u64s at offset 192 (offsetof, Linux 5.1+)
+PROG_INFO_SIZE, RUN_STATS_OFFSET = 232, 192
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _bpf(cmd, attr):
+    rc = _libc.syscall(ctypes.c_long(SYS_BPF), ctypes.c_int(cmd), ctypes.byref(attr),
+                       ctypes.c_uint(ctypes.sizeof(attr)))
+    if rc < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"bpf({cmd}): {os.strerror(err)}")
+    return rc
+
+
+class HeldProgram:
+    """A file descriptor of a loaded BPF program: its statistics stay readable after the
+    profiler that loaded it exits, so they are read once at the end instead of polled."""
+
+    def __init__(self, prog_id):
+        self.fd = _bpf(BPF_PROG_GET_FD_BY_ID, (ctypes.c_uint32 * 4)(prog_id, 0, 0, 0))
+
+    def stats(self):
+        """(run_time_ns, run_cnt)"""
+        info = ctypes.create_string_buffer(PROG_INFO_SIZE)
+        attr = (ctypes.c_uint64 * 2)(self.fd | PROG_INFO_SIZE << 32, ctypes.addressof(info))
+        _bpf(BPF_OBJ_GET_INFO_BY_FD, attr)
+        return struct.unpack_from("<QQ", info.raw, RUN_STATS_OFFSET)
+
+    def close(self):
+        os.close(self.fd)
+
+
+def hold_new_program(prog_name, newer_than, deadline):
+    """The first program of that name with an id above newer_than (loaded by the profiler just
+    started), held; polls bpftool until deadline (time.monotonic())."""
+    while time.monotonic() < deadline:
+        prog = newest_program(prog_name)
+        if prog and prog["id"] > newer_than:
+            return HeldProgram(prog["id"])
+        time.sleep(0.05)
+    raise SystemExit(f"no new BPF program {prog_name} within the workload's start delay: "
+                     "raise START_DELAY")
 
 
 # Workloads idle this long before working, so that the profilers' start-up (BPF verification,
@@ -57,38 +109,62 @@ def bpf_stats(prog_name="on_sample"):
 START_DELAY = 1.5
 
 
+# lua-perf profiling another process, asleep, while the workload runs: what the workload pays for
+# lua-perf's per-CPU perf events, the BPF program's exit on a sample of another process and
+# lua-perf's own process, without an unwind of its stacks.
+IDLE_TARGET = "lua-perf, idle target"
+
+
+def start_profiler(builds, mode, pid, tmp):
+    if mode in builds:
+        return subprocess.Popen([os.path.join(builds[mode], "lua-perf"), "-p", str(pid), "-q",
+                                 "-o", os.path.join(tmp, "bench.fold")], stderr=subprocess.DEVNULL)
+    if mode == "perf":
+        return subprocess.Popen(["perf", "record", "-q", "-F", "1000", "-e", "cpu-clock", "-p",
+                                 str(pid), "-o", os.path.join(tmp, "perf.data")],
+                                stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    return None
+
+
 def run_workload(builds, argv, mode, tmp):
     """Returns (wall seconds of the work, user CPU seconds, BPF ns per sample or None). builds maps
-    the lua-perf modes ("lua-perf", "reference") to their build directories."""
-    argv = argv + [str(START_DELAY)]
+    the lua-perf modes ("lua-perf", "reference") to their build directories. The work is timed
+    from the line "working" the workload prints when it starts to its exit, with nothing polled
+    meanwhile: the BPF program's statistics are read once, from a file descriptor held on it."""
+    lua_perf = mode in builds or mode == IDLE_TARGET
+    newest = newest_program("on_sample") if lua_perf else None
+    work = subprocess.Popen(argv + [str(START_DELAY)], stdout=subprocess.PIPE, text=True)
     started = time.monotonic()
-    work = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
-    profiler = None
-    if mode in builds:
-        profiler = subprocess.Popen([os.path.join(builds[mode], "lua-perf"), "-p", str(work.pid), "-q",
-                                     "-o", os.path.join(tmp, "bench.fold")],
-                                    stderr=subprocess.DEVNULL)
-    elif mode == "perf":
-        profiler = subprocess.Popen(["perf", "record", "-q", "-F", "1000", "-e", "cpu-clock", "-p",
-                                     str(work.pid), "-o", os.path.join(tmp, "perf.data")],
-                                    stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    last = None
-    while True:
-        pid, status, usage = os.wait4(work.pid, os.WNOHANG)
-        if pid == work.pid:
-            break
-        if mode in builds:
-            last = bpf_stats() or last
-        time.sleep(0.05)
-    work.returncode = os.waitstatus_to_exitcode(status)
-    seconds = time.monotonic() - started - START_DELAY
+    sleeper = subprocess.Popen(["sleep", "600"]) if mode == IDLE_TARGET else None
+    if sleeper:
+        profiler = start_profiler(builds, "lua-perf", sleeper.pid, tmp)
+    else:
+        profiler = start_profiler(builds, mode, work.pid, tmp)
+    held = None
+    if lua_perf:
+        held = hold_new_program("on_sample", newest["id"] if newest else 0, started + START_DELAY)
+    if work.stdout.readline().strip() != "working":
+        raise SystemExit(f"{argv[0]} did not print \"working\"")
+    began = time.monotonic()
+    _, status, usage = os.wait4(work.pid, 0)
+    seconds = time.monotonic() - began
+    work.stdout.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{argv} exited with {os.waitstatus_to_exitcode(status)}")
+    if sleeper:
+        sleeper.kill()
+        sleeper.wait()
     if profiler:
         try:
             profiler.wait(timeout=30)
         except subprocess.TimeoutExpired:
             profiler.send_signal(signal.SIGINT)
             profiler.wait()
-    per_sample = last[0] / last[1] if last and last[1] else None
+    per_sample = None
+    if held:
+        run_time_ns, run_cnt = held.stats()
+        held.close()
+        per_sample = run_time_ns / run_cnt if run_cnt else None
     return seconds, usage.ru_utime, per_sample
 
 
@@ -100,11 +176,14 @@ def median_and_spread(values):
     return mid, 50.0 * (max(values) - min(values)) / mid
 
 
-def bench_program(builds, argv, bench_rounds, tmp):
-    modes = ("none", "lua-perf", "perf") + (("reference",) if "reference" in builds else ())
+def bench_program(builds, argv, bench_rounds, tmp, idle_target=False):
+    """Medians over interleaved rounds; with idle_target, also lua-perf profiling an idle process
+    while the workload runs (IDLE_TARGET)."""
+    modes = (("none", "lua-perf", "perf") + (("reference",) if "reference" in builds else ())
+             + ((IDLE_TARGET,) if idle_target else ()))
     wall = {m: [] for m in modes}
     user = {m: [] for m in modes}
-    ns = {m: [] for m in builds}
+    ns = {m: [] for m in modes if m in builds or m == IDLE_TARGET}
     for _ in range(bench_rounds):
         for mode in modes:  # interleaved, so that machine noise hits every mode alike
             seconds, user_seconds, per_sample = run_workload(builds, argv, mode, tmp)
@@ -115,13 +194,16 @@ def bench_program(builds, argv, bench_rounds, tmp):
     base = statistics.median(wall["none"])
     base_user = statistics.median(user["none"])
     row = {"base_s": base, "wall_spread_pct": 100.0 * (max(wall["none"]) - min(wall["none"])) / base}
-    for mode in builds:
+    for mode in ns:
         row[mode + "_ns"], row[mode + "_ns_spread_pct"] = median_and_spread(ns[mode])
     for mode in modes[1:]:
         row[mode + "_slowdown_pct"] = 100.0 * (statistics.median(wall[mode]) / base - 1.0)
         row[mode + "_user_pct"] = 100.0 * (statistics.median(user[mode]) / base_user - 1.0)
     # lua-perf's wall time minus perf's, round by round (paired: each round's noise hits both)
     row["minus_perf_points"] = [100.0 * (a - b) / base for a, b in zip(wall["lua-perf"], wall["perf"])]
+    if idle_target:
+        row["idle_minus_perf_points"] = [100.0 * (a - b) / base
+                                         for a, b in zip(wall[IDLE_TARGET], wall["perf"])]
     return row
 
 

@@ -1,6 +1,6 @@
 -- A fixed amount of Lua work at a chosen Lua stack depth, for bench/bench.py.
 -- Usage: lua5.4 lua_depth_workload.lua DEPTH ROUNDS [DELAY]: idles DELAY seconds first (so that
--- a profiler can attach), then works.
+-- a profiler can attach), prints "working", then works.
 local depth, rounds = tonumber(arg[1]), tonumber(arg[2])
 if arg[3] then
 	os.execute("sleep " .. tonumber(arg[3]))
@@ -22,6 +22,8 @@ local function descend(d, n)
 	return r
 end
 
+io.write("working\n") -- bench.py times the work from this line
+io.stdout:flush()
 local total = 0
 for _ = 1, 100 do
 	total = total + descend(depth, rounds // 100)

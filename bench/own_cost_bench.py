@@ -19,9 +19,10 @@ medians with the spread (half the min-max range, in % of the median):
   stop          nginx + ngx_lua (2 workers) under wrk, lua-perf -p <master> at 1000 Hz writing
                 -o .fold -o .svg -o .pb.gz: from SIGINT after STOP_RUN_SECONDS to exit (files
                 written)
-  slowdown      bench.py's four fixed-work programs under no profiler, both lua-perf builds and
-                `perf record -F 1000 -e cpu-clock` (no call graph): wall slowdown and the BPF
-                program's time per sample
+  slowdown      bench.py's four fixed-work programs under no profiler, both lua-perf builds,
+                `perf record -F 1000 -e cpu-clock` (no call graph) and this build profiling an
+                idle process meanwhile (its perf events and own process without the unwinds):
+                wall slowdown and the BPF program's time per run (all CPUs' samples)
   nginx LuaJIT  bench/nginx_luajit_bench.py (this build): requests/s under each profiler and the
                 BPF time per sample on LuaJIT code
 """
@@ -41,7 +42,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))  # pylib
 sys.path.insert(0, HERE)
 import pylib.nginx as ngx  # noqa: E402
-from bench import bench_program, bpf_stats_enabled  # noqa: E402
+from bench import IDLE_TARGET, bench_program, bpf_stats_enabled  # noqa: E402
 from dump_bench import NAP_HANDLER, one_dump  # noqa: E402
 
 APP = os.path.join(HERE, "..", "examples", "app.lua")
@@ -245,21 +246,26 @@ def bench_slowdown(builds, args, tmp):
                 ("C, ~120 native", [depth, "116", str(args.work)]),
                 ("lua5.4, 40 (16 native + 24 Lua)", ["lua5.4", script, "23", str(args.lua_work)]),
                 ("lua5.4, 115 (16 native + 99 Lua)", ["lua5.4", script, "98", str(args.lua_work)])]
-    print(f"{args.slowdown_rounds} interleaved rounds (none, this, perf, reference)")
+    print(f"{args.slowdown_rounds} interleaved rounds (none, this, perf, reference, this with an "
+          "idle target)")
     print("| program | no profiler (spread) | slowdown: this / reference / perf -F 1000 | "
-          "this - perf, points: median (min..max of rounds) | BPF ns/sample: this / reference |")
-    print("|---|---|---|---|---|")
+          "this - perf, points: median (min..max of rounds) | idle target - perf, points | "
+          "BPF ns/sample: this / reference / idle target |")
+    print("|---|---|---|---|---|---|")
     for name, argv in programs:
-        r = bench_program(runs, argv, args.slowdown_rounds, tmp)
+        r = bench_program(runs, argv, args.slowdown_rounds, tmp, idle_target=True)
         this, ref, perf = (r["lua-perf_slowdown_pct"], r["reference_slowdown_pct"],
                            r["perf_slowdown_pct"])
-        diff = r["minus_perf_points"]
         print(f"| {name} | {r['base_s']:.2f} s (±{r['wall_spread_pct'] / 2:.1f}%) | "
-              f"{this:+.1f}% / {ref:+.1f}% / {perf:+.1f}% | {statistics.median(diff):+.1f} "
-              f"({min(diff):+.1f}..{max(diff):+.1f}) | "
+              f"{this:+.1f}% / {ref:+.1f}% / {perf:+.1f}% | {points(r['minus_perf_points'])} | "
+              f"{points(r['idle_minus_perf_points'])} | "
               f"{r['lua-perf_ns']:.0f} (±{r['lua-perf_ns_spread_pct']:.0f}%) / "
-              f"{r['reference_ns']:.0f} (±{r['reference_ns_spread_pct']:.0f}%) |", flush=True)
+              f"{r['reference_ns']:.0f} (±{r['reference_ns_spread_pct']:.0f}%) / "
+              f"{r[IDLE_TARGET + '_ns']:.0f} |", flush=True)
 
+
+def points(diffs):
+    return f"{statistics.median(diffs):+.1f} ({min(diffs):+.1f}..{max(diffs):+.1f})"
 
 if __name__ == "__main__":
     main()

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* A fixed amount of CPU work done at a chosen native stack depth, for bench/bench.py.
  * Usage: bench_stack_depth DEPTH ROUNDS [DELAY]  -> idles DELAY seconds (so that a profiler can
- * attach first), then prints the seconds the work took.
+ * attach first), prints "working", then prints the seconds the work took.
  * Built -O2 -fomit-frame-pointer like distro code; each level is a real frame (noipa, and a
  * volatile store after the call so that it is not a tail call). */
 #include <stdio.h>
@@ -58,6 +58,9 @@ int main(int argc, char **argv)
 	}
 	int depth = atoi(argv[1]);
 	unsigned long rounds = strtoul(argv[2], NULL, 10);
+	/* bench.py times the work from this line */
+	if (puts("working") == EOF || fflush(stdout) != 0)
+		return 1;
 	double start = now_seconds();
 
 	/* main + libc start frames + descend levels + work: about depth + 4 frames */

@@ -9,6 +9,7 @@
 #ifndef LUA_PERF_FRAME_RULES_BPF_H
 #define LUA_PERF_FRAME_RULES_BPF_H
 
+#include "lib/stack_window.bpf.h"
 #include "lib/unwinder_state.bpf.h"
 #include "lib/user_memory.bpf.h"
 
@@ -206,7 +207,7 @@ static __always_inline __u32 unwind_frame(struct unwinder_state *st, struct unwi
 		return END_COMPLETE;
 	if (ra_off == REG_SAME)
 		return END_UNSUPPORTED;
-	if (read_user(&ra, sizeof(ra), (void *)(cfa + ra_off)))
+	if (read_stack_word(st, cfa + ra_off, &ra))
 		return END_READ_FAILED;
 
 	/* Caller-saved registers are unknown in the caller; callee-saved ones follow their rule,
@@ -224,7 +225,7 @@ static __always_inline __u32 unwind_frame(struct unwinder_state *st, struct unwi
 		if (off == REG_SAME && !rbp_based)
 			continue;
 		if ((off == REG_UNDEFINED && !rbp_based) || (rbp_based && !frame_rbp_known) ||
-		    read_user(&saved, sizeof(saved), (void *)(base + off))) {
+		    read_stack_word(st, base + off, &saved)) {
 			valid &= ~REG_BIT(reg);
 			continue;
 		}

@@ -31,6 +31,9 @@ static __always_inline void begin_stack(struct unwinder_state *st, __u32 tgid)
 	st->tgid = tgid;
 	st->end_reason = END_DEPTH;
 	st->generation = current_generation();
+	st->window_len = 0;
+	st->memo_closure = 0;
+	st->memo_code_proto = 0;
 }
 
 /* Kernel frames first (leaf first), with bpf_get_stack / bpf_get_task_stack (bytes = their

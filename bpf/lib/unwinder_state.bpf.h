@@ -101,6 +101,9 @@ struct {
 /* struct sigcontext_64 (arch/x86/include/uapi/asm/sigcontext.h): r8 ... ip, 17 registers. */
 #define SIGCONTEXT_REGS 17
 
+/* Bytes of the user stack the native unwinder copies at a time (lib/stack_window.bpf.h). */
+#define STACK_WINDOW 512
+
 /* Per-CPU working state of one unwind: too large for the 512-byte BPF stack. The parts of the
  * unwinder (the native loop, the Lua walkers, which the verifier checks separately) pass nothing
  * else to each other. */
@@ -129,6 +132,17 @@ struct unwinder_state {
 	__u64 announced_key;      /* announced_sets (lib/stack_record.bpf.h) */
 	__u64 announced_value;
 	struct stack_trace trace;
+	/* The PUC walker's last lookups in this sample (walk/lua_puc_walk.bpf.h): a recursion or a
+	 * loop of calls repeats them frame after frame. Reset by begin_stack. */
+	__u64 memo_closure;       /* a Lua closure, 0: none */
+	__u64 memo_proto;         /* its Proto */
+	__u64 memo_code_proto;    /* a Proto, 0: none */
+	__u64 memo_code;          /* its code */
+	__u64 tvalue[2];          /* a Lua stack slot as read: the value, then the tag */
+	__u64 window_start;       /* user address of window[0] (lib/stack_window.bpf.h) */
+	__u32 window_len;         /* bytes of window copied; 0: none (begin_stack) */
+	__u32 window_pad;
+	__u8 window[STACK_WINDOW];
 };
 
 struct {

@@ -16,8 +16,9 @@
 #     fixture showed exactly the chains documented at the top of each fixture's source (the
 #     tests can be pointed at perf instead of lua-perf with --use-perf to repeat this).
 #
-# Tests (label bpf, need root): native_deep, native_deep_stripped, native_qsort, native_signal,
-# native_vdso, native_dlopen, native_dlopen_no_sections, native_dlopen_damaged_cfi, native_not_elf_mapped, native_threads, native_errors, native_target_exit, native_nginx,
+# Tests (label bpf, need root): native_deep, native_ucontext, native_deep_stripped, native_qsort,
+# native_signal, native_vdso, native_dlopen, native_dlopen_no_sections, native_dlopen_damaged_cfi,
+# native_not_elf_mapped, native_threads, native_errors, native_target_exit, native_nginx,
 # native_lua54; plus native_fixtures_selfcheck (no profiler, no root: checks the fixtures).
 # fixture_fork (a parent whose descendants burn the CPU) is profiled by tests/cmake/process_tree.cmake.
 
@@ -42,7 +43,7 @@ function(lua_perf_fixture_options target)
     LIBRARY_OUTPUT_DIRECTORY ${FIXTURE_BIN_DIR})
 endfunction()
 
-foreach(fx deep qsort signal vdso dlopen threads realign fork dump)
+foreach(fx deep qsort signal vdso dlopen threads realign fork dump ucontext)
   add_executable(fixture_${fx} ${FIXTURE_DIR}/fixture_${fx}.c)
   lua_perf_fixture_options(fixture_${fx})
 endforeach()
@@ -87,7 +88,7 @@ fixture_plugin_variant(${FIXTURE_PLUGIN_DAMAGED_CFI} corrupt_eh_frame.py
 
 add_custom_target(native_fixtures DEPENDS
   fixture_deep fixture_qsort fixture_signal fixture_vdso fixture_dlopen fixture_threads
-  fixture_realign fixture_fork fixture_dump fixture_plugin)
+  fixture_realign fixture_fork fixture_dump fixture_ucontext fixture_plugin)
 
 # ---- tests
 set(NATIVE_TEST ${TESTS_E2E_DIR}/native_profile_test.py)
@@ -98,7 +99,7 @@ add_test(NAME native_fixtures_selfcheck
           --fixture-dir ${FIXTURE_BIN_DIR} --plugin $<TARGET_FILE:fixture_plugin>)
 set_tests_properties(native_fixtures_selfcheck PROPERTIES TIMEOUT 60 SKIP_RETURN_CODE 77)
 
-foreach(fx deep qsort signal vdso threads realign)
+foreach(fx deep qsort signal vdso threads realign ucontext)
   add_test(NAME native_${fx}
     COMMAND ${Python3_EXECUTABLE} ${NATIVE_TEST_ARGS} ${fx} --fixture $<TARGET_FILE:fixture_${fx}>)
 endforeach()
@@ -135,8 +136,10 @@ add_test(NAME native_lua54
   COMMAND ${Python3_EXECUTABLE} ${TESTS_E2E_DIR}/nginx_profile_test.py
           --lua-perf $<TARGET_FILE:lua-perf> lua54)
 
-set(NATIVE_BPF_TESTS native_deep native_deep_stripped native_deep_stripped_semicolon native_qsort native_signal native_vdso
-  native_realign native_dlopen native_dlopen_no_sections native_dlopen_damaged_cfi native_not_elf_mapped native_threads native_errors native_kernel_frames native_target_exit native_nginx native_lua54)
+set(NATIVE_BPF_TESTS native_deep native_ucontext native_deep_stripped native_deep_stripped_semicolon
+  native_qsort native_signal native_vdso native_realign native_dlopen native_dlopen_no_sections
+  native_dlopen_damaged_cfi native_not_elf_mapped native_threads native_errors native_kernel_frames
+  native_target_exit native_nginx native_lua54)
 # 77 = skipped (not root: these load BPF programs).
 set_tests_properties(${NATIVE_BPF_TESTS} PROPERTIES
   TIMEOUT 60 LABELS bpf SKIP_RETURN_CODE 77)

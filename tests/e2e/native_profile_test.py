@@ -7,7 +7,8 @@ check the folded stacks it wrote.
     native_profile_test.py self-check --fixture-dir DIR --plugin P
 
 CASE: deep, deep_stripped, deep_stripped_semicolon, qsort, signal, vdso, dlopen,
-dlopen_no_sections, dlopen_damaged_cfi, not_elf_mapped, threads, realign, errors, target_exit;
+dlopen_no_sections, dlopen_damaged_cfi, not_elf_mapped, threads, realign, ucontext, errors,
+target_exit;
 self-check needs neither root nor lua-perf: it checks the fixtures' machine code with objdump
 (real calls, real recursion, no renamed clones) and runs each fixture briefly.
 
@@ -111,6 +112,18 @@ def case_deep(args, tmp, stripped=False):
              one(exact("burn_deep"))]
     check_chains(stacks, exact("burn_deep"), MAIN_PREFIX, chain, MIN_HOT,
                  "fixture_deep" + ("_stripped" if stripped else ""), translate)
+
+
+def case_ucontext(args, tmp):
+    """A recursion on a makecontext stack whose first frame sits at the end of its mapping (an
+    inaccessible page follows): the unwinder's copies of that stack stop at the mapping's end
+    (bpf/lib/stack_window.bpf.h), and the stacks must be as whole as on the main stack, down
+    to glibc's context start (which has no unwind row: the unwind ends there)."""
+    child, stacks = profile_fixture(args, tmp, [args.fixture])
+    depth = int(need_info(child, "depth"))
+    chain = [one(exact("on_own_stack")), times(exact("recurse"), depth), one(exact("burn_deep"))]
+    check_chains(stacks, exact("burn_deep"), [one(libc_fn({"start_context"}))], chain, MIN_HOT,
+                 "fixture_ucontext")
 
 
 def case_deep_stripped_semicolon(args, tmp):
@@ -572,6 +585,8 @@ def case_self_check(args, tmp):
         "fixture_signal": [("main", "wait_for_signals"), ("signal_handler", "burn_in_handler")],
         "fixture_vdso": [("main", "time_loop"), ("time_loop", "clock_gettime")],
         "fixture_threads": [("thread_main", "worker_loop"), ("worker_loop", "burn_thread")],
+        "fixture_ucontext": [("on_own_stack", "recurse"), ("recurse", "recurse"),
+                             ("recurse", "burn_deep")],
         "fixture_realign": [("main", "run_realign"), ("run_realign", "frame_pointer_caller"),
                             ("frame_pointer_caller", "realigned"), ("realigned", "burn_realign")],
         "fixture_fork": [("main", "start_early"), ("start_early", "spawn_child"),
@@ -643,6 +658,7 @@ def case_self_check(args, tmp):
 
 CASES = {
     "deep": case_deep,
+    "ucontext": case_ucontext,
     "deep_stripped": lambda a, t: case_deep(a, t, stripped=True),
     "deep_stripped_semicolon": case_deep_stripped_semicolon,
     "qsort": case_qsort,
