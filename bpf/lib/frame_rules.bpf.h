@@ -4,7 +4,9 @@
  * in effect there (bpf/abi/unwind_abi.h: pc -> process mapping (binary search) -> file table -> page
  * index -> binary search among the rows of one page -> rule), and the caller's registers that
  * rule gives. Every loop is bounded. Used by the native loop and by the LuaJIT walker, which
- * resumes native unwinding at a VM entry frame.
+ * resumes native unwinding at a VM entry frame. The native loop first asks a per-CPU cache of
+ * the lookups of earlier frames (remembered_lookup), which checks each answer against the
+ * process's current mappings before trusting it.
  */
 #ifndef LUA_PERF_FRAME_RULES_BPF_H
 #define LUA_PERF_FRAME_RULES_BPF_H
@@ -23,20 +25,21 @@ static const __u8 saved_reg_dwarf[SREG_COUNT - 1] = {
 	[SREG_R13] = DW_R13, [SREG_R14] = DW_R14, [SREG_R15] = DW_R15,
 };
 
-/* The executable mapping holding pc: last mapping with start <= pc, if pc < its end. */
-static __always_inline struct exec_mapping *find_mapping(struct proc_mappings *pm, __u64 pc)
+/* The index in pm->maps of the executable mapping holding pc (the last mapping with
+ * start <= pc, if pc < its end), or -1. */
+static __always_inline int find_mapping(struct proc_mappings *pm, __u64 pc)
 {
 	__u32 lo = 0, hi = pm->count;
 
 	if (hi > MAX_PROC_MAPPINGS)
-		return NULL;
+		return -1;
 	/* invariant: answer in [lo, hi), i.e. maps[lo - 1].start <= pc < maps[hi].start */
 	for (int i = 0; i < MAPPING_SEARCH_STEPS && lo < hi; i++) {
 		__u32 mid = (lo + hi) / 2;
 
 		opaque(mid);
 		if (mid >= MAX_PROC_MAPPINGS)
-			return NULL;
+			return -1;
 		if (pm->maps[mid].start <= pc)
 			lo = mid + 1;
 		else
@@ -44,10 +47,52 @@ static __always_inline struct exec_mapping *find_mapping(struct proc_mappings *p
 	}
 	lo -= 1;
 	opaque(lo);
-	if (lo >= MAX_PROC_MAPPINGS)
-		return NULL;
-	struct exec_mapping *m = &pm->maps[lo];
-	return pc < m->end ? m : NULL;
+	if (lo >= MAX_PROC_MAPPINGS || pc >= pm->maps[lo].end)
+		return -1;
+	return (int)lo;
+}
+
+/* The lookup cache (struct lookup_memo): the slot of a pc. */
+static __always_inline __u32 lookup_slot(__u64 pc)
+{
+	return (__u32)((pc * 0x9e3779b97f4a7c15ull) >> (64 - LOOKUP_MEMO_BITS));
+}
+
+/* The file mapping of pc and the id of the rule in effect there, as an earlier frame on this CPU
+ * found them, or -1. A slot is trusted only if pm's mapping at the remembered index still holds
+ * pc, is the same file at the same bias, and lies within pm->count: then the rule cannot have
+ * changed, because a file's table is never rewritten once published and file ids are not reused
+ * within a run (unwind/unwind_table_store.c). So any process, and any refresh of its mappings,
+ * can share the slots. */
+static __always_inline int remembered_lookup(struct unwinder_state *st, struct proc_mappings *pm,
+					     __u64 pc, __u32 *rule_id)
+{
+	struct lookup_memo *memo = &st->lookups[lookup_slot(pc)];
+	__u32 index = memo->map_index;
+
+	if (memo->pc != pc || index >= pm->count)
+		return -1;
+	opaque(index);
+	if (index >= MAX_PROC_MAPPINGS)
+		return -1;
+	struct exec_mapping *m = &pm->maps[index];
+	if (pc < m->start || pc >= m->end || m->kind != MAPPING_FILE ||
+	    m->file_id != memo->file_id || m->bias != memo->bias)
+		return -1;
+	*rule_id = memo->rule_id;
+	return (int)index;
+}
+
+static __always_inline void remember_lookup(struct unwinder_state *st, __u64 pc, __u32 index,
+					    struct exec_mapping *m, __u32 rule_id)
+{
+	struct lookup_memo *memo = &st->lookups[lookup_slot(pc)];
+
+	memo->pc = pc;
+	memo->bias = m->bias;
+	memo->file_id = m->file_id;
+	memo->map_index = index;
+	memo->rule_id = rule_id;
 }
 
 /* The id of the rule in effect at vaddr in a file (a key of unwind_rules), or UNWIND_RULE_GAP

@@ -97,18 +97,35 @@ __noinline int unwind_native_frame(struct unwinder_state *st, struct proc_mappin
 	/* A return address may sit just past a noreturn call at the end of a function: look up
 	 * the call instruction itself. */
 	__u64 lookup_pc = retaddr ? pc - 1 : pc;
-	struct exec_mapping *m = find_mapping(pm, lookup_pc);
+	__u32 reason = END_NO_ROW, rule_id = UNWIND_RULE_GAP;
+	int index = remembered_lookup(st, pm, lookup_pc, &rule_id);
+	bool remembered = index >= 0;
 	struct unwind_rule *rule;
-	__u32 reason, rule_id;
 
-	if (!m || m->kind == MAPPING_ANON)
-		return unwind_unknown_code(st, pc, retaddr, m != NULL);
+	if (!remembered)
+		index = find_mapping(pm, lookup_pc);
+	if (index < 0)
+		return unwind_unknown_code(st, pc, retaddr, false);
+
+	__u32 at = (__u32)index;
+	opaque(at);
+	if (at >= MAX_PROC_MAPPINGS)
+		return 1;
+	struct exec_mapping *m = &pm->maps[at];
+	if (m->kind == MAPPING_ANON)
+		return unwind_unknown_code(st, pc, retaddr, true);
 	if (m->kind != MAPPING_FILE) {
 		push_frame(st, native_frame(m->file_id, pc - m->bias, retaddr));
 		st->end_reason = END_NO_TABLE;
 		return 1;
 	}
-	rule = find_rule(m->file_id, lookup_pc - m->bias, &reason, &rule_id);
+	if (remembered) {
+		rule = bpf_map_lookup_elem(&unwind_rules, &rule_id);
+	} else {
+		rule = find_rule(m->file_id, lookup_pc - m->bias, &reason, &rule_id);
+		if (rule)
+			remember_lookup(st, lookup_pc, at, m, rule_id);
+	}
 	/* The kernel makes a signal handler "return" to the first instruction of the trampoline
 	 * (__restore_rt): that pc is not after a call, name it as it is. */
 	if (rule && rule->cfa_type == CFA_SIGNAL)

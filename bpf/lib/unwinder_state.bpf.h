@@ -104,6 +104,20 @@ struct {
 /* Bytes of the user stack the native unwinder copies at a time (lib/stack_window.bpf.h). */
 #define STACK_WINDOW 512
 
+/* One native lookup remembered across samples (lib/frame_rules.bpf.h, remembered_lookup): a pc,
+ * the process mapping that held it, and the rule in effect there. */
+struct lookup_memo {
+	__u64 pc;
+	__u64 bias;
+	__u32 file_id;
+	__u32 map_index;
+	__u32 rule_id;
+	__u32 pad;
+};
+
+#define LOOKUP_MEMO_BITS 8
+#define LOOKUP_MEMO_SLOTS (1u << LOOKUP_MEMO_BITS)
+
 /* Per-CPU working state of one unwind: too large for the 512-byte BPF stack. The parts of the
  * unwinder (the native loop, the Lua walkers, which the verifier checks separately) pass nothing
  * else to each other. */
@@ -143,6 +157,8 @@ struct unwinder_state {
 	__u32 window_len;         /* bytes of window copied; 0: none (begin_stack) */
 	__u32 window_pad;
 	__u8 window[STACK_WINDOW];
+	/* Not reset by begin_stack: valid across samples and processes (remembered_lookup). */
+	struct lookup_memo lookups[LOOKUP_MEMO_SLOTS];
 };
 
 struct {

@@ -18,6 +18,7 @@
 #
 # Tests (label bpf, need root): native_deep, native_ucontext, native_deep_stripped, native_qsort,
 # native_signal, native_vdso, native_dlopen, native_dlopen_no_sections, native_dlopen_damaged_cfi,
+# native_dlopen_same_address,
 # native_not_elf_mapped, native_threads, native_errors, native_target_exit, native_nginx,
 # native_lua54; plus native_fixtures_selfcheck (no profiler, no root: checks the fixtures).
 # fixture_fork (a parent whose descendants burn the CPU) is profiled by tests/cmake/process_tree.cmake.
@@ -58,6 +59,12 @@ lua_perf_fixture_options(fixture_plugin)
 # fixture_dlopen must not link it: the test makes it dlopen() it after profiling started.
 add_dependencies(fixture_dlopen fixture_plugin)
 
+# The plugin's twin: the same machine code, but its CFI says plugin_hot has no caller.
+add_library(fixture_plugin_ra_undefined SHARED ${FIXTURE_DIR}/fixture_plugin.c)
+lua_perf_fixture_options(fixture_plugin_ra_undefined)
+target_compile_definitions(fixture_plugin_ra_undefined PRIVATE PLUGIN_RA_UNDEFINED)
+add_dependencies(fixture_dlopen fixture_plugin_ra_undefined)
+
 # Stripped copy (only .dynsym left: main, _start and the chain are unnamed; .eh_frame stays).
 find_program(FIXTURE_STRIP NAMES strip REQUIRED)
 set(FIXTURE_DEEP_STRIPPED ${FIXTURE_BIN_DIR}/fixture_deep_stripped)
@@ -88,7 +95,8 @@ fixture_plugin_variant(${FIXTURE_PLUGIN_DAMAGED_CFI} corrupt_eh_frame.py
 
 add_custom_target(native_fixtures DEPENDS
   fixture_deep fixture_qsort fixture_signal fixture_vdso fixture_dlopen fixture_threads
-  fixture_realign fixture_fork fixture_dump fixture_ucontext fixture_plugin)
+  fixture_realign fixture_fork fixture_dump fixture_ucontext fixture_plugin
+  fixture_plugin_ra_undefined)
 
 # ---- tests
 set(NATIVE_TEST ${TESTS_E2E_DIR}/native_profile_test.py)
@@ -120,6 +128,10 @@ add_test(NAME native_dlopen_damaged_cfi
   COMMAND ${Python3_EXECUTABLE} ${NATIVE_TEST_ARGS} dlopen_damaged_cfi
           --fixture $<TARGET_FILE:fixture_dlopen> --plugin ${FIXTURE_PLUGIN_DAMAGED_CFI}
           --fixture-dir ${FIXTURE_BIN_DIR})
+add_test(NAME native_dlopen_same_address
+  COMMAND ${Python3_EXECUTABLE} ${NATIVE_TEST_ARGS} dlopen_same_address
+          --fixture $<TARGET_FILE:fixture_dlopen> --plugin $<TARGET_FILE:fixture_plugin>
+          --other-plugin $<TARGET_FILE:fixture_plugin_ra_undefined>)
 add_test(NAME native_not_elf_mapped
   COMMAND ${Python3_EXECUTABLE} ${NATIVE_TEST_ARGS} not_elf_mapped)
 add_test(NAME native_errors
@@ -138,7 +150,8 @@ add_test(NAME native_lua54
 
 set(NATIVE_BPF_TESTS native_deep native_ucontext native_deep_stripped native_deep_stripped_semicolon
   native_qsort native_signal native_vdso native_realign native_dlopen native_dlopen_no_sections
-  native_dlopen_damaged_cfi native_not_elf_mapped native_threads native_errors native_kernel_frames
+  native_dlopen_damaged_cfi native_dlopen_same_address native_not_elf_mapped native_threads
+  native_errors native_kernel_frames
   native_target_exit native_nginx native_lua54)
 # 77 = skipped (not root: these load BPF programs).
 set_tests_properties(${NATIVE_BPF_TESTS} PROPERTIES

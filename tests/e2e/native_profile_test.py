@@ -4,11 +4,12 @@
 check the folded stacks it wrote.
 
     native_profile_test.py --lua-perf BIN CASE [--fixture F] [--plugin P] [--unstripped U]
+                           [--other-plugin P2]
     native_profile_test.py self-check --fixture-dir DIR --plugin P
 
 CASE: deep, deep_stripped, deep_stripped_semicolon, qsort, signal, vdso, dlopen,
-dlopen_no_sections, dlopen_damaged_cfi, not_elf_mapped, threads, realign, ucontext, errors,
-target_exit;
+dlopen_no_sections, dlopen_damaged_cfi, dlopen_same_address, not_elf_mapped, threads, realign,
+ucontext, errors, target_exit;
 self-check needs neither root nor lua-perf: it checks the fixtures' machine code with objdump
 (real calls, real recursion, no renamed clones) and runs each fixture briefly.
 
@@ -347,6 +348,75 @@ def case_dlopen_damaged_cfi(args, tmp):
     check_chains(stacks, exact("burn_deep"), MAIN_PREFIX, chain, MIN_HOT, "fixture_deep")
 
 
+def plugin_base(pid, plugin):
+    """The lowest address at which process pid maps the file plugin."""
+    with open("/proc/%d/maps" % pid) as f:
+        starts = [int(line.split("-", 1)[0], 16) for line in f
+                  if line.rstrip().endswith(os.path.realpath(plugin))]
+    if not starts:
+        fail(f"PID {pid} does not map {plugin}")
+    return min(starts)
+
+
+def text_bytes(path):
+    """The bytes of an ELF file's .text section."""
+    elf = Elf(path)
+    sh = elf.sections.get(".text")
+    if not sh:
+        fail(f"{path}: no .text section")
+    return elf.data[sh[4]:sh[4] + sh[5]]
+
+
+def case_dlopen_same_address(args, tmp):
+    """Two fixture_dlopen processes, on CPU 0 and with ASLR off (setarch -R), dlopen() the
+    plugin and its twin --other-plugin: the same machine code, but CFI that says plugin_hot has
+    no caller (.cfi_undefined rip). Both land at the same address, so at the same pcs: a native
+    lookup one process left in the CPU's cache (bpf/lib/frame_rules.bpf.h, remembered_lookup)
+    must not serve the other. The plugin's stacks are whole as in `dlopen`; the twin's end at
+    plugin_hot."""
+    plugins = (args.plugin, args.other_plugin)
+    if text_bytes(args.plugin) != text_bytes(args.other_plugin):
+        fail(f"{args.other_plugin}: its code differs from {args.plugin}'s: nothing is tested")
+    # One CPU for both: the cache is per CPU.
+    children = [Child(["taskset", "-c", "0", "setarch", "-R", args.fixture, plugin], stdin=True)
+                for plugin in plugins]
+    prof = None
+    try:
+        for child in children:
+            child.wait_for("ready")
+        prof = Profiler(args, [c.pid for c in children], DURATION + 1,
+                        os.path.join(tmp, "out.fold"))
+        if not prof.wait_attached():
+            log("warning: no perf_event fd seen in the profiler within 15 s; going on")
+        time.sleep(0.5)
+        for child in children:
+            child.send("go\n")
+        for child in children:
+            child.wait_for("loaded", timeout=5)
+        bases = [plugin_base(c.pid, p) for c, p in zip(children, plugins)]
+        log(f"plugin bases: {[hex(b) for b in bases]}")
+        if bases[0] != bases[1]:
+            fail(f"the two plugins are mapped at different addresses {bases}: setarch -R did not "
+                 "give both processes the same layout, nothing is tested")
+        rc, _, err = prof.finish()
+        check_exit(rc, err, args)
+    finally:
+        if prof:
+            prof.kill()
+        for child in children:
+            child.close()
+    stacks = parse_fold(os.path.join(tmp, "out.fold"))
+    alone = [(f, c) for f, c in stacks if user_part(f) == ("plugin_hot",)]
+    whole = [(f, c) for f, c in stacks if user_part(f) != ("plugin_hot",)]
+    n_alone = sum(c for _, c in alone)
+    log(f"plugin_hot alone (the twin without caller): {n_alone} samples")
+    if n_alone < MIN_HOT // 2:
+        fail(f"want >= {MIN_HOT // 2} samples of the twin plugin ending in plugin_hot\n"
+             + top_stacks(stacks))
+    chain = [one(exact("main")), one(exact("plugin_entry")), one(exact("plugin_hot"))]
+    check_chains(whole, exact("plugin_hot"), MAIN_PREFIX, chain, MIN_HOT // 2, "the plugin")
+
+
 # A process that maps a file executable which is no ELF file, then burns CPU in Python.
 MAP_NOT_ELF = """
 import mmap, sys, time
@@ -658,6 +728,7 @@ def case_self_check(args, tmp):
 
 CASES = {
     "deep": case_deep,
+    "dlopen_same_address": case_dlopen_same_address,
     "ucontext": case_ucontext,
     "deep_stripped": lambda a, t: case_deep(a, t, stripped=True),
     "deep_stripped_semicolon": case_deep_stripped_semicolon,
@@ -684,6 +755,8 @@ def main():
     ap.add_argument("--fixture", help="fixture executable")
     ap.add_argument("--plugin", help="libfixture_plugin.so (dlopen, self-check)")
     ap.add_argument("--unstripped", help="unstripped twin of a stripped fixture")
+    ap.add_argument("--other-plugin", help="the plugin's twin whose plugin_hot has no caller "
+                    "(dlopen_same_address)")
     ap.add_argument("--fixture-dir", help="directory of the fixtures (self-check)")
     ap.add_argument("--use-perf", action="store_true",
                     help="profile with perf instead of lua-perf (checks the expectations)")
