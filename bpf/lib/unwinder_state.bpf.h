@@ -118,6 +118,20 @@ struct lookup_memo {
 #define LOOKUP_MEMO_BITS 8
 #define LOOKUP_MEMO_SLOTS (1u << LOOKUP_MEMO_BITS)
 
+/* A LuaJIT walk of one lua_State's frames (walk/luajit_walk.bpf.h). */
+struct luajit_walk_state {
+	__u64 L;
+	__u64 bot;         /* lj_debug_frame: frames above stack + LJ_FR2 slots are real */
+	__u64 frame;       /* the link slot of the frame under examination */
+	__u64 pending_pc;  /* a PC inside the frame under examination (its current instruction + 1),
+			    * from the frame above it or the interpreter's PC register; 0: unknown */
+	__u64 trace_pc;    /* for a JIT top frame: the trace's first instruction; 0: none */
+	__u32 file_id;
+	__u32 jit_top;     /* the frame under examination is the one running the trace */
+	__u32 pushed_any;
+	__u32 done;        /* this lua_State has no frames left */
+};
+
 /* Per-CPU working state of one unwind: too large for the 512-byte BPF stack. The parts of the
  * unwinder (the native loop, the Lua walkers, which the verifier checks separately) pass nothing
  * else to each other. */
@@ -153,6 +167,7 @@ struct unwinder_state {
 	__u64 memo_code_proto;    /* a Proto, 0: none */
 	__u64 memo_code;          /* its code */
 	__u64 tvalue[2];          /* a Lua stack slot as read: the value, then the tag */
+	struct luajit_walk_state luajit;
 	__u64 window_start;       /* user address of window[0] (lib/stack_window.bpf.h) */
 	__u32 window_len;         /* bytes of window copied; 0: none (begin_stack) */
 	__u32 window_pad;
