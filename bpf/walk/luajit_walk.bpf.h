@@ -210,29 +210,32 @@ static __always_inline __u64 luajit_link_delta(__s64 link)
 static __always_inline void luajit_push_function(struct luajit_walk_ctx *w, __u64 func, __u8 ffid)
 {
 	struct luajit_layout *lay = w->lay;
+	struct luajit_walk_state *s = w->s;
 	__u64 bc, proto, index;
 
 	if (ffid == 1)
 		return; /* a C function: its native frame is in the stack already */
 	if (ffid > 1) {
+		__u64 file = (__u64)s->file_id & LUA_FAST_FILE_MASK;
+
 		push_frame(w->st, (FRAME_LUA_FAST << FRAME_KIND_SHIFT) |
-					  (((__u64)w->s->file_id & LUA_FAST_FILE_MASK) << LUA_FAST_FILE_SHIFT) | ffid);
-		w->s->pushed_any = 1;
+					  (file << LUA_FAST_FILE_SHIFT) | ffid);
+		s->pushed_any = 1;
 		return;
 	}
 	if (luajit_read_ref(lay, func + lay->func_pc, &bc) || bc <= lay->proto_size)
 		return;
 	proto = bc - lay->proto_size;
-	if (w->s->jit_top) {
+	if (s->jit_top) {
 		/* the trace's start pc names the line when the trace began in this function */
-		index = w->s->trace_pc ? luajit_pc_index(lay, proto, w->s->trace_pc + 4) : LUA_PC_UNKNOWN;
+		index = s->trace_pc ? luajit_pc_index(lay, proto, s->trace_pc + 4) : LUA_PC_UNKNOWN;
 		push_lua_frame(w->st, lua_frame_of_kind(FRAME_LUA_JIT, proto, index));
-		w->s->jit_top = 0;
+		s->jit_top = 0;
 	} else {
-		index = w->s->pending_pc ? luajit_pc_index(lay, proto, w->s->pending_pc) : LUA_PC_UNKNOWN;
+		index = s->pending_pc ? luajit_pc_index(lay, proto, s->pending_pc) : LUA_PC_UNKNOWN;
 		push_lua_frame(w->st, lua_frame(proto, index));
 	}
-	w->s->pushed_any = 1;
+	s->pushed_any = 1;
 }
 
 enum { LUAJIT_STEP_NEXT = 0, LUAJIT_STEP_STOP = 1 };
