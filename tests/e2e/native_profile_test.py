@@ -25,7 +25,8 @@ Runs are `-f 997 -d 4` with MIN_HOT 1000, except dlopen (-d 5, the dlopen is tri
 lua-perf holds perf_event fds, MIN_HOT 500; dlopen_no_sections: the same with the plugin's
 section headers dropped, its frames BASE+0xOFF named by the --unstripped plugin's symbols;
 dlopen_damaged_cfi: the plugin's .eh_frame is garbage, fixture_deep from --fixture-dir is profiled
-alongside with MIN_HOT 1000, --stats; see its docstring) and target_exit (the target is ended by SIGTERM
+alongside with MIN_HOT 1000, --stats; dlopen_same_address: two processes on one CPU, MIN_HOT 500
+each; see their docstrings) and target_exit (the target is ended by SIGTERM
 1.5 s into sampling during a 7 s run; lua-perf must exit 0 and keep >= 300 hot samples).
 errors: a free PID, a kernel thread (PID 2) and an unprivileged run (lua-perf and its target
 both as uid 65534) must each give exit code != 0 and exactly one stderr line matching
