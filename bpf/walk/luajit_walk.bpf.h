@@ -59,13 +59,13 @@ struct {
 	__type(value, __u64); /* its LuaJIT global_State, as last validated at an lj_vm frame */
 } luajit_globals SEC(".maps");
 
-/* A walk step's view: the walk's state lives in the per-CPU unwinder_state (st->luajit), so that
- * one global function (luajit_step_frame) takes a step: pointers cannot be kept in a map value,
- * and stack memory passed to a global function loses the pointers spilled in it. */
+/* A walk's two map values, also the context of its bpf_loop. The walk's state lives in the
+ * per-CPU unwinder_state (st->luajit), so that one global function (luajit_step_frame) takes a
+ * step: pointers cannot be kept in a map value, and stack memory passed to a global function
+ * loses the pointers spilled in it. */
 struct luajit_walk_ctx {
 	struct unwinder_state *st;
 	struct luajit_layout *lay;
-	struct luajit_walk_state *s; /* &st->luajit */
 };
 
 /* A GCRef/MRef: 8 bytes in GC64, 4 in GC32. */
@@ -210,7 +210,7 @@ static __always_inline __u64 luajit_link_delta(__s64 link)
 static __always_inline void luajit_push_function(struct luajit_walk_ctx *w, __u64 func, __u8 ffid)
 {
 	struct luajit_layout *lay = w->lay;
-	struct luajit_walk_state *s = w->s;
+	struct luajit_walk_state *s = &w->st->luajit;
 	__u64 bc, proto, index;
 
 	if (ffid == 1)
@@ -248,8 +248,10 @@ static __always_inline int luajit_prev_lua(struct luajit_walk_ctx *w, __u64 retp
 
 	if (read_user(&ins, sizeof(ins), (void *)(retpc - 4)))
 		return -1;
-	w->s->frame -= 8 * (1 + w->lay->gc64 + ((ins >> 8) & 0xff));
-	w->s->pending_pc = retpc;
+	struct luajit_walk_state *s = &w->st->luajit;
+
+	s->frame -= 8 * (1 + w->lay->gc64 + ((ins >> 8) & 0xff));
+	s->pending_pc = retpc;
 	return 0;
 }
 
@@ -260,15 +262,15 @@ static __always_inline __u64 luajit_cont_pc(struct luajit_walk_ctx *w)
 	__u64 v;
 
 	if (w->lay->gc64)
-		return read_u64(w->s->frame - 16, &v) ? 0 : v;
-	return read_u64(w->s->frame - 8, &v) ? 0 : v >> 32;
+		return read_u64(w->st->luajit.frame - 16, &v) ? 0 : v;
+	return read_u64(w->st->luajit.frame - 8, &v) ? 0 : v >> 32;
 }
 
 /* L's stack ends here: at its bottom, or at what cannot be a frame (then the walk stops above
  * the bottom: broken). */
 static __always_inline long luajit_stop(struct luajit_walk_ctx *w)
 {
-	w->s->done = 1;
+	w->st->luajit.done = 1;
 	return LUAJIT_STEP_STOP;
 }
 
@@ -280,20 +282,21 @@ __noinline int luajit_step_frame(struct unwinder_state *st, struct luajit_layout
 	if (!st || !lay)
 		return LUAJIT_STEP_STOP;
 
-	struct luajit_walk_ctx ctx = {.st = st, .lay = lay, .s = &st->luajit};
+	struct luajit_walk_ctx ctx = {.st = st, .lay = lay};
 	struct luajit_walk_ctx *w = &ctx;
+	struct luajit_walk_state *s = &st->luajit;
 	__u64 func;
 	__s64 link;
 	__u8 head[2]; /* gct, ffid */
 
-	if (w->s->frame <= w->s->bot || luajit_read_frame(lay, w->s->frame, &func, &link))
+	if (s->frame <= s->bot || luajit_read_frame(lay, s->frame, &func, &link))
 		return luajit_stop(w);
 	__u32 typep = link & LJ_FRAME_TYPEP;
 
 	/* Dummy frames whose "function" is L itself (lj_err_optype_call) are skipped; so is the
 	 * pseudo-frame a vararg function runs in, above its fixed arguments: the frame below holds
 	 * the same function (lj_debug_frame skips both the same way). */
-	if (func != w->s->L && typep != LJ_FRAME_VARG) {
+	if (func != s->L && typep != LJ_FRAME_VARG) {
 		if (read_user(head, sizeof(head), (void *)(func + lay->func_ffid - 1)) ||
 		    head[0] != LJ_GCT_FUNC)
 			return luajit_stop(w);
@@ -308,8 +311,8 @@ __noinline int luajit_step_frame(struct unwinder_state *st, struct luajit_layout
 		if (delta == 0)
 			return luajit_stop(w);
 		if (typep != LJ_FRAME_VARG)
-			w->s->pending_pc = typep == LJ_FRAME_CONT ? luajit_cont_pc(w) : 0;
-		w->s->frame -= delta;
+			s->pending_pc = typep == LJ_FRAME_CONT ? luajit_cont_pc(w) : 0;
+		s->frame -= delta;
 		/* entered from C (lua_call/lua_pcall/lua_resume...): the activation ends here */
 		if (typep == LJ_FRAME_C || typep == LJ_FRAME_CP)
 			return LUAJIT_STEP_STOP;
@@ -317,14 +320,9 @@ __noinline int luajit_step_frame(struct unwinder_state *st, struct luajit_layout
 	return w->st->trace.len >= MAX_STACK_FRAMES ? LUAJIT_STEP_STOP : LUAJIT_STEP_NEXT;
 }
 
-struct luajit_loop {
-	struct unwinder_state *st;
-	struct luajit_layout *lay;
-};
-
 static long luajit_step(__u64 index, void *data)
 {
-	struct luajit_loop *loop = data;
+	struct luajit_walk_ctx *loop = data;
 
 	return luajit_step_frame(loop->st, loop->lay) ? 1 : 0; /* a callback returns 0 or 1 */
 }
@@ -344,7 +342,7 @@ __noinline int luajit_walk_lua_stack(__u32 file_id, __u64 L, __u64 top, __u64 pc
 		return 0;
 	struct luajit_layout *lay = &interp->jit;
 	struct luajit_walk_state *w = &st->luajit;
-	struct luajit_loop loop = {.st = st, .lay = lay};
+	struct luajit_walk_ctx loop = {.st = st, .lay = lay};
 
 	if (luajit_read_ref(lay, L + lay->state_stack, &stack)) {
 		count(CNT_LUA_NO_STATE);
