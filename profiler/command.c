@@ -99,6 +99,61 @@ char *command_resolve(const char *name)
 	return NULL;
 }
 
+/* The kernel reads this much of a script for its "#!" line (BINPRM_BUF_SIZE,
+ * include/uapi/linux/binfmts.h). */
+#define SHEBANG_MAX 256
+
+static void trim_trailing_blanks(char *s)
+{
+	size_t len = strlen(s);
+
+	while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+		s[--len] = '\0';
+}
+
+/* line: the "#!" line without its "#!" and newline. The interpreter as the kernel splits it
+ * (its name up to a blank; the rest of the line, trimmed, is one argument), env's NAME resolved.
+ * cut: the line goes on past what the kernel reads, which it accepts only if the interpreter's
+ * name ends before (fs/binfmt_script.c, since Linux 5.1). */
+static char *interpreter_of_line(char *line, bool cut)
+{
+	char *interp = line + strspn(line, " \t");
+	size_t len = strcspn(interp, " \t");
+	char *arg = interp + len;
+
+	if (len == 0 || (cut && *arg == '\0'))
+		return NULL;
+	if (*arg != '\0') {
+		*arg++ = '\0';
+		arg += strspn(arg, " \t");
+		trim_trailing_blanks(arg);
+	}
+	const char *slash = strrchr(interp, '/');
+	bool is_env = strcmp(slash ? slash + 1 : interp, "env") == 0;
+	/* env with options (-S) or assignments (VAR=x) is not followed */
+	if (is_env && arg[0] != '\0' && arg[0] != '-' && !strpbrk(arg, " \t="))
+		return command_resolve(arg);
+	return strdup(interp);
+}
+
+char *command_script_interpreter(const char *path)
+{
+	char buf[SHEBANG_MAX + 1];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return NULL;
+	ssize_t n = pread(fd, buf, SHEBANG_MAX, 0);
+	close(fd);
+	if (n < 2 || buf[0] != '#' || buf[1] != '!')
+		return NULL;
+	buf[n] = '\0';
+	char *newline = memchr(buf, '\n', (size_t)n);
+	if (newline)
+		*newline = '\0';
+	return interpreter_of_line(buf + 2, !newline && n == SHEBANG_MAX);
+}
+
 static void close_fd(int *fd)
 {
 	if (*fd >= 0)

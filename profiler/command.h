@@ -20,6 +20,10 @@ struct command {
 /* The file execvp() would run for name: name itself when it has a '/', else the first
  * executable regular file name in $PATH (glibc's default when unset). malloc()ed; NULL if none. */
 char *command_resolve(const char *name);
+/* The program the kernel runs for the script at path: the interpreter its "#!" line names
+ * (fs/binfmt_script.c), or, for "#!/usr/bin/env NAME", NAME looked up in $PATH as env does.
+ * malloc()ed; NULL when path is no script (or cannot be read). */
+char *command_script_interpreter(const char *path);
 /* Fork the child that will run argv (argv[0] looked up in PATH). 0 or -errno (said). */
 int command_spawn(struct command *c, char *const argv[]);
 /* Let it exec. 0 when argv[0] runs, else -errno of the failed exec (said, naming it). */

@@ -229,7 +229,8 @@ void frame_namer_take_kernel(struct frame_namer *namer, struct symbol_table *ker
 		lp_warn("kernel symbols unavailable (/proc/kallsyms): kernel frames unnamed");
 }
 
-void frame_namer_load_kernel(struct frame_namer *namer)
+/* Read the kernel's symbols now, if no loading thread did. */
+static void load_kernel_symbols(struct frame_namer *namer)
 {
 	struct symbol_table kernel = {0};
 
@@ -240,7 +241,7 @@ void frame_namer_load_kernel(struct frame_namer *namer)
 /* The kernel symbol holding addr (a full kernel address), or NULL. */
 static const struct symbol *kernel_symbol(struct frame_namer *namer, uint64_t addr)
 {
-	frame_namer_load_kernel(namer);
+	load_kernel_symbols(namer);
 	return namer->kernel_state > 0 ? symbol_table_lookup(&namer->kernel, addr) : NULL;
 }
 

@@ -42,8 +42,6 @@ int frame_namer_add_lua_process(struct frame_namer *namer, pid_t pid,
 /* Forget what was learnt about these processes (exited, or exec'd), once their samples are
  * named: memory stays bounded by the processes alive. */
 void frame_namer_forget(struct frame_namer *namer, const pid_t *pids, size_t count);
-/* Read the kernel's symbols now, if not yet (else the first kernel frame named does). */
-void frame_namer_load_kernel(struct frame_namer *namer);
 /* The kernel's symbols, read elsewhere (rc: what symbol_table_load_kallsyms returned): kernel
  * becomes the namer's (or is freed if it has its own already) and is left empty. */
 void frame_namer_take_kernel(struct frame_namer *namer, struct symbol_table *kernel, int rc);

@@ -297,10 +297,11 @@ static int refuse_file(struct mapped_files *mf, dev_t dev, ino_t ino, int err)
 	return err;
 }
 
-/* The file id of the ELF file open on fd (taken: closed here), registering it on first sight.
- * by_inode false: no inode to cache it by (the vdso's memfd copy); found by content only. */
+/* The file id of the ELF file open on fd (taken: closed here), registering it on first sight,
+ * or -EAGAIN for a file seen for the first time when known_only. by_inode false: no inode to
+ * cache it by (the vdso's memfd copy); found by content only. */
 static int file_of_fd(struct mapped_files *mf, int fd, const char *path, pid_t pid, bool by_inode,
-		      uint32_t *file_id)
+		      bool known_only, uint32_t *file_id)
 {
 	struct stat st = {0};
 	struct elf_image img;
@@ -311,9 +312,9 @@ static int file_of_fd(struct mapped_files *mf, int fd, const char *path, pid_t p
 		*file_id = (uint32_t)known;
 		return 0;
 	}
-	if (by_inode && was_refused(mf, st.st_dev, st.st_ino)) {
+	if (by_inode && (known_only || was_refused(mf, st.st_dev, st.st_ino))) {
 		close(fd);
-		return -ENOEXEC;
+		return known_only ? -EAGAIN : -ENOEXEC;
 	}
 	rc = elf_image_open_fd(&img, fd, path);
 	if (rc < 0)
@@ -321,6 +322,8 @@ static int file_of_fd(struct mapped_files *mf, int fd, const char *path, pid_t p
 	known = table_store_find(mf->store, &img);
 	if (known >= 0)
 		*file_id = (uint32_t)known;
+	else if (known_only)
+		rc = -EAGAIN;
 	else
 		rc = register_file(mf, &img, path, pid, by_inode ? st.st_dev : 0,
 				   by_inode ? st.st_ino : 0, file_id);
@@ -328,16 +331,16 @@ static int file_of_fd(struct mapped_files *mf, int fd, const char *path, pid_t p
 	return rc;
 }
 
-/* The file id of a mapping's file, registering the file on first sight. */
+/* The file id of a mapping's file, registering the file on first sight (see file_of_fd). */
 static int file_for_mapping(struct mapped_files *mf, pid_t pid, const struct proc_exec_map *map,
-			    const char *path, uint32_t *file_id)
+			    const char *path, bool known_only, uint32_t *file_id)
 {
 	bool is_vdso = strcmp(path, "[vdso]") == 0;
 	int fd = is_vdso ? open_vdso_copy(pid, map) : open_mapped_file(pid, map, path);
 
 	if (fd < 0)
 		return -errno;
-	return file_of_fd(mf, fd, path, pid, !is_vdso, file_id);
+	return file_of_fd(mf, fd, path, pid, !is_vdso, known_only, file_id);
 }
 
 int mapped_files_prepare(struct mapped_files *mf, pid_t pid, const char *path)
@@ -350,10 +353,10 @@ int mapped_files_prepare(struct mapped_files *mf, pid_t pid, const char *path)
 		return -errno;
 	if (pread(fd, magic, sizeof(magic), 0) != (ssize_t)sizeof(magic) ||
 	    memcmp(magic, "\177ELF", sizeof(magic)) != 0) {
-		close(fd); /* a script: its interpreter is found when it runs */
+		close(fd); /* a script, say (command_script_interpreter names its interpreter) */
 		return -ENOEXEC;
 	}
-	return file_of_fd(mf, fd, path, pid, true, &file_id);
+	return file_of_fd(mf, fd, path, pid, true, false, &file_id);
 }
 
 /* bias such that ELF vaddr = address - bias. ld.so maps each PT_LOAD from its page-aligned file
@@ -378,9 +381,10 @@ static bool is_anonymous(const char *path)
 	return path[0] == '\0' || (path[0] == '[' && strcmp(path, "[vdso]") != 0);
 }
 
-/* path: the mapping's file as the process names it (map->path without its root prefix). */
-static void describe_mapping(struct mapped_files *mf, pid_t pid, const struct proc_exec_map *map,
-			     const char *path, struct exec_mapping *out)
+/* path: the mapping's file as the process names it (map->path without its root prefix).
+ * -EAGAIN: left out, its file is new and known_only (see mapped_files_build_process). */
+static int describe_mapping(struct mapped_files *mf, pid_t pid, const struct proc_exec_map *map,
+			    const char *path, bool known_only, struct exec_mapping *out)
 {
 	uint32_t file_id;
 	int rc;
@@ -389,13 +393,15 @@ static void describe_mapping(struct mapped_files *mf, pid_t pid, const struct pr
 	out->end = map->end;
 	out->kind = MAPPING_ANON;
 	if (is_anonymous(path))
-		return;
-	rc = file_for_mapping(mf, pid, map, path, &file_id);
+		return 0;
+	rc = file_for_mapping(mf, pid, map, path, known_only, &file_id);
+	if (rc == -EAGAIN)
+		return rc;
 	if (rc < 0) {
 		lp_debug("pid %d: cannot read %s: %s", (int)pid, path, strerror(-rc));
 		out->kind = MAPPING_NO_TABLE;
 		out->file_id = UINT32_MAX;
-		return;
+		return 0;
 	}
 	const struct mapped_file *f = &mf->files[file_id];
 	out->file_id = file_id;
@@ -404,9 +410,10 @@ static void describe_mapping(struct mapped_files *mf, pid_t pid, const struct pr
 	if (mapping_bias(f, map, &bias) < 0) {
 		lp_debug("%s: mapping at offset 0x%" PRIx64 " matches no PT_LOAD", path, map->offset);
 		out->kind = MAPPING_NO_TABLE;
-		return;
+		return 0;
 	}
 	out->bias = bias;
+	return 0;
 }
 
 uint64_t mapped_file_function_start(const struct mapped_file *f, uint64_t addr)
@@ -435,10 +442,11 @@ const struct mapped_file *mapped_files_lua_of(const struct mapped_files *mf,
 }
 
 int mapped_files_build_process(struct mapped_files *mf, pid_t pid, const struct proc_exec_maps *maps,
-			       struct proc_mappings *out)
+			       bool known_only, struct proc_mappings *out, size_t *deferred)
 {
 	char *root_prefix;
 
+	*deferred = 0;
 	if (process_root_prefix(pid, &root_prefix) < 0)
 		return -ENOMEM;
 	out->count = 0;
@@ -449,11 +457,14 @@ int mapped_files_build_process(struct mapped_files *mf, pid_t pid, const struct 
 		if (strcmp(map->path, "[vsyscall]") == 0)
 			continue; /* fixed kernel-provided page above user space */
 		if (out->count >= MAX_PROC_MAPPINGS) {
-			mf->mappings_dropped++;
+			mf->mappings_dropped += !known_only; /* counted once, by the full pass */
 			continue;
 		}
-		describe_mapping(mf, pid, map, process_path_inside(root_prefix, map->path),
-				 &out->maps[out->count]);
+		if (describe_mapping(mf, pid, map, process_path_inside(root_prefix, map->path),
+				     known_only, &out->maps[out->count]) == -EAGAIN) {
+			(*deferred)++;
+			continue;
+		}
 		const struct exec_mapping *m = &out->maps[out->count++];
 		const struct mapped_file *f = m->kind == MAPPING_ANON ? NULL : mapped_files_get(mf, m->file_id);
 		if (f && f->lua && f->lua->jit && out->luajit_file == 0)

@@ -55,9 +55,11 @@ void mapped_files_free(struct mapped_files *mf);
  * `lua-perf -- CMD` prepares CMD's executable before CMD runs. 0 or -errno (not an ELF file...). */
 int mapped_files_prepare(struct mapped_files *mf, pid_t pid, const char *path);
 /* Fill *out (sorted executable mappings of pid) from maps, registering new files under the names
- * the process itself uses (a chroot'ed process's paths without its root directory). */
+ * the process itself uses (a chroot'ed process's paths without its root directory). known_only:
+ * the mappings of files not seen before are left out, and counted in *deferred, instead of
+ * waiting for their tables: what is known can be published at once. */
 int mapped_files_build_process(struct mapped_files *mf, pid_t pid, const struct proc_exec_maps *maps,
-			       struct proc_mappings *out);
+			       bool known_only, struct proc_mappings *out, size_t *deferred);
 const struct mapped_file *mapped_files_get(const struct mapped_files *mf, uint32_t file_id);
 /* The start of the function (FDE) holding addr, or addr itself when no FDE starts below it. */
 uint64_t mapped_file_function_start(const struct mapped_file *f, uint64_t addr);

@@ -48,13 +48,21 @@ static void print_table_summary(const struct session *s)
 		s->files.build_seconds);
 }
 
-/* CMD's executable gets its unwind table (and its Lua VM found) before CMD runs: after the
- * exec, its samples then wait only for its mappings to be read, not for a table to be built. */
+/* CMD's executable (a script's interpreter) gets its unwind table, and its Lua VM found, before
+ * CMD runs: after the exec, its samples then wait only for its mappings to be read, not for a
+ * table to be built. */
 static void prepare_command(struct session *s)
 {
 	char *path = command_resolve(s->opts->command[0]);
 	int rc = path ? mapped_files_prepare(&s->files, s->command.pid, path) : -ENOENT;
 
+	if (rc == -ENOEXEC) {
+		char *interpreter = command_script_interpreter(path);
+
+		rc = interpreter ? mapped_files_prepare(&s->files, s->command.pid, interpreter)
+				 : -ENOEXEC;
+		free(interpreter);
+	}
 	if (rc < 0)
 		lp_debug("%s: no table built ahead: %s", s->opts->command[0], strerror(-rc));
 	free(path);
@@ -83,10 +91,7 @@ static int profile(struct session *s, struct outputs *outputs)
 		lp_info("profiling %zu process%s at %u Hz%s", s->target_count,
 			s->target_count == 1 ? "" : "es", s->opts->frequency,
 			s->opts->duration > 0 ? "" : "; Ctrl-C to stop");
-	/* Now that it samples: not on the way to the first sample, and not in the middle of the
-	 * run (/proc/kallsyms: ~120,000 lines, 30-60 ms to read and sort) */
-	if (s->opts->kernel_stacks)
-		frame_namer_load_kernel(&s->namer);
+	start_kernel_symbols(s);
 	run_loop(s);
 	stop_command(s);
 	int exit_code = finish_profile(s, outputs);

@@ -79,11 +79,12 @@ struct session {
 	bool limit_warned;               /* MAX_TARGET_PROCS reached: said once */
 	struct thread_dump *dump;        /* lua-perf dump only */
 	struct background sampler_load;  /* verifies the sampler while the tables are built */
-	struct background dump_load;     /* lua-perf dump: the iterator, then dump_kernel */
+	struct background dump_load;     /* lua-perf dump: the iterator, then kernel_symbols */
 	bool sampler_deferred;           /* lua-perf dump: not loaded, no target thread ran */
-	struct symbol_table dump_kernel; /* /proc/kallsyms */
-	int dump_kernel_rc;
-	bool dump_kernel_read;           /* dump_kernel is for the namer to take */
+	struct background kernel_load;   /* profiling: kernel_symbols, read while sampling starts */
+	struct symbol_table kernel_symbols; /* /proc/kallsyms, read on a thread */
+	int kernel_symbols_rc;
+	bool kernel_symbols_read;        /* kernel_symbols is for the namer to take */
 };
 
 /* session.c: the stop signals (SIGINT, SIGTERM, SIGHUP) received. */
@@ -101,6 +102,10 @@ void detach_perf_events(struct session *s);
 /* Wait for the programs that load_program started loading (and, for lua-perf dump, the task
  * iterator and the kernel's symbols); 0 or -1 (said). */
 int finish_loading(struct session *s);
+/* Profiling, once it samples: read the kernel's symbols on a thread. */
+void start_kernel_symbols(struct session *s);
+/* Hand the kernel's symbols to the namer, once read (waits for the thread). */
+void take_kernel_symbols(struct session *s);
 /* lua-perf dump, after add_targets: start loading the sampling program if a target thread runs;
  * else defer it. */
 void start_dump_sampler(struct session *s);

@@ -47,6 +47,8 @@ int on_event(void *ctx, void *data, size_t size)
 void drain_samples(struct session *s)
 {
 	uint64_t counters[CNT_COUNT];
+
+	take_kernel_symbols(s); /* the samples' kernel frames are named as they are drained */
 	int rc = sample_drain_run(&s->drain, s->opts->off_cpu ? aggregate_off_cpu : aggregate_sample,
 				  &s->aggregation);
 

@@ -196,6 +196,16 @@ static int verify_sampler(struct session *s)
 	return 0;
 }
 
+/* The kernel's symbols, read on a thread: /proc/kallsyms (~120,000 lines, 30-60 ms to read and
+ * sort here, 150 ms and more under ASan) would otherwise keep the main thread from the events
+ * of the first moments, among them the exec of `lua-perf -- CMD`, whose samples have no stack
+ * until its new mappings are published. */
+static void load_kernel_symbols(struct session *s)
+{
+	s->kernel_symbols_rc = symbol_table_load_kallsyms(&s->kernel_symbols);
+	s->kernel_symbols_read = true;
+}
+
 /* lua-perf dump: its task iterator verified, then the kernel's symbols, which the dump prints
  * with. */
 static void *load_dump(void *arg)
@@ -207,10 +217,8 @@ static void *load_dump(void *arg)
 	if (s->dump_load.rc == 0 && thread_dump_has_iterator(s->dump))
 		lp_debug("BPF dump iterator loaded in %.2f s (beside the tables)",
 			 now_seconds() - started);
-	if (s->dump_load.rc == 0 && s->opts->kernel_stacks) {
-		s->dump_kernel_rc = symbol_table_load_kallsyms(&s->dump_kernel);
-		s->dump_kernel_read = true;
-	}
+	if (s->dump_load.rc == 0 && s->opts->kernel_stacks)
+		load_kernel_symbols(s);
 	return NULL;
 }
 
@@ -239,10 +247,32 @@ static int join_background(struct background *b)
 	return b->rc;
 }
 
+static void *load_kernel_symbols_alone(void *arg)
+{
+	load_kernel_symbols(arg);
+	return NULL;
+}
+
+/* Not on the way to the first sample: while the first ones are taken. */
+void start_kernel_symbols(struct session *s)
+{
+	if (s->opts->kernel_stacks)
+		start_background(&s->kernel_load, load_kernel_symbols_alone, s);
+}
+
+void take_kernel_symbols(struct session *s)
+{
+	join_background(&s->kernel_load);
+	if (s->kernel_symbols_read) {
+		frame_namer_take_kernel(&s->namer, &s->kernel_symbols, s->kernel_symbols_rc);
+		s->kernel_symbols_read = false;
+	}
+}
+
 /* The programs are verified on threads of their own (the sampler a quarter of a second, the
  * dump's iterator a third of a dump's CPU time: perf record) while the main thread builds the
  * unwind tables into the maps created ahead. The threads touch only their own object,
- * dump_kernel and their rc; the main thread uses map_owner's maps until finish_loading. The
+ * kernel_symbols and their rc; the main thread uses map_owner's maps until finish_loading. The
  * kernel verifies loads of privileged programs in parallel (kernel/bpf/verifier.c takes
  * bpf_verifier_lock for unprivileged ones only), and libbpf keeps its state per object. */
 static int start_loading(struct session *s)
@@ -286,10 +316,7 @@ int finish_loading(struct session *s)
 	int sampler_rc = join_background(&s->sampler_load);
 	int dump_rc = join_background(&s->dump_load);
 
-	if (s->dump_kernel_read) {
-		frame_namer_take_kernel(&s->namer, &s->dump_kernel, s->dump_kernel_rc);
-		s->dump_kernel_read = false;
-	}
+	take_kernel_symbols(s);
 	return sampler_rc < 0 || dump_rc < 0 ? -1 : 0;
 }
 

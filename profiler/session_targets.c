@@ -36,6 +36,35 @@ static void announce_lua(struct session *s, struct target *t)
 	}
 }
 
+static int update_proc_mappings(struct session *s, pid_t pid)
+{
+	return bpf_map__update_elem(s->map_owner->maps.proc_mappings, &pid, sizeof(pid),
+				    s->scratch_mappings, sizeof(*s->scratch_mappings), BPF_ANY) != 0
+		       ? -errno
+		       : 0;
+}
+
+/* The mappings of files with a table already go to BPF before new files' tables are built
+ * (tens of milliseconds each, ten times that under ASan): after an exec, ld.so maps libc and
+ * the rest while the new image starts, and its stacks through libc need not wait for libm's
+ * table. Nothing is published early when no mapping is known yet. */
+static int publish_known_first(struct session *s, pid_t pid, const struct proc_exec_maps *maps)
+{
+	size_t deferred;
+	int rc = mapped_files_build_process(&s->files, pid, maps, true, s->scratch_mappings,
+					    &deferred);
+
+	if (rc == 0 && (deferred == 0 || s->scratch_mappings->count > 0))
+		rc = update_proc_mappings(s, pid);
+	if (rc == 0 && deferred > 0) {
+		rc = mapped_files_build_process(&s->files, pid, maps, false, s->scratch_mappings,
+						&deferred);
+		if (rc == 0)
+			rc = update_proc_mappings(s, pid);
+	}
+	return rc;
+}
+
 /* Read pid's executable mappings and publish them (and any new unwind tables) to BPF. */
 static int publish_process(struct session *s, struct target *t, bool force)
 {
@@ -45,11 +74,7 @@ static int publish_process(struct session *s, struct target *t, bool force)
 	if (rc < 0)
 		return rc;
 	if (force || maps.content_hash != t->maps_hash) {
-		rc = mapped_files_build_process(&s->files, t->pid, &maps, s->scratch_mappings);
-		if (rc == 0 && bpf_map__update_elem(s->map_owner->maps.proc_mappings, &t->pid,
-						    sizeof(t->pid), s->scratch_mappings,
-						    sizeof(*s->scratch_mappings), BPF_ANY) != 0)
-			rc = -errno;
+		rc = publish_known_first(s, t->pid, &maps);
 		if (rc == 0) {
 			t->maps_hash = maps.content_hash;
 			announce_lua(s, t);
