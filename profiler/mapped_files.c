@@ -312,9 +312,13 @@ static int file_of_fd(struct mapped_files *mf, int fd, const char *path, pid_t p
 		*file_id = (uint32_t)known;
 		return 0;
 	}
-	if (by_inode && (known_only || was_refused(mf, st.st_dev, st.st_ino))) {
+	if (by_inode && was_refused(mf, st.st_dev, st.st_ino)) {
 		close(fd);
-		return known_only ? -EAGAIN : -ENOEXEC;
+		return -ENOEXEC;
+	}
+	if (by_inode && known_only) {
+		close(fd);
+		return -EAGAIN;
 	}
 	rc = elf_image_open_fd(&img, fd, path);
 	if (rc < 0)
