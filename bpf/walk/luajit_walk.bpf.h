@@ -341,25 +341,25 @@ __noinline int luajit_walk_lua_stack(__u32 file_id, __u64 L, __u64 top, __u64 pc
 	if (!st || !interp)
 		return 0;
 	struct luajit_layout *lay = &interp->jit;
-	struct luajit_walk_state *w = &st->luajit;
+	struct luajit_walk_state *s = &st->luajit;
 	struct luajit_walk_ctx loop = {.st = st, .lay = lay};
 
 	if (luajit_read_ref(lay, L + lay->state_stack, &stack)) {
 		count(CNT_LUA_NO_STATE);
 		return 0;
 	}
-	*w = (struct luajit_walk_state){.L = L, .file_id = file_id, .bot = stack + 8 * lay->gc64};
+	*s = (struct luajit_walk_state){.L = L, .file_id = file_id, .bot = stack + 8 * lay->gc64};
 	if (L == st->lua_L) {
-		w->frame = st->lua_ci;
+		s->frame = st->lua_ci;
 	} else {
-		w->frame = top - 8;
-		w->jit_top = in_trace != 0;
+		s->frame = top - 8;
+		s->jit_top = in_trace != 0;
 		if (in_trace)
-			w->trace_pc = pc;
+			s->trace_pc = pc;
 		else
-			w->pending_pc = pc;
+			s->pending_pc = pc;
 	}
-	if (w->frame <= w->bot || w->frame - stack > LJ_STACK_SPAN) {
+	if (s->frame <= s->bot || s->frame - stack > LJ_STACK_SPAN) {
 		st->lua_L = L;
 		st->lua_ci = 0;
 		count(CNT_LUA_EMPTY_ACTIVATION);
@@ -369,14 +369,14 @@ __noinline int luajit_walk_lua_stack(__u32 file_id, __u64 L, __u64 top, __u64 pc
 	/* done above the bottom: a frame that cannot be one. All steps taken: the bound stopped the
 	 * walk inside the activation (or it ended at the very last step, rare: reported alike), and
 	 * what is below is not its caller. */
-	if (w->done && w->frame > w->bot)
+	if (s->done && s->frame > s->bot)
 		st->lua_end = END_LUA_BROKEN;
 	else if (steps >= MAX_LUA_FRAMES_PER_ACTIVATION)
 		st->lua_end = END_DEPTH;
 	st->lua_L = L;
-	st->lua_ci = w->done ? 0 : w->frame;
-	st->lua_frames |= w->pushed_any;
-	if (!w->pushed_any)
+	st->lua_ci = s->done ? 0 : s->frame;
+	st->lua_frames |= s->pushed_any;
+	if (!s->pushed_any)
 		count(CNT_LUA_EMPTY_ACTIVATION);
 	return 0;
 }
