@@ -248,6 +248,26 @@ static void print_off_cpu_totals(const struct run_summary *in, const struct fold
 			in->min_block_us);
 }
 
+/* What the program added to the counts maps must be what the drains took out of them: say any
+ * difference (a loss between the kernel and the profile, which nothing else would show). */
+static void check_drained(const struct run_summary *in)
+{
+	const uint64_t *counters = in->counters;
+	uint64_t counted = in->off_cpu ? counters[CNT_OFF_CPU_NS]
+				       : counters[CNT_SAMPLES] - counters[CNT_COUNTS_FULL];
+
+	if (in->drained == counted)
+		return;
+	if (in->off_cpu)
+		lp_warn("the kernel counted %.6f s off CPU and the drains took %.6f s: the "
+			"difference is missing from the profile (a bug: please report it)",
+			(double)counted / 1e9, (double)in->drained / 1e9);
+	else
+		lp_warn("the kernel counted %llu samples and the drains took %llu: the difference "
+			"is missing from the profile (a bug: please report it)",
+			(unsigned long long)counted, (unsigned long long)in->drained);
+}
+
 /* --stats: how user stacks ended, and the BPF counters (the off-CPU ones in --off-cpu runs). */
 static void print_stats(const struct run_summary *in, const struct folded_profile *res)
 {
@@ -269,6 +289,7 @@ static void print_stats(const struct run_summary *in, const struct folded_profil
 		{CNT_OFF_CPU_SHORT, "blocks shorter than --min-block-us (not counted)", true},
 		{CNT_OFF_CPU_SHORT_NS, "the time of those short blocks, ns", true},
 		{CNT_OFF_CPU_UNTRACKED, "blocks not followed (off_cpu_threads map full)", true},
+		{CNT_OFF_CPU_NS, "time off CPU counted by BPF, ns", true},
 	};
 
 	fprintf(stderr, "lua-perf: %s:\n", m->by_end);
@@ -302,6 +323,12 @@ void summary_print(const struct run_summary *in, const struct folded_profile *re
 			"\"%s\"\n", m->unit, FOLDED_PROFILE_MAX_BYTES >> 20,
 			FOLDED_PROFILE_OVERFLOW_LINE);
 	}
+	check_drained(in);
+	if (in->skipped_runs)
+		lp_warn("the kernel skipped the BPF program %llu times (it was running on that CPU "
+			"already): %s", (unsigned long long)in->skipped_runs,
+			m->off_cpu ? "each skip missed a switch, so a block's time"
+				   : "each skip is a sample lost");
 	if (counters[CNT_KSTACK_FAILED])
 		fprintf(stderr, "lua-perf: %llu kernel stacks not recorded\n",
 			(unsigned long long)counters[CNT_KSTACK_FAILED]);

@@ -21,6 +21,8 @@ struct run_summary {
 	double cpu_at_start; /* lua-perf's CPU seconds when sampling started */
 	unsigned frequency;
 	uint32_t mappings_dropped;
+	uint64_t skipped_runs; /* the kernel did not run the program: it ran on that CPU already */
+	uint64_t drained;      /* the counts the drains took: samples, or ns off CPU */
 	const struct process_tree *tree; /* names the processes in the per-process summary */
 	bool off_cpu;          /* --off-cpu: the profile counts microseconds off CPU, not samples */
 	unsigned min_block_us; /* --off-cpu: shorter blocks were not counted (CNT_OFF_CPU_SHORT) */

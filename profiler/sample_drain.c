@@ -177,6 +177,8 @@ int sample_drain_run(struct sample_drain *d, sample_fn fn, void *ctx)
 			d->keys[i].stack_id ? find_trace(d, (size_t)stacks, d->keys[i].stack_id) : NULL;
 		int one = fn(ctx, &d->keys[i], d->counts[i], trace);
 
+		d->amount_taken += d->counts[i];
+
 		if (rc == 0)
 			rc = one;
 	}

@@ -29,6 +29,7 @@ struct sample_drain {
 	struct stack_trace *traces;
 	struct stack_entry *stacks;    /* sorted by id, for the keys to find their frames */
 	uint64_t drained;              /* generations drained */
+	uint64_t amount_taken;         /* the counts taken, summed: samples, or ns off CPU */
 	double longest_sync;           /* seconds, the longest wait for running programs */
 };
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* session_end.c - a session's end: the last drains, the summary and the outputs written, the
  * command told of a stop and waited for, and everything the session held released. */
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,21 @@ static void count_threads_off_cpu(struct session *s, uint64_t end_ns, uint64_t *
 	counters[CNT_OFF_CPU_SHORT_NS] += waiting.short_ns;
 }
 
+/* How many times the kernel did not run the sampling program because it was already running on
+ * that CPU (bpf_prog_info.recursion_misses, Linux >= 5.12; 0 when it cannot tell): each one is a
+ * sample lost, or with --off-cpu a switch missed, so a block's time. */
+static uint64_t skipped_runs(const struct session *s)
+{
+	const struct bpf_program *prog = s->opts->off_cpu ? s->skel->progs.on_switch
+							   : s->skel->progs.on_sample;
+	struct bpf_prog_info info = {0};
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) != 0)
+		return 0;
+	return info.recursion_misses;
+}
+
 /* Sampling is over: take what the kernel still holds (both generations), then write. */
 int finish_profile(struct session *s, struct outputs *outputs)
 {
@@ -101,6 +117,8 @@ int finish_profile(struct session *s, struct outputs *outputs)
 		.off_cpu = s->opts->off_cpu,
 		.min_block_us = s->opts->min_block_us,
 		.mappings_dropped = s->files.mappings_dropped,
+		.skipped_runs = skipped_runs(s),
+		.drained = s->drain.amount_taken,
 		.tree = &s->tree,
 	};
 	lp_debug("drains: %llu stacks named, %llu counted by the line named before",

@@ -315,7 +315,9 @@ enum counter {
 	CNT_OFF_CPU_SHORT = 12,     /* --off-cpu: blocks shorter than --min-block-us, not counted */
 	CNT_OFF_CPU_SHORT_NS = 13,  /* --off-cpu: their time, nanoseconds */
 	CNT_OFF_CPU_UNTRACKED = 14, /* --off-cpu: switch-outs not followed (off_cpu_threads full) */
-	CNT_COUNT = 15,
+	CNT_OFF_CPU_NS = 15,        /* --off-cpu: nanoseconds added to sample_counts: the drains
+				     * must take these (on CPU: CNT_SAMPLES - CNT_COUNTS_FULL) */
+	CNT_COUNT = 16,
 };
 
 /* ---- Ring buffer events (rare, never per sample in the common path). */

@@ -141,7 +141,8 @@ static __noinline void switched_in(struct task_struct *next, __u64 now)
 					      .end_reason = held->end_reason};
 		st->key.stack_id = store_trace(st, &held->trace, held->hash, held->lua_frames);
 		st->amount = away;
-		add_to_count(st);
+		if (add_to_count(st))
+			count_add(CNT_OFF_CPU_NS, away);
 	}
 	held->start_ns = 0; /* back on a CPU */
 }

@@ -21,9 +21,10 @@
 SAMPLE_COUNTS_MAP(sample_counts_0);
 SAMPLE_COUNTS_MAP(sample_counts_1);
 
-/* Add amount to st->key's count in st->generation. The amount is passed in st (st->amount):
- * on the BPF stack it would make on_sample's too deep for Linux 6.1 (see on_sample). */
-static __always_inline void add_to_count(struct unwinder_state *st)
+/* Add amount to st->key's count in st->generation; false when the map is full (counted). The
+ * amount is passed in st (st->amount): on the BPF stack it would make on_sample's too deep for
+ * Linux 6.1 (see on_sample). */
+static __always_inline bool add_to_count(struct unwinder_state *st)
 {
 	__u32 generation = st->generation;
 	void *counts = generation ? (void *)&sample_counts_1 : (void *)&sample_counts_0;
@@ -32,17 +33,19 @@ static __always_inline void add_to_count(struct unwinder_state *st)
 	value = bpf_map_lookup_elem(counts, &st->key);
 	if (value) {
 		__sync_fetch_and_add(value, st->amount);
-		return;
+		return true;
 	}
 	if (bpf_map_update_elem(counts, &st->key, &st->amount, BPF_NOEXIST) == 0) {
 		count_stored(generation_keys, generation);
-		return;
+		return true;
 	}
 	value = bpf_map_lookup_elem(counts, &st->key);
-	if (value)
-		__sync_fetch_and_add(value, st->amount);
-	else
+	if (!value) {
 		count(CNT_COUNTS_FULL);
+		return false;
+	}
+	__sync_fetch_and_add(value, st->amount);
+	return true;
 }
 
 #endif

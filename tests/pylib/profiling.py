@@ -181,6 +181,7 @@ class Profiler:
         elapsed = time.monotonic() - self.start_time
         log(f"profiler exit code {self.proc.returncode} after {elapsed:.1f} s; stderr:")
         log_stderr(err)
+        check_nothing_lost(err)
         rc = self.proc.returncode
         if self.use_perf and os.path.exists(self.data):
             # perf record -p ends with SIGTERM when its target exits first: not an error here.
@@ -246,6 +247,17 @@ def perf_to_fold(data, out):
     with open(out, "w") as f:
         for stack, c in counts.items():
             f.write(f"{stack} {c}\n")
+
+
+# What lua-perf says when the kernel counted what the profile does not hold, or skipped its program
+LOSS_WARNING = re.compile(r"^lua-perf: warning: the kernel (?:counted|skipped) .*$", re.M)
+
+
+def check_nothing_lost(err):
+    """Every run: what the BPF program counted reached the profile."""
+    lost = LOSS_WARNING.findall(err)
+    if lost:
+        fail("lost between the kernel and the profile:\n  " + "\n  ".join(lost))
 
 
 def check_exit(rc, err, args):

@@ -264,9 +264,35 @@ static void off_cpu_summary(void)
 		    "blocked: call4 0.001 s, blocked: call5 0.001 s, 2 more 0.002 s\n");
 	expect_said(said, "target threads switched off CPU"); /* --stats: the off-CPU counters */
 	expect_said(said, "the time of those short blocks, ns");
-	CHECK(said && !strstr(said, "samples per process") && !strstr(said, "samples in"),
-	      "an off-CPU summary counts samples:\n%s", said ? said : "");
+	CHECK(said && !strstr(said, "samples per process") && !strstr(said, "samples in") &&
+		      !strstr(said, "skipped"),
+	      "an off-CPU summary counts samples, or says skips that were not:\n%s",
+	      said ? said : "");
 	free(said);
+
+	c.in.skipped_runs = 2;
+	counters[CNT_OFF_CPU_NS] = 1500000000;
+	c.in.drained = 1300000000;
+	said = stderr_of(print_summary, &c);
+	expect_said(said, "the kernel skipped the BPF program 2 times (it was running on that CPU "
+		    "already): each skip missed a switch, so a block's time");
+	expect_said(said, "the kernel counted 1.500000 s off CPU and the drains took 1.300000 s");
+	free(said);
+	c.in.skipped_runs = 0;
+	c.in.drained = counters[CNT_OFF_CPU_NS];
+	said = stderr_of(print_summary, &c);
+	CHECK(said && !strstr(said, "drains took"), "all drained, yet said:\n%s", said ? said : "");
+	free(said);
+	counters[CNT_SAMPLES] = 1500000000; /* as samples: 10 counted, the rest lost */
+	counters[CNT_COUNTS_FULL] = 1499999990;
+	c.in.drained = 9;
+	c.in.off_cpu = false;
+	said = stderr_of(print_summary, &c);
+	expect_said(said, "the kernel counted 10 samples and the drains took 9:");
+	free(said);
+	c.in.off_cpu = true;
+	c.in.drained = 0;
+	counters[CNT_OFF_CPU_NS] = counters[CNT_SAMPLES] = counters[CNT_COUNTS_FULL] = 0;
 
 	c.in.off_cpu = false; /* the same counts as samples: the CPU summary, no reasons */
 	said = stderr_of(print_summary, &c);
