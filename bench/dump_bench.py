@@ -7,7 +7,9 @@ nginx + ngx_lua (LuaJIT, JIT on), 2 workers, one of them asleep in an FFI call f
 loop (tests/fixtures/nginx_lua/nap.lua, as the dump_nginx_lua_jit test), dumped N times with
 `lua-perf dump -v -p <master>`; no thread of it runs, so the sampling program is not loaded.
 Then lua5.4 running examples/app.lua (busy: its thread runs, so both programs are loaded), N
-times. Reported per phase (median, min, max over the rounds): the whole run's wall time,
+times. Each round dumps twice, alternately: cold (LUA_PERF_TABLE_CACHE=off: every unwind table
+compiled, as a first run) and warm (the table cache of a dump made before the rounds, as any
+later run). Reported per phase (median, min, max over the rounds): the whole run's wall time,
 loading the sampling program and the dump iterator (mostly the verifier; "not loaded" when
 the -v output has no such line), building the unwind tables, and the dump itself (first
 iterator round to the last stack), from lua-perf's own -v lines.
@@ -35,10 +37,11 @@ PHASES = (("BPF program load", r"BPF program loaded in ([\d.]+) s"),
           ("dump", r"dump took ([\d.]+) s"))
 
 
-def one_dump(build, master):
+def one_dump(build, master, cache):
     started = time.monotonic()
     res = subprocess.run([os.path.join(build, "lua-perf"), "dump", "-v", "-p", str(master)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120,
+                         env=dict(os.environ, LUA_PERF_TABLE_CACHE=cache))
     wall = time.monotonic() - started
     err = res.stderr.decode(errors="replace")
     if res.returncode != 0:
@@ -65,13 +68,24 @@ def report(title, runs):
                                           if len(values) < len(runs) else ""))
 
 
-def busy_dumps(build, rounds):
+def cold_and_warm(build, pid, rounds, cache):
+    """rounds dumps of pid without a table cache and as many with `cache` (filled first),
+    alternated: {"cold": [times...], "warm": [times...]}."""
+    one_dump(build, pid, cache)
+    runs = {"cold": [], "warm": []}
+    for _ in range(rounds):
+        runs["cold"].append(one_dump(build, pid, "off"))
+        runs["warm"].append(one_dump(build, pid, cache))
+    return runs
+
+
+def busy_dumps(build, rounds, cache):
     """lua5.4 running examples/app.lua: its one thread is on a CPU."""
     app = subprocess.Popen(["lua5.4", os.path.join(HERE, "..", "examples", "app.lua"), "600"],
                            stdout=subprocess.DEVNULL)
     try:
         time.sleep(1)
-        return [one_dump(build, app.pid) for _ in range(rounds)]
+        return cold_and_warm(build, app.pid, rounds, cache)
     finally:
         app.kill()
         app.wait()
@@ -91,13 +105,17 @@ def main():
             sock = socket.create_connection(("127.0.0.1", port), timeout=10)
             sock.sendall(b"GET /nap HTTP/1.1\r\nHost: bench\r\n\r\n")
             time.sleep(3)  # the nap loop compiled (after its first 56 naps, 1.6 s)
-            runs = [one_dump(args.build, master.pid) for _ in range(args.rounds)]
+            runs = cold_and_warm(args.build, master.pid, args.rounds, os.path.join(tmp, "cache"))
             sock.close()
         finally:
             ngx.stop_nginx(master)
-    report(f"{args.rounds} dumps of nginx + ngx_lua (master, 2 workers), seconds:", runs)
-    report(f"{args.rounds} dumps of lua5.4 examples/app.lua (busy), seconds:",
-           busy_dumps(args.build, args.rounds))
+        busy = busy_dumps(args.build, args.rounds, os.path.join(tmp, "cache"))
+    for mode in ("cold", "warm"):
+        report(f"{args.rounds} dumps of nginx + ngx_lua (master, 2 workers), {mode}, seconds:",
+               runs[mode])
+    for mode in ("cold", "warm"):
+        report(f"{args.rounds} dumps of lua5.4 examples/app.lua (busy), {mode}, seconds:",
+               busy[mode])
 
 
 if __name__ == "__main__":

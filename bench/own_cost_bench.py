@@ -4,7 +4,10 @@
 usage: bench/own_cost_bench.py BUILD_DIR --reference REF_BUILD_DIR [--rounds N]   (as root)
 
 Each measure runs both builds in interleaved rounds (machine noise hits both alike) and reports
-medians with the spread (half the min-max range, in % of the median):
+medians with the spread (half the min-max range, in % of the median). Every run uses one table
+cache (LUA_PERF_TABLE_CACHE, a directory of the run), filled by an untimed start-up and dump of
+each build first: the figures are those of any run after a machine's first (dump_bench.py shows
+cold and warm side by side; a build without the cache ignores the variable):
   start-up      lua-perf -p <lua5.4 running examples/app.lua>: from exec to its "profiling"
                 line (the perf events are on: the first sample follows within a period), not
                 verbose
@@ -137,6 +140,8 @@ def bench_lua_target(builds, rounds, tmp):
         start = {m: [] for m in builds}
         cpu = {m: [] for m in builds}
         wake = {m: [] for m in builds}
+        for build in builds.values():
+            startup_once(build, work.pid, tmp)  # fills the table cache
         for _ in range(rounds):
             for mode, build in builds.items():
                 start[mode].append(startup_once(build, work.pid, tmp))
@@ -159,9 +164,12 @@ def bench_dump(builds, rounds, tmp):
         sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         sock.sendall(b"GET /nap HTTP/1.1\r\nHost: bench\r\n\r\n")
         time.sleep(3)  # the nap loop compiled
+        cache = os.environ["LUA_PERF_TABLE_CACHE"]
+        for build in builds.values():
+            one_dump(build, master.pid, cache)  # fills the table cache
         for _ in range(rounds):
             for mode, build in builds.items():
-                walls[mode].append(one_dump(build, master.pid)["wall"])
+                walls[mode].append(one_dump(build, master.pid, cache)["wall"])
         sock.close()
     finally:
         ngx.stop_nginx(master)
@@ -217,6 +225,7 @@ def main():
     print(f"kernel {os.uname().release}, {os.cpu_count()} CPUs, {args.rounds} rounds")
     with bpf_stats_enabled(), tempfile.TemporaryDirectory(prefix="lua-perf-own-cost-") as tmp:
         os.chmod(tmp, 0o755)  # nginx workers run as nobody
+        os.environ["LUA_PERF_TABLE_CACHE"] = os.path.join(tmp, "table-cache")
         start, cpu, wake, calls = bench_lua_target(builds, args.rounds, tmp)
         print("| lua5.4 examples/app.lua, 1000 Hz | this build | reference |")
         print("|---|---|---|")

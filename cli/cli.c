@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "lib/log.h"
+#include "unwind/table_cache.h"
 
 #define LUA_PERF_VERSION "0.1.0"
 #define MAX_FREQUENCY 100000
@@ -52,7 +53,10 @@ static const char usage_text[] =
 	"\n"
 	"lua-perf dump prints the current stack of every thread of the processes (and their\n"
 	"descendants) once on stdout, leaf first, Lua frames with their current line, and leaves\n"
-	"them running. -d: how long to wait at most for a stack of every thread (default 2).\n";
+	"them running. -d: how long to wait at most for a stack of every thread (default 2).\n"
+	"\n"
+	"Environment: LUA_PERF_TABLE_CACHE, the directory where compiled unwind tables are kept\n"
+	"for later runs (default " TABLE_CACHE_DEFAULT_DIR "); empty or \"off\": none.\n";
 
 enum { OPT_NO_KERNEL = 256, OPT_STATS, OPT_LINES, OPT_VERSION, OPT_FORMAT, OPT_OFF_CPU,
        OPT_MIN_BLOCK };
@@ -353,6 +357,18 @@ static int check_off_cpu_options(const struct session_options *opts,
 	return 0;
 }
 
+/* LUA_PERF_TABLE_CACHE: a directory, or "" / "off" for none; unset: the default. */
+static void choose_table_cache(struct session_options *opts)
+{
+	const char *dir = getenv("LUA_PERF_TABLE_CACHE");
+
+	opts->table_cache_chosen = dir != NULL;
+	if (!dir)
+		opts->table_cache = TABLE_CACHE_DEFAULT_DIR;
+	else if (dir[0] != '\0' && strcmp(dir, "off") != 0)
+		opts->table_cache = dir;
+}
+
 enum cli_result cli_parse(int argc, char **argv, struct session_options *opts)
 {
 	struct output_parse parse = {.format = FORMAT_AUTO};
@@ -363,6 +379,7 @@ enum cli_result cli_parse(int argc, char **argv, struct session_options *opts)
 		.kernel_stacks = true,
 		.min_block_us = 1,
 	};
+	choose_table_cache(opts);
 	if (argc > 1 && strcmp(argv[1], "dump") == 0) {
 		/* the options after "dump": getopt takes "dump" for the program name */
 		opts->dump = true;

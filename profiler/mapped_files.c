@@ -27,7 +27,23 @@ int mapped_files_init(struct mapped_files *mf, struct table_store *store, int lu
 	mf->store = store;
 	mf->lua_interps_fd = lua_interps_fd;
 	mf->files = calloc(MAX_FILES, sizeof(*mf->files));
+	table_cache_open(&mf->cache, NULL, NULL, 0, false);
 	return mf->files ? 0 : -ENOMEM;
+}
+
+/* The identity of the builder is that of lua-perf's own executable: its build-id (a hash of its
+ * content without one), so a rebuilt lua-perf never reads a table another build compiled. */
+void mapped_files_open_cache(struct mapped_files *mf, const char *dir, bool say)
+{
+	struct elf_image self;
+
+	if (!dir)
+		return;
+	if (elf_image_open(&self, "/proc/self/exe") != 0)
+		return; /* said */
+	table_cache_close(&mf->cache);
+	table_cache_open(&mf->cache, dir, self.id, self.id_len, say);
+	elf_image_close(&self);
 }
 
 void mapped_files_free(struct mapped_files *mf)
@@ -35,7 +51,8 @@ void mapped_files_free(struct mapped_files *mf)
 	free(mf->refused);
 	mf->refused = NULL;
 	if (!mf->files)
-		return;
+		return; /* never initialized, or nothing but the empty cache was */
+	table_cache_close(&mf->cache);
 	for (uint32_t i = 0; i < mf->count; i++) {
 		free(mf->files[i].name);
 		free(mf->files[i].loads);
@@ -257,13 +274,30 @@ static void detect_lua(struct mapped_files *mf, uint32_t id, const struct elf_im
 		log_puc_runtime(name, &rt);
 }
 
+/* img's compiled table: from the cache, else compiled (and kept there). False when it has none
+ * (cfi_table_build warned once when the file is damaged). */
+static bool compiled_table(struct mapped_files *mf, const struct elf_image *img,
+			   struct cfi_table *cfi)
+{
+	uint8_t key[CONTENT_HASH_SIZE];
+	bool keyed = table_cache_usable(&mf->cache) && table_cache_key(&mf->cache, img, key) == 0;
+
+	if (keyed && table_cache_load(&mf->cache, key, cfi) == 0)
+		return true;
+	if (cfi_table_build(img, cfi) != 0)
+		return false;
+	if (keyed)
+		table_cache_store(&mf->cache, key, cfi);
+	return true;
+}
+
 /* First sight of a file: compile its unwind table, publish it, load its symbols, look for a VM. */
 static int register_file(struct mapped_files *mf, const struct elf_image *img, const char *name,
 			 pid_t pid, dev_t dev, ino_t ino, uint32_t *file_id)
 {
 	double started = now_seconds();
 	struct cfi_table cfi = {0};
-	bool have_cfi = cfi_table_build(img, &cfi) == 0; /* it warned once when the file is damaged */
+	bool have_cfi = compiled_table(mf, img, &cfi);
 	int rc;
 
 	rc = table_store_add(mf->store, img, have_cfi ? &cfi : NULL, name, file_id);

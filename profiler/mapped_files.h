@@ -13,6 +13,7 @@
 #include "proc/proc_maps.h"
 #include "runtime/lua_runtime.h"
 #include "symbolize/symbolize.h"
+#include "unwind/table_cache.h"
 #include "unwind/unwind_table_store.h"
 
 struct mapped_file {
@@ -39,6 +40,7 @@ struct file_identity {
 
 struct mapped_files {
 	struct table_store *store;
+	struct table_cache cache;   /* compiled tables of earlier runs (none until opened) */
 	int lua_interps_fd;         /* BPF array of struct lua_interp by file id */
 	double build_seconds;       /* compiling tables, loading symbols, detecting Lua VMs */
 	struct mapped_file *files;  /* index = file id from the table store */
@@ -50,6 +52,9 @@ struct mapped_files {
 };
 
 int mapped_files_init(struct mapped_files *mf, struct table_store *store, int lua_interps_fd);
+/* Take compiled tables from the directory dir and keep new ones there (table_cache.h), for this
+ * build of lua-perf; say: why an unusable dir is not used goes to a warning. */
+void mapped_files_open_cache(struct mapped_files *mf, const char *dir, bool say);
 void mapped_files_free(struct mapped_files *mf);
 /* Build the table of the ELF file at path (as this process sees it) ahead of pid mapping it:
  * `lua-perf -- CMD` prepares CMD's executable before CMD runs. 0 or -errno (not an ELF file...). */

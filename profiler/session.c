@@ -42,10 +42,16 @@ static void print_table_summary(const struct session *s)
 {
 	struct table_store_stats st = table_store_stats(s->store);
 
-	lp_info("unwind tables: %u files (%u without table), %u rows (%.1f MiB), %u rules, built in %.3f s",
-		st.files, st.files_without_table, st.rows_used,
+	const struct table_cache *cache = &s->files.cache;
+
+	lp_info("unwind tables: %u files (%u without table, %u from the table cache), %u rows "
+		"(%.1f MiB), %u rules, built in %.3f s",
+		st.files, st.files_without_table, cache->hits, st.rows_used,
 		(double)st.rows_used * sizeof(struct unwind_row) / (1024.0 * 1024.0), st.rules_used,
 		s->files.build_seconds);
+	if (cache->dropped)
+		lp_warn("table cache %s: %u damaged entries deleted (their tables were built "
+			"again)", cache->dir, cache->dropped);
 }
 
 /* CMD's executable (a script's interpreter) gets its unwind table, and its Lua VM found, before

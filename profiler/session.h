@@ -30,6 +30,8 @@ struct session_options {
 	unsigned min_block_us;  /* --off-cpu: shorter times off CPU are only counted */
 	bool dump;              /* lua-perf dump: print every thread's current stack once (no
 				 * outputs); duration = the longest wait for them */
+	const char *table_cache; /* directory of compiled unwind tables, NULL: none */
+	bool table_cache_chosen; /* by the user (LUA_PERF_TABLE_CACHE): say why it is unusable */
 };
 
 /* Returns the process exit code: 0 on success. Errors are reported on stderr. */

@@ -60,6 +60,7 @@ int open_table_store(struct session *s)
 		lp_error("out of memory");
 		return -1;
 	}
+	mapped_files_open_cache(&s->files, s->opts->table_cache, s->opts->table_cache_chosen);
 	s->aggregation.namer = &s->namer;
 	for (size_t i = 0; i < s->opts->output_count; i++)
 		if (s->opts->outputs[i].format == OUTPUT_PPROF)

@@ -849,8 +849,10 @@ static int warn_once(const struct elf_image *img, const struct cfi_problem *prob
 		     struct cfi_table *out)
 {
 	if (!err && out->count > 0) {
-		if (cfi_problem_found(problem))
+		if (cfi_problem_found(problem)) {
 			lp_warn("%s: %s: ignored, its unwind table is built from the rest", img->name, problem->text);
+			out->stats.partial = true;
+		}
 		return 0;
 	}
 	if (!err && !cfi_problem_found(problem))

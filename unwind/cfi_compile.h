@@ -7,6 +7,7 @@
 #ifndef LUA_PERF_CFI_COMPILE_H
 #define LUA_PERF_CFI_COMPILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,7 @@ struct cfi_stats {
 	size_t fdes;              /* FDEs read */
 	size_t unsupported_rows;  /* rows compiled to CFA_UNSUPPORTED */
 	size_t debug_frame_fdes;  /* FDEs taken from .debug_frame for ranges .eh_frame misses */
+	bool partial;             /* built from the rest of damaged CFI (warned): not cached */
 };
 
 struct cfi_table {

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/content_hash.h"
 #include "lib/log.h"
 
 /* Upper bounds on what we accept from a header: real files have a few dozen of each. */
@@ -27,84 +28,6 @@ static pthread_once_t libelf_once = PTHREAD_ONCE_INIT;
 static bool libelf_ok;
 
 static void libelf_init(void) { libelf_ok = elf_version(EV_CURRENT) != EV_NONE; }
-
-/* ---- 128-bit content hash: two independent 64-bit lanes over little-endian 8-byte words, each a
- * multiply-rotate accumulator with its own seed and constants, finalized with the murmur3 64-bit
- * mixer (fmix64) and the length. Not cryptographic: it only names files without a build-id. */
-
-struct content_hash {
-	uint64_t lane_a;
-	uint64_t lane_b;
-	uint64_t length;
-	uint8_t tail[8];
-	size_t tail_len;
-};
-
-static uint64_t rotl64(uint64_t v, unsigned r) { return (v << r) | (v >> (64u - r)); }
-
-static uint64_t fmix64(uint64_t k)
-{
-	k ^= k >> 33;
-	k *= 0xff51afd7ed558ccdull;
-	k ^= k >> 33;
-	k *= 0xc4ceb9fe1a85ec53ull;
-	k ^= k >> 33;
-	return k;
-}
-
-static void hash_init(struct content_hash *h)
-{
-	memset(h, 0, sizeof(*h));
-	h->lane_a = 0x9e3779b97f4a7c15ull;
-	h->lane_b = 0xd6e8feb86659fd93ull;
-}
-
-static void hash_word(struct content_hash *h, uint64_t w)
-{
-	h->lane_a = rotl64(h->lane_a ^ (w * 0x87c37b91114253d5ull), 31) * 0x4cf5ad432745937full;
-	h->lane_b = rotl64(h->lane_b ^ (w * 0x9fb21c651e98df25ull), 27) * 0xc2b2ae3d27d4eb4full + 0x52dce729u;
-}
-
-static uint64_t load_le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (unsigned i = 0; i < 8; i++)
-		v |= (uint64_t)p[i] << (8u * i);
-	return v;
-}
-
-static void hash_update(struct content_hash *h, const uint8_t *data, size_t len)
-{
-	h->length += len;
-	while (len > 0 && h->tail_len > 0) {
-		h->tail[h->tail_len++] = *data++;
-		len--;
-		if (h->tail_len == 8) {
-			hash_word(h, load_le64(h->tail));
-			h->tail_len = 0;
-		}
-	}
-	for (; len >= 8; data += 8, len -= 8)
-		hash_word(h, load_le64(data));
-	for (; len > 0; len--)
-		h->tail[h->tail_len++] = *data++;
-}
-
-static void hash_final(struct content_hash *h, uint8_t out[16])
-{
-	uint8_t last[8] = {0};
-	memcpy(last, h->tail, h->tail_len);
-	/* The tail length is folded into the final word so that trailing zero bytes count. */
-	hash_word(h, load_le64(last) ^ ((uint64_t)h->tail_len << 59));
-	uint64_t a = fmix64(h->lane_a ^ h->length);
-	uint64_t b = fmix64(h->lane_b ^ rotl64(h->length, 32));
-	a += b;
-	b += a;
-	for (unsigned i = 0; i < 8; i++) {
-		out[i] = (uint8_t)(a >> (8u * i));
-		out[8 + i] = (uint8_t)(b >> (8u * i));
-	}
-}
 
 /* Hash the whole file through pread in fixed chunks (no mapping, bounded memory). */
 static int hash_file_content(int fd, uint8_t out[16])
@@ -118,7 +41,7 @@ static int hash_file_content(int fd, uint8_t out[16])
 	if (!buf)
 		return -ENOMEM;
 	struct content_hash h;
-	hash_init(&h);
+	content_hash_init(&h);
 	uint64_t size = (uint64_t)st.st_size;
 	uint64_t done = 0;
 	int err = 0;
@@ -135,12 +58,12 @@ static int hash_file_content(int fd, uint8_t out[16])
 			err = -EIO;
 			break;
 		}
-		hash_update(&h, buf, (size_t)got);
+		content_hash_update(&h, buf, (size_t)got);
 		done += (uint64_t)got;
 	}
 	free(buf);
 	if (err == 0)
-		hash_final(&h, out);
+		content_hash_final(&h, out);
 	return err;
 }
 

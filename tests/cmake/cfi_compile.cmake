@@ -79,3 +79,12 @@ set_source_files_properties(${CFI_FIXTURE_DIR}/debug_part.c PROPERTIES
   COMPILE_OPTIONS "-fno-asynchronous-unwind-tables;-fno-unwind-tables")
 add_test(NAME cfi_readelf_fixture COMMAND ${CFI_CHECK} --expect deref --expect debug_frame
   $<TARGET_FILE:cfi_fixture_mixed>)
+
+# The on-disk cache of compiled tables (unwind/table_cache.c): round trip on libc's table, keys,
+# damaged entries, bounds, unsafe directories.
+add_executable(test_table_cache ${TESTS_UNIT_DIR}/unwind/test_table_cache.c
+  ${TESTS_UNIT_DIR}/support/test_files.c ${TESTS_UNIT_DIR}/support/test_check.c)
+target_link_libraries(test_table_cache PRIVATE lp_unwind lua_perf_test_support)
+add_test(NAME table_cache
+  COMMAND test_table_cache /lib/x86_64-linux-gnu/libc.so.6 ${CMAKE_BINARY_DIR}/table_cache_work
+  $<TARGET_FILE:cfi_fixture_mixed>)

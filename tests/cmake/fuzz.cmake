@@ -68,6 +68,8 @@ lua_perf_fuzz_harness(cfi CORPUS elf SOURCES fuzz_cfi.c ${FUZZ_ELF_INPUT}
 lua_perf_fuzz_harness(symbols CORPUS elf SOURCES fuzz_symbols.c ${FUZZ_ELF_INPUT}
   LIBS lp_symbolize SYSTEM_SEEDS ${FUZZ_SYSTEM_ELF_FILES})
 lua_perf_fuzz_harness(folded CORPUS folded SOURCES fuzz_folded.c LIBS lp_output)
+lua_perf_fuzz_harness(table_cache CORPUS table_cache SOURCES fuzz_table_cache.c
+  ../unit/support/test_files.c LIBS lp_unwind)
 lua_perf_fuzz_harness(svg CORPUS folded SOURCES fuzz_svg.c folded_input.c LIBS lp_output
   EXPAT::EXPAT)
 lua_perf_fuzz_harness(pprof CORPUS folded SOURCES fuzz_pprof.c folded_input.c LIBS lp_output)
