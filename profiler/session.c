@@ -41,7 +41,6 @@ static void install_signal_handlers(void)
 static void print_table_summary(const struct session *s)
 {
 	struct table_store_stats st = table_store_stats(s->store);
-
 	const struct table_cache *cache = &s->files.cache;
 
 	lp_info("unwind tables: %u files (%u without table, %u from the table cache), %u rows "

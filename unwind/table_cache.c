@@ -337,22 +337,38 @@ static int scan_entries(struct table_cache *c, struct cached_entry **out, size_t
 	return 0;
 }
 
-/* The least recently used entries go until at most max_files and max_bytes are left. */
-static void keep_within_bounds(struct table_cache *c)
+/* An entry of added bytes was written: the least recently used entries go until at most
+ * max_files and max_bytes are left. The directory is scanned at the first entry a run writes,
+ * then only when what it held then plus what the run added goes beyond a bound: a cold run that
+ * compiles many tables does not list the directory for each. */
+static void keep_within_bounds(struct table_cache *c, uint64_t added)
 {
 	struct cached_entry *entries;
-	size_t count, bytes = 0;
+	size_t count, left;
+	uint64_t bytes = 0;
 
+	if (c->held_known) {
+		c->held_files++;
+		c->held_bytes += added;
+		if (c->held_files <= c->max_files && c->held_bytes <= c->max_bytes)
+			return;
+	}
 	if (scan_entries(c, &entries, &count) != 0)
 		return;
 	for (size_t i = 0; i < count; i++)
 		bytes += entries[i].bytes;
 	qsort(entries, count, sizeof(*entries), older_first);
-	for (size_t i = 0; i < count && (count - i > c->max_files || bytes > c->max_bytes); i++) {
-		if (unlinkat(c->dir_fd, entries[i].name, 0) == 0)
+	left = count;
+	for (size_t i = 0; i < count && (left > c->max_files || bytes > c->max_bytes); i++) {
+		if (unlinkat(c->dir_fd, entries[i].name, 0) == 0) {
 			bytes -= entries[i].bytes;
+			left--;
+		}
 	}
 	free(entries);
+	c->held_known = true;
+	c->held_files = left;
+	c->held_bytes = bytes;
 }
 
 static int write_entry(int fd, const uint8_t key[CONTENT_HASH_SIZE], const struct cfi_table *t)
@@ -404,6 +420,8 @@ int table_cache_store(struct table_cache *c, const uint8_t key[CONTENT_HASH_SIZE
 		return rc;
 	}
 	c->stored++;
-	keep_within_bounds(c);
+	keep_within_bounds(c, sizeof(struct table_cache_entry) +
+				      table->count * sizeof(*table->rows) +
+				      table->function_count * sizeof(uint64_t));
 	return 0;
 }

@@ -47,6 +47,8 @@ struct table_cache {
 	uint64_t max_bytes;
 	uint32_t hits, stored, dropped;  /* dropped: bad entries deleted */
 	uint32_t failed;                 /* tables that could not be kept */
+	bool held_known;                 /* the directory was scanned by this run: */
+	uint64_t held_files, held_bytes; /* what it held then, plus what was written since */
 };
 
 /* Use dir (created if missing, mode 0700) for tables compiled by the program whose identity is
