@@ -64,12 +64,23 @@ static uint64_t hash_rule(const struct unwind_rule *rule)
 	return hash;
 }
 
+/* The callee-saved registers a rule changes in the caller (struct unwind_rule, saved_regs). */
+static uint8_t saved_regs_of(const struct unwind_rule *rule)
+{
+	uint8_t bits = 0;
+
+	for (unsigned i = 0; i < SREG_RA; i++)
+		if (rule->reg_off[i] != REG_SAME || (rule->rbp_based & (1u << i)))
+			bits |= (uint8_t)(1u << i);
+	return bits;
+}
+
 /* The id of rule in the shared rules array, adding it if new; -ENOSPC when the array is full. */
 static int64_t intern_rule(struct table_store *store, const struct unwind_rule *rule)
 {
 	struct unwind_rule clean = *rule; /* padding zeroed so equal rules compare and hash equal */
 
-	clean.pad = 0;
+	clean.saved_regs = saved_regs_of(rule);
 	clean.pad2 = 0;
 	if (clean.cfa_type == CFA_GAP)
 		return UNWIND_RULE_GAP;

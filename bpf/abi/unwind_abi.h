@@ -105,7 +105,9 @@ struct unwind_rule {
 	__u8 cfa_type;  /* enum cfa_type */
 	__u8 cfa_reg;   /* DWARF register number (x86_64: 6 rbp, 7 rsp, 10 r10...) or PLT threshold */
 	__u8 rbp_based; /* bit i: reg_off[i] is relative to this frame's rbp, not to the CFA */
-	__u8 pad;
+	__u8 saved_regs;/* bit i (i < SREG_RA): register i is not "same value" in the caller (saved
+			 * or undefined); set by the table store, 0 in compiled tables. The unwinder
+			 * looks at no other slot. */
 	__s32 cfa_off;
 	__s16 reg_off[SREG_COUNT];
 	__u16 pad2;

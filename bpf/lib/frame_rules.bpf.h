@@ -261,14 +261,15 @@ static __always_inline __u32 unwind_frame(struct unwinder_state *st, struct unwi
 	__u32 valid = st->valid & CALLEE_SAVED_MASK;
 	__u64 frame_rbp = st->regs[DW_RBP];
 	bool frame_rbp_known = st->valid & REG_BIT(DW_RBP);
+	__u8 saved_regs = rule->saved_regs;
 	for (int i = 0; i < SREG_COUNT - 1; i++) {
+		if (!(saved_regs & (1u << i)))
+			continue; /* the same value in the caller: most slots of most rules */
 		__s16 off = rule->reg_off[i];
 		__u32 reg = saved_reg_dwarf[i];
 		bool rbp_based = rule->rbp_based & (1u << i);
 		__u64 base = rbp_based ? frame_rbp : cfa;
 
-		if (off == REG_SAME && !rbp_based)
-			continue;
 		if ((off == REG_UNDEFINED && !rbp_based) || (rbp_based && !frame_rbp_known) ||
 		    read_stack_word(st, base + off, &saved)) {
 			valid &= ~REG_BIT(reg);

@@ -22,8 +22,9 @@ static const char *rule_error(const struct unwind_rule *rule, char *why, size_t 
 		snprintf(why, why_size, "PLT threshold %u", reg);
 	else if (rule->rbp_based >> SREG_COUNT)
 		snprintf(why, why_size, "rbp_based 0x%x beyond the saved registers", rule->rbp_based);
-	else if (rule->pad || rule->pad2)
-		snprintf(why, why_size, "padding not zero (rules are compared as bytes)");
+	else if (rule->saved_regs || rule->pad2)
+		snprintf(why, why_size, "saved_regs or padding not zero (the table store sets the "
+			 "one; rules are compared as bytes)");
 	else
 		return NULL;
 	return why;
