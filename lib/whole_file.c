@@ -44,6 +44,20 @@ ssize_t read_retrying(int fd, void *buf, size_t size)
 	return n < 0 ? neg_errno() : n;
 }
 
+int write_whole_fd(int fd, const void *data, size_t size)
+{
+	for (size_t done = 0; done < size;) {
+		ssize_t n = write(fd, (const char *)data + done, size - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? neg_errno() : -EIO;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
 ssize_t pread_retrying(int fd, void *buf, size_t size, off_t at)
 {
 	ssize_t n;

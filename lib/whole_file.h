@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* whole_file.h - reading a whole file (a /proc file reports size 0: read until end of file). */
+/* whole_file.h - reading a whole file (a /proc file reports size 0: read until end of file), and
+ * writing a whole buffer. */
 #ifndef LUA_PERF_WHOLE_FILE_H
 #define LUA_PERF_WHOLE_FILE_H
 
@@ -16,5 +17,8 @@ int read_whole_fd(int fd, size_t limit, char **text, size_t *len);
  * or a negative errno. */
 ssize_t read_retrying(int fd, void *buf, size_t size);
 ssize_t pread_retrying(int fd, void *buf, size_t size, off_t at);
+/* All of data[0..size) to fd, retrying short writes and interrupted ones: 0 or a negative errno
+ * (-EIO when a write makes no progress). */
+int write_whole_fd(int fd, const void *data, size_t size);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "lib/grow_array.h"
 #include "lib/log.h"
+#include "lib/whole_file.h"
 #include "unwind/frame_sections.h"
 
 #define ENTRY_MAGIC "LPUNWTB1"
@@ -142,30 +143,15 @@ static void entry_name(const uint8_t key[CONTENT_HASH_SIZE], char name[64])
 	snprintf(name + 2 * CONTENT_HASH_SIZE, 64 - 2 * CONTENT_HASH_SIZE, "%s", ENTRY_SUFFIX);
 }
 
+/* len bytes at offset at, or -EIO (an entry shorter than it said, or unreadable). */
 static int read_all(int fd, void *buf, size_t len, off_t at)
 {
 	for (size_t done = 0; done < len;) {
-		ssize_t got = pread(fd, (char *)buf + done, len - done, at + (off_t)done);
+		ssize_t got = pread_retrying(fd, (char *)buf + done, len - done, at + (off_t)done);
 
-		if (got < 0 && errno == EINTR)
-			continue;
 		if (got <= 0)
 			return -EIO;
 		done += (size_t)got;
-	}
-	return 0;
-}
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-	for (size_t done = 0; done < len;) {
-		ssize_t put = write(fd, (const char *)buf + done, len - done);
-
-		if (put < 0 && errno == EINTR)
-			continue;
-		if (put <= 0)
-			return put < 0 ? -errno : -EIO;
-		done += (size_t)put;
 	}
 	return 0;
 }
@@ -386,11 +372,11 @@ static int write_entry(int fd, const uint8_t key[CONTENT_HASH_SIZE], const struc
 
 	memcpy(hd.key, key, CONTENT_HASH_SIZE);
 	payload_checksum(t, hd.checksum);
-	rc = write_all(fd, &hd, sizeof(hd));
+	rc = write_whole_fd(fd, &hd, sizeof(hd));
 	if (rc == 0 && t->count)
-		rc = write_all(fd, t->rows, t->count * sizeof(*t->rows));
+		rc = write_whole_fd(fd, t->rows, t->count * sizeof(*t->rows));
 	if (rc == 0 && t->function_count)
-		rc = write_all(fd, t->function_starts, t->function_count * sizeof(uint64_t));
+		rc = write_whole_fd(fd, t->function_starts, t->function_count * sizeof(uint64_t));
 	return rc;
 }
 

@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/whole_file.h"
+
 int blob_read_file(const char *path, struct blob *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -51,13 +53,5 @@ int blob_write_file(const char *path, const uint8_t *data, size_t size)
 
 int blob_write_fd(int fd, const uint8_t *data, size_t size)
 {
-	for (size_t done = 0; done < size;) {
-		ssize_t n = write(fd, data + done, size - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		done += (size_t)n;
-	}
-	return 0;
+	return write_whole_fd(fd, data, size);
 }
