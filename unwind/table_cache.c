@@ -17,7 +17,6 @@
 #include "unwind/frame_sections.h"
 
 #define ENTRY_MAGIC "LPUNWTB1"
-#define ENTRY_SUFFIX ".table"
 #define TEMP_PREFIX ".tmp-"
 #define STALE_TEMP_SECONDS 600 /* a temporary file this old was left by a run that died */
 #define MAX_ENTRY_ROWS (1u << 24)
@@ -136,11 +135,13 @@ int table_cache_key(const struct table_cache *c, const struct elf_image *img,
 	return 0;
 }
 
-static void entry_name(const uint8_t key[CONTENT_HASH_SIZE], char name[64])
+void table_cache_entry_name(const uint8_t key[CONTENT_HASH_SIZE],
+			    char name[TABLE_CACHE_NAME_SIZE])
 {
 	for (unsigned i = 0; i < CONTENT_HASH_SIZE; i++)
 		snprintf(name + 2 * i, 3, "%02x", key[i]);
-	snprintf(name + 2 * CONTENT_HASH_SIZE, 64 - 2 * CONTENT_HASH_SIZE, "%s", ENTRY_SUFFIX);
+	snprintf(name + 2 * CONTENT_HASH_SIZE, TABLE_CACHE_NAME_SIZE - 2 * CONTENT_HASH_SIZE, "%s",
+		 TABLE_CACHE_SUFFIX);
 }
 
 /* len bytes at offset at, or -EIO (an entry shorter than it said, or unreadable). */
@@ -235,12 +236,12 @@ bad:
 int table_cache_load(struct table_cache *c, const uint8_t key[CONTENT_HASH_SIZE],
 		     struct cfi_table *out)
 {
-	char name[64];
+	char name[TABLE_CACHE_NAME_SIZE];
 
 	memset(out, 0, sizeof(*out));
 	if (c->dir_fd < 0)
 		return -ENOENT;
-	entry_name(key, name);
+	table_cache_entry_name(key, name);
 	int fd = openat(c->dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -ENOENT;
@@ -311,7 +312,7 @@ static int scan_entries(struct table_cache *c, struct cached_entry **out, size_t
 				unlinkat(c->dir_fd, de->d_name, 0);
 			continue;
 		}
-		if (!has_suffix(de->d_name, ENTRY_SUFFIX) || strlen(de->d_name) >= sizeof(e.name))
+		if (!has_suffix(de->d_name, TABLE_CACHE_SUFFIX) || strlen(de->d_name) >= sizeof(e.name))
 			continue;
 		snprintf(e.name, sizeof(e.name), "%s", de->d_name);
 		e.bytes = (uint64_t)st.st_size;
@@ -383,12 +384,12 @@ static int write_entry(int fd, const uint8_t key[CONTENT_HASH_SIZE], const struc
 int table_cache_store(struct table_cache *c, const uint8_t key[CONTENT_HASH_SIZE],
 		      const struct cfi_table *table)
 {
-	char name[64], temp[64];
+	char name[TABLE_CACHE_NAME_SIZE], temp[64];
 
 	if (c->dir_fd < 0 || table->stats.partial || table->count > MAX_ENTRY_ROWS ||
 	    table->function_count > MAX_ENTRY_ROWS)
 		return -EINVAL;
-	entry_name(key, name);
+	table_cache_entry_name(key, name);
 	snprintf(temp, sizeof(temp), TEMP_PREFIX "%d-%u", (int)getpid(), c->stored + c->failed);
 	int fd = openat(c->dir_fd, temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 			0600);

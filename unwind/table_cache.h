@@ -67,6 +67,11 @@ int table_cache_key(const struct table_cache *c, const struct elf_image *img,
 /* 0 with *out filled (to free with cfi_table_free), or -ENOENT when there is no good entry. */
 int table_cache_load(struct table_cache *c, const uint8_t key[CONTENT_HASH_SIZE],
 		     struct cfi_table *out);
+#define TABLE_CACHE_SUFFIX ".table"
+#define TABLE_CACHE_NAME_SIZE (2 * CONTENT_HASH_SIZE + sizeof(TABLE_CACHE_SUFFIX))
+/* The file name of key's entry in the directory: its hex, then ".table". */
+void table_cache_entry_name(const uint8_t key[CONTENT_HASH_SIZE],
+			    char name[TABLE_CACHE_NAME_SIZE]);
 /* Keep table under key (not when it is partial). 0 or -errno; failing to keep is not an error
  * for the caller, only a slower next run. */
 int table_cache_store(struct table_cache *c, const uint8_t key[CONTENT_HASH_SIZE],

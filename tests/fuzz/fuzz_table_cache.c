@@ -37,10 +37,10 @@ static void open_cache(void)
 	table_cache_open(&cache, dir, (const uint8_t *)"fuzz", 4, false);
 	if (!table_cache_usable(&cache))
 		abort();
-	snprintf(entry, sizeof(entry), "%s/", dir);
-	for (unsigned i = 0; i < CONTENT_HASH_SIZE; i++)
-		snprintf(entry + strlen(entry), 3, "%02x", key[i]);
-	strcat(entry, ".table");
+	char name[TABLE_CACHE_NAME_SIZE];
+
+	table_cache_entry_name(key, name);
+	snprintf(entry, sizeof(entry), "%s/%s", dir, name);
 	atexit(remove_cache);
 }
 

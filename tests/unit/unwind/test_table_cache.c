@@ -62,11 +62,10 @@ static void fresh_cache(struct table_cache *c, const char *name, const char *bui
 
 static const char *entry_path(const struct table_cache *c, const uint8_t key[CONTENT_HASH_SIZE])
 {
-	char hex[2 * CONTENT_HASH_SIZE + 1];
+	char name[TABLE_CACHE_NAME_SIZE];
 
-	for (unsigned i = 0; i < CONTENT_HASH_SIZE; i++)
-		snprintf(hex + 2 * i, 3, "%02x", key[i]);
-	snprintf(path, sizeof(path), "%s/%s.table", c->dir, hex);
+	table_cache_entry_name(key, name);
+	snprintf(path, sizeof(path), "%s/%s", c->dir, name);
 	return path;
 }
 
