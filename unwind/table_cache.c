@@ -312,7 +312,8 @@ static int scan_entries(struct table_cache *c, struct cached_entry **out, size_t
 				unlinkat(c->dir_fd, de->d_name, 0);
 			continue;
 		}
-		if (!has_suffix(de->d_name, TABLE_CACHE_SUFFIX) || strlen(de->d_name) >= sizeof(e.name))
+		if (!has_suffix(de->d_name, TABLE_CACHE_SUFFIX) ||
+		    strlen(de->d_name) >= sizeof(e.name))
 			continue;
 		snprintf(e.name, sizeof(e.name), "%s", de->d_name);
 		e.bytes = (uint64_t)st.st_size;
