@@ -26,7 +26,6 @@ import argparse
 import glob
 import os
 import re
-import subprocess
 import sys
 import time
 
@@ -34,9 +33,8 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from pylib import nginx, profiling  # noqa: E402
 from pylib.report import fail, log  # noqa: E402
-from pylib.thread_dump import parse_dump  # noqa: E402
+from pylib.thread_dump import run_dump  # noqa: E402
 
-DUMP_TIMEOUT = 60
 TABLES = re.compile(r"^lua-perf: unwind tables: (\d+) files \((\d+) without table, (\d+) from "
                     r"the table cache\)", re.M)
 RUNTIME = re.compile(r"^lua-perf: PID \d+: (LuaJIT .*|Lua .*)$", re.M)
@@ -45,28 +43,15 @@ RUNTIME = re.compile(r"^lua-perf: PID \d+: (LuaJIT .*|Lua .*)$", re.M)
 def dump(args, master, cache):
     """lua-perf dump -v -p master with the cache at `cache`: (frames by (pid, tid), stderr,
     (files, without table, from the cache))."""
-    argv = [args.lua_perf, "dump", "-v", "-p", str(master)]
-    env = dict(os.environ, LUA_PERF_TABLE_CACHE=cache)
-    log(f"$ LUA_PERF_TABLE_CACHE={cache} " + " ".join(argv))
-    started = time.monotonic()
-    try:
-        res = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=DUMP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        fail(f"lua-perf dump did not end within {DUMP_TIMEOUT} s")
-    log(f"exit code {res.returncode} after {time.monotonic() - started:.2f} s; stderr:")
-    for line in res.stderr.rstrip("\n").split("\n"):
-        if not line.startswith("lua-perf: debug:"):
-            log("  | " + line)
-    if res.returncode != 0:
-        fail(f"lua-perf dump exited with {res.returncode}")
-    m = TABLES.search(res.stderr)
+    log(f"LUA_PERF_TABLE_CACHE={cache}")
+    parsed, err = run_dump(args, [master], ["-v"], env=dict(os.environ, LUA_PERF_TABLE_CACHE=cache))
+    m = TABLES.search(err)
     if not m:
         fail("no 'unwind tables: N files (M without table, K from the table cache)' line")
-    frames = {(t.pid, t.tid): t.frames for p in parse_dump(res.stdout).values()
-              for t in p["threads"].values()}
+    frames = {(t.pid, t.tid): t.frames for p in parsed.values() for t in p["threads"].values()}
     if not frames:
         fail("the dump holds no thread")
-    return frames, res.stderr, tuple(int(x) for x in m.groups())
+    return frames, err, tuple(int(x) for x in m.groups())
 
 
 def entries(cache):

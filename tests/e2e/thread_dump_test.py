@@ -46,7 +46,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import sys
 import time
 
@@ -58,9 +57,8 @@ from pylib.paths import fixture  # noqa: E402
 from pylib.profiling import Child  # noqa: E402
 from pylib.report import fail, log  # noqa: E402
 from pylib.thread_dump import (  # noqa: E402
-    check_stack, fixture_threads, libc_any, parse_dump, THREAD_ROOT)
+    check_stack, fixture_threads, libc_any, run_dump, THREAD_ROOT)
 
-DUMP_TIMEOUT = 120   # seconds: BPF verification of two programs on a busy 2-core machine
 UNISTD_64 = "/usr/include/x86_64-linux-gnu/asm/unistd_64.h"
 LUA = "/usr/bin/lua5.4"
 LATE_ATTEMPTS = 5
@@ -123,57 +121,6 @@ def wait_in_syscalls(pid, tids, names, timeout=10):
 
 # --------------------------------------------------------------------------------------------
 # The dump
-
-
-def run_dump(args, pids, extra=(), on_line=None, started=None):
-    """lua-perf dump -p ... : (parsed dump, stderr). Fails on a non-zero exit or a hang.
-    on_line: (pattern, action): action() runs once a line of its stderr matches pattern;
-    started(pid) is told lua-perf's PID."""
-    argv = [args.lua_perf, "dump"] + [a for p in pids for a in ("-p", str(p))] + list(extra)
-    log("$ " + " ".join(argv))
-    start_time = time.monotonic()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    if started:
-        started(proc.pid)
-    head = wait_for_line(proc, on_line) if on_line else b""
-    try:
-        out, err = proc.communicate(timeout=DUMP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        profiling.kill_group(proc)
-        fail(f"lua-perf dump did not end within {DUMP_TIMEOUT} s")
-    res = subprocess.CompletedProcess(argv, proc.returncode, out, head + err)
-    out, err = res.stdout.decode(errors="replace"), res.stderr.decode(errors="replace")
-    log(f"exit code {res.returncode} after {time.monotonic() - start_time:.1f} s; stdout:")
-    for line in out.rstrip("\n").split("\n"):
-        log("  > " + line)
-    log("stderr:")
-    for line in err.rstrip("\n").split("\n"):
-        log("  | " + line)
-    if res.returncode != 0:
-        fail(f"lua-perf dump exited with {res.returncode}")
-    m = re.search(r"^lua-perf: dumped (\d+) threads of (\d+) process", err, re.M)
-    if not m:
-        fail("no 'dumped N threads' summary on stderr")
-    return parse_dump(out), err
-
-
-def wait_for_line(proc, on_line):
-    """Read proc's stderr up to a line matching on_line's pattern, then run its action; what
-    was read."""
-    pattern, action = on_line
-    head = b""
-    deadline = time.monotonic() + DUMP_TIMEOUT
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        head += line
-        if not line or re.search(pattern, line.decode(errors="replace")):
-            break
-    if not re.search(pattern, head.decode(errors="replace"), re.M):
-        profiling.kill_group(proc)
-        fail(f"lua-perf dump never printed a line matching {pattern!r}: {head[-2000:]!r}")
-    action()
-    return head
 
 
 # lua-perf -v: the sampling program loaded (the threads that run need it), or left out

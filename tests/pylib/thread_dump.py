@@ -1,11 +1,16 @@
 # SPDX-License-Identifier: MIT
 """`lua-perf dump` output: parsing it, and checking a thread's stack against an expected chain."""
 import re
+import subprocess
+import time
 
+from . import profiling
 from .chains import (
     first_mismatch, full_match, LIBC, libc_fn, M, normalize_libc_name, one, spec_desc)
 from .folded import split_offset
-from .report import fail
+from .report import fail, log
+
+DUMP_TIMEOUT = 120   # seconds: BPF verification of two programs on a busy 2-core machine
 
 
 PROCESS_RE = re.compile(r"process (\d+) \((.*)\)(?:, child of (\d+))?: "
@@ -126,3 +131,58 @@ def fixture_threads(child):
     if set(tids) != {"main", "spin-a", "spin-b", "nap", "reader"}:
         fail(f"fixture printed threads {tids}")
     return tids
+
+
+# --------------------------------------------------------------------------------------------
+# Running it
+
+
+def run_dump(args, pids, extra=(), on_line=None, started=None, env=None):
+    """lua-perf dump -p ... : (parsed dump, stderr). Fails on a non-zero exit or a hang.
+    on_line: (pattern, action): action() runs once a line of its stderr matches pattern;
+    started(pid) is told lua-perf's PID; env: lua-perf's environment (default: ours)."""
+    argv = [args.lua_perf, "dump"] + [a for p in pids for a in ("-p", str(p))] + list(extra)
+    log("$ " + " ".join(argv))
+    start_time = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True, env=env)
+    if started:
+        started(proc.pid)
+    head = wait_for_line(proc, on_line) if on_line else b""
+    try:
+        out, err = proc.communicate(timeout=DUMP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        profiling.kill_group(proc)
+        fail(f"lua-perf dump did not end within {DUMP_TIMEOUT} s")
+    res = subprocess.CompletedProcess(argv, proc.returncode, out, head + err)
+    out, err = res.stdout.decode(errors="replace"), res.stderr.decode(errors="replace")
+    log(f"exit code {res.returncode} after {time.monotonic() - start_time:.1f} s; stdout:")
+    for line in out.rstrip("\n").split("\n"):
+        log("  > " + line)
+    log("stderr:")
+    for line in err.rstrip("\n").split("\n"):
+        log("  | " + line)
+    if res.returncode != 0:
+        fail(f"lua-perf dump exited with {res.returncode}")
+    m = re.search(r"^lua-perf: dumped (\d+) threads of (\d+) process", err, re.M)
+    if not m:
+        fail("no 'dumped N threads' summary on stderr")
+    return parse_dump(out), err
+
+
+def wait_for_line(proc, on_line):
+    """Read proc's stderr up to a line matching on_line's pattern, then run its action; what
+    was read."""
+    pattern, action = on_line
+    head = b""
+    deadline = time.monotonic() + DUMP_TIMEOUT
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        head += line
+        if not line or re.search(pattern, line.decode(errors="replace")):
+            break
+    if not re.search(pattern, head.decode(errors="replace"), re.M):
+        profiling.kill_group(proc)
+        fail(f"lua-perf dump never printed a line matching {pattern!r}: {head[-2000:]!r}")
+    action()
+    return head
