@@ -90,6 +90,17 @@ static bool is_lua_function_frame(uint64_t frame)
 	return kind == FRAME_LUA || kind == FRAME_LUA_JIT;
 }
 
+bool frame_namer_is_replaced_caller(struct frame_namer *namer, pid_t tgid, uint64_t frame,
+				    uint64_t newer)
+{
+	uint32_t pc = (uint32_t)((frame >> LUA_PC_SHIFT) & LUA_PC_UNKNOWN);
+
+	if (frame >> FRAME_KIND_SHIFT != FRAME_LUA || newer >> FRAME_KIND_SHIFT != FRAME_LUA ||
+	    pc == LUA_PC_UNKNOWN)
+		return false;
+	return lua_proto_is_tail_call(lua_info(namer, tgid, frame), pc);
+}
+
 void frame_namer_prefetch(struct frame_namer *namer, pid_t tgid, uint64_t frame)
 {
 	if (is_lua_function_frame(frame))
@@ -286,4 +297,19 @@ void frame_name(struct frame_namer *namer, pid_t tgid, uint64_t frame, struct st
 uint32_t recorded_frame_count(const struct stack_trace *trace)
 {
 	return trace->len < MAX_STACK_FRAMES ? trace->len : MAX_STACK_FRAMES;
+}
+
+void frame_names_of_trace(struct frame_namer *namer, pid_t tgid, const struct stack_trace *trace,
+			  struct strbuf *sb)
+{
+	uint32_t count = recorded_frame_count(trace);
+
+	for (uint32_t i = count; i-- > 0;) {
+		if (i > 0 && frame_namer_is_replaced_caller(namer, tgid, trace->frames[i],
+							    trace->frames[i - 1]))
+			continue;
+		if (sb->len)
+			strbuf_append(sb, ";");
+		frame_name(namer, tgid, trace->frames[i], sb);
+	}
 }

@@ -47,9 +47,21 @@ void frame_namer_forget(struct frame_namer *namer, const pid_t *pids, size_t cou
 void frame_namer_take_kernel(struct frame_namer *namer, struct symbol_table *kernel, int rc);
 /* Resolve (and cache) a Lua frame of process tgid while the process is alive; no-op for others. */
 void frame_namer_prefetch(struct frame_namer *namer, pid_t tgid, uint64_t frame);
+/* Is frame a Lua function caught in the middle of a tail call, its callee (the newer frame of
+ * the same trace) already running in a CallInfo of its own while the caller's, about to be
+ * replaced, is still below it? PUC 5.1/5.3 lvm.c OP_TAILCALL: luaD_precall pushes the callee's
+ * CallInfo, then the callee's frame is moved down over the caller's. The caller is then left
+ * out of the stack, as a tail call leaves it out once done: ldo.c 5.3 callhook makes the same
+ * test (a Lua caller whose instruction is OP_TAILCALL) to report the call as a tail call. */
+bool frame_namer_is_replaced_caller(struct frame_namer *namer, pid_t tgid, uint64_t frame,
+				    uint64_t newer);
 /* Append the name of a recorded frame (bpf/abi/unwind_abi.h encoding: kernel addresses with the
  * _[k] suffix, user frames of process tgid) to sb. */
 void frame_name(struct frame_namer *namer, pid_t tgid, uint64_t frame, struct strbuf *sb);
+/* The frames of trace root first, `;` between them (the folded format), replaced callers left out;
+ * appended to sb after a `;` when sb holds text already. */
+void frame_names_of_trace(struct frame_namer *namer, pid_t tgid, const struct stack_trace *trace,
+			  struct strbuf *sb);
 /* Is frame a kernel frame of the tracing machinery that runs a BPF program (the program itself,
  * bpf_trace_run*, __bpf_trace_*, __traceiter_*)? */
 bool frame_namer_is_tracing(struct frame_namer *namer, uint64_t frame);

@@ -32,17 +32,6 @@ int read_counters(struct sample_bpf *skel, uint64_t totals[CNT_COUNT])
 	return 0;
 }
 
-/* Root first: the recorded trace is leaf first (kernel frames, then user frames). */
-static void append_frames(struct frame_namer *namer, pid_t tgid, const struct stack_trace *trace,
-			  struct strbuf *sb)
-{
-	for (uint32_t i = recorded_frame_count(trace); i-- > 0;) {
-		if (sb->len)
-			strbuf_append(sb, ";");
-		frame_name(namer, tgid, trace->frames[i], sb);
-	}
-}
-
 static struct stack_trace prefetch_buffer; /* 2 KiB: keep it off the stack */
 
 void aggregate_prefetch_lua_stack(struct frame_namer *namer, int stacks_fd, pid_t tgid,
@@ -71,7 +60,7 @@ int aggregate_sample(void *aggregation, const struct sample_key *key, uint64_t c
 	struct strbuf sb = {0};
 	uint64_t unnamed = a->namer->lua_unnamed;
 	if (trace)
-		append_frames(a->namer, tgid, trace, &sb);
+		frame_names_of_trace(a->namer, tgid, trace, &sb);
 	if (sb.len == 0)
 		strbuf_append(&sb, "[no stack]");
 	int rc = folded_profile_add(&a->profile, tgid, tid, key->end_reason, strbuf_take(&sb),

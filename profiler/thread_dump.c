@@ -333,9 +333,14 @@ static void append_frames(struct thread_dump *d, struct frame_namer *namer,
 			       ts->stack_id == 0 ? "stack map full" : "stack not found");
 		return;
 	}
-	for (uint32_t i = 0; i < recorded_frame_count(&d->trace); i++) {
-		strbuf_appendf(sb, "    #%-3u ", i);
-		frame_name(namer, (pid_t)ts->tgid, d->trace.frames[i], sb);
+	const __u64 *frames = d->trace.frames;
+	pid_t tgid = (pid_t)ts->tgid;
+	uint32_t count = recorded_frame_count(&d->trace), shown = 0;
+	for (uint32_t i = 0; i < count; i++) {
+		if (i > 0 && frame_namer_is_replaced_caller(namer, tgid, frames[i], frames[i - 1]))
+			continue;
+		strbuf_appendf(sb, "    #%-3u ", shown++);
+		frame_name(namer, tgid, frames[i], sb);
 		strbuf_append(sb, "\n");
 	}
 	if (ts->end_reason != END_COMPLETE)

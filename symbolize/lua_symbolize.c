@@ -14,11 +14,11 @@
  *     address, length, hash of its first bytes) within MAX_TEXT_BYTES (64 MiB, oldest evicted
  *     first; a single larger text is still used once);
  *   - the proto cache: at most MAX_PROTOS (1 Mi) entries and MAX_CACHE_BYTES (256 MiB) of entries,
- *     names and line arrays. A proto whose lines do not fit is kept without lines; once an entry
- *     does not fit, the cache is full and unknown protos give NULL at once (cached ones still
- *     answer) until lua_symbolizer_forget makes room. Failures are cached too (per pid and
- *     address). Entries leave only with their process (lua_symbolizer_forget), so the returned
- *     pointers stay valid until then.
+ *     names, line arrays and tail-call indexes. A proto whose lines (tail calls) do not fit is
+ *     kept without them; once an entry does not fit, the cache is full and unknown protos give
+ *     NULL at once (cached ones still answer) until lua_symbolizer_forget makes room. Failures
+ *     are cached too (per pid and address). Entries leave only with their process
+ *     (lua_symbolizer_forget), so the returned pointers stay valid until then.
  *
  * Chunk names (struct lua_proto_info.chunk):
  *   - `@path` / `=name`: without the first byte; longer than 4096 bytes: the first 4096 and "...";
@@ -88,11 +88,18 @@ static int proto_grow(struct lua_symbolizer *ls)
 	return 0;
 }
 
+static void info_clear(struct lua_proto_info *info)
+{
+	free(info->function);
+	free(info->chunk);
+	free(info->lines);
+	free(info->tail_calls);
+	memset(info, 0, sizeof(*info));
+}
+
 static void entry_free(struct proto_entry *e)
 {
-	free(e->info.function);
-	free(e->info.chunk);
-	free(e->info.lines);
+	info_clear(&e->info);
 	free(e);
 }
 
@@ -171,6 +178,23 @@ static int read_proto_and_source(int fd, const struct proto_vm *vm, uint64_t pro
 	return puc_read_source(fd, vm->puc, rp->source, src);
 }
 
+/* The proto's tail calls, kept when they fit in the cache beside what e holds already. */
+static int read_tail_calls(struct lua_symbolizer *ls, int fd, const struct lua_puc_version *v,
+			   const struct raw_proto *rp, struct proto_entry *e)
+{
+	struct lua_proto_info *info = &e->info;
+	int err = puc_read_tail_calls(fd, v, rp, &info->tail_calls, &info->tail_call_count);
+	size_t cost = (size_t)info->tail_call_count * sizeof(*info->tail_calls);
+
+	if (err == 0 && ls->bytes + e->cost + cost > MAX_CACHE_BYTES) {
+		free(info->tail_calls);
+		info->tail_calls = NULL;
+		info->tail_call_count = 0;
+	}
+	e->cost += (size_t)info->tail_call_count * sizeof(*info->tail_calls);
+	return err;
+}
+
 /* Fills e->info; -EFAULT when the proto is unreadable, -ENOMEM. */
 static int resolve(struct lua_symbolizer *ls, int fd, pid_t pid, const struct proto_vm *vm,
 		   struct proto_entry *e)
@@ -197,6 +221,8 @@ static int resolve(struct lua_symbolizer *ls, int fd, pid_t pid, const struct pr
 		      : puc_read_lines(fd, vm->puc, &rp, fits, &e->info.lines);
 	if (err == 0 && e->info.lines)
 		e->cost += lines_cost;
+	if (err == 0 && vm->puc)
+		err = read_tail_calls(ls, fd, vm->puc, &rp, e);
 	return err;
 }
 
@@ -255,10 +281,7 @@ static const struct lua_proto_info *symbolize_proto(struct lua_symbolizer *ls, p
 		return NULL; /* not cached: may work later */
 	}
 	if (err < 0) {
-		free(e->info.function);
-		free(e->info.chunk);
-		free(e->info.lines);
-		memset(&e->info, 0, sizeof(e->info));
+		info_clear(&e->info);
 		e->cost = sizeof(*e);
 	}
 	e->ok = err == 0;
@@ -292,4 +315,16 @@ int lua_proto_line(const struct lua_proto_info *info, uint32_t pc)
 	if (info->lines && pc < info->code_size)
 		return info->lines[pc];
 	return info->line_defined;
+}
+
+static int compare_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return (x > y) - (x < y);
+}
+
+bool lua_proto_is_tail_call(const struct lua_proto_info *info, uint32_t pc)
+{
+	return info && info->tail_calls &&
+	       bsearch(&pc, info->tail_calls, info->tail_call_count, sizeof(pc), compare_u32);
 }

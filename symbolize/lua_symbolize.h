@@ -20,6 +20,10 @@ struct lua_proto_info {
 	/* current line for a bytecode index: see lua_proto_line() */
 	int *lines;            /* absolute line per instruction (size code_size), or NULL */
 	uint32_t code_size;
+	/* PUC 5.1/5.3: the ascending bytecode indexes of its OP_TAILCALL instructions
+	 * (tail_call_count of them), NULL when none (or not kept: see lua_proto_is_tail_call) */
+	uint32_t *tail_calls;
+	uint32_t tail_call_count;
 };
 
 struct lua_symbolizer;
@@ -42,5 +46,8 @@ const struct lua_proto_info *lua_symbolizer_luajit_proto(struct lua_symbolizer *
 							 uint64_t proto);
 /* The source line of bytecode index pc in info, or line_defined when unknown. */
 int lua_proto_line(const struct lua_proto_info *info, uint32_t pc);
+/* Whether bytecode index pc of info is an OP_TAILCALL of a version whose Lua tail calls run the
+ * callee in a CallInfo of its own before removing the caller's (5.1, 5.3); false when unknown. */
+bool lua_proto_is_tail_call(const struct lua_proto_info *info, uint32_t pc);
 
 #endif

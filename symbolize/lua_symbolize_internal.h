@@ -130,6 +130,10 @@ int puc_read_lines(int fd, const struct lua_puc_version *v, const struct raw_pro
 int luajit_read_lines(int fd, const struct raw_proto *rp, int32_t numline, bool want,
 		      int **out);
 
+/* lua_proto_tail_calls.c: where the code tail-calls. */
+int puc_read_tail_calls(int fd, const struct lua_puc_version *v, const struct raw_proto *rp,
+			uint32_t **out, uint32_t *count);
+
 /* lua_source_texts.c: the lines of a proto's source text (a file for `@path`, the chunk itself
  * for a string chunk), the texts cached within MAX_TEXT_BYTES. */
 const struct lua_source_lines *source_lines_of(struct lua_symbolizer *ls, int fd, pid_t pid,

@@ -6,7 +6,8 @@
 
 #include <string.h>
 
-/* lstate.h: 5.3 CIST_LUA (1<<1), CIST_FRESH (1<<3); 5.4 CIST_C (1<<1), 5.4.2+ CIST_FRESH (1<<2).
+/* lopcodes.h: opcodes are 6 bits in 5.1/5.3 (OP_TAILCALL 29 and 37), 7 in 5.4.
+ * lstate.h: 5.3 CIST_LUA (1<<1), CIST_FRESH (1<<3); 5.4 CIST_C (1<<1), 5.4.2+ CIST_FRESH (1<<2).
  * lobject.h: Lua closure tag 0x46 (LUA_TLCL | collectable) in 5.3 and 5.4; 5.1 LUA_TFUNCTION 6. */
 
 #define PUC51_VM                                                                                    \
@@ -21,6 +22,7 @@
 		.proto_code = 24, .proto_sizecode = 80, .proto_lineinfo = 40,                       \
 		.proto_sizelineinfo = 84, .proto_linedefined = 96, .proto_source = 64,              \
 		.tstring_contents = 24, .tstring_len = 16, .instruction_size = 4,                   \
+		.opcode_mask = 0x3f, .op_tailcall = 29,                                             \
 	}
 
 #define PUC53_VM                                                                                    \
@@ -35,7 +37,8 @@
 		.proto_code = 56, .proto_sizecode = 24, .proto_lineinfo = 72,                       \
 		.proto_sizelineinfo = 28, .proto_linedefined = 40, .proto_source = 104,             \
 		.tstring_contents = 24, .tstring_len = 16, .tstring_shrlen = 11, .tstring_tt = 8,   \
-		.tag_short_string = 0x04, .instruction_size = 4,                                    \
+		.tag_short_string = 0x04, .instruction_size = 4, .opcode_mask = 0x3f,               \
+		.op_tailcall = 37,                                                                  \
 	}
 
 #define PUC54_VM(mainthread, fresh)                                                                 \
@@ -52,7 +55,7 @@
 		.proto_sizelineinfo = 28, .proto_abslineinfo = 96, .proto_sizeabslineinfo = 40,     \
 		.proto_linedefined = 44, .proto_source = 112, .tstring_contents = 24,               \
 		.tstring_len = 16, .tstring_shrlen = 11, .tstring_tt = 8, .tag_short_string = 0x04, \
-		.instruction_size = 4,                                                              \
+		.instruction_size = 4, .opcode_mask = 0x7f,                                         \
 	}
 
 #define V51(v) {v, LUA_KIND_PUC51, PUC51_VM, PUC51_PROTO}

@@ -25,6 +25,11 @@ struct lua_puc_proto_layout {
 	uint16_t tstring_tt;             /* 5.3/5.4: type tag byte (short/long string) */
 	uint8_t tag_short_string;        /* 5.3/5.4: LUA_TSHRSTR variant tag (0x04) */
 	uint8_t instruction_size;        /* sizeof(Instruction): 4 */
+	uint8_t opcode_mask;             /* lopcodes.h GET_OPCODE: the low SIZE_OP bits (POS_OP 0) */
+	/* OP_TAILCALL where a Lua tail call first runs its callee in a CallInfo of its own, the
+	 * caller's below it, and only then moves it down (lvm.c 5.1/5.3 OP_TAILCALL); 0 in 5.4,
+	 * whose luaD_pretailcall reuses the caller's CallInfo. */
+	uint8_t op_tailcall;
 };
 
 struct lua_puc_version {

@@ -8,7 +8,7 @@
 #
 # Tests (label bpf, need root, 77 = skipped when not root):
 #   lua_<I>_<scenario>   I = 51, 53, 54, embed54; scenario = deep, coroutines, pcall, sort, gsub,
-#                        index, tailcall, strings, ratio, lines
+#                        index, tailcall, tailhook, strings, ratio, lines
 #   lua_54_relative_chunk  the tailcall workload run as `lua5.4 tail_calls.lua` from its directory
 #   lua_nonlua_process     a native fixture: profiled natively, "no Lua" said on stderr
 # and lua_workloads_selfcheck (no root, no profiler): every workload runs under every interpreter,
@@ -31,7 +31,7 @@ set_tests_properties(lua_workloads_selfcheck PROPERTIES TIMEOUT 120)
 
 set(LUA_BPF_TESTS)
 foreach(interp 51 53 54 embed54)
-  foreach(scenario deep coroutines pcall sort gsub index tailcall strings ratio lines)
+  foreach(scenario deep coroutines pcall sort gsub index tailcall tailhook strings ratio lines)
     add_test(NAME lua_${interp}_${scenario}
       COMMAND ${Python3_EXECUTABLE} ${LUA_TEST_ARGS} --interp ${interp} ${scenario})
     list(APPEND LUA_BPF_TESTS lua_${interp}_${scenario})

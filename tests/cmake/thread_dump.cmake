@@ -4,6 +4,8 @@
 #     pthread_join): every thread's state, system call and exact stack; the fixture runs on.
 #   dump_lua: two lua5.4 processes (a recursion into a CPU loop, one into io.read): their Lua
 #     frames with current lines.
+#   dump_lua_tail_hook: lua5.3 in the call hook of a tail call: the caller being replaced is left
+#     out.
 #   dump_nginx: nginx master + 2 workers, dump -p <master>: one block per process.
 #   dump_nginx_lua, dump_nginx_lua_jit: nginx + ngx_lua, a worker asleep in poll called through
 #     the FFI from tests/fixtures/nginx_lua/nap.lua: its Lua frames at their current lines, interpreted
@@ -27,6 +29,7 @@ set(DUMP_TEST ${TESTS_E2E_DIR}/thread_dump_test.py --lua-perf $<TARGET_FILE:lua-
 add_test(NAME dump_threads
   COMMAND ${Python3_EXECUTABLE} ${DUMP_TEST} threads --fixture $<TARGET_FILE:fixture_dump>)
 add_test(NAME dump_lua COMMAND ${Python3_EXECUTABLE} ${DUMP_TEST} lua)
+add_test(NAME dump_lua_tail_hook COMMAND ${Python3_EXECUTABLE} ${DUMP_TEST} lua_tail_hook)
 add_test(NAME dump_late_runner COMMAND ${Python3_EXECUTABLE} ${DUMP_TEST} late_runner)
 add_test(NAME dump_nginx COMMAND ${Python3_EXECUTABLE} ${DUMP_TEST} nginx)
 add_test(NAME dump_nginx_lua COMMAND ${Python3_EXECUTABLE} ${DUMP_TEST} nginx_lua)
@@ -42,6 +45,6 @@ endforeach()
 
 # 77 = skipped (not root). One at a time with the other profiling tests: they load BPF programs
 # (seconds of verification each) and some keep the CPUs busy.
-set_tests_properties(dump_threads dump_lua dump_late_runner dump_nginx dump_nginx_lua dump_nginx_lua_jit
-  ${FAILURES_TESTS} PROPERTIES
+set_tests_properties(dump_threads dump_lua dump_lua_tail_hook dump_late_runner dump_nginx
+  dump_nginx_lua dump_nginx_lua_jit ${FAILURES_TESTS} PROPERTIES
   TIMEOUT 300 LABELS bpf SKIP_RETURN_CODE 77 RESOURCE_LOCK cpu_profiling)

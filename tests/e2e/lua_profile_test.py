@@ -37,6 +37,11 @@ Scenarios (workload; the expected frames, root first, after the complete native 
   tailcall   tail_calls.lua      L:main;L:tail_workload;L:tail_target (the tail callers tail_first
                                  and tail_middle are replaced by their callee, as in PUC Lua's
                                  CallInfo chain, and leave no placeholder frame)
+  tailhook   tail_call_hook.lua  a call hook burns the CPU: L:main;L:hook_workload;L:<f>;<vm>*;
+                                 lua_call[k];<vm>*;<VM>;L:hook_burn, <f> = tail_first,
+                                 tail_middle or tail_target (>= 20% each; together >= 99%): in
+                                 the hook of a tail call, run before 5.1/5.3 remove the caller's
+                                 CallInfo, the caller is left out too
   strings    string_builtins.lua L:main;L:string_workload;L:Report.format_rows;<vm>*;
                                  <string.format>;... and likewise Report.pad_rows/<string.rep>,
                                  Report.join_rows/<table.concat>

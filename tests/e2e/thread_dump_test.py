@@ -3,7 +3,7 @@
 """`lua-perf dump -p PID`: the current stack of every thread, once, the processes left running.
 
     thread_dump_test.py --lua-perf BIN threads --fixture fixture_dump
-    thread_dump_test.py --lua-perf BIN lua|late_runner
+    thread_dump_test.py --lua-perf BIN lua|lua_tail_hook|late_runner
     thread_dump_test.py --lua-perf BIN nginx|nginx_lua|nginx_lua_jit
 
 The dump is parsed strictly (docs/output-format.md): one `process PID (comm)...: N threads`
@@ -23,6 +23,9 @@ threads: tests/fixtures/native/fixture_dump (main thread in pthread_join, two th
 lua: two stock lua5.4 processes, dumped by one run: one recursing 5 deep into a CPU loop, one 4
   deep into io.read() on a pipe. Their Lua frames, leaf first, are exactly the functions and
   current lines of the scripts' marked lines (found in the script text), under the interpreter.
+lua_tail_hook: lua5.3 burning the CPU in a call hook, half the time in the hook of a tail call
+  (tests/fixtures/lua/tail_call_hook.lua), dumped until a dump lands there: the caller being
+  replaced is left out (see case_lua_tail_hook).
 late_runner: lua5.4 asleep in io.read() when lua-perf decides that no target thread runs (so the
   sampling program is left unloaded), then released into the CPU loop of `lua` while lua-perf is
   stopped there: the program is loaded at the first round and takes the running stack (exactly
@@ -42,6 +45,7 @@ nginx_lua, nginx_lua_jit: nginx + ngx_lua (LuaJIT), one worker asleep in poll(2)
 Exit status: 0 pass, 1 fail, 77 skipped (not root). Parses the dump with tests/pylib/thread_dump.py.
 """
 import argparse
+import collections
 import os
 import re
 import signal
@@ -347,6 +351,47 @@ def case_lua(args, tmp):
         wait.close()
 
 
+TAIL_CALLERS = ("tail_first", "tail_middle", "tail_target")
+TAIL_HOOK_DUMPS = 12
+
+
+def tail_hook_frames(t):
+    """The names of a thread's Lua frames, leaf first."""
+    return [f[2:].split("@", 1)[0] for f in t.frames if f.startswith("L:")]
+
+
+def case_lua_tail_hook(args, tmp):
+    """lua5.3 on tests/fixtures/lua/tail_call_hook.lua, dumped until a dump lands in the hook of a
+    tail call (two thirds of the hook's time; at most TAIL_HOOK_DUMPS dumps): every dump taken in
+    the hook has the Lua frames hook_burn, one of the tail functions, hook_workload, main - the
+    callee alone, its caller left out, as in the profiles (lua_53_tailhook)."""
+    lua53 = "/usr/bin/lua5.3"
+    if not os.access(lua53, os.X_OK):
+        fail(f"{lua53} not found: the project's install script installs lua5.3")
+    child = Child([lua53, fixture("lua", "tail_call_hook.lua")])
+    seen = collections.Counter()
+    try:
+        child.wait_for("ready")
+        for _ in range(TAIL_HOOK_DUMPS):
+            dump, _ = run_dump(args, [child.pid])
+            t = dump[child.pid]["threads"][child.pid]
+            got = tail_hook_frames(t)
+            if not got or got[0] != "hook_burn":
+                seen["outside the hook"] += 1
+                continue
+            if len(got) != 4 or got[1] not in TAIL_CALLERS or got[2:] != ["hook_workload", "main"]:
+                fail(f"lua5.3 tail hook: Lua frames {got}, want hook_burn, one of {TAIL_CALLERS}, "
+                     f"hook_workload, main\n    {t.describe()}")
+            seen[got[1]] += 1
+            if seen["tail_middle"] + seen["tail_target"]:
+                break
+        log(f"lua5.3 tail hook: dumps by the function entered {dict(seen)}")
+        if not seen["tail_middle"] + seen["tail_target"]:
+            fail(f"no dump of {TAIL_HOOK_DUMPS} landed in the hook of a tail call: {dict(seen)}")
+    finally:
+        child.close()
+
+
 def late_runner_dump(args, path):
     """lua-perf dump -v of a lua5.4 asleep in io.read() when lua-perf decides that the sampling
     program is not needed: lua-perf is stopped there (SIGSTOP) while the script is released into
@@ -568,7 +613,8 @@ def case_nginx_lua(args, tmp, jit=False):
         nginx.stop_nginx(master)
 
 
-CASES = {"threads": case_threads, "lua": case_lua, "late_runner": case_late_runner,
+CASES = {"threads": case_threads, "lua": case_lua, "lua_tail_hook": case_lua_tail_hook,
+         "late_runner": case_late_runner,
          "nginx": case_nginx,
          "nginx_lua": case_nginx_lua,
          "nginx_lua_jit": lambda args, tmp: case_nginx_lua(args, tmp, jit=True)}

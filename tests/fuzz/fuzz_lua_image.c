@@ -45,6 +45,15 @@ static void check_info(const struct lua_proto_info *info)
 	for (uint32_t pc = 0; pc <= info->code_size && pc < 70000; pc++)
 		(void)lua_proto_line(info, pc);
 	(void)lua_proto_line(info, UINT32_MAX);
+	FUZZ_ASSERT(!info->tail_calls == !info->tail_call_count, "tail calls %u, array %p",
+		    info->tail_call_count, (const void *)info->tail_calls);
+	for (uint32_t i = 0; i < info->tail_call_count; i++) {
+		uint32_t pc = info->tail_calls[i];
+		FUZZ_ASSERT(pc < info->code_size && (i == 0 || pc > info->tail_calls[i - 1]),
+			    "tail call %u at %u of %u instructions", i, pc, info->code_size);
+		FUZZ_ASSERT(lua_proto_is_tail_call(info, pc), "tail call at %u not found", pc);
+	}
+	FUZZ_ASSERT(!lua_proto_is_tail_call(info, UINT32_MAX), "a tail call past the code");
 }
 
 void fuzz_lua_image_symbolize(fuzz_lua_lookup lookup, const void *vm,

@@ -20,6 +20,7 @@ from .report import fail, log
 MIN_HOT = 1000          # of ~3000 possible samples in 3 s at 997 Hz
 MIN_HOT_MINOR = 300     # ratio_g: a quarter of the CPU
 MIN_HOT_BUILTIN = 250   # strings: a third of the CPU each, see string_builtins.lua
+MIN_ALTERNATIVE = 0.2   # tailhook: each of three alternatives takes a third of the hot samples
 RATIO = 3.0
 RATIO_TOLERANCE = 0.05
 MAX_UNKNOWN_LUA = 0.01  # share of samples allowed to hold `L:?@?:0`
@@ -103,12 +104,14 @@ def string_chains(lines=False):
 
 
 class Scenario:
-    def __init__(self, script, chains, min_hot=MIN_HOT, lines=False, absent=()):
+    def __init__(self, script, chains, min_hot=MIN_HOT, lines=False, absent=(),
+                 alternatives=False):
         self.script = script
         self.chains = chains      # list of chains (lists of L / C / LeafC)
         self.min_hot = min_hot    # an int, or a list with one per chain
         self.lines = lines        # run lua-perf with --lines
         self.absent = absent      # function names that must not appear in hot samples
+        self.alternatives = alternatives  # the chains share one leaf: see check_alternatives
 
 
 RESUME = C("coroutine.resume", RESUME_API)
@@ -129,6 +132,9 @@ SCENARIOS = {
         L("main"), L("index_workload"), C(), L("index_handler")]]),
     "tailcall": Scenario("tail_calls.lua", [[
         L("main"), L("tail_workload"), L("tail_target")]], absent=("tail_first", "tail_middle")),
+    "tailhook": Scenario("tail_call_hook.lua", [
+        [L("main"), L("hook_workload"), L(callee), C(api=CALL_API), L("hook_burn")]
+        for callee in ("tail_first", "tail_middle", "tail_target")], alternatives=True),
     "strings": Scenario("string_builtins.lua", string_chains(), min_hot=MIN_HOT_BUILTIN),
     "ratio": Scenario("split_ratio.lua", [
         [L("main"), L("ratio_workload"), L("ratio_f")],
@@ -466,6 +472,31 @@ def find_vm_loop(ctx, stacks):
     ctx.vm_loop = fn
 
 
+def check_alternatives(ctx, stacks, chains, min_hot, label):
+    """Chains with one leaf, each the stack of some of its hot samples: at least min_hot hot
+    samples, >= MIN_SHARE of them exactly one of the chains, each chain >= MIN_ALTERNATIVE."""
+    users = [(user_part(f), c) for f, c in stacks if user_part(f)]
+    hot_pred = ctx.is_hot(chains[0])
+    hot = [(f, c) for f, c in users if hot_pred(f)]
+    n_hot = sum(c for _, c in hot)
+    if n_hot < min_hot:
+        fail(f"{label}: only {n_hot} hot samples (want >= {min_hot})\n"
+             + top_stacks(users, title="user stacks"))
+    specs = [ctx.chain_spec(chain) for chain in chains]
+    shares = [sum(c for f, c in hot if full_match(f, spec)) / n_hot for spec in specs]
+    for spec, share in zip(specs, shares):
+        log(f"{label}: {share:.2%} of {n_hot} hot samples are exactly\n  {spec_desc(spec)}")
+    problems = [f"only {share:.2%} of hot samples are {spec_desc(spec)} (want >= "
+                f"{MIN_ALTERNATIVE:.0%})" for spec, share in zip(specs, shares)
+                if share < MIN_ALTERNATIVE]
+    if sum(shares) < MIN_SHARE:
+        problems.append(f"only {sum(shares):.2%} of hot samples are exactly one of the stacks")
+    if problems:
+        bad = [(f, c) for f, c in hot if not any(full_match(f, spec) for spec in specs)]
+        fail(f"{label}: " + "; ".join(problems) + "\n"
+             + top_stacks(bad, title="hot stacks that are none of them"))
+
+
 def check_chain(ctx, stacks, chain, min_hot, label, absent=()):
     users = [(user_part(f), c) for f, c in stacks if user_part(f)]
     hot_pred = ctx.is_hot(chain)
@@ -617,6 +648,9 @@ def case_scenario(args, tmp):
     nginx.check_complete(stacks, ctx.prefix, label)
     check_lua_frames(ctx, stacks)
     find_vm_loop(ctx, stacks)
+    if sc.alternatives:
+        check_alternatives(ctx, stacks, sc.chains, sc.min_hot, f"{label} {sc.chains[0][-1].name}")
+        return
     mins = sc.min_hot if isinstance(sc.min_hot, list) else [sc.min_hot] * len(sc.chains)
     for chain, min_hot in zip(sc.chains, mins):
         last = chain[-1]

@@ -105,6 +105,7 @@ struct record {
 	char *name;
 	bool traced;
 	bool main;
+	int tail_call_line; /* > 0: one tail call (`return f(x)`), this many lines after the first */
 	int *trace; /* currentline per executed instruction, first call */
 	size_t trace_len;
 };
@@ -112,21 +113,23 @@ struct record {
 static struct record records[64];
 static size_t nrecords;
 
-static void add_record(lua_State *L, int index, const char *name, bool traced, bool main)
+static void add_record(lua_State *L, int index, const char *name, bool traced, bool main,
+		       int tail_call_line)
 {
 	if (nrecords == sizeof(records) / sizeof(records[0])) {
 		fprintf(stderr, "too many records\n");
 		exit(2);
 	}
 	lua_pushvalue(L, index);
-	records[nrecords++] = (struct record){
-		luaL_ref(L, LUA_REGISTRYINDEX), xstrdup(name), traced, main, NULL, 0};
+	records[nrecords++] = (struct record){luaL_ref(L, LUA_REGISTRYINDEX), xstrdup(name), traced,
+					      main, tail_call_line, NULL, 0};
 }
 
 static int lua_reg(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TFUNCTION);
-	add_record(L, 1, luaL_checkstring(L, 2), lua_tointeger(L, 3) != 0, false);
+	add_record(L, 1, luaL_checkstring(L, 2), lua_tointeger(L, 3) != 0, false,
+		   (int)luaL_optinteger(L, 4, 0));
 	return 0;
 }
 
@@ -285,6 +288,20 @@ static void main_script(struct text *t)
 	line(t, "reg(outer(), 'inner', 0)");
 	line(t, "reg(w, 'w', 0)");
 	line(t, "reg(function(a) return a end, '?', 0)");
+	/* one tail call; calls that are not tail calls (parenthesized, two results, a local). The
+	 * callee is a global: an upvalue would add 5.1 OP_CLOSURE pseudo-instructions to main, which
+	 * the VM skips and check_trace would miss. */
+	line(t, "local function tail(a)");
+	line(t, "  local b = a");
+	line(t, "  return baz(b)");
+	line(t, "end");
+	line(t, "reg(tail, 'tail', 0, 2)");
+	line(t, "local function no_tail(a)");
+	line(t, "  local b = baz(a)");
+	line(t, "  if b then return (baz(b)) end");
+	line(t, "  return baz(b), 1");
+	line(t, "end");
+	line(t, "reg(no_tail, 'no_tail', 0)");
 	/* 150 one-instruction statements (LOADI / LOADK) and a 200-line gap: 5.4 writes absolute
 	 * line entries every MAXIWTHABS instructions and for deltas >= LIMLINEDIFF (lcode.c 5.4
 	 * savelineinfo). */
@@ -341,7 +358,7 @@ static void check_load(lua_State *L, int rc, const char *what)
 /* The loaded chunk at the top of the stack: registered as `main`, run traced. */
 static void run_main(lua_State *L)
 {
-	add_record(L, -1, "main", true, true);
+	add_record(L, -1, "main", true, true, 0);
 	call_traced(L, &records[nrecords - 1], 0);
 }
 
@@ -578,6 +595,26 @@ static void check_abslineinfo_used(const struct record *rec, const struct lua_pu
 		printf("%s: %d abslineinfo entries\n", rec->name, n);
 }
 
+/* The tail calls found are the one of a record that has one (5.1/5.3; 5.4 reuses the caller's
+ * CallInfo and needs none), on its line. */
+static void check_tail_calls(const struct record *rec, const struct lua_puc_version *v,
+			     const struct lua_proto_info *info)
+{
+	uint32_t want = rec->tail_call_line > 0 && v->proto.op_tailcall != 0 ? 1 : 0;
+	if (info->tail_call_count != want) {
+		fail("%s: %u tail calls found, want %u", rec->name, info->tail_call_count, want);
+		return;
+	}
+	if (want && lua_proto_line(info, info->tail_calls[0]) !=
+			    info->line_defined + rec->tail_call_line)
+		fail("%s: tail call at instruction %u, line %d, want line %d", rec->name,
+		     info->tail_calls[0], lua_proto_line(info, info->tail_calls[0]),
+		     info->line_defined + rec->tail_call_line);
+	for (uint32_t pc = 0; pc < info->code_size; pc++)
+		if (lua_proto_is_tail_call(info, pc) != (want && pc == info->tail_calls[0]))
+			fail("%s: lua_proto_is_tail_call(%u) wrong", rec->name, pc);
+}
+
 static void check_record(lua_State *L, struct lua_symbolizer *ls, pid_t pid,
 			 const struct lua_puc_version *version, const struct record *rec)
 {
@@ -602,6 +639,7 @@ static void check_record(lua_State *L, struct lua_symbolizer *ls, pid_t pid,
 		     rec->name);
 	check_line_bounds(rec, info, &ar);
 	check_abslineinfo_used(rec, version, proto, info->chunk);
+	check_tail_calls(rec, version, info);
 	if (getenv("LUA_SYMBOLIZE_VERBOSE"))
 		printf("%-14s %-40.40s line %4d size %4u traced %zu\n", info->function, info->chunk,
 		       info->line_defined, info->code_size, rec->trace_len);
