@@ -252,7 +252,7 @@ static __always_inline __u32 unwind_frame(struct unwinder_state *st, struct unwi
 		return END_COMPLETE;
 	if (ra_off == REG_SAME)
 		return END_UNSUPPORTED;
-	if (read_stack_word(st, cfa + ra_off, &ra))
+	if (stack_word(st, cfa + ra_off, &ra))
 		return END_READ_FAILED;
 
 	/* Caller-saved registers are unknown in the caller; callee-saved ones follow their rule,
@@ -271,7 +271,7 @@ static __always_inline __u32 unwind_frame(struct unwinder_state *st, struct unwi
 		__u64 base = rbp_based ? frame_rbp : cfa;
 
 		if ((off == REG_UNDEFINED && !rbp_based) || (rbp_based && !frame_rbp_known) ||
-		    read_stack_word(st, base + off, &saved)) {
+		    stack_word(st, base + off, &saved)) {
 			valid &= ~REG_BIT(reg);
 			continue;
 		}
